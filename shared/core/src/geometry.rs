@@ -1,0 +1,60 @@
+//! Footprint geometry: densify lon/lat rings and reproject them into a grid's CRS through
+//! a [`CrsTransform`] (GDAL/PROJ in production), so that tile coverage follows the real
+//! footprint rather than its lon/lat bounding box.
+
+use crate::error::Result;
+
+/// Reprojects points between EPSG codes. EPSG:4326 points are (longitude, latitude).
+pub trait CrsTransform: Send + Sync {
+    fn transform(&self, from_epsg: u32, to_epsg: u32, points: &mut [(f64, f64)]) -> Result<()>;
+}
+
+/// Insert `n - 1` points along each edge so that straight lon/lat edges follow their
+/// curved image in a projected CRS.
+pub fn densify(ring: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
+    let n = n.max(1);
+    let mut out = Vec::with_capacity(ring.len() * n);
+    for w in ring.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        for i in 0..n {
+            let t = i as f64 / n as f64;
+            out.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
+        }
+    }
+    if let Some(last) = ring.last() {
+        out.push(*last);
+    }
+    out
+}
+
+/// A footprint's rings in `to_epsg`, densified first.
+pub fn project_rings(
+    t: &dyn CrsTransform,
+    rings: &[Vec<(f64, f64)>],
+    to_epsg: u32,
+) -> Result<Vec<Vec<(f64, f64)>>> {
+    rings
+        .iter()
+        .map(|r| {
+            let mut pts = densify(r, 8);
+            t.transform(4326, to_epsg, &mut pts)?;
+            Ok(pts)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn densify_keeps_ends_and_adds_points() {
+        let r = [(0.0, 0.0), (4.0, 0.0), (4.0, 4.0)];
+        let d = densify(&r, 4);
+        assert_eq!(d.len(), 9);
+        assert_eq!(d[0], (0.0, 0.0));
+        assert_eq!(d[1], (1.0, 0.0));
+        assert_eq!(d[4], (4.0, 0.0));
+        assert_eq!(*d.last().unwrap(), (4.0, 4.0));
+    }
+}

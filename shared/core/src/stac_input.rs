@@ -1,0 +1,312 @@
+//! STAC items -> [`Dataset`]s. Parsing only: fetching documents is the caller's job.
+//! Accepts single items, ItemCollections / FeatureCollections and NDJSON, with the
+//! quirks of real catalogues (Earth Search, Planetary Computer, USGS, GA): `proj:*`
+//! fields at item or asset level, `proj:epsg` or `proj:code`, `eo:bands` or `bands`.
+
+use crate::dataset::{BandAsset, Dataset};
+use crate::error::{CoreError, Result};
+use serde_json::{Map, Value};
+
+/// What a JSON document turned out to be.
+#[derive(Debug)]
+pub enum StacDocument {
+    Items(Vec<Value>),
+    /// A catalog or collection: the hrefs of its `item` and `child` links, to follow.
+    Catalog { items: Vec<String>, children: Vec<String> },
+}
+
+/// Classify a JSON document (item, item collection, catalog/collection) or NDJSON text.
+pub fn parse_document(text: &str, what: &str) -> Result<StacDocument> {
+    let trimmed = text.trim_start();
+    // NDJSON: several JSON values, one per line.
+    if trimmed.starts_with('{') && trimmed.lines().filter(|l| !l.trim().is_empty()).count() > 1 {
+        if let Err(_first) = serde_json::from_str::<Value>(trimmed) {
+            let mut items = Vec::new();
+            for (i, line) in trimmed.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v: Value = serde_json::from_str(line)
+                    .map_err(|e| CoreError::Json { what: format!("{what} line {}", i + 1), source: e })?;
+                items.push(v);
+            }
+            return Ok(StacDocument::Items(items));
+        }
+    }
+    let v: Value = serde_json::from_str(text).map_err(|e| CoreError::Json { what: what.to_string(), source: e })?;
+    let ty = v.get("type").and_then(Value::as_str).unwrap_or("");
+    match ty {
+        "Feature" => Ok(StacDocument::Items(vec![v])),
+        "FeatureCollection" => {
+            let feats = v.get("features").and_then(Value::as_array).cloned().unwrap_or_default();
+            Ok(StacDocument::Items(feats))
+        }
+        "Catalog" | "Collection" => {
+            let links = v.get("links").and_then(Value::as_array).cloned().unwrap_or_default();
+            let hrefs = |rel: &str| -> Vec<String> {
+                links
+                    .iter()
+                    .filter(|l| l.get("rel").and_then(Value::as_str) == Some(rel))
+                    .filter_map(|l| l.get("href").and_then(Value::as_str).map(String::from))
+                    .collect()
+            };
+            Ok(StacDocument::Catalog { items: hrefs("item"), children: hrefs("child") })
+        }
+        other => Err(CoreError::BadItem {
+            id: what.to_string(),
+            why: format!("not a STAC Item, ItemCollection or Catalog (type is '{other}')"),
+        }),
+    }
+}
+
+/// Resolve an href relative to the document it was found in.
+pub fn resolve_href(href: &str, base: Option<&str>) -> String {
+    let absolute = href.starts_with('/') || href.contains("://") || href.starts_with("/vsi");
+    match base {
+        Some(base) if !absolute => {
+            let dir = match base.rfind('/') {
+                Some(i) => &base[..=i],
+                None => "",
+            };
+            let mut parts: Vec<&str> = dir.trim_end_matches('/').split('/').collect();
+            if dir.is_empty() {
+                parts.clear();
+            }
+            for seg in href.split('/') {
+                match seg {
+                    "." | "" => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    s => parts.push(s),
+                }
+            }
+            let joined = parts.join("/");
+            if dir.starts_with('/') && !joined.starts_with('/') {
+                format!("/{joined}")
+            } else {
+                joined
+            }
+        }
+        _ => href.to_string(),
+    }
+}
+
+fn epsg_of(fields: &Map<String, Value>) -> Option<u32> {
+    if let Some(n) = fields.get("proj:epsg").and_then(Value::as_u64) {
+        return Some(n as u32);
+    }
+    fields
+        .get("proj:code")
+        .and_then(Value::as_str)
+        .and_then(|c| c.strip_prefix("EPSG:").or_else(|| c.strip_prefix("epsg:")))
+        .and_then(|n| n.parse().ok())
+}
+
+fn transform_of(fields: &Map<String, Value>) -> Option<[f64; 6]> {
+    let a = fields.get("proj:transform")?.as_array()?;
+    if a.len() < 6 {
+        return None;
+    }
+    let v: Vec<f64> = a.iter().take(6).filter_map(Value::as_f64).collect();
+    // STAC stores [a, b, c, d, e, f] (rasterio Affine: x = a*col + b*row + c); GDAL wants
+    // [c, a, b, f, d, e].
+    (v.len() == 6).then(|| [v[2], v[0], v[1], v[5], v[3], v[4]])
+}
+
+fn shape_of(fields: &Map<String, Value>) -> Option<[usize; 2]> {
+    let a = fields.get("proj:shape")?.as_array()?;
+    match a.as_slice() {
+        [r, c] => Some([r.as_u64()? as usize, c.as_u64()? as usize]),
+        _ => None,
+    }
+}
+
+fn str_prop<'a>(p: &'a Map<String, Value>, k: &str) -> Option<String> {
+    match p.get(k)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// MGRS tile or WRS path/row from whichever convention the catalogue uses.
+fn region_code(p: &Map<String, Value>) -> Option<String> {
+    if let Some(s) = str_prop(p, "s2:mgrs_tile").or_else(|| str_prop(p, "odc:region_code")) {
+        return Some(s);
+    }
+    if let Some(code) = str_prop(p, "grid:code") {
+        return Some(code.trim_start_matches("MGRS-").trim_start_matches("WRS2-").to_string());
+    }
+    for pre in ["mgrs", "sentinel"] {
+        if let (Some(z), Some(b), Some(s)) = (
+            str_prop(p, &format!("{pre}:utm_zone")),
+            str_prop(p, &format!("{pre}:latitude_band")),
+            str_prop(p, &format!("{pre}:grid_square")),
+        ) {
+            return Some(format!("{:0>2}{b}{s}", z));
+        }
+    }
+    if let (Some(path), Some(row)) = (str_prop(p, "landsat:wrs_path"), str_prop(p, "landsat:wrs_row")) {
+        return Some(format!("{:0>3}{:0>3}", path, row));
+    }
+    None
+}
+
+/// `s2:processing_baseline`, or the `_Nxxyy_` part of the product id.
+fn processing_baseline(p: &Map<String, Value>) -> Option<String> {
+    if let Some(b) = str_prop(p, "s2:processing_baseline").or_else(|| str_prop(p, "sentinel:processing_baseline")) {
+        return Some(b);
+    }
+    let pid = str_prop(p, "sentinel:product_id").or_else(|| str_prop(p, "s2:product_uri"))?;
+    pid.split('_')
+        .find(|s| s.len() == 5 && s.starts_with('N') && s[1..].bytes().all(|b| b.is_ascii_digit()))
+        .map(|s| format!("{}.{}", &s[1..3], &s[3..5]))
+}
+
+fn rings_of(geometry: &Value) -> Option<Vec<Vec<(f64, f64)>>> {
+    let ring = |r: &Value| -> Option<Vec<(f64, f64)>> {
+        r.as_array()?
+            .iter()
+            .map(|p| {
+                let p = p.as_array()?;
+                Some((p.first()?.as_f64()?, p.get(1)?.as_f64()?))
+            })
+            .collect()
+    };
+    let coords = geometry.get("coordinates")?;
+    match geometry.get("type")?.as_str()? {
+        "Polygon" => Some(vec![ring(coords.as_array()?.first()?)?]),
+        "MultiPolygon" => coords.as_array()?.iter().map(|poly| ring(poly.as_array()?.first()?)).collect(),
+        _ => None,
+    }
+}
+
+/// Names an asset answers to besides its key: `eo:bands` / `bands` names and common names.
+fn asset_names(asset: &stac::Asset) -> Vec<String> {
+    let mut names = Vec::new();
+    if let Some(bands) = asset.additional_fields.get("eo:bands").and_then(Value::as_array) {
+        for b in bands {
+            for k in ["name", "common_name"] {
+                if let Some(n) = b.get(k).and_then(Value::as_str) {
+                    names.push(n.to_string());
+                }
+            }
+        }
+    }
+    for b in &asset.bands {
+        if let Some(n) = &b.name {
+            names.push(n.clone());
+        }
+        if let Some(n) = b.additional_fields.get("eo:common_name").and_then(Value::as_str) {
+            names.push(n.to_string());
+        }
+    }
+    names.dedup();
+    names
+}
+
+fn is_raster(asset: &stac::Asset) -> bool {
+    let ty = asset.r#type.as_deref().unwrap_or("");
+    let href = asset.href.to_ascii_lowercase();
+    ty.contains("tiff") || href.ends_with(".tif") || href.ends_with(".tiff") || ty.contains("geotiff")
+}
+
+/// Turn one STAC item (as JSON) into a dataset. `base` is the item's own location, used to
+/// resolve relative asset hrefs; `collection_hint` names the collection when the item does
+/// not (GA's items).
+pub fn dataset_from_item(item: Value, base: Option<&str>, collection_hint: Option<&str>) -> Result<Dataset> {
+    let id_hint = item.get("id").and_then(Value::as_str).unwrap_or("<item without id>").to_string();
+    let bad = |why: String| CoreError::BadItem { id: id_hint.clone(), why };
+    let item: stac::Item = serde_json::from_value(item).map_err(|e| bad(format!("not a valid STAC item: {e}")))?;
+    let props = &item.properties.additional_fields;
+    let datetime = item
+        .properties
+        .datetime
+        .or(item.properties.start_datetime)
+        .ok_or_else(|| bad("no datetime or start_datetime".into()))?;
+    let geometry = item
+        .geometry
+        .as_ref()
+        .ok_or_else(|| bad("no geometry: a footprint is needed to know which tiles it covers".into()))?;
+    let geometry = serde_json::to_value(geometry).map_err(|e| bad(e.to_string()))?;
+    let footprint = rings_of(&geometry).ok_or_else(|| bad("geometry is not a Polygon or MultiPolygon".into()))?;
+    let item_epsg = epsg_of(props);
+    let mut assets = Vec::new();
+    for (key, asset) in &item.assets {
+        if !is_raster(asset) {
+            continue;
+        }
+        let f = &asset.additional_fields;
+        assets.push(BandAsset {
+            key: key.clone(),
+            names: asset_names(asset),
+            href: resolve_href(&asset.href, base),
+            epsg: epsg_of(f).or(item_epsg),
+            transform: transform_of(f).or_else(|| transform_of(props)),
+            shape: shape_of(f).or_else(|| shape_of(props)),
+            nodata: asset.nodata.or_else(|| asset.bands.first().and_then(|b| b.nodata)),
+        });
+    }
+    if assets.is_empty() {
+        return Err(bad("no raster (GeoTIFF) assets".into()));
+    }
+    let epsg = item_epsg
+        .or_else(|| assets.iter().find_map(|a| a.epsg))
+        .ok_or_else(|| bad("no CRS: neither proj:epsg nor proj:code on the item or its assets".into()))?;
+    let collection = item
+        .collection
+        .clone()
+        .or_else(|| str_prop(props, "odc:product"))
+        .or_else(|| collection_hint.map(String::from))
+        .ok_or_else(|| bad("no collection (and none given for the source)".into()))?;
+    Ok(Dataset {
+        id: item.id.clone(),
+        collection,
+        datetime,
+        footprint,
+        epsg,
+        region_code: region_code(props),
+        processing_baseline: processing_baseline(props),
+        assets,
+        sources: vec![],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_hrefs() {
+        assert_eq!(resolve_href("./B04.tif", Some("/data/items/a.json")), "/data/items/B04.tif");
+        assert_eq!(resolve_href("../cogs/B04.tif", Some("/data/items/a.json")), "/data/cogs/B04.tif");
+        assert_eq!(resolve_href("B04.tif", Some("s3://bkt/items/a.json")), "s3://bkt/items/B04.tif");
+        assert_eq!(resolve_href("s3://x/y.tif", Some("/a/b.json")), "s3://x/y.tif");
+        assert_eq!(resolve_href("b.tif", None), "b.tif");
+    }
+
+    #[test]
+    fn baseline_from_product_id() {
+        let mut p = Map::new();
+        p.insert("sentinel:product_id".into(), "S2A_MSIL2A_20200714T115221_N0214_R123_T28QCH_20200714T191310".into());
+        assert_eq!(processing_baseline(&p).as_deref(), Some("02.14"));
+    }
+
+    #[test]
+    fn ndjson_and_collections() {
+        let a = r#"{"type":"Feature","id":"a"}"#;
+        let text = format!("{a}\n{a}\n");
+        match parse_document(&text, "t").unwrap() {
+            StacDocument::Items(v) => assert_eq!(v.len(), 2),
+            _ => panic!(),
+        }
+        let cat = r#"{"type":"Catalog","links":[{"rel":"item","href":"i.json"},{"rel":"child","href":"c/catalog.json"},{"rel":"root","href":"x"}]}"#;
+        match parse_document(cat, "t").unwrap() {
+            StacDocument::Catalog { items, children } => {
+                assert_eq!(items, vec!["i.json"]);
+                assert_eq!(children, vec!["c/catalog.json"]);
+            }
+            _ => panic!(),
+        }
+        let e = parse_document(r#"{"type":"Point"}"#, "x.json").unwrap_err().to_string();
+        assert!(e.contains("x.json"), "{e}");
+    }
+}

@@ -1,0 +1,268 @@
+//! The run file: everything that defines a run. Accepts the keys of odc-stats' `cfg.yaml`
+//! (`plugin`, `plugin_config`, `product`, `cog_opts`, `max_processing_time`,
+//! `job_queue_max_lease`, `renew_safety_margin`) plus the planning inputs. Unknown keys
+//! are an error that lists the valid ones.
+
+use crate::error::{EngineError, Result};
+use serde::{Deserialize, Serialize};
+use stratus_core::{Frequency, GridSpec, Period, TileIndex};
+use stratus_raster::CogOptions;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInfo {
+    pub name: String,
+    #[serde(default)]
+    pub short_name: Option<String>,
+    #[serde(default = "default_version")]
+    pub version: String,
+    #[serde(default)]
+    pub product_family: Option<String>,
+}
+
+fn default_version() -> String {
+    "0.1.0".into()
+}
+
+/// What to do when one input of a tile cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InputPolicy {
+    /// The tile fails (default): a product never silently lacks data.
+    #[default]
+    Fail,
+    /// The input is skipped and listed in the tile's STAC item and the ledger.
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Defaults to `{product}-{period or frequency}`.
+    #[serde(default)]
+    pub run_id: Option<String>,
+    /// STAC sources: item / ItemCollection / NDJSON / catalog files or directories.
+    pub inputs: Vec<String>,
+    /// `a`, `a+b` (fuse) or `a-b-c` (pool). Defaults to the only collection present.
+    #[serde(default)]
+    pub products: Option<String>,
+    pub grid: String,
+    #[serde(default)]
+    pub frequency: Option<String>,
+    /// e.g. `2021--P1Y`, `2020-05--P1M`.
+    #[serde(default)]
+    pub temporal_range: Option<String>,
+    /// Tile subset, as `x,y` pairs (e.g. `"190,55"`); all tiles when empty.
+    #[serde(default)]
+    pub tiles: Vec<String>,
+    pub plugin: String,
+    #[serde(default)]
+    pub plugin_config: serde_json::Value,
+    pub product: ProductInfo,
+    /// Output root: a directory or `s3://bucket/prefix`.
+    pub location: String,
+    #[serde(default)]
+    pub cog_opts: CogOptsConfig,
+    /// Pixels per side of a processing chunk (memory is set by this, not the tile).
+    #[serde(default = "default_chunk")]
+    pub chunk_size: usize,
+    #[serde(default)]
+    pub input_policy: InputPolicy,
+    /// Resampling for continuous bands (categorical bands always use nearest).
+    #[serde(default = "default_resampling")]
+    pub resampling: String,
+    /// Reprojection tolerance in pixels (gdalwarp's default 0.125; 0 = exact).
+    #[serde(default = "default_warp_error")]
+    pub warp_error_threshold: f64,
+    /// Seconds a tile may take before the worker gives up on it.
+    #[serde(default = "default_max_processing")]
+    pub max_processing_time: u64,
+    /// Seconds of lease a worker takes on a task (renewed while it runs).
+    #[serde(default = "default_lease")]
+    pub job_queue_max_lease: u64,
+    /// Seconds before the lease ends at which it is renewed.
+    #[serde(default = "default_margin")]
+    pub renew_safety_margin: u64,
+}
+
+/// `cog_opts`: defaults for every band, and per-band `overrides`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CogOptsConfig {
+    #[serde(flatten)]
+    pub defaults: CogOptions,
+    #[serde(default)]
+    pub overrides: std::collections::BTreeMap<String, CogOptions>,
+}
+
+fn default_chunk() -> usize {
+    1024
+}
+fn default_resampling() -> String {
+    "bilinear".into()
+}
+fn default_warp_error() -> f64 {
+    0.125
+}
+fn default_max_processing() -> u64 {
+    3600
+}
+fn default_lease() -> u64 {
+    300
+}
+fn default_margin() -> u64 {
+    60
+}
+
+const KEYS: &str = "run_id, inputs, products, grid, frequency, temporal_range, tiles, plugin, plugin_config, product, location, cog_opts, chunk_size, input_policy, resampling, warp_error_threshold, max_processing_time, job_queue_max_lease, renew_safety_margin";
+
+impl RunConfig {
+    /// Parse a YAML (or JSON) run file.
+    pub fn from_yaml(text: &str, what: &str) -> Result<RunConfig> {
+        let cfg: RunConfig = serde_norway::from_str(text).map_err(|e| {
+            let mut msg = format!("{what}: {e}");
+            if msg.contains("unknown field") {
+                msg += &format!(" (valid keys: {KEYS})");
+            }
+            EngineError::Config(msg)
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).expect("config serialises")
+    }
+
+    /// Check everything that can be checked before reading any input.
+    pub fn validate(&self) -> Result<()> {
+        self.grid_spec()?;
+        self.frequency()?;
+        self.temporal_range()?;
+        self.tile_subset()?;
+        stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?;
+        if self.inputs.is_empty() {
+            return Err(EngineError::Config("no inputs: give at least one STAC source (--input)".into()));
+        }
+        if !(64..=16384).contains(&self.chunk_size) {
+            return Err(EngineError::Config(format!("chunk_size {} is out of range: use 64 to 16384 pixels", self.chunk_size)));
+        }
+        self.resampling.parse::<stratus_raster::Resampling>().map_err(EngineError::Config)?;
+        if !(0.0..=10.0).contains(&self.warp_error_threshold) {
+            return Err(EngineError::Config("warp_error_threshold must be between 0 and 10 pixels".into()));
+        }
+        for (what, s) in [("product.name", &self.product.name), ("product.version", &self.product.version)] {
+            if s.is_empty() || s.contains("..") || s.contains('/') || s.contains('\\') || s.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(EngineError::Config(format!("{what} '{s}' must be a plain name (no '/', '..' or spaces)")));
+            }
+        }
+        if self.renew_safety_margin >= self.job_queue_max_lease {
+            return Err(EngineError::Config("renew_safety_margin must be smaller than job_queue_max_lease".into()));
+        }
+        Ok(())
+    }
+
+    pub fn grid_spec(&self) -> Result<GridSpec> {
+        Ok(GridSpec::parse(&self.grid)?)
+    }
+
+    /// The frequency: as given; `all` over a temporal range given alone; else annual.
+    pub fn frequency(&self) -> Result<Frequency> {
+        match (&self.frequency, &self.temporal_range) {
+            (Some(f), _) => Ok(f.parse()?),
+            (None, Some(_)) => Ok(Frequency::All),
+            (None, None) => Ok(Frequency::Annual),
+        }
+    }
+
+    pub fn temporal_range(&self) -> Result<Option<Period>> {
+        self.temporal_range.as_deref().map(|s| s.parse::<Period>().map_err(EngineError::from)).transpose()
+    }
+
+    pub fn tile_subset(&self) -> Result<Vec<TileIndex>> {
+        self.tiles
+            .iter()
+            .map(|s| {
+                let parse = |v: &str| v.trim().trim_start_matches(['x', 'y']).trim_start_matches('+').parse::<i32>();
+                let (a, b) = s.split_once([',', '/']).ok_or_else(|| EngineError::Config(format!("tile '{s}': expected 'x,y' such as '190,55'")))?;
+                match (parse(a), parse(b)) {
+                    (Ok(x), Ok(y)) => Ok(TileIndex::new(x, y)),
+                    _ => Err(EngineError::Config(format!("tile '{s}': expected 'x,y' such as '190,55'"))),
+                }
+            })
+            .collect()
+    }
+
+    /// The run id: as configured, or derived from the product and the time selection.
+    pub fn run_id(&self) -> String {
+        if let Some(r) = &self.run_id {
+            return r.clone();
+        }
+        let when = self
+            .temporal_range
+            .clone()
+            .or_else(|| self.frequency.clone())
+            .unwrap_or_else(|| "annual".into());
+        format!("{}-{}", self.product.name, when)
+    }
+
+    /// Digest of everything that decides the outputs' pixels.
+    pub fn digest(&self) -> String {
+        let mut c = self.clone();
+        c.run_id = None;
+        stratus_core::digest::short_digest(serde_json::to_string(&c).unwrap().as_bytes())
+    }
+
+    pub fn cog_options(&self, band: &str) -> CogOptions {
+        self.cog_opts.overrides.get(band).cloned().unwrap_or_else(|| self.cog_opts.defaults.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "inputs: [items.json]\ngrid: au-30\nplugin: pq\nproduct: {name: ga_s2_pq}\nlocation: out\n";
+
+    #[test]
+    fn defaults_and_derived() {
+        let c = RunConfig::from_yaml(MIN, "t").unwrap();
+        assert_eq!(c.chunk_size, 1024);
+        assert_eq!(c.frequency().unwrap(), Frequency::Annual);
+        assert_eq!(c.run_id(), "ga_s2_pq-annual");
+        let c = RunConfig::from_yaml(&format!("{MIN}temporal_range: 2021--P1Y\ntiles: ['3,-4', 'x+004/y+002']\n"), "t").unwrap();
+        assert_eq!(c.frequency().unwrap(), Frequency::All);
+        assert_eq!(c.run_id(), "ga_s2_pq-2021--P1Y");
+        assert_eq!(c.tile_subset().unwrap(), vec![TileIndex::new(3, -4), TileIndex::new(4, 2)]);
+    }
+
+    #[test]
+    fn odc_stats_keys_and_unknown_keys() {
+        let c = RunConfig::from_yaml(
+            &format!("{MIN}max_processing_time: 600\njob_queue_max_lease: 300\nrenew_safety_margin: 30\ncog_opts:\n  compress: zstd\n  overrides:\n    clear: {{compress: deflate, blocksize: 256}}\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.cog_options("clear").blocksize, 256);
+        assert_eq!(c.cog_options("total").compress, "zstd");
+        let e = RunConfig::from_yaml(&format!("{MIN}chunksize: 5\n"), "run.yaml").unwrap_err().to_string();
+        assert!(e.contains("chunksize") && e.contains("valid keys") && e.contains("run.yaml"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (extra, needle) in [
+            ("frequency: monthly\n", "monthly"),
+            ("temporal_range: 2021\n", "2021"),
+            ("tiles: ['3']\n", "tile '3'"),
+            ("chunk_size: 3\n", "chunk_size"),
+        ] {
+            let e = RunConfig::from_yaml(&format!("{MIN}{extra}"), "t").unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+        let e = RunConfig::from_yaml(&MIN.replace("au-30", "mars-30"), "t").unwrap_err().to_string();
+        assert!(e.contains("mars-30"), "{e}");
+        let e = RunConfig::from_yaml(&MIN.replace("ga_s2_pq", "../evil"), "t").unwrap_err().to_string();
+        assert!(e.contains("product.name"), "{e}");
+    }
+}

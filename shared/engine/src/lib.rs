@@ -1,0 +1,22 @@
+//! The Stratus engine: planning (save-tasks), processing one tile, running a plan with
+//! local workers, and the output layout. It reaches storage, queues and the ledger only
+//! through the `stratus-ports` traits, so the embedded and AWS paths share this code.
+
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod layout;
+pub mod plan_outputs;
+pub mod planner;
+pub mod runner;
+pub mod sources;
+pub mod stac_output;
+pub mod tile;
+pub mod worker;
+
+pub use config::RunConfig;
+pub use context::Context;
+pub use error::EngineError;
+
+/// The Stratus version, recorded in every output.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

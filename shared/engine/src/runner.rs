@@ -1,0 +1,288 @@
+//! Running a plan on this machine: N worker threads take tasks either straight from the
+//! ledger (a whole plan or a selection) or from the embedded queue (`--from-queue`).
+
+use crate::context::Context;
+use crate::error::{EngineError, Result};
+use crate::layout::Layout;
+use crate::worker::{TaskOutcome, TaskReport, Worker};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stratus_core::{Selection, TaskId};
+use stratus_ports::ledger::ResetScope;
+use stratus_ports::{TaskQueue, TaskState};
+
+/// Told about progress (the CLI draws a bar; tests count).
+pub trait Progress: Send + Sync {
+    fn begin(&self, total: u64);
+    fn advance(&self, report: &TaskReport);
+    fn finish(&self);
+}
+
+/// No-op progress.
+pub struct Silent;
+impl Progress for Silent {
+    fn begin(&self, _: u64) {}
+    fn advance(&self, _: &TaskReport) {}
+    fn finish(&self) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub workers: usize,
+    pub selection: Vec<Selection>,
+    pub overwrite: bool,
+    pub stop: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FailedTask {
+    pub task_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub selected: usize,
+    pub processed: usize,
+    pub skipped_existing: usize,
+    pub already_done: usize,
+    pub busy: usize,
+    pub failed: Vec<FailedTask>,
+    pub interrupted: bool,
+    pub elapsed_s: f64,
+    pub completion_fired: bool,
+    /// Where the run summary was written.
+    pub summary_url: String,
+}
+
+impl RunReport {
+    fn add(&mut self, r: &TaskReport) {
+        match &r.outcome {
+            TaskOutcome::Done(_) => self.processed += 1,
+            TaskOutcome::SkippedExisting => self.skipped_existing += 1,
+            TaskOutcome::AlreadyDone => self.already_done += 1,
+            TaskOutcome::Busy { .. } => self.busy += 1,
+            TaskOutcome::Failed { reason, final_attempt: true } => self.failed.push(FailedTask { task_id: r.task_id.clone(), reason: reason.clone() }),
+            TaskOutcome::AlreadyFailed | TaskOutcome::Failed { .. } => {}
+            TaskOutcome::Interrupted => self.interrupted = true,
+        }
+        self.completion_fired |= r.completion_fired;
+    }
+}
+
+/// Select task ids of a run (plan order). No selection: every task.
+pub fn select_tasks(ctx: &Context, run_id: &str, selection: &[Selection]) -> Result<Vec<String>> {
+    let tasks = ctx.ledger.tasks(run_id, None)?;
+    if selection.is_empty() {
+        return Ok(tasks.into_iter().map(|t| t.task_id).collect());
+    }
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.parse()).collect::<std::result::Result<_, _>>()?;
+    let mut out = Vec::new();
+    for s in selection {
+        for i in s.indices(ids.len(), |id| ids.iter().position(|x| x == id))? {
+            if !out.contains(&tasks[i].task_id) {
+                out.push(tasks[i].task_id.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn new_worker(ctx: &Context, run_id: &str, opts: &RunOptions) -> Result<Worker> {
+    let mut w = Worker::new(ctx.clone(), run_id, opts.stop.clone())?;
+    w.overwrite = opts.overwrite;
+    // A new run of a plan retries what failed before: those tiles are not complete.
+    w.rerun_failed = true;
+    Ok(w)
+}
+
+/// Run the selected tasks of a plan with `workers` threads, straight from the ledger.
+pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport> {
+    let started = Instant::now();
+    // Tasks left running by a crashed or killed run on this machine are taken back now.
+    let reclaimed = ctx.ledger.reset(run_id, ResetScope::Stale, None)?;
+    if !reclaimed.is_empty() {
+        tracing::info!(count = reclaimed.len(), "reclaimed tasks left running by a stopped process");
+    }
+    let selected = select_tasks(ctx, run_id, &opts.selection)?;
+    let todo: VecDeque<String> = selected.iter().cloned().collect();
+    let report = Mutex::new(RunReport { run_id: run_id.into(), selected: selected.len(), ..Default::default() });
+    progress.begin(todo.len() as u64);
+    let queue = Mutex::new(todo);
+    let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..opts.workers.max(1) {
+            s.spawn(|| {
+                let worker = match new_worker(ctx, run_id, opts) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        first_error.lock().unwrap().get_or_insert(e);
+                        return;
+                    }
+                };
+                loop {
+                    if opts.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Some(task) = queue.lock().unwrap().pop_front() else { return };
+                    match worker.process(&task, true, None) {
+                        Ok(r) => {
+                            report.lock().unwrap().add(&r);
+                            progress.advance(&r);
+                        }
+                        Err(e) => {
+                            first_error.lock().unwrap().get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(e);
+    }
+    let mut report = report.into_inner().unwrap();
+    report.interrupted |= opts.stop.load(Ordering::Relaxed);
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    write_summary(ctx, run_id, &mut report)?;
+    Ok(report)
+}
+
+/// Message bodies on task queues: the run and the task, nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskMessage {
+    pub run_id: String,
+    pub task_id: String,
+}
+
+/// Send the selected tasks of a run to a queue (marking them queued). Tasks already
+/// queued or done are not sent again.
+pub fn publish_tasks(ctx: &Context, run_id: &str, queue: &dyn TaskQueue, selection: &[Selection], dry_run: bool) -> Result<Vec<String>> {
+    let selected = select_tasks(ctx, run_id, selection)?;
+    let pending: Vec<String> = ctx.ledger.tasks(run_id, Some(TaskState::Pending))?.into_iter().map(|t| t.task_id).collect();
+    let to_send: Vec<String> = selected.into_iter().filter(|t| pending.contains(t)).collect();
+    if dry_run {
+        return Ok(to_send);
+    }
+    for page in to_send.chunks(100) {
+        let changed = ctx.ledger.mark_queued(run_id, page)?;
+        let bodies: Vec<String> = changed
+            .iter()
+            .map(|t| serde_json::to_string(&TaskMessage { run_id: run_id.into(), task_id: t.clone() }).unwrap())
+            .collect();
+        queue.send_batch(&bodies)?;
+    }
+    Ok(to_send)
+}
+
+/// Consume a queue with `workers` threads until it stays empty for `idle_exit`.
+pub fn run_from_queue(ctx: &Context, run_id: &str, queue: &dyn TaskQueue, opts: &RunOptions, idle_exit: Duration, progress: &dyn Progress) -> Result<RunReport> {
+    let started = Instant::now();
+    ctx.ledger.reset(run_id, ResetScope::Stale, None)?;
+    let depth = queue.depth()?;
+    progress.begin(depth.visible + depth.in_flight);
+    let report = Mutex::new(RunReport { run_id: run_id.into(), ..Default::default() });
+    let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..opts.workers.max(1) {
+            s.spawn(|| {
+                let mut worker = match Worker::new(ctx.clone(), run_id, opts.stop.clone()) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        first_error.lock().unwrap().get_or_insert(e);
+                        return;
+                    }
+                };
+                worker.overwrite = opts.overwrite;
+                let visibility = Duration::from_secs(worker.cfg.job_queue_max_lease);
+                let mut idle_since = Instant::now();
+                while !opts.stop.load(Ordering::Relaxed) {
+                    let msgs = match queue.receive(1, visibility, Duration::from_millis(500)) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            first_error.lock().unwrap().get_or_insert(e.into());
+                            return;
+                        }
+                    };
+                    let Some(msg) = msgs.into_iter().next() else {
+                        if idle_since.elapsed() >= idle_exit && queue.depth().map(|d| d.in_flight == 0).unwrap_or(true) {
+                            return;
+                        }
+                        continue;
+                    };
+                    idle_since = Instant::now();
+                    let Ok(body) = serde_json::from_str::<TaskMessage>(&msg.body) else {
+                        // Left undeleted: it reaches the dead-letter queue for a person to see.
+                        tracing::error!(message_id = %msg.message_id, body = %msg.body.chars().take(200).collect::<String>(), "malformed task message");
+                        continue;
+                    };
+                    if body.run_id != run_id {
+                        tracing::warn!(message_run = %body.run_id, "message for another run; leaving it");
+                        continue;
+                    }
+                    let final_attempt = msg.receive_count >= queue.max_receives();
+                    let extend = || {
+                        let _ = queue.extend_visibility(&msg.receipt, visibility);
+                    };
+                    match worker.process(&body.task_id, final_attempt, Some(&extend)) {
+                        Ok(r) => {
+                            match &r.outcome {
+                                TaskOutcome::Done(_) | TaskOutcome::SkippedExisting | TaskOutcome::AlreadyDone | TaskOutcome::AlreadyFailed => {
+                                    let _ = queue.delete(&msg.receipt);
+                                }
+                                // Retry soon, with a backoff that grows with the receives.
+                                TaskOutcome::Failed { .. } | TaskOutcome::Interrupted | TaskOutcome::Busy { .. } => {
+                                    let _ = queue.extend_visibility(&msg.receipt, Duration::from_secs(u64::from(msg.receive_count).min(30)));
+                                }
+                            }
+                            report.lock().unwrap().add(&r);
+                            progress.advance(&r);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, task = %body.task_id, "task could not be processed");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+    if let Some(e) = first_error.into_inner().unwrap() {
+        return Err(e);
+    }
+    let mut report = report.into_inner().unwrap();
+    report.interrupted |= opts.stop.load(Ordering::Relaxed);
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    write_summary(ctx, run_id, &mut report)?;
+    Ok(report)
+}
+
+/// Write the run summary (`_runs/{run}/summary.json`): this invocation's report plus the
+/// ledger's counts.
+fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<()> {
+    let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
+    let product = run.config.get("product").cloned().unwrap_or_default();
+    let layout = Layout::new(
+        product.get("name").and_then(|v| v.as_str()).unwrap_or("product"),
+        product.get("version").and_then(|v| v.as_str()).unwrap_or("0"),
+    );
+    let key = format!("{}/summary.json", layout.run_dir(run_id));
+    report.summary_url = ctx.output.url(&key);
+    let failed = ctx.ledger.tasks(run_id, Some(TaskState::Failed))?;
+    let doc = serde_json::json!({
+        "run_id": run_id,
+        "written_at": chrono::Utc::now().to_rfc3339(),
+        "stratus_version": crate::VERSION,
+        "ledger": run.counts,
+        "this_invocation": report,
+        "failed_tasks": failed.iter().map(|t| serde_json::json!({"task_id": t.task_id, "reason": t.error, "attempts": t.attempts})).collect::<Vec<_>>(),
+    });
+    ctx.output.put(&key, serde_json::to_string_pretty(&doc).unwrap().as_bytes())?;
+    Ok(())
+}

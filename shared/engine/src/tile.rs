@@ -1,0 +1,344 @@
+//! Processing one tile: read each dataset's bands warped into the tile's grid chunk by
+//! chunk, fuse same-day observations (first valid pixel wins), reduce with the statistic,
+//! write one COG per output band, and the STAC item last.
+
+use crate::config::{InputPolicy, RunConfig};
+use crate::error::{EngineError, Result};
+use crate::layout::Layout;
+use crate::stac_output::{output_item, ItemFacts};
+use ndarray::{s, Axis};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use stratus_core::geometry::project_rings;
+use stratus_core::grid::Bounds;
+use stratus_core::period::solar_day;
+use stratus_core::{Dataset, GeoBox, TaskId};
+use stratus_ports::BlobStore;
+use stratus_raster::paths::gdal_path;
+use stratus_raster::{open_input, read_warped, BandWriter, GdalCrsTransform, Resampling};
+use stratus_stats::{OutputData, PixelType, Stack, Statistic};
+
+/// An input left out of a tile (input_policy: skip), recorded in the STAC item and ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedInput {
+    pub dataset: String,
+    pub href: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub read_s: f64,
+    pub compute_s: f64,
+    pub write_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TileResult {
+    pub outputs: Vec<String>,
+    pub stac_item: String,
+    pub datasets: usize,
+    pub observation_days: usize,
+    pub skipped_inputs: Vec<SkippedInput>,
+    pub timings: Timings,
+    pub chunks: usize,
+}
+
+/// Everything a tile needs besides its datasets.
+pub struct TileJob<'a> {
+    pub cfg: &'a RunConfig,
+    pub run_id: &'a str,
+    pub task: TaskId,
+    pub statistic: &'a dyn Statistic,
+    pub output: &'a dyn BlobStore,
+    /// Set to stop early (Ctrl-C, lease lost).
+    pub stop: &'a AtomicBool,
+    pub deadline: Instant,
+}
+
+/// A dataset failed to read: which and why.
+struct InputFailure {
+    dataset: usize,
+    href: String,
+    reason: String,
+    transient: bool,
+}
+
+struct Prepared<'a> {
+    dataset: &'a Dataset,
+    /// Footprint bounds in the grid CRS, to skip chunks it cannot touch.
+    bounds: Option<Bounds>,
+}
+
+/// Process a tile. Outputs are written only after every chunk succeeded; the STAC item is
+/// written after every band, so an item's presence means the tile is complete.
+pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
+    let mut excluded: BTreeSet<usize> = BTreeSet::new();
+    let mut skipped = Vec::new();
+    loop {
+        match try_tile(job, datasets, &excluded) {
+            Ok(mut r) => {
+                r.skipped_inputs = skipped;
+                return Ok(r);
+            }
+            Err(TileError::Input(f)) => {
+                let d = &datasets[f.dataset];
+                if job.cfg.input_policy == InputPolicy::Fail || f.transient {
+                    return Err(EngineError::Task {
+                        task: job.task.to_string(),
+                        why: format!(
+                            "input '{}' of dataset '{}' cannot be read: {}{}",
+                            f.href,
+                            d.id,
+                            f.reason,
+                            if f.transient { " (transient: will be retried)" } else { " (set input_policy: skip to leave unreadable inputs out)" }
+                        ),
+                    });
+                }
+                tracing::warn!(task = %job.task, dataset = %d.id, href = %f.href, reason = %f.reason, "skipping unreadable input");
+                skipped.push(SkippedInput { dataset: d.id.clone(), href: f.href, reason: f.reason });
+                // Start the tile again without it, so every chunk sees the same inputs.
+                excluded.insert(f.dataset);
+            }
+            Err(TileError::Other(e)) => return Err(e),
+        }
+    }
+}
+
+enum TileError {
+    Input(InputFailure),
+    Other(EngineError),
+}
+
+impl<E: Into<EngineError>> From<E> for TileError {
+    fn from(e: E) -> Self {
+        TileError::Other(e.into())
+    }
+}
+
+fn check_stop(job: &TileJob) -> Result<(), TileError> {
+    if job.stop.load(Ordering::Relaxed) {
+        return Err(TileError::Other(EngineError::Interrupted));
+    }
+    if Instant::now() > job.deadline {
+        return Err(TileError::Other(EngineError::Task {
+            task: job.task.to_string(),
+            why: format!("exceeded max_processing_time ({} s); use a smaller tile, or the container worker", job.cfg.max_processing_time),
+        }));
+    }
+    Ok(())
+}
+
+fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> Result<TileResult, TileError> {
+    let cfg = job.cfg;
+    let grid = cfg.grid_spec()?;
+    let tile_box = grid.tile_geobox(job.task.tile);
+    let inputs = job.statistic.input_bands();
+    let outputs = job.statistic.output_bands();
+    let continuous: Resampling = cfg.resampling.parse().map_err(EngineError::Config)?;
+    let transform = GdalCrsTransform;
+
+    // Observation slots: one per solar day, datasets in plan order (time, id) within it.
+    let active: Vec<usize> = (0..datasets.len()).filter(|i| !excluded.contains(i)).collect();
+    let mut days: Vec<(chrono::NaiveDate, Vec<usize>)> = Vec::new();
+    for &i in &active {
+        let d = &datasets[i];
+        let day = solar_day(d.datetime, d.longitude());
+        match days.iter_mut().find(|(dd, _)| *dd == day) {
+            Some((_, v)) => v.push(i),
+            None => days.push((day, vec![i])),
+        }
+    }
+    days.sort_by_key(|(d, _)| *d);
+    let prepared: Vec<Prepared> = datasets
+        .iter()
+        .map(|d| Prepared {
+            dataset: d,
+            bounds: project_rings(&transform, &d.footprint, grid.epsg)
+                .ok()
+                .and_then(|rings| Bounds::from_points(&rings.concat())),
+        })
+        .collect();
+    // Every needed band must exist on every dataset: a missing asset is a bad input.
+    for &i in &active {
+        for b in &inputs {
+            if datasets[i].band(&b.name).is_none() {
+                return Err(TileError::Input(InputFailure {
+                    dataset: i,
+                    href: format!("{} (asset '{}')", datasets[i].id, b.name),
+                    reason: format!("the item has no asset for band '{}'", b.name),
+                    transient: false,
+                }));
+            }
+        }
+    }
+
+    let scratch = tempfile::Builder::new().prefix("stratus-tile-").tempdir().map_err(|e| EngineError::Io { path: "temporary directory".into(), source: e })?;
+    let mut writers: Vec<BandWriter> = outputs
+        .iter()
+        .map(|o| match o.dtype {
+            PixelType::Uint8 => BandWriter::create::<u8>(scratch.path(), &o.name, &tile_box, o.nodata),
+            PixelType::Uint16 => BandWriter::create::<u16>(scratch.path(), &o.name, &tile_box, o.nodata),
+            PixelType::Int16 => BandWriter::create::<i16>(scratch.path(), &o.name, &tile_box, o.nodata),
+            PixelType::Float32 => BandWriter::create::<f32>(scratch.path(), &o.name, &tile_box, o.nodata),
+        })
+        .collect::<std::result::Result<_, _>>()?;
+
+    let halo = job.statistic.halo();
+    let chunk = cfg.chunk_size;
+    let mut timings = Timings::default();
+    let mut n_chunks = 0;
+    for row0 in (0..tile_box.height).step_by(chunk) {
+        for col0 in (0..tile_box.width).step_by(chunk) {
+            check_stop(job)?;
+            n_chunks += 1;
+            let (w, h) = (chunk.min(tile_box.width - col0), chunk.min(tile_box.height - row0));
+            let window = tile_box.window(col0 as isize - halo as isize, row0 as isize - halo as isize, w + 2 * halo, h + 2 * halo);
+            let t0 = Instant::now();
+            let stack = read_chunk(job, &prepared, &days, &inputs, &window, continuous)?;
+            let t1 = Instant::now();
+            let results = job.statistic.reduce(&stack)?;
+            let t2 = Instant::now();
+            for (writer, data) in writers.iter_mut().zip(results) {
+                write_cropped(writer, data, col0, row0, w, h, halo)?;
+            }
+            timings.read_s += (t1 - t0).as_secs_f64();
+            timings.compute_s += (t2 - t1).as_secs_f64();
+            timings.write_s += t2.elapsed().as_secs_f64();
+        }
+    }
+    check_stop(job)?;
+
+    // COGs, uploaded one by one; then the STAC item, which marks the tile complete.
+    let t_write = Instant::now();
+    let layout = Layout::new(&cfg.product.name, &cfg.product.version);
+    let mut keys = Vec::new();
+    for (writer, o) in writers.into_iter().zip(&outputs) {
+        let local = scratch.path().join(format!("{}.tif", o.name));
+        writer.finish(&local, &cfg.cog_options(&o.name), o.categorical)?;
+        let key = layout.band_key(&job.task, &o.name);
+        job.output.put_file(&key, &local)?;
+        let _ = std::fs::remove_file(&local);
+        keys.push(key);
+    }
+    let used: Vec<&Dataset> = active.iter().map(|&i| &datasets[i]).collect();
+    let skipped_ids: Vec<String> = excluded.iter().map(|&i| datasets[i].id.clone()).collect();
+    let item = output_item(&ItemFacts {
+        cfg,
+        run_id: job.run_id,
+        task: &job.task,
+        geobox: &tile_box,
+        outputs: &outputs,
+        band_urls: keys.iter().map(|k| job.output.url(k)).collect(),
+        inputs: used.iter().map(|d| d.id.clone()).collect(),
+        skipped_inputs: skipped_ids,
+        observation_days: days.len(),
+        self_url: job.output.url(&layout.stac_key(&job.task)),
+    })?;
+    let stac_key = layout.stac_key(&job.task);
+    job.output.put(&stac_key, serde_json::to_string_pretty(&item).unwrap().as_bytes())?;
+    timings.write_s += t_write.elapsed().as_secs_f64();
+    Ok(TileResult {
+        outputs: keys.iter().map(|k| job.output.url(k)).collect(),
+        stac_item: job.output.url(&stac_key),
+        datasets: used.len(),
+        observation_days: days.len(),
+        skipped_inputs: vec![],
+        timings,
+        chunks: n_chunks,
+    })
+}
+
+/// Read one chunk's stack: every day's datasets, fused, in parallel across days.
+fn read_chunk(
+    job: &TileJob,
+    prepared: &[Prepared],
+    days: &[(chrono::NaiveDate, Vec<usize>)],
+    inputs: &[stratus_stats::InputBand],
+    window: &GeoBox,
+    continuous: Resampling,
+) -> Result<Stack, TileError> {
+    let names: Vec<String> = inputs.iter().map(|b| b.name.clone()).collect();
+    let nodata: Vec<u16> = inputs.iter().map(|b| b.nodata).collect();
+    let mut stack = Stack::new(names, nodata.clone(), days.len(), window.height, window.width);
+    let wb = window.bounds();
+    let npix = window.width * window.height;
+    let failures: Vec<Option<InputFailure>> = stack
+        .data
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(days.par_iter())
+        .map(|(mut slot, (_, members))| {
+            // filled[p]: the slot already has an observation at pixel p.
+            let mut filled = vec![false; npix];
+            for &i in members {
+                let p = &prepared[i];
+                if p.bounds.is_some_and(|b| !b.intersects(&wb)) {
+                    continue;
+                }
+                let mut planes: Vec<Vec<u16>> = Vec::with_capacity(inputs.len());
+                for b in inputs {
+                    let asset = p.dataset.band(&b.name).expect("checked above");
+                    let path = gdal_path(&asset.href);
+                    let resampling = if b.categorical { Resampling::Nearest } else { continuous };
+                    let read = open_input(&path).and_then(|src| read_warped::<u16>(&src, &asset.href, window, resampling, b.nodata as f64, job.cfg.warp_error_threshold));
+                    match read {
+                        Ok(v) => planes.push(v),
+                        Err(e) => {
+                            return Some(InputFailure { dataset: i, href: asset.href.clone(), reason: e.to_string(), transient: e.is_transient() });
+                        }
+                    }
+                }
+                // Same-day fusing: the first dataset valid (all bands) at a pixel wins.
+                for (px, f) in filled.iter_mut().enumerate() {
+                    if *f || planes.iter().zip(&nodata).any(|(pl, nd)| pl[px] == *nd) {
+                        continue;
+                    }
+                    *f = true;
+                    let (y, x) = (px / window.width, px % window.width);
+                    for (bi, pl) in planes.iter().enumerate() {
+                        slot[[bi, y, x]] = pl[px];
+                    }
+                }
+            }
+            None
+        })
+        .collect();
+    if let Some(f) = failures.into_iter().flatten().next() {
+        return Err(TileError::Input(f));
+    }
+    Ok(stack)
+}
+
+fn write_cropped(writer: &mut BandWriter, data: OutputData, col0: usize, row0: usize, w: usize, h: usize, halo: usize) -> Result<()> {
+    macro_rules! crop {
+        ($a:expr) => {
+            $a.slice(s![halo..halo + h, halo..halo + w]).iter().copied().collect::<Vec<_>>()
+        };
+    }
+    match data {
+        OutputData::U8(a) => writer.write(col0, row0, w, h, crop!(a))?,
+        OutputData::U16(a) => writer.write(col0, row0, w, h, crop!(a))?,
+        OutputData::I16(a) => writer.write(col0, row0, w, h, crop!(a))?,
+        OutputData::F32(a) => writer.write(col0, row0, w, h, crop!(a))?,
+    }
+    Ok(())
+}
+
+/// True if the tile's STAC item (written last) exists: the tile is complete.
+pub fn tile_is_complete(output: &dyn BlobStore, layout: &Layout, task: &TaskId) -> Result<bool> {
+    Ok(output.head(&layout.stac_key(task))?.is_some())
+}
+
+/// Remove a tile's outputs (before an overwrite, the item first so the tile never looks
+/// complete with old and new bands mixed).
+pub fn remove_tile_outputs(output: &dyn BlobStore, layout: &Layout, task: &TaskId, bands: &[String]) -> Result<()> {
+    output.delete(&layout.stac_key(task))?;
+    for b in bands {
+        output.delete(&layout.band_key(task, b))?;
+    }
+    Ok(())
+}

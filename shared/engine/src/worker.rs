@@ -1,0 +1,170 @@
+//! One task, start to finish, with the ledger: claim it, keep its lease alive while the
+//! tile runs, skip it if its outputs are already complete, and record the outcome. The
+//! same code serves the local runner, the queue consumer and (later) the Lambda handler.
+
+use crate::config::RunConfig;
+use crate::context::Context;
+use crate::error::{EngineError, Result};
+use crate::layout::Layout;
+use crate::tile::{process_tile, remove_tile_outputs, tile_is_complete, TileJob, TileResult};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stratus_core::{Dataset, TaskId};
+use stratus_ports::ClaimOutcome;
+use stratus_stats::Statistic;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskOutcome {
+    /// Processed now.
+    Done(Box<TileResult>),
+    /// Its outputs were already complete: recorded done without recomputing.
+    SkippedExisting,
+    Failed { reason: String, final_attempt: bool },
+    AlreadyDone,
+    AlreadyFailed,
+    Busy { owner: String },
+    Interrupted,
+}
+
+/// What happened, plus whether this finished the run.
+#[derive(Debug, Clone)]
+pub struct TaskReport {
+    pub task_id: String,
+    pub outcome: TaskOutcome,
+    pub completion_fired: bool,
+    pub elapsed_s: f64,
+}
+
+pub struct Worker {
+    pub ctx: Context,
+    pub cfg: RunConfig,
+    pub run_id: String,
+    pub statistic: Box<dyn Statistic>,
+    pub worker_id: String,
+    /// Global stop (Ctrl-C): in-flight tiles stop and are released, not failed.
+    pub stop: Arc<AtomicBool>,
+    pub overwrite: bool,
+    pub rerun_failed: bool,
+}
+
+impl Worker {
+    pub fn new(ctx: Context, run_id: &str, stop: Arc<AtomicBool>) -> Result<Worker> {
+        let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
+        let cfg: RunConfig = serde_json::from_value(run.config).map_err(|e| EngineError::Config(format!("run '{run_id}' has an unreadable configuration: {e}")))?;
+        let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
+        Ok(Worker {
+            ctx,
+            cfg,
+            run_id: run_id.into(),
+            statistic,
+            worker_id: stratus_ports::worker_id::new_worker_id(),
+            stop,
+            overwrite: false,
+            rerun_failed: false,
+        })
+    }
+
+    /// Process one task. `final_attempt` says whether a failure now is the last word (no
+    /// queue redelivery will follow). `on_heartbeat` runs with each lease renewal (to
+    /// extend a queue message's visibility too).
+    pub fn process(&self, task_id: &str, final_attempt: bool, on_heartbeat: Option<&(dyn Fn() + Sync)>) -> Result<TaskReport> {
+        let started = Instant::now();
+        let lease = Duration::from_secs(self.cfg.job_queue_max_lease);
+        let ledger = &self.ctx.ledger;
+        let report = |outcome, fired| TaskReport { task_id: task_id.to_string(), outcome, completion_fired: fired, elapsed_s: started.elapsed().as_secs_f64() };
+        match ledger.claim(&self.run_id, task_id, &self.worker_id, lease, self.overwrite, self.rerun_failed || self.overwrite)? {
+            ClaimOutcome::Claimed { .. } => {}
+            ClaimOutcome::AlreadyDone => return Ok(report(TaskOutcome::AlreadyDone, false)),
+            ClaimOutcome::AlreadyFailed => return Ok(report(TaskOutcome::AlreadyFailed, false)),
+            ClaimOutcome::Busy { owner } => return Ok(report(TaskOutcome::Busy { owner }, false)),
+        }
+        let span = tracing::info_span!("task", run_id = %self.run_id, task_id = %task_id, worker = %self.worker_id);
+        let _g = span.enter();
+        let task_stop = AtomicBool::new(false);
+        let finished = AtomicBool::new(false);
+        let renew_every = Duration::from_secs(self.cfg.job_queue_max_lease.saturating_sub(self.cfg.renew_safety_margin).max(1));
+        let result = std::thread::scope(|s| {
+            // Heartbeat: renew the lease; if it was lost, stop the tile.
+            s.spawn(|| {
+                let mut last = Instant::now();
+                while !finished.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if self.stop.load(Ordering::Relaxed) {
+                        task_stop.store(true, Ordering::Relaxed);
+                    }
+                    if last.elapsed() >= renew_every {
+                        last = Instant::now();
+                        match ledger.heartbeat(&self.run_id, task_id, &self.worker_id, lease) {
+                            Ok(true) => {
+                                if let Some(f) = on_heartbeat {
+                                    f();
+                                }
+                            }
+                            Ok(false) => {
+                                tracing::warn!("lease lost to another worker; stopping this tile");
+                                task_stop.store(true, Ordering::Relaxed);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                        }
+                    }
+                }
+            });
+            let r = self.run_claimed(task_id, &task_stop);
+            finished.store(true, Ordering::Relaxed);
+            r
+        });
+        match result {
+            Ok(Some(tile)) => {
+                let t = ledger.complete(&self.run_id, task_id, &self.worker_id, &serde_json::to_value(&tile).unwrap())?;
+                tracing::info!(
+                    datasets = tile.datasets, days = tile.observation_days, read_s = tile.timings.read_s, compute_s = tile.timings.compute_s,
+                    write_s = tile.timings.write_s, skipped_inputs = tile.skipped_inputs.len(), "tile done"
+                );
+                Ok(report(TaskOutcome::Done(Box::new(tile)), t.completion_fired))
+            }
+            Ok(None) => {
+                let t = ledger.complete(&self.run_id, task_id, &self.worker_id, &json!({"skipped_existing": true}))?;
+                Ok(report(TaskOutcome::SkippedExisting, t.completion_fired))
+            }
+            Err(EngineError::Interrupted) if self.stop.load(Ordering::Relaxed) => {
+                ledger.release(&self.run_id, task_id, &self.worker_id)?;
+                Ok(report(TaskOutcome::Interrupted, false))
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(error = %reason, final_attempt, "tile failed");
+                let t = ledger.fail(&self.run_id, task_id, &self.worker_id, &reason, final_attempt, None)?;
+                Ok(report(TaskOutcome::Failed { reason, final_attempt }, t.completion_fired))
+            }
+        }
+    }
+
+    /// The claimed part: None if the outputs were already complete.
+    fn run_claimed(&self, task_id: &str, stop: &AtomicBool) -> Result<Option<TileResult>> {
+        let task: TaskId = task_id.parse()?;
+        let layout = Layout::new(&self.cfg.product.name, &self.cfg.product.version);
+        let out = self.ctx.output.as_ref();
+        if tile_is_complete(out, &layout, &task)? {
+            if !self.overwrite {
+                return Ok(None);
+            }
+            let bands: Vec<String> = self.statistic.output_bands().into_iter().map(|b| b.name).collect();
+            remove_tile_outputs(out, &layout, &task, &bands)?;
+        }
+        let payload = self.ctx.ledger.payload(&self.run_id, task_id)?;
+        let datasets: Vec<Dataset> = serde_json::from_value(payload.get("datasets").cloned().unwrap_or_default())
+            .map_err(|e| EngineError::Task { task: task_id.into(), why: format!("unreadable dataset list in the ledger: {e}") })?;
+        let job = TileJob {
+            cfg: &self.cfg,
+            run_id: &self.run_id,
+            task,
+            statistic: self.statistic.as_ref(),
+            output: out,
+            stop,
+            deadline: Instant::now() + Duration::from_secs(self.cfg.max_processing_time),
+        };
+        process_tile(&job, &datasets).map(Some)
+    }
+}

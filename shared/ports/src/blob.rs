@@ -1,0 +1,41 @@
+use crate::error::Result;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+}
+
+/// An object store. Writes are atomic: a reader sees a whole object or none.
+pub trait BlobStore: Send + Sync {
+    fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+    /// Upload a local file (large outputs are written locally first, then put).
+    fn put_file(&self, key: &str, path: &Path) -> Result<()>;
+    fn get(&self, key: &str) -> Result<Vec<u8>>;
+    fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>>;
+    fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
+    /// Keys under a prefix, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    fn delete(&self, key: &str) -> Result<()>;
+    /// The object's address for people and STAC hrefs (`/abs/path`, `s3://b/k`).
+    fn url(&self, key: &str) -> String;
+    /// The path GDAL opens the object by (`/abs/path`, `/vsis3/b/k`).
+    fn gdal_path(&self, key: &str) -> String;
+}
+
+/// Reject keys that could escape the store's root.
+pub fn check_key(key: &str) -> Result<()> {
+    use crate::error::PortError::BadKey;
+    let bad = |why: &str| Err(BadKey { key: key.to_string(), why: why.to_string() });
+    if key.is_empty() {
+        return bad("empty");
+    }
+    if key.starts_with('/') || key.contains('\\') || key.contains('\0') {
+        return bad("keys are relative, '/'-separated paths");
+    }
+    if key.split('/').any(|s| s == ".." || s == ".") {
+        return bad("'.' and '..' segments are not allowed");
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! The run/task ledger: the one place that says what state every tile is in.
+//!
+//! Task state machine (every transition is conditional on the current state, and moves
+//! the run's counters in the same atomic step):
+//!
+//! ```text
+//!   pending --publish--> queued --claim--> running --complete--> done
+//!      ^                                     |  \--fail(final)--> failed
+//!      |                                     |--fail(retry) / release --> pending
+//!      +--------------- reset (retry, redrive, overwrite) <------ failed | done
+//! ```
+//! A running task whose lease expired (or whose local owner process died) can be claimed
+//! again. The transition that makes `done + failed == total` fires the run's completion
+//! exactly once; a reset re-arms it.
+
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    Pending,
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 5] = [TaskState::Pending, TaskState::Queued, TaskState::Running, TaskState::Done, TaskState::Failed];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Done => "done",
+            TaskState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TaskState> {
+        TaskState::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A run to create, with its plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewRun {
+    pub run_id: String,
+    /// The run's configuration (JSON), as the workers need it.
+    pub config: serde_json::Value,
+    pub config_digest: String,
+}
+
+/// A task to create. `payload` is what a worker needs (the task's datasets).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTask {
+    pub task_id: String,
+    pub index: usize,
+    pub summary: serde_json::Value,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
+    pub total: u64,
+    pub pending: u64,
+    pub queued: u64,
+    pub running: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+impl RunCounts {
+    pub fn ended(&self) -> u64 {
+        self.done + self.failed
+    }
+    pub fn get(&self, s: TaskState) -> u64 {
+        match s {
+            TaskState::Pending => self.pending,
+            TaskState::Queued => self.queued,
+            TaskState::Running => self.running,
+            TaskState::Done => self.done,
+            TaskState::Failed => self.failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub created_at: String,
+    pub config: serde_json::Value,
+    pub config_digest: String,
+    pub counts: RunCounts,
+    /// How many times the run's completion has fired (once per completion).
+    pub completions: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub run_id: String,
+    pub task_id: String,
+    pub index: usize,
+    pub state: TaskState,
+    pub attempts: u32,
+    pub owner: Option<String>,
+    pub error: Option<String>,
+    pub summary: serde_json::Value,
+    /// What the worker recorded when it finished (outputs, timings, skipped inputs).
+    pub result: Option<serde_json::Value>,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed { attempt: u32 },
+    AlreadyDone,
+    AlreadyFailed,
+    /// Another live worker holds it.
+    Busy { owner: String },
+}
+
+/// What a state change did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transition {
+    /// False when the task was not in the expected state (a duplicate or stale call).
+    pub applied: bool,
+    /// This transition made `done + failed == total` and fired the completion.
+    pub completion_fired: bool,
+}
+
+/// Which tasks a reset applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetScope {
+    Failed,
+    Done,
+    /// Running tasks whose lease has expired or whose local owner died.
+    Stale,
+}
+
+pub trait Ledger: Send + Sync {
+    /// Create a run and its tasks. Refuses an existing run unless `overwrite`.
+    fn create_run(&self, run: &NewRun, tasks: &[NewTask], overwrite: bool) -> Result<()>;
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+    fn runs(&self) -> Result<Vec<RunRecord>>;
+    /// Tasks of a run, in plan order, optionally in one state.
+    fn tasks(&self, run_id: &str, state: Option<TaskState>) -> Result<Vec<TaskRecord>>;
+    fn task(&self, run_id: &str, task_id: &str) -> Result<Option<TaskRecord>>;
+    /// The task's payload (its datasets).
+    fn payload(&self, run_id: &str, task_id: &str) -> Result<serde_json::Value>;
+    /// pending -> queued. Returns the ids that changed (already-queued ones do not).
+    fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>>;
+    /// pending | queued | (running with an expired lease) -> running.
+    /// `rerun_done` also claims done tasks (overwrite); `rerun_failed` failed ones.
+    fn claim(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration, rerun_done: bool, rerun_failed: bool) -> Result<ClaimOutcome>;
+    /// Extend a lease. False if the worker no longer holds the task.
+    fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration) -> Result<bool>;
+    /// running -> done.
+    fn complete(&self, run_id: &str, task_id: &str, worker: &str, result: &serde_json::Value) -> Result<Transition>;
+    /// running -> failed (final) or running -> pending (to be retried).
+    fn fail(&self, run_id: &str, task_id: &str, worker: &str, reason: &str, final_attempt: bool, result: Option<&serde_json::Value>) -> Result<Transition>;
+    /// running -> pending without counting an attempt (a clean shutdown).
+    fn release(&self, run_id: &str, task_id: &str, worker: &str) -> Result<bool>;
+    /// Tasks in `scope` -> pending (retry, redrive, overwrite, crash recovery). `task_ids`
+    /// limits it. Re-arms the run's completion. Returns the ids reset.
+    fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>>;
+}

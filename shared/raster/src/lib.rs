@@ -1,0 +1,37 @@
+//! Raster I/O with GDAL: CRS transforms for planning, reading a dataset's band warped into
+//! an output grid window, and writing Cloud-Optimised GeoTIFFs chunk by chunk.
+
+pub mod cog;
+pub mod crs;
+pub mod error;
+pub mod paths;
+pub mod warp;
+
+pub use cog::{BandWriter, CogOptions, OutputType};
+pub use crs::GdalCrsTransform;
+pub use error::RasterError;
+pub use warp::{open_input, read_warped, ResamplingKind as Resampling};
+
+/// Quiet GDAL's own stderr output (errors reach us as `Result`s) and set defaults that
+/// matter for cloud reads. Safe to call more than once.
+pub fn init_gdal() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // GDAL's messages go to our logs; failures still reach callers as errors.
+        gdal::config::set_error_handler(|class, code, msg| match class {
+            gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal => tracing::debug!(code, "GDAL: {msg}"),
+            _ => tracing::trace!(code, "GDAL: {msg}"),
+        });
+        for (k, v) in [
+            ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
+            ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff,.TIF,.TIFF"),
+            ("GDAL_HTTP_MAX_RETRY", "3"),
+            ("GDAL_HTTP_RETRY_DELAY", "1"),
+        ] {
+            if std::env::var_os(k).is_none() {
+                let _ = gdal::config::set_config_option(k, v);
+            }
+        }
+    });
+}

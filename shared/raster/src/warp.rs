@@ -1,0 +1,135 @@
+//! Reading one band of an input, reprojected and resampled into an output grid window.
+
+use crate::crs::spatial_ref;
+use crate::error::{RasterError, Result};
+use gdal::raster::GdalType;
+use gdal::{Dataset, DriverManager};
+use serde_like::Resampling;
+use std::ffi::CStr;
+use std::ptr::{null, null_mut};
+use stratus_core::GeoBox;
+
+/// Resampling methods (GDAL's names).
+pub mod serde_like {
+    use std::fmt;
+    use std::str::FromStr;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Resampling {
+        Nearest,
+        Bilinear,
+        Cubic,
+        Average,
+        Mode,
+    }
+
+    impl FromStr for Resampling {
+        type Err = String;
+        fn from_str(s: &str) -> Result<Self, String> {
+            Ok(match s.to_ascii_lowercase().as_str() {
+                "nearest" => Resampling::Nearest,
+                "bilinear" => Resampling::Bilinear,
+                "cubic" => Resampling::Cubic,
+                "average" => Resampling::Average,
+                "mode" => Resampling::Mode,
+                _ => return Err(format!("unknown resampling '{s}': use nearest, bilinear, cubic, average or mode")),
+            })
+        }
+    }
+
+    impl fmt::Display for Resampling {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(match self {
+                Resampling::Nearest => "nearest",
+                Resampling::Bilinear => "bilinear",
+                Resampling::Cubic => "cubic",
+                Resampling::Average => "average",
+                Resampling::Mode => "mode",
+            })
+        }
+    }
+}
+
+pub use serde_like::Resampling as ResamplingKind;
+
+fn gdal_alg(r: Resampling) -> gdal_sys::GDALResampleAlg::Type {
+    use gdal_sys::GDALResampleAlg::*;
+    match r {
+        Resampling::Nearest => GRA_NearestNeighbour,
+        Resampling::Bilinear => GRA_Bilinear,
+        Resampling::Cubic => GRA_Cubic,
+        Resampling::Average => GRA_Average,
+        Resampling::Mode => GRA_Mode,
+    }
+}
+
+pub(crate) fn last_gdal_error() -> String {
+    // SAFETY: CPLGetLastErrorMsg returns a thread-local, NUL-terminated string.
+    let msg = unsafe { CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) };
+    let s = msg.to_string_lossy().trim().to_string();
+    if s.is_empty() {
+        "unknown GDAL error".into()
+    } else {
+        s
+    }
+}
+
+/// Open an input raster, with an error that names it.
+pub fn open_input(path: &str) -> Result<Dataset> {
+    crate::init_gdal();
+    let ds = Dataset::open(path).map_err(|e| RasterError::Input { path: path.to_string(), why: e.to_string() })?;
+    if ds.raster_count() < 1 {
+        return Err(RasterError::Input { path: path.into(), why: "has no raster bands".into() });
+    }
+    if ds.spatial_ref().is_err() {
+        return Err(RasterError::Input { path: path.into(), why: "has no CRS".into() });
+    }
+    Ok(ds)
+}
+
+/// Read band 1 of `src` into `dst`'s pixel grid. Pixels the input does not cover (or
+/// covers with its own nodata) are `nodata`. `max_error` is the transformer's tolerance
+/// in pixels (0 = exact per-pixel reprojection; gdalwarp's default is 0.125).
+pub fn read_warped<T: GdalType + Copy + Default>(
+    src: &Dataset,
+    src_name: &str,
+    dst: &GeoBox,
+    resampling: Resampling,
+    nodata: f64,
+    max_error: f64,
+) -> Result<Vec<T>> {
+    let input_err = |why: String| RasterError::Input { path: src_name.to_string(), why };
+    let mem = DriverManager::get_driver_by_name("MEM")?;
+    let mut out = mem.create_with_band_type::<T, _>("", dst.width, dst.height, 1)?;
+    out.set_geo_transform(&dst.geo_transform())?;
+    out.set_spatial_ref(&spatial_ref(dst.epsg).map_err(|e| RasterError::Crs { epsg: dst.epsg, why: e.to_string() })?)?;
+    {
+        let mut band = out.rasterband(1)?;
+        band.set_no_data_value(Some(nodata))?;
+        band.fill(nodata, None)?;
+    }
+    // SAFETY: both handles are valid open datasets for the duration of the call; null WKT
+    // means "use the datasets' own CRS"; null options take GDAL's defaults (which pick up
+    // the source's nodata value).
+    let rv = unsafe {
+        gdal_sys::CPLErrorReset();
+        gdal_sys::GDALReprojectImage(
+            src.c_dataset(),
+            null(),
+            out.c_dataset(),
+            null(),
+            gdal_alg(resampling),
+            0.0,
+            max_error,
+            None,
+            null_mut(),
+            null_mut(),
+        )
+    };
+    if rv != gdal_sys::CPLErr::CE_None {
+        return Err(input_err(last_gdal_error()));
+    }
+    let band = out.rasterband(1)?;
+    let buf = band.read_as::<T>((0, 0), (dst.width, dst.height), (dst.width, dst.height), None)?;
+    Ok(buf.into_shape_and_vec().1)
+}

@@ -1,0 +1,34 @@
+use ndarray::{Array4, ArrayView2};
+
+/// The observations of one spatial chunk: (time, band, y, x), one time slot per solar day
+/// (same-day datasets already fused), nodata per band.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub bands: Vec<String>,
+    pub nodata: Vec<u16>,
+    pub data: Array4<u16>,
+}
+
+impl Stack {
+    pub fn new(bands: Vec<String>, nodata: Vec<u16>, times: usize, height: usize, width: usize) -> Stack {
+        let data = Array4::from_elem((times, bands.len(), height, width), 0u16);
+        let mut s = Stack { bands, nodata, data };
+        for (b, nd) in s.nodata.clone().into_iter().enumerate() {
+            s.data.slice_mut(ndarray::s![.., b, .., ..]).fill(nd);
+        }
+        s
+    }
+    pub fn times(&self) -> usize {
+        self.data.dim().0
+    }
+    pub fn shape_yx(&self) -> (usize, usize) {
+        let d = self.data.dim();
+        (d.2, d.3)
+    }
+    pub fn band_index(&self, name: &str) -> Option<usize> {
+        self.bands.iter().position(|b| b.eq_ignore_ascii_case(name))
+    }
+    pub fn plane(&self, t: usize, b: usize) -> ArrayView2<'_, u16> {
+        self.data.slice(ndarray::s![t, b, .., ..])
+    }
+}

@@ -1,0 +1,80 @@
+//! The plugin interface.
+
+use crate::stack::Stack;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StatError {
+    #[error("plugin '{plugin}': {why}")]
+    Config { plugin: String, why: String },
+    #[error("unknown plugin '{0}': available plugins are {1}")]
+    UnknownPlugin(String, String),
+    #[error("input stack has no band '{0}'")]
+    MissingBand(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelType {
+    Uint8,
+    Uint16,
+    Int16,
+    Float32,
+}
+
+/// A band a statistic reads, and how it is resampled into the output grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputBand {
+    pub name: String,
+    /// Categorical bands (classes, bit flags) must be resampled with nearest.
+    pub categorical: bool,
+    /// Nodata of the band as stored.
+    pub nodata: u16,
+}
+
+/// A band a statistic writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputBand {
+    pub name: String,
+    pub dtype: PixelType,
+    pub nodata: Option<f64>,
+    /// Counts, classes: overviews and mosaics use nearest/mode, not average.
+    pub categorical: bool,
+}
+
+/// One output band's pixels for a chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputData {
+    U8(Array2<u8>),
+    U16(Array2<u16>),
+    I16(Array2<i16>),
+    F32(Array2<f32>),
+}
+
+impl OutputData {
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            OutputData::U8(a) => a.dim(),
+            OutputData::U16(a) => a.dim(),
+            OutputData::I16(a) => a.dim(),
+            OutputData::F32(a) => a.dim(),
+        }
+    }
+}
+
+pub trait Statistic: Send + Sync {
+    /// The plugin name (`pq`, `gm-s2`).
+    fn name(&self) -> &str;
+    fn input_bands(&self) -> Vec<InputBand>;
+    fn output_bands(&self) -> Vec<OutputBand>;
+    /// Pixels of context a chunk needs around it (e.g. for morphology); the engine reads
+    /// the chunk with this margin and crops the outputs.
+    fn halo(&self) -> usize {
+        0
+    }
+    /// Reduce a chunk's stack (time x band x y x x, bands in `input_bands` order) to
+    /// output bands of the stack's y x x size, in `output_bands` order.
+    fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError>;
+}
