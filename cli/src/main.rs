@@ -1,1 +1,82 @@
-fn main() {}
+//! `stratus`: the operator CLI. Thin: every command is a call into `stratus-engine`.
+
+mod commands;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "stratus",
+    version,
+    about = "Statistical summaries of satellite imagery, tile by tile"
+)]
+struct Cli {
+    /// More logging (-v info, -vv debug). RUST_LOG overrides; STRATUS_LOG_FORMAT=json for JSON lines.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where a run's outputs and (embedded) state live.
+#[derive(clap::Args, Clone)]
+pub struct Where {
+    /// Output location (a directory). The embedded ledger and queue live in
+    /// LOCATION/_stratus/state.sqlite unless --state says otherwise.
+    #[arg(long, env = "STRATUS_LOCATION")]
+    location: String,
+    /// The embedded store file (SQLite).
+    #[arg(long, env = "STRATUS_STATE")]
+    state: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate synthetic Sentinel-2 L2A-like scenes (COGs + STAC) with known truth.
+    Synth(commands::SynthArgs),
+    /// Plan a run: bin input datasets into tasks (tile x period) and record them.
+    SaveTasks(commands::SaveTasksArgs),
+    /// Process the tasks of a run (all, a selection, or from the embedded queue).
+    Run(commands::RunArgs),
+    /// Send a run's pending tasks to its embedded queue.
+    PublishTasks(commands::PublishArgs),
+    /// Show a run's progress, failures and queue depth.
+    Status(commands::StatusArgs),
+    /// Put failed tasks back to pending so the next `run` retries them.
+    Retry(commands::RetryArgs),
+    /// Move dead-lettered messages back to the run's queue and re-arm failed tasks.
+    Redrive(commands::RedriveArgs),
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("STRATUS_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let code = match commands::dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}

@@ -145,7 +145,12 @@ mod tests {
 
     #[test]
     fn band_lookup_by_key_name_and_alias() {
-        let d = ds(vec![asset("red", &["B04"]), asset("nir08", &["B8A", "nir08"]), asset("nir", &["B08", "nir"]), asset("scl", &[])]);
+        let d = ds(vec![
+            asset("red", &["B04"]),
+            asset("nir08", &["B8A", "nir08"]),
+            asset("nir", &["B08", "nir"]),
+            asset("scl", &[]),
+        ]);
         assert_eq!(d.band("B04").unwrap().key, "red");
         assert_eq!(d.band("red").unwrap().key, "red");
         assert_eq!(d.band("nir").unwrap().key, "nir");

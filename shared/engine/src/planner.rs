@@ -53,7 +53,11 @@ pub fn load_datasets(cfg: &RunConfig) -> Result<(Vec<Dataset>, Vec<BadItem>)> {
         )?;
     }
     if !bad.is_empty() && cfg.input_policy == InputPolicy::Fail {
-        let list: Vec<String> = bad.iter().take(10).map(|b| format!("  {}: {}", b.source, b.reason)).collect();
+        let list: Vec<String> = bad
+            .iter()
+            .take(10)
+            .map(|b| format!("  {}: {}", b.source, b.reason))
+            .collect();
         return Err(EngineError::Config(format!(
             "{} input item(s) cannot be used:\n{}\nfix or remove them, or set input_policy: skip to plan without them",
             bad.len(),
@@ -62,7 +66,10 @@ pub fn load_datasets(cfg: &RunConfig) -> Result<(Vec<Dataset>, Vec<BadItem>)> {
     }
     let known: BTreeSet<String> = all.iter().map(|d| d.collection.clone()).collect();
     if all.is_empty() {
-        return Err(EngineError::Config(format!("no usable datasets in the inputs ({})", cfg.inputs.join(", "))));
+        return Err(EngineError::Config(format!(
+            "no usable datasets in the inputs ({})",
+            cfg.inputs.join(", ")
+        )));
     }
     let expr = match &cfg.products {
         Some(e) => ProductExpr::parse(e, &known)?,
@@ -82,14 +89,21 @@ pub fn load_datasets(cfg: &RunConfig) -> Result<(Vec<Dataset>, Vec<BadItem>)> {
 }
 
 /// Bin datasets into tasks.
-pub fn bin(cfg: &RunConfig, datasets: &[Dataset], transform: &dyn CrsTransform) -> Result<(BTreeMap<TaskId, TaskBin>, BinningStats)> {
+pub fn bin(
+    cfg: &RunConfig,
+    datasets: &[Dataset],
+    transform: &dyn CrsTransform,
+) -> Result<(BTreeMap<TaskId, TaskBin>, BinningStats)> {
     let rules = BinningRules {
         grid: cfg.grid_spec()?,
         frequency: cfg.frequency()?,
         temporal_range: cfg.temporal_range()?,
         tiles: cfg.tile_subset()?.into_iter().collect(),
     };
-    let days: Vec<_> = datasets.iter().map(|d| solar_day(d.datetime, d.longitude())).collect();
+    let days: Vec<_> = datasets
+        .iter()
+        .map(|d| solar_day(d.datetime, d.longitude()))
+        .collect();
     let all_period = rules.temporal_range.or_else(|| {
         let first = days.iter().min()?;
         let last = days.iter().max()?;
@@ -97,13 +111,22 @@ pub fn bin(cfg: &RunConfig, datasets: &[Dataset], transform: &dyn CrsTransform) 
     });
     let mut binner = Binner::new(&rules, transform, all_period);
     for (i, d) in datasets.iter().enumerate() {
-        binner.add(i, d).map_err(|e| EngineError::Source { source_name: d.id.clone(), why: e.to_string() })?;
+        binner.add(i, d).map_err(|e| EngineError::Source {
+            source_name: d.id.clone(),
+            why: e.to_string(),
+        })?;
     }
     Ok((binner.tasks, binner.stats))
 }
 
 /// Plan a run. With `dry_run`, nothing is written.
-pub fn save_tasks(cfg: &RunConfig, ctx: &Context, transform: &dyn CrsTransform, overwrite: bool, dry_run: bool) -> Result<PlanSummary> {
+pub fn save_tasks(
+    cfg: &RunConfig,
+    ctx: &Context,
+    transform: &dyn CrsTransform,
+    overwrite: bool,
+    dry_run: bool,
+) -> Result<PlanSummary> {
     cfg.validate()?;
     let run_id = cfg.run_id();
     let digest = cfg.digest();
@@ -114,7 +137,12 @@ pub fn save_tasks(cfg: &RunConfig, ctx: &Context, transform: &dyn CrsTransform, 
         run_id: run_id.clone(),
         tasks: tasks.len(),
         datasets: datasets.len(),
-        periods: tasks.keys().map(|t| t.period.to_string()).collect::<BTreeSet<_>>().into_iter().collect(),
+        periods: tasks
+            .keys()
+            .map(|t| t.period.to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         observations_min: obs.iter().copied().min().unwrap_or(0),
         observations_max: obs.iter().copied().max().unwrap_or(0),
         outside_range: stats.outside_range,
@@ -161,7 +189,11 @@ pub fn save_tasks(cfg: &RunConfig, ctx: &Context, transform: &dyn CrsTransform, 
             }
         })
         .collect();
-    let run = NewRun { run_id: run_id.clone(), config: serde_json::to_value(cfg).expect("config serialises"), config_digest: digest };
+    let run = NewRun {
+        run_id: run_id.clone(),
+        config: serde_json::to_value(cfg).expect("config serialises"),
+        config_digest: digest,
+    };
     ctx.ledger.create_run(&run, &new_tasks, overwrite)?;
     // Plan artefacts, for people and debugging.
     let layout = Layout::new(&cfg.product.name, &cfg.product.version);
@@ -172,7 +204,8 @@ pub fn save_tasks(cfg: &RunConfig, ctx: &Context, transform: &dyn CrsTransform, 
     for period in &summary.periods {
         let fc = period_geojson(&grid, &tasks, period, transform)?;
         let key = format!("{dir}/{period}.geojson");
-        ctx.output.put(&key, serde_json::to_string_pretty(&fc).unwrap().as_bytes())?;
+        ctx.output
+            .put(&key, serde_json::to_string_pretty(&fc).unwrap().as_bytes())?;
         summary.artefacts.push(ctx.output.url(&key));
     }
     Ok(summary)

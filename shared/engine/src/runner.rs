@@ -66,7 +66,13 @@ impl RunReport {
             TaskOutcome::SkippedExisting => self.skipped_existing += 1,
             TaskOutcome::AlreadyDone => self.already_done += 1,
             TaskOutcome::Busy { .. } => self.busy += 1,
-            TaskOutcome::Failed { reason, final_attempt: true } => self.failed.push(FailedTask { task_id: r.task_id.clone(), reason: reason.clone() }),
+            TaskOutcome::Failed {
+                reason,
+                final_attempt: true,
+            } => self.failed.push(FailedTask {
+                task_id: r.task_id.clone(),
+                reason: reason.clone(),
+            }),
             TaskOutcome::AlreadyFailed | TaskOutcome::Failed { .. } => {}
             TaskOutcome::Interrupted => self.interrupted = true,
         }
@@ -80,7 +86,10 @@ pub fn select_tasks(ctx: &Context, run_id: &str, selection: &[Selection]) -> Res
     if selection.is_empty() {
         return Ok(tasks.into_iter().map(|t| t.task_id).collect());
     }
-    let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.parse()).collect::<std::result::Result<_, _>>()?;
+    let ids: Vec<TaskId> = tasks
+        .iter()
+        .map(|t| t.task_id.parse())
+        .collect::<std::result::Result<_, _>>()?;
     let mut out = Vec::new();
     for s in selection {
         for i in s.indices(ids.len(), |id| ids.iter().position(|x| x == id))? {
@@ -101,16 +110,28 @@ fn new_worker(ctx: &Context, run_id: &str, opts: &RunOptions) -> Result<Worker> 
 }
 
 /// Run the selected tasks of a plan with `workers` threads, straight from the ledger.
-pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport> {
+pub fn run_plan(
+    ctx: &Context,
+    run_id: &str,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport> {
     let started = Instant::now();
     // Tasks left running by a crashed or killed run on this machine are taken back now.
     let reclaimed = ctx.ledger.reset(run_id, ResetScope::Stale, None)?;
     if !reclaimed.is_empty() {
-        tracing::info!(count = reclaimed.len(), "reclaimed tasks left running by a stopped process");
+        tracing::info!(
+            count = reclaimed.len(),
+            "reclaimed tasks left running by a stopped process"
+        );
     }
     let selected = select_tasks(ctx, run_id, &opts.selection)?;
     let todo: VecDeque<String> = selected.iter().cloned().collect();
-    let report = Mutex::new(RunReport { run_id: run_id.into(), selected: selected.len(), ..Default::default() });
+    let report = Mutex::new(RunReport {
+        run_id: run_id.into(),
+        selected: selected.len(),
+        ..Default::default()
+    });
     progress.begin(todo.len() as u64);
     let queue = Mutex::new(todo);
     let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
@@ -128,7 +149,9 @@ pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn P
                     if opts.stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    let Some(task) = queue.lock().unwrap().pop_front() else { return };
+                    let Some(task) = queue.lock().unwrap().pop_front() else {
+                        return;
+                    };
                     match worker.process(&task, true, None) {
                         Ok(r) => {
                             report.lock().unwrap().add(&r);
@@ -163,10 +186,24 @@ pub struct TaskMessage {
 
 /// Send the selected tasks of a run to a queue (marking them queued). Tasks already
 /// queued or done are not sent again.
-pub fn publish_tasks(ctx: &Context, run_id: &str, queue: &dyn TaskQueue, selection: &[Selection], dry_run: bool) -> Result<Vec<String>> {
+pub fn publish_tasks(
+    ctx: &Context,
+    run_id: &str,
+    queue: &dyn TaskQueue,
+    selection: &[Selection],
+    dry_run: bool,
+) -> Result<Vec<String>> {
     let selected = select_tasks(ctx, run_id, selection)?;
-    let pending: Vec<String> = ctx.ledger.tasks(run_id, Some(TaskState::Pending))?.into_iter().map(|t| t.task_id).collect();
-    let to_send: Vec<String> = selected.into_iter().filter(|t| pending.contains(t)).collect();
+    let pending: Vec<String> = ctx
+        .ledger
+        .tasks(run_id, Some(TaskState::Pending))?
+        .into_iter()
+        .map(|t| t.task_id)
+        .collect();
+    let to_send: Vec<String> = selected
+        .into_iter()
+        .filter(|t| pending.contains(t))
+        .collect();
     if dry_run {
         return Ok(to_send);
     }
@@ -174,7 +211,13 @@ pub fn publish_tasks(ctx: &Context, run_id: &str, queue: &dyn TaskQueue, selecti
         let changed = ctx.ledger.mark_queued(run_id, page)?;
         let bodies: Vec<String> = changed
             .iter()
-            .map(|t| serde_json::to_string(&TaskMessage { run_id: run_id.into(), task_id: t.clone() }).unwrap())
+            .map(|t| {
+                serde_json::to_string(&TaskMessage {
+                    run_id: run_id.into(),
+                    task_id: t.clone(),
+                })
+                .unwrap()
+            })
             .collect();
         queue.send_batch(&bodies)?;
     }
@@ -182,12 +225,22 @@ pub fn publish_tasks(ctx: &Context, run_id: &str, queue: &dyn TaskQueue, selecti
 }
 
 /// Consume a queue with `workers` threads until it stays empty for `idle_exit`.
-pub fn run_from_queue(ctx: &Context, run_id: &str, queue: &dyn TaskQueue, opts: &RunOptions, idle_exit: Duration, progress: &dyn Progress) -> Result<RunReport> {
+pub fn run_from_queue(
+    ctx: &Context,
+    run_id: &str,
+    queue: &dyn TaskQueue,
+    opts: &RunOptions,
+    idle_exit: Duration,
+    progress: &dyn Progress,
+) -> Result<RunReport> {
     let started = Instant::now();
     ctx.ledger.reset(run_id, ResetScope::Stale, None)?;
     let depth = queue.depth()?;
     progress.begin(depth.visible + depth.in_flight);
-    let report = Mutex::new(RunReport { run_id: run_id.into(), ..Default::default() });
+    let report = Mutex::new(RunReport {
+        run_id: run_id.into(),
+        ..Default::default()
+    });
     let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..opts.workers.max(1) {
@@ -266,11 +319,20 @@ pub fn run_from_queue(ctx: &Context, run_id: &str, queue: &dyn TaskQueue, opts: 
 /// Write the run summary (`_runs/{run}/summary.json`): this invocation's report plus the
 /// ledger's counts.
 fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<()> {
-    let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
+    let run = ctx
+        .ledger
+        .run(run_id)?
+        .ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
     let product = run.config.get("product").cloned().unwrap_or_default();
     let layout = Layout::new(
-        product.get("name").and_then(|v| v.as_str()).unwrap_or("product"),
-        product.get("version").and_then(|v| v.as_str()).unwrap_or("0"),
+        product
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("product"),
+        product
+            .get("version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("0"),
     );
     let key = format!("{}/summary.json", layout.run_dir(run_id));
     report.summary_url = ctx.output.url(&key);
@@ -283,6 +345,7 @@ fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<
         "this_invocation": report,
         "failed_tasks": failed.iter().map(|t| serde_json::json!({"task_id": t.task_id, "reason": t.error, "attempts": t.attempts})).collect::<Vec<_>>(),
     });
-    ctx.output.put(&key, serde_json::to_string_pretty(&doc).unwrap().as_bytes())?;
+    ctx.output
+        .put(&key, serde_json::to_string_pretty(&doc).unwrap().as_bytes())?;
     Ok(())
 }

@@ -21,10 +21,15 @@ pub enum TaskOutcome {
     Done(Box<TileResult>),
     /// Its outputs were already complete: recorded done without recomputing.
     SkippedExisting,
-    Failed { reason: String, final_attempt: bool },
+    Failed {
+        reason: String,
+        final_attempt: bool,
+    },
     AlreadyDone,
     AlreadyFailed,
-    Busy { owner: String },
+    Busy {
+        owner: String,
+    },
     Interrupted,
 }
 
@@ -51,8 +56,15 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(ctx: Context, run_id: &str, stop: Arc<AtomicBool>) -> Result<Worker> {
-        let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
-        let cfg: RunConfig = serde_json::from_value(run.config).map_err(|e| EngineError::Config(format!("run '{run_id}' has an unreadable configuration: {e}")))?;
+        let run = ctx
+            .ledger
+            .run(run_id)?
+            .ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
+        let cfg: RunConfig = serde_json::from_value(run.config).map_err(|e| {
+            EngineError::Config(format!(
+                "run '{run_id}' has an unreadable configuration: {e}"
+            ))
+        })?;
         let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
         Ok(Worker {
             ctx,
@@ -69,12 +81,29 @@ impl Worker {
     /// Process one task. `final_attempt` says whether a failure now is the last word (no
     /// queue redelivery will follow). `on_heartbeat` runs with each lease renewal (to
     /// extend a queue message's visibility too).
-    pub fn process(&self, task_id: &str, final_attempt: bool, on_heartbeat: Option<&(dyn Fn() + Sync)>) -> Result<TaskReport> {
+    pub fn process(
+        &self,
+        task_id: &str,
+        final_attempt: bool,
+        on_heartbeat: Option<&(dyn Fn() + Sync)>,
+    ) -> Result<TaskReport> {
         let started = Instant::now();
         let lease = Duration::from_secs(self.cfg.job_queue_max_lease);
         let ledger = &self.ctx.ledger;
-        let report = |outcome, fired| TaskReport { task_id: task_id.to_string(), outcome, completion_fired: fired, elapsed_s: started.elapsed().as_secs_f64() };
-        match ledger.claim(&self.run_id, task_id, &self.worker_id, lease, self.overwrite, self.rerun_failed || self.overwrite)? {
+        let report = |outcome, fired| TaskReport {
+            task_id: task_id.to_string(),
+            outcome,
+            completion_fired: fired,
+            elapsed_s: started.elapsed().as_secs_f64(),
+        };
+        match ledger.claim(
+            &self.run_id,
+            task_id,
+            &self.worker_id,
+            lease,
+            self.overwrite,
+            self.rerun_failed || self.overwrite,
+        )? {
             ClaimOutcome::Claimed { .. } => {}
             ClaimOutcome::AlreadyDone => return Ok(report(TaskOutcome::AlreadyDone, false)),
             ClaimOutcome::AlreadyFailed => return Ok(report(TaskOutcome::AlreadyFailed, false)),
@@ -84,7 +113,12 @@ impl Worker {
         let _g = span.enter();
         let task_stop = AtomicBool::new(false);
         let finished = AtomicBool::new(false);
-        let renew_every = Duration::from_secs(self.cfg.job_queue_max_lease.saturating_sub(self.cfg.renew_safety_margin).max(1));
+        let renew_every = Duration::from_secs(
+            self.cfg
+                .job_queue_max_lease
+                .saturating_sub(self.cfg.renew_safety_margin)
+                .max(1),
+        );
         let result = std::thread::scope(|s| {
             // Heartbeat: renew the lease; if it was lost, stop the tile.
             s.spawn(|| {
@@ -117,15 +151,33 @@ impl Worker {
         });
         match result {
             Ok(Some(tile)) => {
-                let t = ledger.complete(&self.run_id, task_id, &self.worker_id, &serde_json::to_value(&tile).unwrap())?;
+                let t = ledger.complete(
+                    &self.run_id,
+                    task_id,
+                    &self.worker_id,
+                    &serde_json::to_value(&tile).unwrap(),
+                )?;
                 tracing::info!(
-                    datasets = tile.datasets, days = tile.observation_days, read_s = tile.timings.read_s, compute_s = tile.timings.compute_s,
-                    write_s = tile.timings.write_s, skipped_inputs = tile.skipped_inputs.len(), "tile done"
+                    datasets = tile.datasets,
+                    days = tile.observation_days,
+                    read_s = tile.timings.read_s,
+                    compute_s = tile.timings.compute_s,
+                    write_s = tile.timings.write_s,
+                    skipped_inputs = tile.skipped_inputs.len(),
+                    "tile done"
                 );
-                Ok(report(TaskOutcome::Done(Box::new(tile)), t.completion_fired))
+                Ok(report(
+                    TaskOutcome::Done(Box::new(tile)),
+                    t.completion_fired,
+                ))
             }
             Ok(None) => {
-                let t = ledger.complete(&self.run_id, task_id, &self.worker_id, &json!({"skipped_existing": true}))?;
+                let t = ledger.complete(
+                    &self.run_id,
+                    task_id,
+                    &self.worker_id,
+                    &json!({"skipped_existing": true}),
+                )?;
                 Ok(report(TaskOutcome::SkippedExisting, t.completion_fired))
             }
             Err(EngineError::Interrupted) if self.stop.load(Ordering::Relaxed) => {
@@ -135,8 +187,21 @@ impl Worker {
             Err(e) => {
                 let reason = e.to_string();
                 tracing::error!(error = %reason, final_attempt, "tile failed");
-                let t = ledger.fail(&self.run_id, task_id, &self.worker_id, &reason, final_attempt, None)?;
-                Ok(report(TaskOutcome::Failed { reason, final_attempt }, t.completion_fired))
+                let t = ledger.fail(
+                    &self.run_id,
+                    task_id,
+                    &self.worker_id,
+                    &reason,
+                    final_attempt,
+                    None,
+                )?;
+                Ok(report(
+                    TaskOutcome::Failed {
+                        reason,
+                        final_attempt,
+                    },
+                    t.completion_fired,
+                ))
             }
         }
     }
@@ -150,12 +215,22 @@ impl Worker {
             if !self.overwrite {
                 return Ok(None);
             }
-            let bands: Vec<String> = self.statistic.output_bands().into_iter().map(|b| b.name).collect();
+            let bands: Vec<String> = self
+                .statistic
+                .output_bands()
+                .into_iter()
+                .map(|b| b.name)
+                .collect();
             remove_tile_outputs(out, &layout, &task, &bands)?;
         }
         let payload = self.ctx.ledger.payload(&self.run_id, task_id)?;
-        let datasets: Vec<Dataset> = serde_json::from_value(payload.get("datasets").cloned().unwrap_or_default())
-            .map_err(|e| EngineError::Task { task: task_id.into(), why: format!("unreadable dataset list in the ledger: {e}") })?;
+        let datasets: Vec<Dataset> = serde_json::from_value(
+            payload.get("datasets").cloned().unwrap_or_default(),
+        )
+        .map_err(|e| EngineError::Task {
+            task: task_id.into(),
+            why: format!("unreadable dataset list in the ledger: {e}"),
+        })?;
         let job = TileJob {
             cfg: &self.cfg,
             run_id: &self.run_id,

@@ -29,7 +29,13 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 5] = [TaskState::Pending, TaskState::Queued, TaskState::Running, TaskState::Done, TaskState::Failed];
+    pub const ALL: [TaskState; 5] = [
+        TaskState::Pending,
+        TaskState::Queued,
+        TaskState::Running,
+        TaskState::Done,
+        TaskState::Failed,
+    ];
     pub fn as_str(&self) -> &'static str {
         match self {
             TaskState::Pending => "pending",
@@ -121,11 +127,15 @@ pub struct TaskRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    Claimed { attempt: u32 },
+    Claimed {
+        attempt: u32,
+    },
     AlreadyDone,
     AlreadyFailed,
     /// Another live worker holds it.
-    Busy { owner: String },
+    Busy {
+        owner: String,
+    },
 }
 
 /// What a state change did.
@@ -160,16 +170,44 @@ pub trait Ledger: Send + Sync {
     fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>>;
     /// pending | queued | (running with an expired lease) -> running.
     /// `rerun_done` also claims done tasks (overwrite); `rerun_failed` failed ones.
-    fn claim(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration, rerun_done: bool, rerun_failed: bool) -> Result<ClaimOutcome>;
+    fn claim(
+        &self,
+        run_id: &str,
+        task_id: &str,
+        worker: &str,
+        lease: Duration,
+        rerun_done: bool,
+        rerun_failed: bool,
+    ) -> Result<ClaimOutcome>;
     /// Extend a lease. False if the worker no longer holds the task.
-    fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration) -> Result<bool>;
+    fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration)
+        -> Result<bool>;
     /// running -> done.
-    fn complete(&self, run_id: &str, task_id: &str, worker: &str, result: &serde_json::Value) -> Result<Transition>;
+    fn complete(
+        &self,
+        run_id: &str,
+        task_id: &str,
+        worker: &str,
+        result: &serde_json::Value,
+    ) -> Result<Transition>;
     /// running -> failed (final) or running -> pending (to be retried).
-    fn fail(&self, run_id: &str, task_id: &str, worker: &str, reason: &str, final_attempt: bool, result: Option<&serde_json::Value>) -> Result<Transition>;
+    fn fail(
+        &self,
+        run_id: &str,
+        task_id: &str,
+        worker: &str,
+        reason: &str,
+        final_attempt: bool,
+        result: Option<&serde_json::Value>,
+    ) -> Result<Transition>;
     /// running -> pending without counting an attempt (a clean shutdown).
     fn release(&self, run_id: &str, task_id: &str, worker: &str) -> Result<bool>;
     /// Tasks in `scope` -> pending (retry, redrive, overwrite, crash recovery). `task_ids`
     /// limits it. Re-arms the run's completion. Returns the ids reset.
-    fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>>;
+    fn reset(
+        &self,
+        run_id: &str,
+        scope: ResetScope,
+        task_ids: Option<&[String]>,
+    ) -> Result<Vec<String>>;
 }

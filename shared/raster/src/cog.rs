@@ -34,7 +34,12 @@ pub struct CogOptions {
 
 impl Default for CogOptions {
     fn default() -> Self {
-        Self { compress: "deflate".into(), blocksize: 512, overview_resampling: "average".into(), level: None }
+        Self {
+            compress: "deflate".into(),
+            blocksize: 512,
+            overview_resampling: "average".into(),
+            level: None,
+        }
     }
 }
 
@@ -48,26 +53,66 @@ pub struct BandWriter {
 
 impl BandWriter {
     /// Create the scratch file for a band of `geobox` in `dir`, filled with `nodata`.
-    pub fn create<T: GdalType>(dir: &Path, name: &str, geobox: &GeoBox, nodata: Option<f64>) -> Result<BandWriter> {
+    pub fn create<T: GdalType>(
+        dir: &Path,
+        name: &str,
+        geobox: &GeoBox,
+        nodata: Option<f64>,
+    ) -> Result<BandWriter> {
         crate::init_gdal();
         let scratch = dir.join(format!("{name}.scratch.tif"));
         let drv = DriverManager::get_driver_by_name("GTiff")?;
-        let opts = RasterCreationOptions::from_iter(["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=ZSTD", "ZSTD_LEVEL=1", "BIGTIFF=IF_SAFER", "SPARSE_OK=TRUE"]);
+        let opts = RasterCreationOptions::from_iter([
+            "TILED=YES",
+            "BLOCKXSIZE=256",
+            "BLOCKYSIZE=256",
+            "COMPRESS=ZSTD",
+            "ZSTD_LEVEL=1",
+            "BIGTIFF=IF_SAFER",
+            "SPARSE_OK=TRUE",
+        ]);
         let mut ds = drv
-            .create_with_band_type_with_options::<T, _>(&scratch, geobox.width, geobox.height, 1, &opts)
-            .map_err(|e| RasterError::Output { path: scratch.display().to_string(), why: e.to_string() })?;
+            .create_with_band_type_with_options::<T, _>(
+                &scratch,
+                geobox.width,
+                geobox.height,
+                1,
+                &opts,
+            )
+            .map_err(|e| RasterError::Output {
+                path: scratch.display().to_string(),
+                why: e.to_string(),
+            })?;
         ds.set_geo_transform(&geobox.geo_transform())?;
-        ds.set_spatial_ref(&spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs { epsg: geobox.epsg, why: e.to_string() })?)?;
+        ds.set_spatial_ref(&spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs {
+            epsg: geobox.epsg,
+            why: e.to_string(),
+        })?)?;
         ds.rasterband(1)?.set_no_data_value(nodata)?;
-        Ok(BandWriter { scratch, ds, geobox: *geobox, nodata })
+        Ok(BandWriter {
+            scratch,
+            ds,
+            geobox: *geobox,
+            nodata,
+        })
     }
 
     /// Write a `width` x `height` chunk at pixel offset (`col`, `row`).
-    pub fn write<T: GdalType + Copy>(&mut self, col: usize, row: usize, width: usize, height: usize, data: Vec<T>) -> Result<()> {
+    pub fn write<T: GdalType + Copy>(
+        &mut self,
+        col: usize,
+        row: usize,
+        width: usize,
+        height: usize,
+        data: Vec<T>,
+    ) -> Result<()> {
         let mut band = self.ds.rasterband(1)?;
         let mut buf = Buffer::new((width, height), data);
         band.write((col as isize, row as isize), (width, height), &mut buf)
-            .map_err(|e| RasterError::Output { path: self.scratch.display().to_string(), why: e.to_string() })
+            .map_err(|e| RasterError::Output {
+                path: self.scratch.display().to_string(),
+                why: e.to_string(),
+            })
     }
 
     pub fn geobox(&self) -> &GeoBox {
@@ -80,8 +125,19 @@ impl BandWriter {
 
     /// Convert to a COG at `dest` (a local path) and delete the scratch file.
     pub fn finish(self, dest: &Path, opts: &CogOptions, categorical: bool) -> Result<()> {
+        let scratch = self.scratch.clone();
+        self.finish_copy(dest, opts, categorical)?;
+        std::fs::remove_file(&scratch)?;
+        Ok(())
+    }
+
+    fn finish_copy(self, dest: &Path, opts: &CogOptions, categorical: bool) -> Result<()> {
         let drv = DriverManager::get_driver_by_name("COG")?;
-        let resampling = if categorical { "NEAREST".to_string() } else { opts.overview_resampling.to_ascii_uppercase() };
+        let resampling = if categorical {
+            "NEAREST".to_string()
+        } else {
+            opts.overview_resampling.to_ascii_uppercase()
+        };
         let mut co = vec![
             format!("COMPRESS={}", opts.compress.to_ascii_uppercase()),
             format!("BLOCKSIZE={}", opts.blocksize),
@@ -92,15 +148,21 @@ impl BandWriter {
         if let Some(l) = opts.level {
             co.push(format!("LEVEL={l}"));
         }
-        if opts.compress.eq_ignore_ascii_case("deflate") || opts.compress.eq_ignore_ascii_case("zstd") {
+        if opts.compress.eq_ignore_ascii_case("deflate")
+            || opts.compress.eq_ignore_ascii_case("zstd")
+        {
             co.push("PREDICTOR=YES".to_string());
         }
         let co = RasterCreationOptions::from_iter(co);
-        let out_err = |why: String| RasterError::Output { path: dest.display().to_string(), why };
-        let copy = self.ds.create_copy(&drv, dest, &co).map_err(|e| out_err(format!("{e} ({})", last_gdal_error())))?;
+        let out_err = |why: String| RasterError::Output {
+            path: dest.display().to_string(),
+            why,
+        };
+        let copy = self
+            .ds
+            .create_copy(&drv, dest, &co)
+            .map_err(|e| out_err(format!("{e} ({})", last_gdal_error())))?;
         drop(copy);
-        drop(self.ds);
-        std::fs::remove_file(&self.scratch)?;
         Ok(())
     }
 }
@@ -114,10 +176,24 @@ mod tests {
     #[test]
     fn chunked_write_makes_a_cog_that_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let gb = GeoBox { epsg: 32635, left: 500_000.0, top: 100_000.0, resolution: 30.0, width: 1100, height: 1000 };
+        let gb = GeoBox {
+            epsg: 32635,
+            left: 500_000.0,
+            top: 100_000.0,
+            resolution: 30.0,
+            width: 1100,
+            height: 1000,
+        };
         let mut w = BandWriter::create::<u16>(dir.path(), "b", &gb, Some(0.0)).unwrap();
         // Two chunks side by side; the rest stays nodata.
-        w.write(0, 0, 600, 1000, (0..600_000u32).map(|i| (i % 1000) as u16 + 1).collect()).unwrap();
+        w.write(
+            0,
+            0,
+            600,
+            1000,
+            (0..600_000u32).map(|i| (i % 1000) as u16 + 1).collect(),
+        )
+        .unwrap();
         w.write(600, 0, 400, 1000, vec![7u16; 400_000]).unwrap();
         let dest = dir.path().join("b.tif");
         w.finish(&dest, &CogOptions::default(), false).unwrap();
@@ -144,4 +220,36 @@ mod tests {
         let e = open_input(p.to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("broken.tif"), "{e}");
     }
+}
+
+/// Write a whole array as a COG in one step (small rasters: synthetic inputs, mosaics).
+pub fn write_cog<T: GdalType + Copy>(
+    dest: &Path,
+    geobox: &GeoBox,
+    data: Vec<T>,
+    nodata: Option<f64>,
+    opts: &CogOptions,
+    categorical: bool,
+) -> Result<()> {
+    crate::init_gdal();
+    let mem = DriverManager::get_driver_by_name("MEM")?;
+    let mut ds = mem.create_with_band_type::<T, _>("", geobox.width, geobox.height, 1)?;
+    ds.set_geo_transform(&geobox.geo_transform())?;
+    ds.set_spatial_ref(&spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs {
+        epsg: geobox.epsg,
+        why: e.to_string(),
+    })?)?;
+    {
+        let mut band = ds.rasterband(1)?;
+        band.set_no_data_value(nodata)?;
+        let mut buf = Buffer::new((geobox.width, geobox.height), data);
+        band.write((0, 0), (geobox.width, geobox.height), &mut buf)?;
+    }
+    let w = BandWriter {
+        scratch: PathBuf::new(),
+        ds,
+        geobox: *geobox,
+        nodata,
+    };
+    w.finish_copy(dest, opts, categorical)
 }

@@ -32,12 +32,16 @@ impl CrsTransform for GdalCrsTransform {
             if !cache.contains_key(&(from, to)) {
                 let s = spatial_ref(from).map_err(|e| fail(e.to_string()))?;
                 let d = spatial_ref(to).map_err(|e| fail(e.to_string()))?;
-                cache.insert((from, to), CoordTransform::new(&s, &d).map_err(|e| fail(e.to_string()))?);
+                cache.insert(
+                    (from, to),
+                    CoordTransform::new(&s, &d).map_err(|e| fail(e.to_string()))?,
+                );
             }
             let ct = &cache[&(from, to)];
             let mut xs: Vec<f64> = points.iter().map(|p| p.0).collect();
             let mut ys: Vec<f64> = points.iter().map(|p| p.1).collect();
-            ct.transform_coords(&mut xs, &mut ys, &mut []).map_err(|e| fail(e.to_string()))?;
+            ct.transform_coords(&mut xs, &mut ys, &mut [])
+                .map_err(|e| fail(e.to_string()))?;
             for (p, (x, y)) in points.iter_mut().zip(xs.into_iter().zip(ys)) {
                 *p = (x, y);
             }
@@ -56,7 +60,10 @@ mod tests {
         // 27 E on the equator is the central meridian of UTM 35: easting 500 000.
         let mut p = [(27.0, 0.0)];
         t.transform(4326, 32635, &mut p).unwrap();
-        assert!((p[0].0 - 500_000.0).abs() < 1e-6 && p[0].1.abs() < 1e-6, "{p:?}");
+        assert!(
+            (p[0].0 - 500_000.0).abs() < 1e-6 && p[0].1.abs() < 1e-6,
+            "{p:?}"
+        );
         // Australian Albers origin: 132 E, 0 N maps to x = 0.
         let mut p = [(132.0, -25.0)];
         t.transform(4326, 3577, &mut p).unwrap();

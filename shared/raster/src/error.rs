@@ -19,9 +19,17 @@ impl RasterError {
     /// True for failures worth retrying (network hiccups), false for bad files.
     pub fn is_transient(&self) -> bool {
         let text = self.to_string().to_ascii_lowercase();
-        ["timed out", "timeout", "connection reset", "http error code: 5", "slowdown", "temporarily", "couldn't connect"]
-            .iter()
-            .any(|s| text.contains(s))
+        [
+            "timed out",
+            "timeout",
+            "connection reset",
+            "http error code: 5",
+            "slowdown",
+            "temporarily",
+            "couldn't connect",
+        ]
+        .iter()
+        .any(|s| text.contains(s))
     }
 }
 

@@ -7,7 +7,7 @@ pub mod error;
 pub mod paths;
 pub mod warp;
 
-pub use cog::{BandWriter, CogOptions, OutputType};
+pub use cog::{write_cog, BandWriter, CogOptions, OutputType};
 pub use crs::GdalCrsTransform;
 pub use error::RasterError;
 pub use warp::{open_input, read_warped, ResamplingKind as Resampling};
@@ -20,7 +20,9 @@ pub fn init_gdal() {
     ONCE.call_once(|| {
         // GDAL's messages go to our logs; failures still reach callers as errors.
         gdal::config::set_error_handler(|class, code, msg| match class {
-            gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal => tracing::debug!(code, "GDAL: {msg}"),
+            gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal => {
+                tracing::debug!(code, "GDAL: {msg}")
+            }
             _ => tracing::trace!(code, "GDAL: {msg}"),
         });
         for (k, v) in [

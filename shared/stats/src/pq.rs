@@ -20,7 +20,10 @@ pub struct PqConfig {
 
 impl Default for PqConfig {
     fn default() -> Self {
-        Self { filters: vec![(2, 5), (0, 5)], band: "SCL".into() }
+        Self {
+            filters: vec![(2, 5), (0, 5)],
+            band: "SCL".into(),
+        }
     }
 }
 
@@ -31,7 +34,10 @@ pub struct Pq {
 impl Pq {
     pub fn new(cfg: PqConfig) -> Result<Pq, StatError> {
         if cfg.filters.iter().any(|&(a, b)| a > 50 || b > 50) {
-            return Err(StatError::Config { plugin: "pq".into(), why: "filter radii above 50 pixels are not supported".into() });
+            return Err(StatError::Config {
+                plugin: "pq".into(),
+                why: "filter radii above 50 pixels are not supported".into(),
+            });
         }
         Ok(Pq { cfg })
     }
@@ -45,19 +51,40 @@ impl Statistic for Pq {
         "pq"
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        vec![InputBand { name: self.cfg.band.clone(), categorical: true, nodata: s2_scl::NO_DATA }]
+        vec![InputBand {
+            name: self.cfg.band.clone(),
+            categorical: true,
+            nodata: s2_scl::NO_DATA,
+        }]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
-        let band = |name: String| OutputBand { name, dtype: PixelType::Uint16, nodata: None, categorical: true };
+        let band = |name: String| OutputBand {
+            name,
+            dtype: PixelType::Uint16,
+            nodata: None,
+            categorical: true,
+        };
         let mut v = vec![band("total".into()), band("clear".into())];
-        v.extend(self.cfg.filters.iter().map(|(a, b)| band(format!("clear_{a}_{b}"))));
+        v.extend(
+            self.cfg
+                .filters
+                .iter()
+                .map(|(a, b)| band(format!("clear_{a}_{b}"))),
+        );
         v
     }
     fn halo(&self) -> usize {
-        self.cfg.filters.iter().map(|&f| self.ops(f).iter().map(MorphOp::reach).sum::<usize>()).max().unwrap_or(0)
+        self.cfg
+            .filters
+            .iter()
+            .map(|&f| self.ops(f).iter().map(MorphOp::reach).sum::<usize>())
+            .max()
+            .unwrap_or(0)
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
-        let b = stack.band_index(&self.cfg.band).ok_or_else(|| StatError::MissingBand(self.cfg.band.clone()))?;
+        let b = stack
+            .band_index(&self.cfg.band)
+            .ok_or_else(|| StatError::MissingBand(self.cfg.band.clone()))?;
         let (h, w) = stack.shape_yx();
         let mut total = Array2::<u16>::zeros((h, w));
         let mut clear = Array2::<u16>::zeros((h, w));
@@ -66,11 +93,19 @@ impl Statistic for Pq {
             let scl = stack.plane(t, b);
             let valid = scl.mapv(s2_scl::is_valid);
             let cloud = scl.mapv(s2_scl::is_cloud);
-            ndarray::Zip::from(&mut total).and(&valid).for_each(|c, &v| *c += v as u16);
-            ndarray::Zip::from(&mut clear).and(&valid).and(&cloud).for_each(|c, &v, &k| *c += (v && !k) as u16);
+            ndarray::Zip::from(&mut total)
+                .and(&valid)
+                .for_each(|c, &v| *c += v as u16);
+            ndarray::Zip::from(&mut clear)
+                .and(&valid)
+                .and(&cloud)
+                .for_each(|c, &v, &k| *c += (v && !k) as u16);
             for (i, f) in self.cfg.filters.iter().enumerate() {
                 let m = apply_all(&cloud, &self.ops(*f));
-                ndarray::Zip::from(&mut filtered[i]).and(&valid).and(&m).for_each(|c, &v, &k| *c += (v && !k) as u16);
+                ndarray::Zip::from(&mut filtered[i])
+                    .and(&valid)
+                    .and(&m)
+                    .for_each(|c, &v, &k| *c += (v && !k) as u16);
             }
         }
         let mut out = vec![OutputData::U16(total), OutputData::U16(clear)];
@@ -88,19 +123,37 @@ mod tests {
         let mut s = Stack::new(vec!["SCL".into()], vec![0], 3, 20, 20);
         // t0: all vegetation; t1: a 1-pixel cloud speck at (10,10) and nodata row 0;
         // t2: a 7x7 cloud block.
-        s.data.slice_mut(ndarray::s![.., 0, .., ..]).fill(s2_scl::VEGETATION);
+        s.data
+            .slice_mut(ndarray::s![.., 0, .., ..])
+            .fill(s2_scl::VEGETATION);
         s.data[[1, 0, 10, 10]] = s2_scl::CLOUD_HIGH;
-        s.data.slice_mut(ndarray::s![1, 0, 0, ..]).fill(s2_scl::NO_DATA);
-        s.data.slice_mut(ndarray::s![2, 0, 5..12, 5..12]).fill(s2_scl::CLOUD_MEDIUM);
-        let pq = Pq::new(PqConfig { filters: vec![(1, 0), (0, 1)], band: "SCL".into() }).unwrap();
+        s.data
+            .slice_mut(ndarray::s![1, 0, 0, ..])
+            .fill(s2_scl::NO_DATA);
+        s.data
+            .slice_mut(ndarray::s![2, 0, 5..12, 5..12])
+            .fill(s2_scl::CLOUD_MEDIUM);
+        let pq = Pq::new(PqConfig {
+            filters: vec![(1, 0), (0, 1)],
+            band: "SCL".into(),
+        })
+        .unwrap();
         assert_eq!(pq.halo(), 2);
         let out = pq.reduce(&s).unwrap();
         let names: Vec<String> = pq.output_bands().into_iter().map(|b| b.name).collect();
         assert_eq!(names, vec!["total", "clear", "clear_1_0", "clear_0_1"]);
-        let OutputData::U16(total) = &out[0] else { panic!() };
-        let OutputData::U16(clear) = &out[1] else { panic!() };
-        let OutputData::U16(open1) = &out[2] else { panic!() };
-        let OutputData::U16(dil1) = &out[3] else { panic!() };
+        let OutputData::U16(total) = &out[0] else {
+            panic!()
+        };
+        let OutputData::U16(clear) = &out[1] else {
+            panic!()
+        };
+        let OutputData::U16(open1) = &out[2] else {
+            panic!()
+        };
+        let OutputData::U16(dil1) = &out[3] else {
+            panic!()
+        };
         assert_eq!(total[[0, 3]], 2);
         assert_eq!(total[[3, 3]], 3);
         assert_eq!(clear[[10, 10]], 1); // speck at t1, block at t2

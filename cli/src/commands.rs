@@ -1,0 +1,565 @@
+//! The CLI's commands: parse arguments, call the engine, print for people.
+
+use crate::progress::Bar;
+use crate::{Command, Where};
+use anyhow::{bail, Context as _, Result};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stratus_core::Selection;
+use stratus_engine::config::{CogOptsConfig, InputPolicy, ProductInfo, RunConfig};
+use stratus_engine::runner::{publish_tasks, run_from_queue, run_plan, RunOptions, RunReport};
+use stratus_engine::Context;
+use stratus_ports::ledger::ResetScope;
+use stratus_ports::{TaskQueue, TaskState};
+use stratus_raster::GdalCrsTransform;
+use stratus_synth::SynthSpec;
+
+/// Receives after which an embedded queue message is dead-lettered (SQS's usual 3).
+const MAX_RECEIVES: u32 = 3;
+
+pub fn dispatch(cmd: Command) -> Result<i32> {
+    match cmd {
+        Command::Synth(a) => synth(a),
+        Command::SaveTasks(a) => save_tasks(a),
+        Command::Run(a) => run(a),
+        Command::PublishTasks(a) => publish(a),
+        Command::Status(a) => status(a),
+        Command::Retry(a) => retry(a),
+        Command::Redrive(a) => redrive(a),
+    }
+}
+
+fn context(w: &Where) -> Result<Context> {
+    Context::embedded(&w.location, w.state.as_deref())
+        .with_context(|| format!("opening location '{}'", w.location))
+}
+
+fn selections(v: &[String]) -> Result<Vec<Selection>> {
+    v.iter()
+        .map(|s| s.parse::<Selection>().map_err(anyhow::Error::from))
+        .collect()
+}
+
+#[derive(clap::Args)]
+pub struct SynthArgs {
+    /// Output directory (a static STAC catalog is written at OUT/catalog.json).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = 2021)]
+    year: i32,
+    /// Observation dates per granule over the year.
+    #[arg(long, default_value_t = 24)]
+    dates: usize,
+    /// Pixel size in metres.
+    #[arg(long, default_value_t = 60.0)]
+    resolution: f64,
+    /// Granule side in kilometres.
+    #[arg(long, default_value_t = 109.8)]
+    granule_km: f64,
+    /// Skip the cloud-free truth twin.
+    #[arg(long)]
+    no_truth: bool,
+}
+
+fn synth(a: SynthArgs) -> Result<i32> {
+    let spec = SynthSpec {
+        seed: a.seed,
+        year: a.year,
+        dates: a.dates,
+        resolution: a.resolution,
+        granule_km: a.granule_km,
+        truth: !a.no_truth,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let bar = indicatif::ProgressBar::new((spec.dates * spec.granules.len()) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "synth [{elapsed_precise}] {bar:30} {pos}/{len} scenes  ETA {eta}",
+        )
+        .unwrap(),
+    );
+    let s = stratus_synth::generate(&spec, &a.out, &|done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    if s.reused {
+        println!(
+            "synthetic scenes already present ({} items): {}",
+            s.items,
+            s.catalog.display()
+        );
+    } else {
+        println!(
+            "wrote {} synthetic scenes in {:.1} s: {}",
+            s.items,
+            started.elapsed().as_secs_f64(),
+            s.catalog.display()
+        );
+    }
+    if let Some(t) = &s.truth_catalog {
+        println!("truth (cloud-free twins): {}", t.display());
+    }
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct SaveTasksArgs {
+    /// A run file (YAML). Flags below override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// STAC sources: item, ItemCollection, NDJSON, catalog, or a directory of them.
+    #[arg(long = "input")]
+    inputs: Vec<String>,
+    /// Output grid: au-10/20/30/60, africa-10/20/30/60, global-*, or epsg:N;RES;PIXELS.
+    #[arg(long)]
+    grid: Option<String>,
+    /// annual, annual-fy, semiannual, seasonal, rolling-3months, all.
+    #[arg(long)]
+    frequency: Option<String>,
+    /// Shorthand for --temporal-range YEAR--P1Y.
+    #[arg(long, conflicts_with = "temporal_range")]
+    year: Option<i32>,
+    /// Only observations in this period, e.g. 2020-05--P1M.
+    #[arg(long)]
+    temporal_range: Option<String>,
+    /// Tiles to plan, as x,y (repeatable); all touched tiles if absent.
+    #[arg(long = "tile")]
+    tiles: Vec<String>,
+    /// Product expression: a, a+b (fuse) or a-b-c (pool).
+    #[arg(long)]
+    products: Option<String>,
+    #[arg(long)]
+    plugin: Option<String>,
+    /// Output product name.
+    #[arg(long)]
+    product_name: Option<String>,
+    #[arg(long)]
+    product_version: Option<String>,
+    /// Output location (directory).
+    #[arg(long, env = "STRATUS_LOCATION")]
+    location: Option<String>,
+    #[arg(long, env = "STRATUS_STATE")]
+    state: Option<PathBuf>,
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Pixels per side of a processing chunk.
+    #[arg(long)]
+    chunk_size: Option<usize>,
+    /// What an unreadable input does: fail (its tile) or skip (it).
+    #[arg(long)]
+    input_policy: Option<String>,
+    /// Replace an existing plan of the same run id.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print the plan's summary only; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading run file '{}'", p.display()))?;
+            RunConfig::from_yaml(&text, &p.display().to_string())?
+        }
+        None => RunConfig {
+            run_id: None,
+            inputs: vec![],
+            products: None,
+            grid: String::new(),
+            frequency: None,
+            temporal_range: None,
+            tiles: vec![],
+            plugin: "pq".into(),
+            plugin_config: serde_json::Value::Null,
+            product: ProductInfo {
+                name: String::new(),
+                short_name: None,
+                version: "0.1.0".into(),
+                product_family: None,
+            },
+            location: String::new(),
+            cog_opts: CogOptsConfig::default(),
+            chunk_size: 1024,
+            input_policy: InputPolicy::Fail,
+            resampling: "bilinear".into(),
+            warp_error_threshold: 0.125,
+            max_processing_time: 3600,
+            job_queue_max_lease: 300,
+            renew_safety_margin: 60,
+        },
+    };
+    if !a.inputs.is_empty() {
+        cfg.inputs = a.inputs.clone();
+    }
+    macro_rules! set {
+        ($field:ident, $value:expr) => {
+            if let Some(v) = $value {
+                cfg.$field = v;
+            }
+        };
+    }
+    set!(grid, a.grid.clone());
+    set!(plugin, a.plugin.clone());
+    set!(location, a.location.clone());
+    set!(chunk_size, a.chunk_size);
+    if a.frequency.is_some() {
+        cfg.frequency = a.frequency.clone();
+    }
+    if let Some(y) = a.year {
+        cfg.temporal_range = Some(format!("{y}--P1Y"));
+        cfg.frequency.get_or_insert_with(|| "annual".into());
+    }
+    if a.temporal_range.is_some() {
+        cfg.temporal_range = a.temporal_range.clone();
+    }
+    if !a.tiles.is_empty() {
+        cfg.tiles = a.tiles.clone();
+    }
+    if a.products.is_some() {
+        cfg.products = a.products.clone();
+    }
+    if a.run_id.is_some() {
+        cfg.run_id = a.run_id.clone();
+    }
+    if let Some(n) = &a.product_name {
+        cfg.product.name = n.clone();
+    }
+    if let Some(v) = &a.product_version {
+        cfg.product.version = v.clone();
+    }
+    if let Some(p) = &a.input_policy {
+        cfg.input_policy = match p.as_str() {
+            "fail" => InputPolicy::Fail,
+            "skip" => InputPolicy::Skip,
+            _ => bail!("--input-policy '{p}': use fail or skip"),
+        };
+    }
+    if cfg.grid.is_empty() {
+        bail!("no grid: pass --grid (e.g. africa-30) or a run file with 'grid'");
+    }
+    if cfg.location.is_empty() {
+        bail!("no output location: pass --location DIR or set STRATUS_LOCATION");
+    }
+    if cfg.product.name.is_empty() {
+        cfg.product.name = format!("stratus_{}", cfg.plugin.replace('-', "_"));
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
+    let cfg = build_config(&a)?;
+    let ctx = if a.dry_run {
+        None
+    } else {
+        Some(Context::embedded(&cfg.location, a.state.as_deref())?)
+    };
+    let started = Instant::now();
+    let summary = match &ctx {
+        Some(ctx) => {
+            stratus_engine::planner::save_tasks(&cfg, ctx, &GdalCrsTransform, a.overwrite, false)?
+        }
+        None => {
+            // A dry run needs no store: plan in memory.
+            let (datasets, bad) = stratus_engine::planner::load_datasets(&cfg)?;
+            let (tasks, stats) = stratus_engine::planner::bin(&cfg, &datasets, &GdalCrsTransform)?;
+            println!("dry run: {} datasets -> {} tasks ({} outside the time range, {} outside the tiles, {} unusable items)", datasets.len(), tasks.len(), stats.outside_range, stats.outside_tiles, bad.len());
+            print!("{}", stratus_engine::plan_outputs::tasks_csv(&tasks));
+            return Ok(0);
+        }
+    };
+    let run_id = &summary.run_id;
+    if summary.unchanged {
+        println!(
+            "plan '{run_id}' already exists with the same configuration: left as it is ({} tasks)",
+            summary.tasks
+        );
+    } else {
+        println!(
+            "planned run '{run_id}': {} datasets -> {} tasks over {} in {:.1} s",
+            summary.datasets,
+            summary.tasks,
+            summary.periods.join(", "),
+            started.elapsed().as_secs_f64()
+        );
+        println!(
+            "  observation days per task: {} to {}",
+            summary.observations_min, summary.observations_max
+        );
+        if summary.outside_range + summary.outside_tiles > 0 {
+            println!(
+                "  left out: {} datasets outside the time range, {} outside the selected tiles",
+                summary.outside_range, summary.outside_tiles
+            );
+        }
+        for b in &summary.bad_items {
+            println!("  skipped item {}: {}", b.source, b.reason);
+        }
+        for p in &summary.artefacts {
+            println!("  wrote {p}");
+        }
+    }
+    println!("next: stratus run {run_id} --location {}", cfg.location);
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The run id (as printed by save-tasks).
+    run_id: String,
+    /// Tasks to run: task ids, zero-based indices or slices like ::10 (default: all).
+    selection: Vec<String>,
+    #[command(flatten)]
+    place: Where,
+    /// Parallel workers (tiles at once).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Recompute tiles whose outputs already exist.
+    #[arg(long)]
+    overwrite: bool,
+    /// Pull tasks from the run's embedded queue (see publish-tasks) instead of the plan.
+    #[arg(long)]
+    from_queue: bool,
+    /// With --from-queue: exit after the queue has been empty this many seconds.
+    #[arg(long, default_value_t = 5)]
+    idle_exit: u64,
+}
+
+fn run(a: RunArgs) -> Result<i32> {
+    let ctx = context(&a.place)?;
+    if ctx.ledger.run(&a.run_id)?.is_none() {
+        let known: Vec<String> = ctx.ledger.runs()?.into_iter().map(|r| r.run_id).collect();
+        bail!(
+            "no run '{}' at {} (runs there: {}); plan it with save-tasks first",
+            a.run_id,
+            a.place.location,
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    ctrlc::set_handler(move || {
+        if s2.swap(true, Ordering::SeqCst) {
+            eprintln!("\nstopping now");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\nstopping after in-flight tiles release their tasks (Ctrl-C again to quit at once)"
+        );
+    })
+    .ok();
+    let opts = RunOptions {
+        workers: a.workers,
+        selection: selections(&a.selection)?,
+        overwrite: a.overwrite,
+        stop: stop.clone(),
+    };
+    let bar = Bar::new();
+    let report = if a.from_queue {
+        let q = ctx.embedded_queue(&a.run_id, MAX_RECEIVES)?;
+        run_from_queue(
+            &ctx,
+            &a.run_id,
+            &q,
+            &opts,
+            Duration::from_secs(a.idle_exit),
+            &bar,
+        )?
+    } else {
+        run_plan(&ctx, &a.run_id, &opts, &bar)?
+    };
+    print_report(&ctx, &report)?;
+    Ok(if report.interrupted {
+        130
+    } else if report.failed.is_empty() {
+        0
+    } else {
+        1
+    })
+}
+
+fn print_report(ctx: &Context, r: &RunReport) -> Result<()> {
+    let run = ctx.ledger.run(&r.run_id)?.unwrap();
+    let c = &run.counts;
+    println!(
+        "run '{}': {} processed, {} already complete, {} failed in {:.1} s",
+        r.run_id,
+        r.processed,
+        r.skipped_existing + r.already_done,
+        r.failed.len(),
+        r.elapsed_s
+    );
+    println!(
+        "  ledger: {} done, {} failed, {} pending, {} queued, {} running of {} tasks",
+        c.done, c.failed, c.pending, c.queued, c.running, c.total
+    );
+    for f in &r.failed {
+        println!("  FAILED {}: {}", f.task_id, f.reason);
+    }
+    if r.interrupted {
+        println!("  interrupted: run the same command again to resume");
+    }
+    let product = run.config.get("product").cloned().unwrap_or_default();
+    let name = product.get("name").and_then(|v| v.as_str()).unwrap_or("");
+    let version = product
+        .get("version")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    println!(
+        "  outputs: {}",
+        ctx.output.url(&format!("{name}/{version}"))
+    );
+    println!("  summary: {}", r.summary_url);
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct PublishArgs {
+    run_id: String,
+    /// Tasks to publish (default: all pending).
+    selection: Vec<String>,
+    #[command(flatten)]
+    place: Where,
+    /// Show what would be sent; send nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn publish(a: PublishArgs) -> Result<i32> {
+    let ctx = context(&a.place)?;
+    let q = ctx.embedded_queue(&a.run_id, MAX_RECEIVES)?;
+    let sent = publish_tasks(&ctx, &a.run_id, &q, &selections(&a.selection)?, a.dry_run)?;
+    let verb = if a.dry_run { "would send" } else { "sent" };
+    println!("{verb} {} task messages to {}", sent.len(), q.name());
+    if a.dry_run {
+        for t in &sent {
+            println!("  {t}");
+        }
+    }
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// A run id (default: every run at the location).
+    run_id: Option<String>,
+    #[command(flatten)]
+    place: Where,
+    /// Also list every task with its state.
+    #[arg(long)]
+    tasks: bool,
+    /// Refresh every few seconds until the run has ended.
+    #[arg(long)]
+    watch: bool,
+}
+
+fn status(a: StatusArgs) -> Result<i32> {
+    let ctx = context(&a.place)?;
+    loop {
+        let runs = match &a.run_id {
+            Some(r) => vec![ctx
+                .ledger
+                .run(r)?
+                .with_context(|| format!("no run '{r}' at {}", a.place.location))?],
+            None => ctx.ledger.runs()?,
+        };
+        if runs.is_empty() {
+            println!("no runs at {}", a.place.location);
+        }
+        let mut ended = true;
+        for run in &runs {
+            let c = &run.counts;
+            let pct = if c.total == 0 {
+                100.0
+            } else {
+                100.0 * c.ended() as f64 / c.total as f64
+            };
+            println!("{}  {:>5.1}% ended  done {}  failed {}  running {}  queued {}  pending {}  (of {})", run.run_id, pct, c.done, c.failed, c.running, c.queued, c.pending, c.total);
+            let q = ctx.embedded_queue(&run.run_id, MAX_RECEIVES)?.depth()?;
+            if q.visible + q.in_flight + q.dead_letter > 0 {
+                println!(
+                    "  queue: {} waiting, {} in flight, {} dead-lettered",
+                    q.visible, q.in_flight, q.dead_letter
+                );
+            }
+            for t in ctx.ledger.tasks(&run.run_id, Some(TaskState::Failed))? {
+                println!(
+                    "  FAILED {} (attempts {}): {}",
+                    t.task_id,
+                    t.attempts,
+                    t.error.unwrap_or_default()
+                );
+            }
+            if a.tasks {
+                for t in ctx.ledger.tasks(&run.run_id, None)? {
+                    println!(
+                        "  {:>4} {} {:<8} attempts {}",
+                        t.index, t.task_id, t.state, t.attempts
+                    );
+                }
+            }
+            ended &= c.ended() == c.total;
+        }
+        if !a.watch || ended {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        println!();
+    }
+}
+
+#[derive(clap::Args)]
+pub struct RetryArgs {
+    run_id: String,
+    #[command(flatten)]
+    place: Where,
+    /// Retry the failed tasks (required: says what is retried).
+    #[arg(long, required = true)]
+    failed: bool,
+}
+
+fn retry(a: RetryArgs) -> Result<i32> {
+    let ctx = context(&a.place)?;
+    let _ = a.failed;
+    let reset = ctx.ledger.reset(&a.run_id, ResetScope::Failed, None)?;
+    println!(
+        "{} failed tasks set back to pending; run `stratus run {} --location {}` to process them",
+        reset.len(),
+        a.run_id,
+        a.place.location
+    );
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct RedriveArgs {
+    run_id: String,
+    #[command(flatten)]
+    place: Where,
+}
+
+fn redrive(a: RedriveArgs) -> Result<i32> {
+    let ctx = context(&a.place)?;
+    let q = ctx.embedded_queue(&a.run_id, MAX_RECEIVES)?;
+    // Failed tasks become pending (claimable again); their dead-lettered messages return
+    // to the queue. A task that failed outside the queue has no message: publish-tasks
+    // sends it (a duplicate message is absorbed by the ledger's claim).
+    let reset = ctx.ledger.reset(&a.run_id, ResetScope::Failed, None)?;
+    let moved = q.redrive()?;
+    println!(
+        "redrove {moved} dead-lettered messages and re-armed {} failed tasks; next: stratus run {} --from-queue --location {}",
+        reset.len(),
+        a.run_id,
+        a.place.location
+    );
+    Ok(0)
+}
