@@ -22,7 +22,7 @@ const MAX_RECEIVES: u32 = 3;
 pub fn dispatch(cmd: Command) -> Result<i32> {
     match cmd {
         Command::Synth(a) => synth(a),
-        Command::SaveTasks(a) => save_tasks(a),
+        Command::SaveTasks(a) => save_tasks(*a),
         Command::Run(a) => run(a),
         Command::PublishTasks(a) => publish(a),
         Command::Status(a) => status(a),

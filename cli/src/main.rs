@@ -37,7 +37,7 @@ enum Command {
     /// Generate synthetic Sentinel-2 L2A-like scenes (COGs + STAC) with known truth.
     Synth(commands::SynthArgs),
     /// Plan a run: bin input datasets into tasks (tile x period) and record them.
-    SaveTasks(commands::SaveTasksArgs),
+    SaveTasks(Box<commands::SaveTasksArgs>),
     /// Process the tasks of a run (all, a selection, or from the embedded queue).
     Run(commands::RunArgs),
     /// Send a run's pending tasks to its embedded queue.

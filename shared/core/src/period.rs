@@ -55,9 +55,9 @@ impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.start;
         if self.days == 0 && s.day() == 1 {
-            if s.month() == 1 && self.months % 12 == 0 {
+            if s.month() == 1 && self.months.is_multiple_of(12) {
                 write!(f, "{:04}--P{}Y", s.year(), self.months / 12)
-            } else if self.months % 12 == 0 {
+            } else if self.months.is_multiple_of(12) {
                 write!(
                     f,
                     "{:04}-{:02}--P{}Y",
@@ -70,7 +70,7 @@ impl fmt::Display for Period {
             }
         } else {
             let mut dur = String::from("P");
-            if self.months >= 12 && self.months % 12 == 0 {
+            if self.months >= 12 && self.months.is_multiple_of(12) {
                 dur += &format!("{}Y", self.months / 12);
             } else if self.months > 0 {
                 dur += &format!("{}M", self.months);

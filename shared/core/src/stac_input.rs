@@ -142,7 +142,7 @@ fn shape_of(fields: &Map<String, Value>) -> Option<[usize; 2]> {
     }
 }
 
-fn str_prop<'a>(p: &'a Map<String, Value>, k: &str) -> Option<String> {
+fn str_prop(p: &Map<String, Value>, k: &str) -> Option<String> {
     match p.get(k)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -177,7 +177,16 @@ fn region_code(p: &Map<String, Value>) -> Option<String> {
     ) {
         return Some(format!("{:0>3}{:0>3}", path, row));
     }
-    None
+    // Older Earth Search items carry the MGRS tile only inside the product id (`_T28QCH_`).
+    let pid = str_prop(p, "sentinel:product_id").or_else(|| str_prop(p, "s2:product_uri"))?;
+    pid.split('_').find_map(|s| {
+        let t = s.strip_prefix('T')?;
+        let b = t.as_bytes();
+        (b.len() == 5
+            && b[..2].iter().all(u8::is_ascii_digit)
+            && b[2..].iter().all(u8::is_ascii_uppercase))
+        .then(|| t.to_string())
+    })
 }
 
 /// `s2:processing_baseline`, or the `_Nxxyy_` part of the product id.

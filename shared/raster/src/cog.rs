@@ -167,6 +167,38 @@ impl BandWriter {
     }
 }
 
+/// Write a whole array as a COG in one step (small rasters: synthetic inputs, mosaics).
+pub fn write_cog<T: GdalType + Copy>(
+    dest: &Path,
+    geobox: &GeoBox,
+    data: Vec<T>,
+    nodata: Option<f64>,
+    opts: &CogOptions,
+    categorical: bool,
+) -> Result<()> {
+    crate::init_gdal();
+    let mem = DriverManager::get_driver_by_name("MEM")?;
+    let mut ds = mem.create_with_band_type::<T, _>("", geobox.width, geobox.height, 1)?;
+    ds.set_geo_transform(&geobox.geo_transform())?;
+    ds.set_spatial_ref(&spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs {
+        epsg: geobox.epsg,
+        why: e.to_string(),
+    })?)?;
+    {
+        let mut band = ds.rasterband(1)?;
+        band.set_no_data_value(nodata)?;
+        let mut buf = Buffer::new((geobox.width, geobox.height), data);
+        band.write((0, 0), (geobox.width, geobox.height), &mut buf)?;
+    }
+    let w = BandWriter {
+        scratch: PathBuf::new(),
+        ds,
+        geobox: *geobox,
+        nodata,
+    };
+    w.finish_copy(dest, opts, categorical)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,36 +252,4 @@ mod tests {
         let e = open_input(p.to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("broken.tif"), "{e}");
     }
-}
-
-/// Write a whole array as a COG in one step (small rasters: synthetic inputs, mosaics).
-pub fn write_cog<T: GdalType + Copy>(
-    dest: &Path,
-    geobox: &GeoBox,
-    data: Vec<T>,
-    nodata: Option<f64>,
-    opts: &CogOptions,
-    categorical: bool,
-) -> Result<()> {
-    crate::init_gdal();
-    let mem = DriverManager::get_driver_by_name("MEM")?;
-    let mut ds = mem.create_with_band_type::<T, _>("", geobox.width, geobox.height, 1)?;
-    ds.set_geo_transform(&geobox.geo_transform())?;
-    ds.set_spatial_ref(&spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs {
-        epsg: geobox.epsg,
-        why: e.to_string(),
-    })?)?;
-    {
-        let mut band = ds.rasterband(1)?;
-        band.set_no_data_value(nodata)?;
-        let mut buf = Buffer::new((geobox.width, geobox.height), data);
-        band.write((0, 0), (geobox.width, geobox.height), &mut buf)?;
-    }
-    let w = BandWriter {
-        scratch: PathBuf::new(),
-        ds,
-        geobox: *geobox,
-        nodata,
-    };
-    w.finish_copy(dest, opts, categorical)
 }

@@ -29,15 +29,14 @@ impl CrsTransform for GdalCrsTransform {
         let fail = |why: String| CoreError::Reproject { from, to, why };
         CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
-            if !cache.contains_key(&(from, to)) {
-                let s = spatial_ref(from).map_err(|e| fail(e.to_string()))?;
-                let d = spatial_ref(to).map_err(|e| fail(e.to_string()))?;
-                cache.insert(
-                    (from, to),
-                    CoordTransform::new(&s, &d).map_err(|e| fail(e.to_string()))?,
-                );
-            }
-            let ct = &cache[&(from, to)];
+            let ct = match cache.entry((from, to)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let s = spatial_ref(from).map_err(|e| fail(e.to_string()))?;
+                    let d = spatial_ref(to).map_err(|e| fail(e.to_string()))?;
+                    e.insert(CoordTransform::new(&s, &d).map_err(|e| fail(e.to_string()))?)
+                }
+            };
             let mut xs: Vec<f64> = points.iter().map(|p| p.0).collect();
             let mut ys: Vec<f64> = points.iter().map(|p| p.1).collect();
             ct.transform_coords(&mut xs, &mut ys, &mut [])

@@ -163,7 +163,7 @@ mod tests {
             s = s
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            (s >> 33) % 7 == 0
+            (s >> 33).is_multiple_of(7)
         })
     }
 

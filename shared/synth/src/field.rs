@@ -8,8 +8,13 @@ pub fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Hash of three coordinates: one mixing round over odd-multiplier products, which is
+/// plenty for noise and several times cheaper than mixing each coordinate.
 pub fn hash3(seed: u64, a: i64, b: i64, c: u64) -> u64 {
-    mix(seed ^ mix(a as u64 ^ mix(b as u64 ^ mix(c))))
+    mix(seed
+        ^ (a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (b as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ c.wrapping_mul(0x1656_67B1_9E37_79F9))
 }
 
 /// Uniform in [0, 1).

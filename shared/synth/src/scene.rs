@@ -181,7 +181,7 @@ pub fn render(spec: &SynthSpec, grid: &GranuleGrid, t: usize, doy: u32, offset: 
         } else {
             0.0
         };
-        let shadow_c = if thr < 1.5 {
+        let shadow_c = if thr < 1.5 && c <= thr {
             fbm(cseed, (x + 1800.0) / 15_000.0, (y - 1200.0) / 15_000.0, 4)
         } else {
             0.0

@@ -66,7 +66,7 @@ fn baseline(date: NaiveDate) -> (&'static str, u16) {
 fn item_id(grid: &GranuleGrid, t: usize, when: chrono::DateTime<Utc>) -> String {
     format!(
         "S2{}_{}_{}_0_L2A",
-        if t % 2 == 0 { 'A' } else { 'B' },
+        if t.is_multiple_of(2) { 'A' } else { 'B' },
         grid.granule.region_code,
         when.format("%Y%m%d")
     )

@@ -1,0 +1,27 @@
+# The commands a user types. `make demo` and `make test` install what they need first.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: setup build demo test lint fmt clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --bin stratus
+
+## Synthetic inputs -> plan -> run -> outputs, on the embedded store (a few minutes).
+demo: build
+	@scripts/demo.sh
+
+## Format and lint checks, then every test.
+test: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --no-fail-fast
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	rm -rf demo-out

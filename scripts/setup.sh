@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Stratus needs on a Debian/Ubuntu machine, if it is missing:
+# GDAL (library, headers, command-line tools), pkg-config and a C toolchain for the
+# GDAL/SQLite bindings. Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+need=()
+for pkg in libgdal-dev gdal-bin pkg-config build-essential; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+
+if ((${#need[@]})); then
+    echo "setup: installing ${need[*]}"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "setup: need root or sudo to install ${need[*]}" >&2; exit 1; }
+        sudo="sudo"
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo (Rust) is required: install it with rustup" >&2; exit 1; }
+echo "setup: GDAL $(gdal-config --version), $(cargo --version)"
