@@ -28,6 +28,7 @@ pub fn dispatch(cmd: Command) -> Result<i32> {
         Command::Status(a) => status(a),
         Command::Retry(a) => retry(a),
         Command::Redrive(a) => redrive(a),
+        Command::Stat(a) => stat(a),
     }
 }
 
@@ -561,5 +562,58 @@ fn redrive(a: RedriveArgs) -> Result<i32> {
         a.run_id,
         a.place.location
     );
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct StatArgs {
+    /// Input .npy, int16 or uint16, laid out (y, x, band, time).
+    input: PathBuf,
+    /// Directory for the output .npy files.
+    #[arg(long)]
+    out: PathBuf,
+    /// gm (geomedian + EMAD, SMAD, BCMAD, count), percentiles, median or count.
+    #[arg(long, default_value = "gm")]
+    kernel: String,
+    /// Percentiles for --kernel percentiles (comma-separated, 0 to 100).
+    #[arg(long, value_delimiter = ',', default_value = "10,50,90")]
+    percentiles: Vec<u32>,
+    /// value = DN * scale + offset.
+    #[arg(long, default_value_t = 1e-4)]
+    scale: f64,
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    offset: f64,
+    #[arg(long, allow_hyphen_values = true)]
+    nodata: f64,
+    /// Geomedian stopping step (scaled units).
+    #[arg(long, default_value_t = 1e-4)]
+    eps: f32,
+    #[arg(long, default_value_t = 1000)]
+    maxiters: u32,
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn stat(a: StatArgs) -> Result<i32> {
+    let mut kernel: stratus_engine::stat_npy::Kernel =
+        a.kernel.parse().map_err(anyhow::Error::msg)?;
+    if let stratus_engine::stat_npy::Kernel::Percentiles(p) = &mut kernel {
+        if a.percentiles.iter().any(|v| *v > 100) {
+            bail!("--percentiles must be between 0 and 100");
+        }
+        *p = a.percentiles.clone();
+    }
+    let r = stratus_engine::stat_npy::run_stat(&stratus_engine::stat_npy::StatArgs {
+        input: a.input,
+        out_dir: a.out,
+        kernel,
+        scale: a.scale,
+        offset: a.offset,
+        nodata: a.nodata,
+        eps: a.eps,
+        maxiters: a.maxiters,
+        threads: a.threads,
+    })?;
+    println!("{}", serde_json::to_string(&r)?);
     Ok(0)
 }

@@ -48,6 +48,8 @@ enum Command {
     Retry(commands::RetryArgs),
     /// Move dead-lettered messages back to the run's queue and re-arm failed tasks.
     Redrive(commands::RedriveArgs),
+    /// Run one statistics kernel on a NumPy (y, x, band, time) stack; print the compute time.
+    Stat(commands::StatArgs),
 }
 
 fn init_logging(verbose: u8) {

@@ -11,6 +11,7 @@ pub mod planner;
 pub mod runner;
 pub mod sources;
 pub mod stac_output;
+pub mod stat_npy;
 pub mod tile;
 pub mod worker;
 

@@ -347,7 +347,16 @@ fn read_chunk(
                         )
                     });
                     match read {
-                        Ok(v) => planes.push(v),
+                        Ok(mut v) => {
+                            // Baseline 04.00+ digital numbers carry +1000: remove it so
+                            // composites mixing baselines are not shifted.
+                            if b.harmonize_s2_offset && p.dataset.has_boa_offset() {
+                                for px in v.iter_mut().filter(|px| **px != b.nodata) {
+                                    *px = px.saturating_sub(1000).max(1);
+                                }
+                            }
+                            planes.push(v)
+                        }
                         Err(e) => {
                             return Some(InputFailure {
                                 dataset: i,

@@ -1,45 +1,63 @@
-//! `pq`: clear-pixel counts from the Sentinel-2 SCL band. Outputs `total` (valid
-//! observations), `clear` (valid and not cloud) and one `clear_R1_R2` per mask filter:
-//! the cloud mask opened by a disk of radius R1, then dilated by R2, before counting.
+//! `pq` (Sentinel-2 SCL) and `pq-ls` (Landsat QA_PIXEL): clear-pixel counts. Outputs
+//! `total` (valid observations), `clear` (valid and not cloud) and one `clear_R1_R2` per
+//! mask filter: the cloud mask opened by a disk of radius R1, then dilated by R2.
 
+use crate::masks::{MaskKind, MaskKind as K};
 use crate::morphology::{apply_all, MorphOp};
-use crate::s2_scl;
 use crate::stack::Stack;
 use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub struct PqConfig {
     /// (opening radius, dilation radius) pairs; odc-stats' default.
+    #[serde(default = "default_filters")]
     pub filters: Vec<(usize, usize)>,
-    /// The band holding the scene classification.
+    /// The band holding the cloud classification.
     pub band: String,
+    pub mask: MaskKind,
 }
 
-impl Default for PqConfig {
-    fn default() -> Self {
+fn default_filters() -> Vec<(usize, usize)> {
+    vec![(2, 5), (0, 5)]
+}
+
+impl PqConfig {
+    pub fn s2() -> Self {
         Self {
-            filters: vec![(2, 5), (0, 5)],
+            filters: default_filters(),
             band: "SCL".into(),
+            mask: K::s2(),
+        }
+    }
+    pub fn landsat() -> Self {
+        Self {
+            filters: default_filters(),
+            band: "qa_pixel".into(),
+            mask: K::landsat(),
         }
     }
 }
 
 pub struct Pq {
+    name: String,
     cfg: PqConfig,
 }
 
 impl Pq {
-    pub fn new(cfg: PqConfig) -> Result<Pq, StatError> {
+    pub fn new(name: &str, cfg: PqConfig) -> Result<Pq, StatError> {
         if cfg.filters.iter().any(|&(a, b)| a > 50 || b > 50) {
             return Err(StatError::Config {
-                plugin: "pq".into(),
+                plugin: name.into(),
                 why: "filter radii above 50 pixels are not supported".into(),
             });
         }
-        Ok(Pq { cfg })
+        Ok(Pq {
+            name: name.into(),
+            cfg,
+        })
     }
     fn ops(&self, f: (usize, usize)) -> [MorphOp; 2] {
         [MorphOp::Opening(f.0), MorphOp::Dilation(f.1)]
@@ -48,13 +66,14 @@ impl Pq {
 
 impl Statistic for Pq {
     fn name(&self) -> &str {
-        "pq"
+        &self.name
     }
     fn input_bands(&self) -> Vec<InputBand> {
         vec![InputBand {
             name: self.cfg.band.clone(),
             categorical: true,
-            nodata: s2_scl::NO_DATA,
+            nodata: self.cfg.mask.nodata(),
+            harmonize_s2_offset: false,
         }]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
@@ -89,10 +108,11 @@ impl Statistic for Pq {
         let mut total = Array2::<u16>::zeros((h, w));
         let mut clear = Array2::<u16>::zeros((h, w));
         let mut filtered = vec![Array2::<u16>::zeros((h, w)); self.cfg.filters.len()];
+        let k = &self.cfg.mask;
         for t in 0..stack.times() {
-            let scl = stack.plane(t, b);
-            let valid = scl.mapv(s2_scl::is_valid);
-            let cloud = scl.mapv(s2_scl::is_cloud);
+            let plane = stack.plane(t, b);
+            let valid = plane.mapv(|v| k.is_valid(v));
+            let cloud = plane.mapv(|v| k.is_cloud(v));
             ndarray::Zip::from(&mut total)
                 .and(&valid)
                 .for_each(|c, &v| *c += v as u16);
@@ -117,6 +137,7 @@ impl Statistic for Pq {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s2_scl;
 
     #[test]
     fn counts_valid_clear_and_filtered() {
@@ -133,10 +154,13 @@ mod tests {
         s.data
             .slice_mut(ndarray::s![2, 0, 5..12, 5..12])
             .fill(s2_scl::CLOUD_MEDIUM);
-        let pq = Pq::new(PqConfig {
-            filters: vec![(1, 0), (0, 1)],
-            band: "SCL".into(),
-        })
+        let pq = Pq::new(
+            "pq",
+            PqConfig {
+                filters: vec![(1, 0), (0, 1)],
+                ..PqConfig::s2()
+            },
+        )
         .unwrap();
         assert_eq!(pq.halo(), 2);
         let out = pq.reduce(&s).unwrap();
@@ -165,5 +189,31 @@ mod tests {
         assert_eq!(dil1[[10, 11]], 1);
         assert_eq!(dil1[[4, 8]], 2); // one above the block: cloudy at t2 only after dilation
         assert_eq!(clear[[4, 8]], 3);
+    }
+
+    #[test]
+    fn landsat_qa_counts() {
+        let mut s = Stack::new(vec!["qa_pixel".into()], vec![1], 2, 1, 3);
+        // Pixel 0: clear twice; pixel 1: cloud then fill; pixel 2: shadow, clear.
+        s.data[[0, 0, 0, 0]] = 1 << 6;
+        s.data[[1, 0, 0, 0]] = 1 << 6;
+        s.data[[0, 0, 0, 1]] = 1 << 3;
+        s.data[[1, 0, 0, 1]] = 1;
+        s.data[[0, 0, 0, 2]] = 1 << 4;
+        s.data[[1, 0, 0, 2]] = 1 << 6 | 1 << 7;
+        let pq = Pq::new(
+            "pq-ls",
+            PqConfig {
+                filters: vec![],
+                ..PqConfig::landsat()
+            },
+        )
+        .unwrap();
+        let out = pq.reduce(&s).unwrap();
+        let (OutputData::U16(total), OutputData::U16(clear)) = (&out[0], &out[1]) else {
+            panic!()
+        };
+        assert_eq!(total.iter().copied().collect::<Vec<_>>(), vec![2, 1, 2]);
+        assert_eq!(clear.iter().copied().collect::<Vec<_>>(), vec![2, 0, 1]);
     }
 }

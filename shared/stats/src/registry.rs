@@ -1,25 +1,62 @@
-//! Plugins by name.
+//! Plugins by name, built from their `plugin_config`.
 
+use crate::gm::{Gm, GmConfig};
 use crate::pq::{Pq, PqConfig};
 use crate::statistic::{StatError, Statistic};
+use crate::summaries::{Summary, SummaryConfig, SummaryKind, WofsConfig, WofsSummary};
 
-const PLUGINS: &[&str] = &["pq"];
+const PLUGINS: &[&str] = &[
+    "pq",
+    "pq-ls",
+    "gm-s2",
+    "gm-ls",
+    "percentiles",
+    "median",
+    "mean",
+    "wofs-summary",
+];
 
 pub fn plugin_names() -> &'static [&'static str] {
     PLUGINS
 }
 
-fn config<T: serde::de::DeserializeOwned + Default>(
+/// Merge `cfg` (a JSON object) over `defaults` and parse, naming unknown keys.
+fn config<T: serde::de::DeserializeOwned + serde::Serialize>(
     plugin: &str,
+    defaults: T,
     cfg: &serde_json::Value,
 ) -> Result<T, StatError> {
-    if cfg.is_null() {
-        return Ok(T::default());
+    let mut base = serde_json::to_value(defaults).expect("defaults serialise");
+    match cfg {
+        serde_json::Value::Null => {}
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                base[k] = v.clone();
+            }
+        }
+        _ => {
+            return Err(StatError::Config {
+                plugin: plugin.into(),
+                why: "plugin_config must be a mapping".into(),
+            })
+        }
     }
-    serde_json::from_value(cfg.clone()).map_err(|e| StatError::Config {
+    serde_json::from_value(base).map_err(|e| StatError::Config {
         plugin: plugin.into(),
         why: format!("plugin_config: {e}"),
     })
+}
+
+fn summary_defaults() -> SummaryConfig {
+    SummaryConfig {
+        bands: vec![],
+        percentiles: vec![10, 50, 90],
+        min_obs: None,
+        nodata: 0,
+        mask_band: None,
+        mask: None,
+        mask_filters: vec![],
+    }
 }
 
 /// Build a statistic from its name and `plugin_config`.
@@ -27,13 +64,40 @@ pub fn build_statistic(
     name: &str,
     cfg: &serde_json::Value,
 ) -> Result<Box<dyn Statistic>, StatError> {
-    match name {
-        "pq" => Ok(Box::new(Pq::new(config::<PqConfig>(name, cfg)?)?)),
-        _ => Err(StatError::UnknownPlugin(
-            name.to_string(),
-            PLUGINS.join(", "),
-        )),
-    }
+    Ok(match name {
+        "pq" => Box::new(Pq::new(name, config(name, PqConfig::s2(), cfg)?)?),
+        "pq-ls" => Box::new(Pq::new(name, config(name, PqConfig::landsat(), cfg)?)?),
+        "gm-s2" => Box::new(Gm::new(name, config(name, GmConfig::s2(), cfg)?)?),
+        "gm-ls" => Box::new(Gm::new(name, config(name, GmConfig::landsat(), cfg)?)?),
+        "percentiles" => Box::new(Summary::new(
+            name,
+            SummaryKind::Percentiles,
+            config(name, summary_defaults(), cfg)?,
+        )?),
+        "median" => Box::new(Summary::new(
+            name,
+            SummaryKind::Median,
+            config(name, summary_defaults(), cfg)?,
+        )?),
+        "mean" => Box::new(Summary::new(
+            name,
+            SummaryKind::Mean,
+            config(name, summary_defaults(), cfg)?,
+        )?),
+        "wofs-summary" => Box::new(WofsSummary::new(config(
+            name,
+            WofsConfig {
+                band: "water".into(),
+            },
+            cfg,
+        )?)),
+        _ => {
+            return Err(StatError::UnknownPlugin(
+                name.to_string(),
+                PLUGINS.join(", "),
+            ))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -46,7 +110,7 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("gm-zz") && e.contains("pq"), "{e}");
+        assert!(e.contains("gm-zz") && e.contains("gm-s2"), "{e}");
         let e = build_statistic("pq", &serde_json::json!({"filterz": []}))
             .err()
             .unwrap()
@@ -58,5 +122,17 @@ mod tests {
                 .halo(),
             4
         );
+        let gm = build_statistic("gm-s2", &serde_json::json!({"bands": ["B02", "B04"]})).unwrap();
+        assert_eq!(gm.input_bands().len(), 3);
+        assert_eq!(gm.halo(), 2 * 2 + 5);
+        assert!(
+            build_statistic("percentiles", &serde_json::Value::Null).is_err(),
+            "bands are required"
+        );
+        for p in PLUGINS {
+            if !["percentiles", "median", "mean"].contains(p) {
+                build_statistic(p, &serde_json::Value::Null).unwrap();
+            }
+        }
     }
 }

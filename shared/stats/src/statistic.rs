@@ -32,6 +32,9 @@ pub struct InputBand {
     pub categorical: bool,
     /// Nodata of the band as stored.
     pub nodata: u16,
+    /// Sentinel-2 reflectance: remove the +1000 offset of processing baseline 04.00+
+    /// (read from each dataset's metadata) so that baselines are not mixed.
+    pub harmonize_s2_offset: bool,
 }
 
 /// A band a statistic writes.

@@ -1,0 +1,281 @@
+//! `gm-s2` and `gm-ls`: geomedian with MADs of cloud-free observations.
+//! Outputs one band per input band (the input's dtype), `emad` (input units), `smad`,
+//! `bcmad` (unitless, float32) and `count` (uint16).
+
+use crate::geomedian::{geomedian_mads_chunk, Dims, GeomedianParams};
+use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
+use crate::morphology::MorphOp;
+use crate::stack::Stack;
+use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatError, Statistic};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GmConfig {
+    pub bands: Vec<String>,
+    pub mask_band: String,
+    pub mask: MaskKind,
+    /// Filters applied in order to the cloud mask, e.g. [[opening, 2], [dilation, 5]].
+    #[serde(default)]
+    pub mask_filters: Vec<(String, usize)>,
+    /// value = DN * scale + offset.
+    pub scale: f64,
+    pub offset: f64,
+    pub nodata: u16,
+    #[serde(default = "default_eps")]
+    pub eps: f32,
+    #[serde(default = "default_maxiters")]
+    pub maxiters: u32,
+    /// Remove Sentinel-2's +1000 offset of baseline 04.00 and later.
+    #[serde(default)]
+    pub harmonize_s2_offset: bool,
+}
+
+fn default_eps() -> f32 {
+    1e-4
+}
+fn default_maxiters() -> u32 {
+    1000
+}
+
+impl GmConfig {
+    pub fn s2() -> Self {
+        GmConfig {
+            bands: [
+                "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
+            ]
+            .map(String::from)
+            .to_vec(),
+            mask_band: "SCL".into(),
+            mask: MaskKind::s2(),
+            mask_filters: vec![("opening".into(), 2), ("dilation".into(), 5)],
+            scale: 1e-4,
+            offset: 0.0,
+            nodata: 0,
+            eps: default_eps(),
+            maxiters: default_maxiters(),
+            harmonize_s2_offset: true,
+        }
+    }
+    pub fn landsat() -> Self {
+        GmConfig {
+            bands: ["blue", "green", "red", "nir08", "swir16", "swir22"]
+                .map(String::from)
+                .to_vec(),
+            mask_band: "qa_pixel".into(),
+            mask: MaskKind::landsat(),
+            mask_filters: vec![],
+            scale: 0.0000275,
+            offset: -0.2,
+            nodata: 0,
+            eps: default_eps(),
+            maxiters: default_maxiters(),
+            harmonize_s2_offset: false,
+        }
+    }
+}
+
+pub struct Gm {
+    name: String,
+    cfg: GmConfig,
+    filters: Vec<MorphOp>,
+}
+
+impl Gm {
+    pub fn new(name: &str, cfg: GmConfig) -> Result<Gm, StatError> {
+        let bad = |why: &str| {
+            Err(StatError::Config {
+                plugin: name.into(),
+                why: why.into(),
+            })
+        };
+        if cfg.bands.is_empty() || cfg.bands.len() > 64 {
+            return bad("bands: give 1 to 64 bands");
+        }
+        if cfg.scale.is_nan() || cfg.scale <= 0.0 {
+            return bad("scale must be positive");
+        }
+        if cfg.maxiters == 0 || cfg.eps.is_nan() || cfg.eps <= 0.0 {
+            return bad("eps must be positive and maxiters at least 1");
+        }
+        let filters = parse_filters(&cfg.mask_filters)?;
+        Ok(Gm {
+            name: name.into(),
+            cfg,
+            filters,
+        })
+    }
+}
+
+/// Scaled value back to a digital number: round half away from zero, clamped to 1..=65535
+/// (0 is nodata).
+pub fn to_dn(v: f32, scale: f64, offset: f64) -> u16 {
+    (((v as f64 - offset) / scale).round()).clamp(1.0, 65535.0) as u16
+}
+
+impl Statistic for Gm {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn input_bands(&self) -> Vec<InputBand> {
+        let mut v: Vec<InputBand> = self
+            .cfg
+            .bands
+            .iter()
+            .map(|b| InputBand {
+                name: b.clone(),
+                categorical: false,
+                nodata: self.cfg.nodata,
+                harmonize_s2_offset: self.cfg.harmonize_s2_offset,
+            })
+            .collect();
+        v.push(InputBand {
+            name: self.cfg.mask_band.clone(),
+            categorical: true,
+            nodata: self.cfg.mask.nodata(),
+            harmonize_s2_offset: false,
+        });
+        v
+    }
+    fn output_bands(&self) -> Vec<OutputBand> {
+        let mut v: Vec<OutputBand> = self
+            .cfg
+            .bands
+            .iter()
+            .map(|b| OutputBand {
+                name: b.clone(),
+                dtype: PixelType::Uint16,
+                nodata: Some(self.cfg.nodata as f64),
+                categorical: false,
+            })
+            .collect();
+        for m in ["emad", "smad", "bcmad"] {
+            v.push(OutputBand {
+                name: m.into(),
+                dtype: PixelType::Float32,
+                nodata: Some(f64::NAN),
+                categorical: false,
+            });
+        }
+        v.push(OutputBand {
+            name: "count".into(),
+            dtype: PixelType::Uint16,
+            nodata: None,
+            categorical: true,
+        });
+        v
+    }
+    fn halo(&self) -> usize {
+        filters_reach(&self.filters)
+    }
+    fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
+        let idx: Vec<usize> = self
+            .cfg
+            .bands
+            .iter()
+            .map(|b| {
+                stack
+                    .band_index(b)
+                    .ok_or_else(|| StatError::MissingBand(b.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        let masks = observation_masks(stack, &self.cfg.mask_band, &self.cfg.mask, &self.filters)?;
+        let (h, w) = stack.shape_yx();
+        let (scale, offset, nodata) = (
+            self.cfg.scale as f32,
+            self.cfg.offset as f32,
+            self.cfg.nodata,
+        );
+        let data = &stack.data;
+        let r = geomedian_mads_chunk(
+            Dims {
+                h,
+                w,
+                bands: idx.len(),
+                times: stack.times(),
+            },
+            |y, x, b, t| {
+                if !masks[t].clear[[y, x]] {
+                    return None;
+                }
+                let v = data[[t, idx[b], y, x]];
+                (v != nodata).then_some(v as f32 * scale + offset)
+            },
+            GeomedianParams {
+                eps: self.cfg.eps,
+                maxiters: self.cfg.maxiters,
+            },
+        );
+        let mut out: Vec<OutputData> = (0..idx.len())
+            .map(|b| {
+                OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| {
+                    let v = r.gm[[b, y, x]];
+                    if v.is_nan() {
+                        nodata
+                    } else {
+                        to_dn(v, self.cfg.scale, self.cfg.offset)
+                    }
+                }))
+            })
+            .collect();
+        out.push(OutputData::F32(
+            r.emad.mapv(|v| (v as f64 / self.cfg.scale) as f32),
+        ));
+        out.push(OutputData::F32(r.smad));
+        out.push(OutputData::F32(r.bcmad));
+        out.push(OutputData::U16(r.count));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clouds_are_excluded_and_counts_recorded() {
+        // 1 x 2 pixels, 2 bands + SCL, 5 dates: pixel 0 has a bright cloudy date.
+        let bands = vec!["B04".to_string(), "B08".to_string(), "SCL".to_string()];
+        let mut s = Stack::new(bands, vec![0, 0, 0], 5, 1, 2);
+        for t in 0..5 {
+            for x in 0..2 {
+                s.data[[t, 0, 0, x]] = 1000 + 10 * t as u16;
+                s.data[[t, 1, 0, x]] = 3000 + 10 * t as u16;
+                s.data[[t, 2, 0, x]] = 4;
+            }
+        }
+        s.data[[2, 0, 0, 0]] = 9000;
+        s.data[[2, 1, 0, 0]] = 9000;
+        s.data[[2, 2, 0, 0]] = 9; // cloud
+        s.data[[4, 0, 0, 1]] = 0; // one band missing: observation excluded
+        let cfg = GmConfig {
+            bands: vec!["B04".into(), "B08".into()],
+            mask_filters: vec![],
+            ..GmConfig::s2()
+        };
+        let gm = Gm::new("gm-s2", cfg).unwrap();
+        let out = gm.reduce(&s).unwrap();
+        let OutputData::U16(red) = &out[0] else {
+            panic!()
+        };
+        let OutputData::U16(count) = &out[5] else {
+            panic!()
+        };
+        assert_eq!(count.iter().copied().collect::<Vec<_>>(), vec![4, 4]);
+        // Pixel 0: dates 0,1,3,4 -> a point on the segment; its red lies in 1000..=1040.
+        assert!((1000..=1040).contains(&red[[0, 0]]), "{}", red[[0, 0]]);
+        assert!((1000..=1030).contains(&red[[0, 1]]));
+        let OutputData::F32(emad) = &out[2] else {
+            panic!()
+        };
+        assert!(
+            emad[[0, 0]] > 0.0 && emad[[0, 0]] < 40.0,
+            "emad in DN units: {}",
+            emad[[0, 0]]
+        );
+        assert_eq!(gm.output_bands().len(), 6);
+        assert_eq!(to_dn(0.12345, 1e-4, 0.0), 1235);
+        assert_eq!(to_dn(0.0, 0.0000275, -0.2), 7273);
+    }
+}

@@ -1,0 +1,394 @@
+//! Generic per-band summaries of any bands: `percentiles`, `median`, `mean`, with an
+//! optional cloud mask. Percentiles keep the input dtype; the mean is float32.
+
+use crate::geomedian::Dims;
+use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
+use crate::morphology::MorphOp;
+use crate::percentile::{mean_chunk, percentiles_chunk};
+use crate::stack::Stack;
+use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatError, Statistic};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryConfig {
+    pub bands: Vec<String>,
+    /// Percentiles in 0..=100 (percentiles plugin only).
+    #[serde(default = "default_percentiles")]
+    pub percentiles: Vec<u32>,
+    /// Fewer valid observations than this give nodata (default 3; 1 for median).
+    #[serde(default)]
+    pub min_obs: Option<usize>,
+    #[serde(default)]
+    pub nodata: u16,
+    /// Optional cloud mask.
+    #[serde(default)]
+    pub mask_band: Option<String>,
+    #[serde(default)]
+    pub mask: Option<MaskKind>,
+    #[serde(default)]
+    pub mask_filters: Vec<(String, usize)>,
+}
+
+fn default_percentiles() -> Vec<u32> {
+    vec![10, 50, 90]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryKind {
+    Percentiles,
+    Median,
+    Mean,
+}
+
+pub struct Summary {
+    name: String,
+    kind: SummaryKind,
+    cfg: SummaryConfig,
+    filters: Vec<MorphOp>,
+}
+
+impl Summary {
+    pub fn new(name: &str, kind: SummaryKind, cfg: SummaryConfig) -> Result<Summary, StatError> {
+        let bad = |why: &str| {
+            Err(StatError::Config {
+                plugin: name.into(),
+                why: why.into(),
+            })
+        };
+        if cfg.bands.is_empty() {
+            return bad("bands: give at least one band");
+        }
+        if cfg.percentiles.iter().any(|p| *p > 100) || cfg.percentiles.is_empty() {
+            return bad("percentiles must be between 0 and 100");
+        }
+        if cfg.mask_band.is_some() != cfg.mask.is_some() {
+            return bad("give both mask_band and mask, or neither");
+        }
+        let filters = parse_filters(&cfg.mask_filters)?;
+        Ok(Summary {
+            name: name.into(),
+            kind,
+            cfg,
+            filters,
+        })
+    }
+    fn ps(&self) -> Vec<f64> {
+        match self.kind {
+            SummaryKind::Median => vec![0.5],
+            _ => self
+                .cfg
+                .percentiles
+                .iter()
+                .map(|p| *p as f64 / 100.0)
+                .collect(),
+        }
+    }
+    fn min_obs(&self) -> usize {
+        self.cfg
+            .min_obs
+            .unwrap_or(if self.kind == SummaryKind::Median {
+                1
+            } else {
+                3
+            })
+    }
+}
+
+impl Statistic for Summary {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn input_bands(&self) -> Vec<InputBand> {
+        let mut v: Vec<InputBand> = self
+            .cfg
+            .bands
+            .iter()
+            .map(|b| InputBand {
+                name: b.clone(),
+                categorical: false,
+                nodata: self.cfg.nodata,
+                harmonize_s2_offset: false,
+            })
+            .collect();
+        if let (Some(b), Some(k)) = (&self.cfg.mask_band, &self.cfg.mask) {
+            v.push(InputBand {
+                name: b.clone(),
+                categorical: true,
+                nodata: k.nodata(),
+                harmonize_s2_offset: false,
+            });
+        }
+        v
+    }
+    fn output_bands(&self) -> Vec<OutputBand> {
+        let mut v = Vec::new();
+        for b in &self.cfg.bands {
+            match self.kind {
+                SummaryKind::Percentiles => {
+                    for p in &self.cfg.percentiles {
+                        v.push(OutputBand {
+                            name: format!("{b}_pc_{p}"),
+                            dtype: PixelType::Uint16,
+                            nodata: Some(self.cfg.nodata as f64),
+                            categorical: false,
+                        });
+                    }
+                }
+                SummaryKind::Median => v.push(OutputBand {
+                    name: b.clone(),
+                    dtype: PixelType::Uint16,
+                    nodata: Some(self.cfg.nodata as f64),
+                    categorical: false,
+                }),
+                SummaryKind::Mean => v.push(OutputBand {
+                    name: b.clone(),
+                    dtype: PixelType::Float32,
+                    nodata: Some(f64::NAN),
+                    categorical: false,
+                }),
+            }
+        }
+        v.push(OutputBand {
+            name: "count".into(),
+            dtype: PixelType::Uint16,
+            nodata: None,
+            categorical: true,
+        });
+        v
+    }
+    fn halo(&self) -> usize {
+        filters_reach(&self.filters)
+    }
+    fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
+        let idx: Vec<usize> = self
+            .cfg
+            .bands
+            .iter()
+            .map(|b| {
+                stack
+                    .band_index(b)
+                    .ok_or_else(|| StatError::MissingBand(b.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        let masks = match (&self.cfg.mask_band, &self.cfg.mask) {
+            (Some(b), Some(k)) => Some(observation_masks(stack, b, k, &self.filters)?),
+            _ => None,
+        };
+        let (h, w) = stack.shape_yx();
+        let times = stack.times();
+        let nodata = self.cfg.nodata;
+        let data = &stack.data;
+        let clear =
+            |y: usize, x: usize, t: usize| masks.as_ref().is_none_or(|m| m[t].clear[[y, x]]);
+        let get = |y: usize, x: usize, b: usize, t: usize| {
+            let v = data[[t, idx[b], y, x]];
+            (v != nodata && clear(y, x, t)).then_some(v)
+        };
+        let mut out = Vec::new();
+        match self.kind {
+            SummaryKind::Percentiles | SummaryKind::Median => {
+                let ps = self.ps();
+                let r = percentiles_chunk(
+                    Dims {
+                        h,
+                        w,
+                        bands: idx.len(),
+                        times,
+                    },
+                    &ps,
+                    self.min_obs(),
+                    nodata as i32,
+                    |y, x, b, t| get(y, x, b, t).map(i32::from),
+                );
+                for b in 0..idx.len() {
+                    for q in 0..ps.len() {
+                        out.push(OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| {
+                            r[[b, q, y, x]] as u16
+                        })));
+                    }
+                }
+            }
+            SummaryKind::Mean => {
+                let r = mean_chunk(
+                    Dims {
+                        h,
+                        w,
+                        bands: idx.len(),
+                        times,
+                    },
+                    |y, x, b, t| get(y, x, b, t).map(f32::from),
+                );
+                for b in 0..idx.len() {
+                    out.push(OutputData::F32(r.slice(ndarray::s![b, .., ..]).to_owned()));
+                }
+            }
+        }
+        // Observations usable for the first band.
+        out.push(OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| {
+            (0..times).filter(|&t| get(y, x, 0, t).is_some()).count() as u16
+        })));
+        Ok(out)
+    }
+}
+
+/// `wofs-summary`: from a water-observation band (WOfS bit flags: 128 = wet, 0 = dry,
+/// anything else = not a clear observation), `count_wet`, `count_clear` and
+/// `frequency` = wet / clear.
+pub struct WofsSummary {
+    band: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WofsConfig {
+    #[serde(default = "default_water")]
+    pub band: String,
+}
+
+fn default_water() -> String {
+    "water".into()
+}
+
+impl WofsSummary {
+    pub fn new(cfg: WofsConfig) -> Self {
+        WofsSummary { band: cfg.band }
+    }
+}
+
+impl Statistic for WofsSummary {
+    fn name(&self) -> &str {
+        "wofs-summary"
+    }
+    fn input_bands(&self) -> Vec<InputBand> {
+        // WOfS marks no data with bit 0 (value 1).
+        vec![InputBand {
+            name: self.band.clone(),
+            categorical: true,
+            nodata: 1,
+            harmonize_s2_offset: false,
+        }]
+    }
+    fn output_bands(&self) -> Vec<OutputBand> {
+        vec![
+            OutputBand {
+                name: "count_wet".into(),
+                dtype: PixelType::Int16,
+                nodata: Some(-999.0),
+                categorical: true,
+            },
+            OutputBand {
+                name: "count_clear".into(),
+                dtype: PixelType::Int16,
+                nodata: Some(-999.0),
+                categorical: true,
+            },
+            OutputBand {
+                name: "frequency".into(),
+                dtype: PixelType::Float32,
+                nodata: Some(f64::NAN),
+                categorical: false,
+            },
+        ]
+    }
+    fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
+        let b = stack
+            .band_index(&self.band)
+            .ok_or_else(|| StatError::MissingBand(self.band.clone()))?;
+        let (h, w) = stack.shape_yx();
+        let mut wet = Array2::<i16>::zeros((h, w));
+        let mut clear = Array2::<i16>::zeros((h, w));
+        for t in 0..stack.times() {
+            ndarray::Zip::from(&mut wet)
+                .and(&mut clear)
+                .and(stack.plane(t, b))
+                .for_each(|we, c, &v| {
+                    if v == 128 {
+                        *we += 1;
+                        *c += 1;
+                    } else if v == 0 {
+                        *c += 1;
+                    }
+                });
+        }
+        let freq = ndarray::Zip::from(&wet).and(&clear).map_collect(|&we, &c| {
+            if c > 0 {
+                we as f32 / c as f32
+            } else {
+                f32::NAN
+            }
+        });
+        Ok(vec![
+            OutputData::I16(wet),
+            OutputData::I16(clear),
+            OutputData::F32(freq),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_median_mean_with_mask() {
+        let mut s = Stack::new(vec!["red".into(), "SCL".into()], vec![0, 0], 5, 1, 1);
+        for (t, v) in [100u16, 300, 200, 900, 500].into_iter().enumerate() {
+            s.data[[t, 0, 0, 0]] = v;
+            s.data[[t, 1, 0, 0]] = 4;
+        }
+        s.data[[3, 1, 0, 0]] = 8; // the 900 is cloudy
+        let cfg = SummaryConfig {
+            bands: vec!["red".into()],
+            percentiles: vec![10, 50, 90],
+            min_obs: None,
+            nodata: 0,
+            mask_band: Some("SCL".into()),
+            mask: Some(MaskKind::s2()),
+            mask_filters: vec![],
+        };
+        let p = Summary::new("percentiles", SummaryKind::Percentiles, cfg.clone()).unwrap();
+        let out = p.reduce(&s).unwrap();
+        let vals: Vec<u16> = out
+            .iter()
+            .take(3)
+            .map(|o| {
+                if let OutputData::U16(a) = o {
+                    a[[0, 0]]
+                } else {
+                    0
+                }
+            })
+            .collect();
+        assert_eq!(vals, vec![100, 300, 500]); // sorted 100 200 300 500: idx 0, 2 (1.5), 3 (2.7)
+        let m = Summary::new("mean", SummaryKind::Mean, cfg.clone())
+            .unwrap()
+            .reduce(&s)
+            .unwrap();
+        assert!(matches!(&m[0], OutputData::F32(a) if a[[0, 0]] == 275.0));
+        let med = Summary::new("median", SummaryKind::Median, cfg).unwrap();
+        assert_eq!(med.output_bands()[0].name, "red");
+    }
+
+    #[test]
+    fn wofs_frequency() {
+        let mut s = Stack::new(vec!["water".into()], vec![1], 4, 1, 2);
+        for (t, v) in [128u16, 0, 128, 2].into_iter().enumerate() {
+            s.data[[t, 0, 0, 0]] = v;
+            s.data[[t, 0, 0, 1]] = 2;
+        }
+        let out = WofsSummary::new(WofsConfig {
+            band: "water".into(),
+        })
+        .reduce(&s)
+        .unwrap();
+        let (OutputData::I16(wet), OutputData::I16(clear), OutputData::F32(f)) =
+            (&out[0], &out[1], &out[2])
+        else {
+            panic!()
+        };
+        assert_eq!((wet[[0, 0]], clear[[0, 0]]), (2, 3));
+        assert!((f[[0, 0]] - 2.0 / 3.0).abs() < 1e-6 && f[[0, 1]].is_nan());
+    }
+}
