@@ -128,16 +128,81 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
     let compute_s;
     match &a.kernel {
         Kernel::Geomedian => {
-            let r = pool.install(|| {
-                geomedian_mads_chunk(
-                    Dims { h, w, bands, times },
-                    |y, x, b, t| raw(y, x, b, t).map(|v| v as f32 * scale + offset),
-                    GeomedianParams {
-                        eps: a.eps,
-                        maxiters: a.maxiters,
-                    },
-                )
-            });
+            let p = GeomedianParams {
+                eps: a.eps,
+                maxiters: a.maxiters,
+            };
+            let dims = Dims { h, w, bands, times };
+            // (y, x, band, time): a pixel's values are one contiguous band-major run.
+            fn gather<T: Copy + PartialEq + Into<f32>>(
+                px: &[T],
+                bands: usize,
+                times: usize,
+                nodata: T,
+                scale: f32,
+                offset: f32,
+                out: &mut [f32],
+                kept: &mut Vec<usize>,
+            ) -> usize {
+                kept.clear();
+                kept.extend(
+                    (0..times).filter(|&t| (0..bands).all(|b| px[b * times + t] != nodata)),
+                );
+                let n = kept.len();
+                for b in 0..bands {
+                    let series = &px[b * times..(b + 1) * times];
+                    for (o, &t) in out[b * n..(b + 1) * n].iter_mut().zip(kept.iter()) {
+                        *o = series[t].into() * scale + offset;
+                    }
+                }
+                n
+            }
+            let r = match &stack {
+                Stack::I16(s) => {
+                    let flat = s.as_slice().expect("read_npy gives standard layout");
+                    let nd = nodata as i16;
+                    pool.install(|| {
+                        geomedian_mads_chunk(
+                            dims,
+                            |y, x, out, kept| {
+                                gather(
+                                    &flat[(y * w + x) * bands * times..][..bands * times],
+                                    bands,
+                                    times,
+                                    nd,
+                                    scale,
+                                    offset,
+                                    out,
+                                    kept,
+                                )
+                            },
+                            p,
+                        )
+                    })
+                }
+                Stack::U16(s) => {
+                    let flat = s.as_slice().expect("read_npy gives standard layout");
+                    let nd = nodata as u16;
+                    pool.install(|| {
+                        geomedian_mads_chunk(
+                            dims,
+                            |y, x, out, kept| {
+                                gather(
+                                    &flat[(y * w + x) * bands * times..][..bands * times],
+                                    bands,
+                                    times,
+                                    nd,
+                                    scale,
+                                    offset,
+                                    out,
+                                    kept,
+                                )
+                            },
+                            p,
+                        )
+                    })
+                }
+            };
             compute_s = started.elapsed().as_secs_f64();
             let gm: Array3<f32> =
                 r.gm.permuted_axes([1, 2, 0])
@@ -158,9 +223,36 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
                 ),
                 _ => (vec![0.5], 1, "median.npy"),
             };
-            let r = pool.install(|| {
-                percentiles_chunk(Dims { h, w, bands, times }, &ps, min_obs, nodata, raw)
-            });
+            let dims = Dims { h, w, bands, times };
+            // A pixel-band's series is contiguous in (y, x, band, time).
+            let r = match &stack {
+                Stack::I16(s) => {
+                    let flat = s.as_slice().expect("standard layout");
+                    pool.install(|| {
+                        percentiles_chunk(dims, &ps, min_obs, nodata, |y, x, b, vals| {
+                            vals.extend(
+                                flat[((y * w + x) * bands + b) * times..][..times]
+                                    .iter()
+                                    .map(|&v| v as i32)
+                                    .filter(|&v| v != nodata),
+                            )
+                        })
+                    })
+                }
+                Stack::U16(s) => {
+                    let flat = s.as_slice().expect("standard layout");
+                    pool.install(|| {
+                        percentiles_chunk(dims, &ps, min_obs, nodata, |y, x, b, vals| {
+                            vals.extend(
+                                flat[((y * w + x) * bands + b) * times..][..times]
+                                    .iter()
+                                    .map(|&v| v as i32)
+                                    .filter(|&v| v != nodata),
+                            )
+                        })
+                    })
+                }
+            };
             compute_s = started.elapsed().as_secs_f64();
             // (band, q, y, x) -> (y, x, band, q) in the input dtype.
             let r = r

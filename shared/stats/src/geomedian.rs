@@ -140,14 +140,12 @@ pub fn geomedian(
             }
         }
         // Weights 1/d; observations at the estimate get weight 0 and are counted.
+        // Written without branches so that it vectorises.
         let mut zeros = 0usize;
-        for (w, d) in s.w[..n].iter_mut().zip(&s.dist[..n]) {
-            if *d > 0.0 {
-                *w = 1.0 / d.sqrt();
-            } else {
-                *w = 0.0;
-                zeros += 1;
-            }
+        for (w, &d) in s.w[..n].iter_mut().zip(&s.dist[..n]) {
+            let inv = 1.0 / d.sqrt();
+            *w = if d > 0.0 { inv } else { 0.0 };
+            zeros += (d <= 0.0) as usize;
         }
         if zeros == n {
             return it;
@@ -183,17 +181,62 @@ pub fn geomedian(
     p.maxiters
 }
 
-/// Median of `v` (sorted in place); the mean of the middle two for an even count.
+/// An i32 whose order is the float's total order (so selection compares integers).
+#[inline]
+fn order_key(x: f32) -> i32 {
+    let b = x.to_bits() as i32;
+    b ^ ((((b >> 31) as u32) >> 1) as i32)
+}
+
+#[inline]
+fn from_key(k: i32) -> f32 {
+    f32::from_bits((k ^ ((((k >> 31) as u32) >> 1) as i32)) as u32)
+}
+
+/// Median of `v` (reordered in place); the mean of the middle two for an even count.
 pub fn median_in_place(v: &mut [f32]) -> f32 {
     let n = v.len();
     if n == 0 {
         return f32::NAN;
     }
-    v.sort_unstable_by(|a, b| a.total_cmp(b));
+    // Select on integer keys: same order, much cheaper comparisons.
+    // SAFETY-free reinterpretation: keys are stored in a separate small buffer.
+    let mut keys: smallvec_like::Keys = smallvec_like::Keys::new(n);
+    let k = keys.as_mut_slice();
+    for (d, x) in k.iter_mut().zip(v.iter()) {
+        *d = order_key(*x);
+    }
+    let (left, mid, _) = k.select_nth_unstable(n / 2);
+    let hi = from_key(*mid);
     if n % 2 == 1 {
-        v[n / 2]
+        hi
     } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
+        // The largest of the lower half is the other middle value.
+        let lo = from_key(*left.iter().max().expect("n >= 2"));
+        0.5 * (lo + hi)
+    }
+}
+
+/// A key buffer on the stack for typical series, on the heap for long ones.
+mod smallvec_like {
+    pub enum Keys {
+        Stack([i32; 256], usize),
+        Heap(Vec<i32>),
+    }
+    impl Keys {
+        pub fn new(n: usize) -> Keys {
+            if n <= 256 {
+                Keys::Stack([0; 256], n)
+            } else {
+                Keys::Heap(vec![0; n])
+            }
+        }
+        pub fn as_mut_slice(&mut self) -> &mut [i32] {
+            match self {
+                Keys::Stack(a, n) => &mut a[..*n],
+                Keys::Heap(v) => v,
+            }
+        }
     }
 }
 
@@ -271,12 +314,14 @@ pub struct GmChunk {
     pub count: ndarray::Array2<u16>,
 }
 
-/// Geomedian + MADs over an (h, w) chunk of `bands` x `times` observations. `get(y, x, b,
-/// t)` returns the scaled value, or None if missing; an observation with any band missing
-/// is excluded. Rows run in parallel; the result does not depend on the thread count.
-pub fn geomedian_mads_chunk<F>(dims: Dims, get: F, p: GeomedianParams) -> GmChunk
+/// Geomedian + MADs over an (h, w) chunk of `bands` x `times` observations.
+/// `gather(y, x, out, kept)` writes the pixel's valid observations (all bands present)
+/// band-major into `out` (`out[b * n + t]` for its `n` valid observations) and returns
+/// `n`; `out` holds `bands * times` values and `kept` is scratch for the caller. Rows run in parallel; the result does not
+/// depend on the thread count.
+pub fn geomedian_mads_chunk<G>(dims: Dims, gather: G, p: GeomedianParams) -> GmChunk
 where
-    F: Fn(usize, usize, usize, usize) -> Option<f32> + Sync,
+    G: Fn(usize, usize, &mut [f32], &mut Vec<usize>) -> usize + Sync,
 {
     use rayon::prelude::*;
     let Dims { h, w, bands, times } = dims;
@@ -290,37 +335,22 @@ where
                 (
                     Scratch::default(),
                     vec![0f32; bands * times],
-                    vec![0usize; times],
+                    Vec::with_capacity(times),
                 )
             },
-            |(s, obs, valid_t), y| {
+            |(s, obs, kept), y| {
                 let mut gm = vec![f32::NAN; bands * w];
                 let mut md = vec![[f32::NAN; 3]; w];
                 let mut cnt = vec![0u16; w];
                 let mut m = vec![0f32; bands];
                 for x in 0..w {
-                    // Valid observations (all bands present), gathered time-major first.
-                    let mut n = 0;
-                    't: for t in 0..times {
-                        for b in 0..bands {
-                            match get(y, x, b, t) {
-                                Some(v) => obs[n * bands + b] = v,
-                                None => continue 't,
-                            }
-                        }
-                        valid_t[n] = t;
-                        n += 1;
-                    }
+                    let n = gather(y, x, obs, kept);
                     cnt[x] = n.min(u16::MAX as usize) as u16;
                     if n == 0 {
                         continue;
                     }
                     s.reset(bands, n);
-                    for t in 0..n {
-                        for b in 0..bands {
-                            s.x[b * n + t] = obs[t * bands + b];
-                        }
-                    }
+                    s.x.copy_from_slice(&obs[..bands * n]);
                     geomedian(s, bands, n, p, &mut m);
                     let (e, sm, bc) = mads(s, bands, n, &m);
                     for b in 0..bands {

@@ -188,19 +188,27 @@ impl Statistic for Gm {
             self.cfg.nodata,
         );
         let data = &stack.data;
+        let times = stack.times();
         let r = geomedian_mads_chunk(
             Dims {
                 h,
                 w,
                 bands: idx.len(),
-                times: stack.times(),
+                times,
             },
-            |y, x, b, t| {
-                if !masks[t].clear[[y, x]] {
-                    return None;
+            |y, x, out, kept| {
+                // Valid observations: clear, and every band present; copied band-major.
+                kept.clear();
+                kept.extend((0..times).filter(|&t| {
+                    masks[t].clear[[y, x]] && idx.iter().all(|&b| data[[t, b, y, x]] != nodata)
+                }));
+                let n = kept.len();
+                for (k, &b) in idx.iter().enumerate() {
+                    for (i, &t) in kept.iter().enumerate() {
+                        out[k * n + i] = data[[t, b, y, x]] as f32 * scale + offset;
+                    }
                 }
-                let v = data[[t, idx[b], y, x]];
-                (v != nodata).then_some(v as f32 * scale + offset)
+                n
             },
             GeomedianParams {
                 eps: self.cfg.eps,

@@ -23,18 +23,28 @@ pub fn percentile_index(p: f64, n: usize) -> usize {
 }
 
 /// Percentiles of raw values: output (band, q, y, x), `nodata` where fewer than `min_obs`.
-/// `get(y, x, b, t)` returns the value, or None if missing or masked.
-pub fn percentiles_chunk<F>(
+/// `series(y, x, b, vals)` appends the pixel-band's valid (unmasked) values to `vals`.
+pub fn percentiles_chunk<S>(
     dims: Dims,
     ps: &[f64],
     min_obs: usize,
     nodata: i32,
-    get: F,
+    series: S,
 ) -> Array4<i32>
 where
-    F: Fn(usize, usize, usize, usize) -> Option<i32> + Sync,
+    S: Fn(usize, usize, usize, &mut Vec<i32>) + Sync,
 {
     let Dims { h, w, bands, times } = dims;
+    // Percentile indices for every possible count of valid values.
+    let table: Vec<Vec<usize>> = (0..=times)
+        .map(|n| {
+            if n == 0 {
+                vec![]
+            } else {
+                ps.iter().map(|&p| percentile_index(p, n)).collect()
+            }
+        })
+        .collect();
     let rows: Vec<Vec<i32>> = (0..h)
         .into_par_iter()
         .map_init(Vec::new, |vals: &mut Vec<i32>, y| {
@@ -42,13 +52,18 @@ where
             for x in 0..w {
                 for b in 0..bands {
                     vals.clear();
-                    vals.extend((0..times).filter_map(|t| get(y, x, b, t)));
+                    series(y, x, b, vals);
                     if vals.len() < min_obs.max(1) {
                         continue;
                     }
                     vals.sort_unstable();
-                    for (q, &p) in ps.iter().enumerate() {
-                        row[(b * ps.len() + q) * w + x] = vals[percentile_index(p, vals.len())];
+                    let n = vals.len();
+                    if n <= times {
+                        for (q, &i) in table[n].iter().enumerate() {
+                            row[(b * ps.len() + q) * w + x] = vals[i];
+                        }
+                    } else {
+                        select_percentiles(vals, ps, |q, v| row[(b * ps.len() + q) * w + x] = v);
                     }
                 }
             }
@@ -66,6 +81,15 @@ where
         }
     }
     out
+}
+
+/// The values at the percentile indices of `vals` (sorted in place). For the short
+/// series of a pixel (tens of values) an unstable sort beats repeated selection.
+pub fn select_percentiles(vals: &mut [i32], ps: &[f64], mut emit: impl FnMut(usize, i32)) {
+    vals.sort_unstable();
+    for (q, &p) in ps.iter().enumerate() {
+        emit(q, vals[percentile_index(p, vals.len())]);
+    }
 }
 
 /// Mean of valid values per band: (band, y, x), NaN where none.
@@ -111,6 +135,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn selection_equals_sorting() {
+        let mut s = 12345u64;
+        for n in 1..80 {
+            let vals: Vec<i32> = (0..n)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (s >> 40) as i32 % 50
+                })
+                .collect();
+            let mut sorted = vals.clone();
+            sorted.sort();
+            let ps = [0.1, 0.5, 0.9, 0.25];
+            let mut got = [0; 4];
+            select_percentiles(&mut vals.clone(), &ps, |q, v| got[q] = v);
+            for (q, p) in ps.iter().enumerate() {
+                assert_eq!(got[q], sorted[percentile_index(*p, n)], "n={n} p={p}");
+            }
+        }
+    }
+
+    #[test]
     fn index_rule() {
         assert_eq!(percentile_index(0.5, 4), 2); // 1.5 -> 2 (half to even)
         assert_eq!(percentile_index(0.5, 6), 2); // 2.5 -> 2
@@ -122,7 +167,9 @@ mod tests {
     #[test]
     fn percentiles_need_three_and_skip_missing() {
         // One pixel, one band, 5 times: values 5, missing, 1, 3, 9.
-        let v = [Some(5), None, Some(1), Some(3), Some(9)];
+        static V: [Option<i32>; 5] = [Some(5), None, Some(1), Some(3), Some(9)];
+        static TWO: [Option<i32>; 3] = [Some(5), Some(1), None];
+        let v = V;
         let out = percentiles_chunk(
             Dims {
                 h: 1,

@@ -200,7 +200,9 @@ impl Statistic for Summary {
                     &ps,
                     self.min_obs(),
                     nodata as i32,
-                    |y, x, b, t| get(y, x, b, t).map(i32::from),
+                    |y, x, b, vals| {
+                        vals.extend((0..times).filter_map(|t| get(y, x, b, t)).map(i32::from))
+                    },
                 );
                 for b in 0..idx.len() {
                     for q in 0..ps.len() {
