@@ -180,10 +180,9 @@ mod tests {
             &[0.1, 0.5, 0.9],
             3,
             -1,
-            |_, _, _, t| v[t],
+            |_, _, _, out: &mut Vec<i32>| out.extend(V.iter().flatten()),
         );
         assert_eq!(out.iter().copied().collect::<Vec<_>>(), vec![1, 5, 9]); // sorted 1 3 5 9: idx 0, 2 (1.5->2), 3 (2.7)
-        let two = [Some(5), Some(1), None];
         let out = percentiles_chunk(
             Dims {
                 h: 1,
@@ -194,7 +193,7 @@ mod tests {
             &[0.5],
             3,
             -1,
-            |_, _, _, t| two[t],
+            |_, _, _, out: &mut Vec<i32>| out.extend(TWO.iter().flatten()),
         );
         assert_eq!(out[[0, 0, 0, 0]], -1);
         let m = mean_chunk(
