@@ -219,6 +219,8 @@ pub fn median_in_place(v: &mut [f32]) -> f32 {
 
 /// A key buffer on the stack for typical series, on the heap for long ones.
 mod smallvec_like {
+    // The large stack variant is the point: no allocation per median for typical series.
+    #[allow(clippy::large_enum_variant)]
     pub enum Keys {
         Stack([i32; 256], usize),
         Heap(Vec<i32>),
