@@ -26,18 +26,8 @@ fn spec(dates: usize) -> SynthSpec {
         granule_km: 40.0,
         truth: false,
         granules: vec![
-            Granule {
-                region_code: "34LGK".into(),
-                epsg: 32734,
-                centre_lon: 23.82,
-                centre_lat: -14.83,
-            },
-            Granule {
-                region_code: "35LKE".into(),
-                epsg: 32735,
-                centre_lon: 24.12,
-                centre_lat: -14.83,
-            },
+            Granule { region_code: "34LGK".into(), epsg: 32734, centre_lon: 23.82, centre_lat: -14.83 },
+            Granule { region_code: "35LKE".into(), epsg: 32735, centre_lon: 24.12, centre_lat: -14.83 },
         ],
         ..SynthSpec::default()
     }
@@ -61,21 +51,11 @@ fn config(inputs: &Path, location: &Path, grid: &str) -> RunConfig {
 fn read_u16(path: &str) -> Vec<u16> {
     let ds = GdalDataset::open(path).unwrap();
     let (w, h) = ds.raster_size();
-    ds.rasterband(1)
-        .unwrap()
-        .read_as::<u16>((0, 0), (w, h), (w, h), None)
-        .unwrap()
-        .into_shape_and_vec()
-        .1
+    ds.rasterband(1).unwrap().read_as::<u16>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1
 }
 
 fn opts(workers: usize) -> RunOptions {
-    RunOptions {
-        workers,
-        selection: vec![],
-        overwrite: false,
-        stop: Arc::new(AtomicBool::new(false)),
-    }
+    RunOptions { workers, selection: vec![], overwrite: false, stop: Arc::new(AtomicBool::new(false)) }
 }
 
 #[test]
@@ -89,30 +69,16 @@ fn clear_counts_equal_the_synthetic_truth_and_reruns_skip_finished_tiles() {
     assert!(plan.tasks >= 6, "{plan:?}");
     assert!(
         plan.artefacts.iter().any(|a| a.ends_with("tasks.csv"))
-            && plan
-                .artefacts
-                .iter()
-                .any(|a| a.ends_with("2021--P1Y.geojson"))
+            && plan.artefacts.iter().any(|a| a.ends_with("2021--P1Y.geojson"))
     );
     // Planning the same configuration again is a no-op; a different one is refused.
-    assert!(
-        save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false)
-            .unwrap()
-            .unchanged
-    );
+    assert!(save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).unwrap().unchanged);
     let mut other = cfg.clone();
     other.chunk_size = 128;
-    assert!(save_tasks(&other, &ctx, &GdalCrsTransform, false, false)
-        .unwrap_err()
-        .to_string()
-        .contains("--overwrite"));
+    assert!(save_tasks(&other, &ctx, &GdalCrsTransform, false, false).unwrap_err().to_string().contains("--overwrite"));
 
     let report = run_plan(&ctx, &plan.run_id, &opts(2), &Silent).unwrap();
-    assert_eq!(
-        (report.processed, report.failed.len()),
-        (plan.tasks, 0),
-        "{report:?}"
-    );
+    assert_eq!((report.processed, report.failed.len()), (plan.tasks, 0), "{report:?}");
 
     let grid = GridSpec::parse(&cfg.grid).unwrap();
     let layout = Layout::new("t_pq", "1.0.0");
@@ -121,8 +87,7 @@ fn clear_counts_equal_the_synthetic_truth_and_reruns_skip_finished_tiles() {
         assert_eq!(t.state, TaskState::Done);
         let id: TaskId = t.task_id.parse().unwrap();
         let band = |b: &str| read_u16(&ctx.output.url(&layout.band_key(&id, b)));
-        let (want_total, want_clear) =
-            stratus_synth::truth::expected_pq_counts(&catalog, &grid, id.tile);
+        let (want_total, want_clear) = stratus_synth::truth::expected_pq_counts(&catalog, &grid, id.tile);
         assert_eq!(band("total"), want_total, "total of {id}");
         assert_eq!(band("clear"), want_clear, "clear of {id}");
         // Dilating the cloud mask can only lower the clear count (opening first may
@@ -131,49 +96,29 @@ fn clear_counts_equal_the_synthetic_truth_and_reruns_skip_finished_tiles() {
         assert!(dilated.iter().zip(&want_clear).all(|(f, c)| f <= c));
         assert!(dilated.iter().zip(&want_clear).any(|(f, c)| f < c));
         // The STAC item: valid, complete, with lineage.
-        let item: Value =
-            serde_json::from_slice(&ctx.output.get(&layout.stac_key(&id)).unwrap()).unwrap();
+        let item: Value = serde_json::from_slice(&ctx.output.get(&layout.stac_key(&id)).unwrap()).unwrap();
         let parsed: stac::Item = serde_json::from_value(item.clone()).unwrap();
         assert_eq!(parsed.assets.len(), 4);
-        assert_eq!(
-            item["properties"]["proj:shape"],
-            serde_json::json!([100, 100])
-        );
+        assert_eq!(item["properties"]["proj:shape"], serde_json::json!([100, 100]));
         assert_eq!(item["properties"]["odc:region_code"], id.tile.region_code());
         let inputs = item["properties"]["stratus:inputs"].as_array().unwrap();
-        let regions: std::collections::BTreeSet<&str> =
-            inputs.iter().map(|i| &i.as_str().unwrap()[4..9]).collect();
+        let regions: std::collections::BTreeSet<&str> = inputs.iter().map(|i| &i.as_str().unwrap()[4..9]).collect();
         if regions.len() == 2 {
             fused_tiles += 1;
         }
         // Every COG is a real COG with overviews-ready layout.
         let ds = GdalDataset::open(ctx.output.url(&layout.band_key(&id, "clear"))).unwrap();
         use gdal::Metadata;
-        assert_eq!(
-            ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(),
-            Some("COG")
-        );
+        assert_eq!(ds.metadata_item("LAYOUT", "IMAGE_STRUCTURE").as_deref(), Some("COG"));
     }
-    assert!(
-        fused_tiles >= 1,
-        "some tile must see both UTM zones on the same days"
-    );
+    assert!(fused_tiles >= 1, "some tile must see both UTM zones on the same days");
 
     // Running again redoes nothing.
     let stac_key = layout.stac_key(&plan.run_id_first_task(&ctx));
-    let before = std::fs::metadata(ctx.output.url(&stac_key))
-        .unwrap()
-        .modified()
-        .unwrap();
+    let before = std::fs::metadata(ctx.output.url(&stac_key)).unwrap().modified().unwrap();
     let again = run_plan(&ctx, &plan.run_id, &opts(2), &Silent).unwrap();
     assert_eq!((again.processed, again.already_done), (0, plan.tasks));
-    assert_eq!(
-        std::fs::metadata(ctx.output.url(&stac_key))
-            .unwrap()
-            .modified()
-            .unwrap(),
-        before
-    );
+    assert_eq!(std::fs::metadata(ctx.output.url(&stac_key)).unwrap().modified().unwrap(), before);
 }
 
 trait FirstTask {
@@ -181,10 +126,7 @@ trait FirstTask {
 }
 impl FirstTask for stratus_engine::planner::PlanSummary {
     fn run_id_first_task(&self, ctx: &Context) -> TaskId {
-        ctx.ledger.tasks(&self.run_id, None).unwrap()[0]
-            .task_id
-            .parse()
-            .unwrap()
+        ctx.ledger.tasks(&self.run_id, None).unwrap()[0].task_id.parse().unwrap()
     }
 }
 
@@ -218,61 +160,30 @@ fn a_killed_run_resumes_and_writes_each_tile_once() {
     let total = ledger.run("k").unwrap().unwrap().counts.total;
     assert!(total >= 20, "{total}");
     let mut child = std::process::Command::new(bin)
-        .args([
-            "run",
-            "k",
-            "--location",
-            out.to_str().unwrap(),
-            "--workers",
-            "1",
-        ])
+        .args(["run", "k", "--location", out.to_str().unwrap(), "--workers", "1"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let started = Instant::now();
     while ledger.run("k").unwrap().unwrap().counts.done < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "run made no progress"
-        );
+        assert!(started.elapsed() < Duration::from_secs(120), "run made no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL: no clean-up at all
     child.wait().unwrap();
     let done_before: Vec<_> = ledger.tasks("k", Some(TaskState::Done)).unwrap();
-    assert!(
-        (done_before.len() as u64) < total,
-        "the run finished before it could be killed"
-    );
+    assert!((done_before.len() as u64) < total, "the run finished before it could be killed");
     let layout = Layout::new("k_pq", "0.1.0");
-    let mtime = |t: &str| {
-        std::fs::metadata(out.join(layout.stac_key(&t.parse().unwrap())))
-            .unwrap()
-            .modified()
-            .unwrap()
-    };
-    let before: Vec<_> = done_before
-        .iter()
-        .map(|t| (t.task_id.clone(), mtime(&t.task_id)))
-        .collect();
+    let mtime =
+        |t: &str| std::fs::metadata(out.join(layout.stac_key(&t.parse().unwrap()))).unwrap().modified().unwrap();
+    let before: Vec<_> = done_before.iter().map(|t| (t.task_id.clone(), mtime(&t.task_id))).collect();
 
     let st = std::process::Command::new(bin)
-        .args([
-            "run",
-            "k",
-            "--location",
-            out.to_str().unwrap(),
-            "--workers",
-            "2",
-        ])
+        .args(["run", "k", "--location", out.to_str().unwrap(), "--workers", "2"])
         .output()
         .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stdout)
-    );
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stdout));
     let c = ledger.run("k").unwrap().unwrap().counts;
     assert_eq!((c.done, c.running, c.pending, c.failed), (total, 0, 0, 0));
     // Tiles finished before the kill were not written again.
@@ -281,17 +192,9 @@ fn a_killed_run_resumes_and_writes_each_tile_once() {
     }
     // Every task completed exactly once: one STAC item each, and only the task in flight
     // at the kill took a second attempt.
-    let items = walk(&out)
-        .into_iter()
-        .filter(|p| p.ends_with(".stac-item.json"))
-        .count();
+    let items = walk(&out).into_iter().filter(|p| p.ends_with(".stac-item.json")).count();
     assert_eq!(items as u64, total);
-    let retried = ledger
-        .tasks("k", None)
-        .unwrap()
-        .into_iter()
-        .filter(|t| t.attempts > 1)
-        .count();
+    let retried = ledger.tasks("k", None).unwrap().into_iter().filter(|t| t.attempts > 1).count();
     assert!(retried <= 1, "{retried} tasks ran twice");
 }
 
@@ -331,25 +234,14 @@ fn a_corrupt_input_fails_only_its_tiles_then_skip_policy_lists_it() {
     let ctx = Context::embedded(&cfg.location, None).unwrap();
     let plan = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
     let report = run_plan(&ctx, &plan.run_id, &opts(2), &Silent).unwrap();
-    assert!(
-        !report.failed.is_empty() && report.processed > 0,
-        "{report:?}"
-    );
+    assert!(!report.failed.is_empty() && report.processed > 0, "{report:?}");
     let layout = Layout::new("t_pq", "1.0.0");
     for f in &report.failed {
-        assert!(
-            f.reason.contains(&scl.display().to_string()),
-            "reason must name the file: {}",
-            f.reason
-        );
+        assert!(f.reason.contains(&scl.display().to_string()), "reason must name the file: {}", f.reason);
         let id: TaskId = f.task_id.parse().unwrap();
         // Nothing of a failed tile is left looking complete.
         assert!(ctx.output.head(&layout.stac_key(&id)).unwrap().is_none());
-        assert!(ctx
-            .output
-            .head(&layout.band_key(&id, "total"))
-            .unwrap()
-            .is_none());
+        assert!(ctx.output.head(&layout.band_key(&id, "total")).unwrap().is_none());
         let t = ctx.ledger.task(&plan.run_id, &f.task_id).unwrap().unwrap();
         assert_eq!(t.state, TaskState::Failed);
         assert!(t.error.unwrap().contains("SCL.tif"));
@@ -367,24 +259,12 @@ fn a_corrupt_input_fails_only_its_tiles_then_skip_policy_lists_it() {
     assert!(r2.failed.is_empty(), "{r2:?}");
     let f = &report.failed[0];
     let id: TaskId = f.task_id.parse().unwrap();
-    let item: Value =
-        serde_json::from_slice(&ctx2.output.get(&layout.stac_key(&id)).unwrap()).unwrap();
-    let skipped = item["properties"]["stratus:skipped_inputs"]
-        .as_array()
-        .unwrap();
+    let item: Value = serde_json::from_slice(&ctx2.output.get(&layout.stac_key(&id)).unwrap()).unwrap();
+    let skipped = item["properties"]["stratus:skipped_inputs"].as_array().unwrap();
     assert_eq!(skipped.len(), 1);
     assert!(skipped[0].as_str().unwrap().contains("35LKE"));
-    let result = ctx2
-        .ledger
-        .task("skip", &f.task_id)
-        .unwrap()
-        .unwrap()
-        .result
-        .unwrap();
-    assert!(result["skipped_inputs"][0]["href"]
-        .as_str()
-        .unwrap()
-        .ends_with("SCL.tif"));
+    let result = ctx2.ledger.task("skip", &f.task_id).unwrap().unwrap().result.unwrap();
+    assert!(result["skipped_inputs"][0]["href"].as_str().unwrap().ends_with("SCL.tif"));
 }
 
 #[test]
@@ -414,14 +294,9 @@ fn missing_assets_and_items_without_geometry_are_named() {
     let out = dir.path().join("out");
     let cfg = config(&catalog, &out, "epsg:6933;240;100");
     let ctx = Context::embedded(&cfg.location, None).unwrap();
-    let e = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false)
-        .unwrap_err()
-        .to_string();
+    let e = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).unwrap_err().to_string();
     let bad_id = items[1].file_stem().unwrap().to_string_lossy().to_string();
-    assert!(
-        e.contains(&bad_id) && e.contains("no geometry") && e.contains("input_policy: skip"),
-        "{e}"
-    );
+    assert!(e.contains(&bad_id) && e.contains("no geometry") && e.contains("input_policy: skip"), "{e}");
     let mut skip = cfg.clone();
     skip.input_policy = InputPolicy::Skip;
     let plan = save_tasks(&skip, &ctx, &GdalCrsTransform, false, false).unwrap();
@@ -429,24 +304,13 @@ fn missing_assets_and_items_without_geometry_are_named() {
     let report = run_plan(&ctx, &plan.run_id, &opts(1), &Silent).unwrap();
     let no_scl = items[0].file_stem().unwrap().to_string_lossy().to_string();
     // Tiles that use the item without SCL: skipped input (policy skip), listed.
-    let listed = ctx
-        .ledger
-        .tasks(&plan.run_id, Some(TaskState::Done))
-        .unwrap()
-        .into_iter()
-        .any(|t| {
-            t.result
-                .as_ref()
-                .and_then(|r| r["skipped_inputs"].as_array().cloned())
-                .is_some_and(|s| {
-                    s.iter().any(|x| {
-                        x["reason"]
-                            .as_str()
-                            .unwrap_or("")
-                            .contains("no asset for band 'SCL'")
-                            && x["dataset"] == no_scl.as_str()
-                    })
-                })
-        });
+    let listed = ctx.ledger.tasks(&plan.run_id, Some(TaskState::Done)).unwrap().into_iter().any(|t| {
+        t.result.as_ref().and_then(|r| r["skipped_inputs"].as_array().cloned()).is_some_and(|s| {
+            s.iter().any(|x| {
+                x["reason"].as_str().unwrap_or("").contains("no asset for band 'SCL'")
+                    && x["dataset"] == no_scl.as_str()
+            })
+        })
+    });
     assert!(listed && report.failed.is_empty(), "{report:?}");
 }

@@ -9,11 +9,7 @@ use stratus_engine::sources::for_each_dataset;
 use stratus_raster::GdalCrsTransform;
 
 fn data(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data/stac")
-        .join(name)
-        .display()
-        .to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/stac").join(name).display().to_string()
 }
 
 fn load(name: &str) -> Vec<Dataset> {
@@ -34,21 +30,14 @@ fn load(name: &str) -> Vec<Dataset> {
 fn earth_search_item() {
     let d = &load("S2A_28QCH_20200714_0_L2A.json")[0];
     assert_eq!(
-        (
-            d.epsg,
-            d.region_code.as_deref(),
-            d.processing_baseline.as_deref()
-        ),
+        (d.epsg, d.region_code.as_deref(), d.processing_baseline.as_deref()),
         (32628, Some("28QCH"), Some("02.14"))
     );
     assert!(!d.has_boa_offset());
     let red = d.band("red").expect("red finds B04");
     assert_eq!(red.key, "B04");
     assert_eq!(red.shape, Some([10980, 10980]));
-    assert_eq!(
-        red.transform,
-        Some([300000.0, 10.0, 0.0, 2300040.0, 0.0, -10.0])
-    );
+    assert_eq!(red.transform, Some([300000.0, 10.0, 0.0, 2300040.0, 0.0, -10.0]));
     assert_eq!(d.band("SCL").unwrap().shape, Some([5490, 5490]));
 }
 
@@ -56,42 +45,26 @@ fn earth_search_item() {
 fn planetary_computer_and_landsat_and_ga_items() {
     let pc = &load("S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531.json")[0];
     assert_eq!(
-        (
-            pc.region_code.as_deref(),
-            pc.processing_baseline.as_deref(),
-            pc.epsg
-        ),
+        (pc.region_code.as_deref(), pc.processing_baseline.as_deref(), pc.epsg),
         (Some("06VVN"), Some("02.12"), 32606)
     );
     assert_eq!(pc.band("nir").unwrap().key, "B08");
     let ls = &load("LC08_L2SP_028030_20200114_20200824_02_T1_SR.json")[0];
-    assert_eq!(
-        (ls.region_code.as_deref(), ls.epsg),
-        (Some("028030"), 32615)
-    );
+    assert_eq!((ls.region_code.as_deref(), ls.epsg), (Some("028030"), 32615));
     assert!(ls.band("red").is_some() && ls.band("qa_pixel").is_some());
     assert!(!load("LE07_L2SP_044033_20210329_20210424_02_T1_SR.json").is_empty());
     let ga = &load("ga_ls8c_ard_3-1-0_088080_2020-05-25_final.stac-item.json")[0];
-    assert_eq!(
-        (ga.collection.as_str(), ga.region_code.as_deref(), ga.epsg),
-        ("ga_ls8c_ard_3", Some("088080"), 32656)
-    );
+    assert_eq!((ga.collection.as_str(), ga.region_code.as_deref(), ga.epsg), ("ga_ls8c_ard_3", Some("088080"), 32656));
     assert!(ga.band("nbart_red").is_some());
 }
 
 /// Tiles of a lon/lat bounding box, for comparison with the footprint's own tiles.
 fn bbox_tiles(grid: &GridSpec, d: &Dataset) -> usize {
     let pts: Vec<(f64, f64)> = d.footprint.concat();
-    let (w, e) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (s, n) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (w, e) = pts.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+    let (s, n) = pts.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.1), a.1.max(p.1)));
     let mut ring = stratus_core::geometry::densify(&[(w, s), (e, s), (e, n), (w, n), (w, s)], 8);
-    GdalCrsTransform
-        .transform(4326, grid.epsg, &mut ring)
-        .unwrap();
+    GdalCrsTransform.transform(4326, grid.epsg, &mut ring).unwrap();
     grid.tiles_for_polygon(&ring).len()
 }
 
@@ -118,16 +91,10 @@ fn footprints_decide_tiles_not_bounding_boxes() {
     }
     // These footprints are nearly rectangular in lon/lat; a diagonal one claims fewer
     // tiles than its box (see the grid tests in the core crate).
-    assert!(
-        by_footprint <= by_bbox,
-        "footprints {by_footprint} vs bounding boxes {by_bbox}"
-    );
+    assert!(by_footprint <= by_bbox, "footprints {by_footprint} vs bounding boxes {by_bbox}");
     assert!(by_footprint >= items.len());
     // The strip runs north-south: one overpass, so one solar day.
-    let days: BTreeSet<_> = items
-        .iter()
-        .map(|d| stratus_core::period::solar_day(d.datetime, d.longitude()))
-        .collect();
+    let days: BTreeSet<_> = items.iter().map(|d| stratus_core::period::solar_day(d.datetime, d.longitude())).collect();
     assert_eq!(days.len(), 1);
 }
 
@@ -135,9 +102,7 @@ fn footprints_decide_tiles_not_bounding_boxes() {
 fn one_mgrs_tile_two_months_seasonal() {
     let items = load("site2-2020_jun_jul-35MNM.geojson");
     assert_eq!(items.len(), 13);
-    assert!(items
-        .iter()
-        .all(|d| d.region_code.as_deref() == Some("35MNM") && d.epsg == 32735));
+    assert!(items.iter().all(|d| d.region_code.as_deref() == Some("35MNM") && d.epsg == 32735));
     let rules = stratus_core::binning::BinningRules {
         grid: GridSpec::parse("africa-30").unwrap(),
         frequency: "seasonal".parse().unwrap(),

@@ -33,14 +33,11 @@ pub fn dispatch(cmd: Command) -> Result<i32> {
 }
 
 fn context(w: &Where) -> Result<Context> {
-    Context::embedded(&w.location, w.state.as_deref())
-        .with_context(|| format!("opening location '{}'", w.location))
+    Context::embedded(&w.location, w.state.as_deref()).with_context(|| format!("opening location '{}'", w.location))
 }
 
 fn selections(v: &[String]) -> Result<Vec<Selection>> {
-    v.iter()
-        .map(|s| s.parse::<Selection>().map_err(anyhow::Error::from))
-        .collect()
+    v.iter().map(|s| s.parse::<Selection>().map_err(anyhow::Error::from)).collect()
 }
 
 #[derive(clap::Args)]
@@ -79,19 +76,13 @@ fn synth(a: SynthArgs) -> Result<i32> {
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new((spec.dates * spec.granules.len()) as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "synth [{elapsed_precise}] {bar:30} {pos}/{len} scenes  ETA {eta}",
-        )
-        .unwrap(),
+        indicatif::ProgressStyle::with_template("synth [{elapsed_precise}] {bar:30} {pos}/{len} scenes  ETA {eta}")
+            .unwrap(),
     );
     let s = stratus_synth::generate(&spec, &a.out, &|done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
     if s.reused {
-        println!(
-            "synthetic scenes already present ({} items): {}",
-            s.items,
-            s.catalog.display()
-        );
+        println!("synthetic scenes already present ({} items): {}", s.items, s.catalog.display());
     } else {
         println!(
             "wrote {} synthetic scenes in {:.1} s: {}",
@@ -163,8 +154,7 @@ pub struct SaveTasksArgs {
 fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
     let mut cfg = match &a.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading run file '{}'", p.display()))?;
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading run file '{}'", p.display()))?;
             RunConfig::from_yaml(&text, &p.display().to_string())?
         }
         None => RunConfig {
@@ -255,31 +245,29 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
 
 fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
     let cfg = build_config(&a)?;
-    let ctx = if a.dry_run {
-        None
-    } else {
-        Some(Context::embedded(&cfg.location, a.state.as_deref())?)
-    };
+    let ctx = if a.dry_run { None } else { Some(Context::embedded(&cfg.location, a.state.as_deref())?) };
     let started = Instant::now();
     let summary = match &ctx {
-        Some(ctx) => {
-            stratus_engine::planner::save_tasks(&cfg, ctx, &GdalCrsTransform, a.overwrite, false)?
-        }
+        Some(ctx) => stratus_engine::planner::save_tasks(&cfg, ctx, &GdalCrsTransform, a.overwrite, false)?,
         None => {
             // A dry run needs no store: plan in memory.
             let (datasets, bad) = stratus_engine::planner::load_datasets(&cfg)?;
             let (tasks, stats) = stratus_engine::planner::bin(&cfg, &datasets, &GdalCrsTransform)?;
-            println!("dry run: {} datasets -> {} tasks ({} outside the time range, {} outside the tiles, {} unusable items)", datasets.len(), tasks.len(), stats.outside_range, stats.outside_tiles, bad.len());
+            println!(
+                "dry run: {} datasets -> {} tasks ({} outside the time range, {} outside the tiles, {} unusable items)",
+                datasets.len(),
+                tasks.len(),
+                stats.outside_range,
+                stats.outside_tiles,
+                bad.len()
+            );
             print!("{}", stratus_engine::plan_outputs::tasks_csv(&tasks));
             return Ok(0);
         }
     };
     let run_id = &summary.run_id;
     if summary.unchanged {
-        println!(
-            "plan '{run_id}' already exists with the same configuration: left as it is ({} tasks)",
-            summary.tasks
-        );
+        println!("plan '{run_id}' already exists with the same configuration: left as it is ({} tasks)", summary.tasks);
     } else {
         println!(
             "planned run '{run_id}': {} datasets -> {} tasks over {} in {:.1} s",
@@ -288,10 +276,7 @@ fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
             summary.periods.join(", "),
             started.elapsed().as_secs_f64()
         );
-        println!(
-            "  observation days per task: {} to {}",
-            summary.observations_min, summary.observations_max
-        );
+        println!("  observation days per task: {} to {}", summary.observations_min, summary.observations_max);
         if summary.outside_range + summary.outside_tiles > 0 {
             println!(
                 "  left out: {} datasets outside the time range, {} outside the selected tiles",
@@ -339,11 +324,7 @@ fn run(a: RunArgs) -> Result<i32> {
             "no run '{}' at {} (runs there: {}); plan it with save-tasks first",
             a.run_id,
             a.place.location,
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
+            if known.is_empty() { "none".into() } else { known.join(", ") }
         );
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -353,9 +334,7 @@ fn run(a: RunArgs) -> Result<i32> {
             eprintln!("\nstopping now");
             std::process::exit(130);
         }
-        eprintln!(
-            "\nstopping after in-flight tiles release their tasks (Ctrl-C again to quit at once)"
-        );
+        eprintln!("\nstopping after in-flight tiles release their tasks (Ctrl-C again to quit at once)");
     })
     .ok();
     let opts = RunOptions {
@@ -367,14 +346,7 @@ fn run(a: RunArgs) -> Result<i32> {
     let bar = Bar::new();
     let report = if a.from_queue {
         let q = ctx.embedded_queue(&a.run_id, MAX_RECEIVES)?;
-        run_from_queue(
-            &ctx,
-            &a.run_id,
-            &q,
-            &opts,
-            Duration::from_secs(a.idle_exit),
-            &bar,
-        )?
+        run_from_queue(&ctx, &a.run_id, &q, &opts, Duration::from_secs(a.idle_exit), &bar)?
     } else {
         run_plan(&ctx, &a.run_id, &opts, &bar)?
     };
@@ -411,14 +383,8 @@ fn print_report(ctx: &Context, r: &RunReport) -> Result<()> {
     }
     let product = run.config.get("product").cloned().unwrap_or_default();
     let name = product.get("name").and_then(|v| v.as_str()).unwrap_or("");
-    let version = product
-        .get("version")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    println!(
-        "  outputs: {}",
-        ctx.output.url(&format!("{name}/{version}"))
-    );
+    let version = product.get("version").and_then(|v| v.as_str()).unwrap_or("");
+    println!("  outputs: {}", ctx.output.url(&format!("{name}/{version}")));
     println!("  summary: {}", r.summary_url);
     Ok(())
 }
@@ -467,10 +433,7 @@ fn status(a: StatusArgs) -> Result<i32> {
     let ctx = context(&a.place)?;
     loop {
         let runs = match &a.run_id {
-            Some(r) => vec![ctx
-                .ledger
-                .run(r)?
-                .with_context(|| format!("no run '{r}' at {}", a.place.location))?],
+            Some(r) => vec![ctx.ledger.run(r)?.with_context(|| format!("no run '{r}' at {}", a.place.location))?],
             None => ctx.ledger.runs()?,
         };
         if runs.is_empty() {
@@ -479,33 +442,21 @@ fn status(a: StatusArgs) -> Result<i32> {
         let mut ended = true;
         for run in &runs {
             let c = &run.counts;
-            let pct = if c.total == 0 {
-                100.0
-            } else {
-                100.0 * c.ended() as f64 / c.total as f64
-            };
-            println!("{}  {:>5.1}% ended  done {}  failed {}  running {}  queued {}  pending {}  (of {})", run.run_id, pct, c.done, c.failed, c.running, c.queued, c.pending, c.total);
+            let pct = if c.total == 0 { 100.0 } else { 100.0 * c.ended() as f64 / c.total as f64 };
+            println!(
+                "{}  {:>5.1}% ended  done {}  failed {}  running {}  queued {}  pending {}  (of {})",
+                run.run_id, pct, c.done, c.failed, c.running, c.queued, c.pending, c.total
+            );
             let q = ctx.embedded_queue(&run.run_id, MAX_RECEIVES)?.depth()?;
             if q.visible + q.in_flight + q.dead_letter > 0 {
-                println!(
-                    "  queue: {} waiting, {} in flight, {} dead-lettered",
-                    q.visible, q.in_flight, q.dead_letter
-                );
+                println!("  queue: {} waiting, {} in flight, {} dead-lettered", q.visible, q.in_flight, q.dead_letter);
             }
             for t in ctx.ledger.tasks(&run.run_id, Some(TaskState::Failed))? {
-                println!(
-                    "  FAILED {} (attempts {}): {}",
-                    t.task_id,
-                    t.attempts,
-                    t.error.unwrap_or_default()
-                );
+                println!("  FAILED {} (attempts {}): {}", t.task_id, t.attempts, t.error.unwrap_or_default());
             }
             if a.tasks {
                 for t in ctx.ledger.tasks(&run.run_id, None)? {
-                    println!(
-                        "  {:>4} {} {:<8} attempts {}",
-                        t.index, t.task_id, t.state, t.attempts
-                    );
+                    println!("  {:>4} {} {:<8} attempts {}", t.index, t.task_id, t.state, t.attempts);
                 }
             }
             ended &= c.ended() == c.total;
@@ -595,8 +546,7 @@ pub struct StatArgs {
 }
 
 fn stat(a: StatArgs) -> Result<i32> {
-    let mut kernel: stratus_engine::stat_npy::Kernel =
-        a.kernel.parse().map_err(anyhow::Error::msg)?;
+    let mut kernel: stratus_engine::stat_npy::Kernel = a.kernel.parse().map_err(anyhow::Error::msg)?;
     if let stratus_engine::stat_npy::Kernel::Percentiles(p) = &mut kernel {
         if a.percentiles.iter().any(|v| *v > 100) {
             bail!("--percentiles must be between 0 and 100");

@@ -7,11 +7,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "stratus",
-    version,
-    about = "Statistical summaries of satellite imagery, tile by tile"
-)]
+#[command(name = "stratus", version, about = "Statistical summaries of satellite imagery, tile by tile")]
 struct Cli {
     /// More logging (-v info, -vv debug). RUST_LOG overrides; STRATUS_LOG_FORMAT=json for JSON lines.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -60,9 +56,7 @@ fn init_logging(verbose: u8) {
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("STRATUS_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {

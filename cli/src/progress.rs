@@ -10,11 +10,9 @@ impl Bar {
     pub fn new() -> Bar {
         let pb = ProgressBar::hidden();
         pb.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tiles  ETA {eta}  {msg}",
-            )
-            .unwrap()
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tiles  ETA {eta}  {msg}")
+                .unwrap()
+                .progress_chars("=> "),
         );
         Bar(pb)
     }
@@ -23,10 +21,8 @@ impl Bar {
 impl Progress for Bar {
     fn begin(&self, total: u64) {
         self.0.set_length(total);
-        self.0
-            .set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        self.0
-            .enable_steady_tick(std::time::Duration::from_millis(250));
+        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.0.enable_steady_tick(std::time::Duration::from_millis(250));
     }
     fn advance(&self, r: &TaskReport) {
         let what = match &r.outcome {

@@ -48,18 +48,8 @@ pub struct Binner<'a> {
 impl<'a> Binner<'a> {
     /// `all_period` is the period used by the `all` frequency (the temporal range or the
     /// whole years of the data); ignored by the others.
-    pub fn new(
-        rules: &'a BinningRules,
-        transform: &'a dyn CrsTransform,
-        all_period: Option<Period>,
-    ) -> Self {
-        Binner {
-            rules,
-            transform,
-            all_period,
-            tasks: BTreeMap::new(),
-            stats: BinningStats::default(),
-        }
+    pub fn new(rules: &'a BinningRules, transform: &'a dyn CrsTransform, all_period: Option<Period>) -> Self {
+        Binner { rules, transform, all_period, tasks: BTreeMap::new(), stats: BinningStats::default() }
     }
 
     /// The tiles a dataset touches in the grid (subset applied).
@@ -172,44 +162,10 @@ mod tests {
             tiles,
         };
         let mut b = Binner::new(&rules, &Identity, None);
-        b.add(
-            0,
-            &ds(
-                "a",
-                0.5,
-                1.5,
-                Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap(),
-            ),
-        )
-        .unwrap();
-        b.add(
-            1,
-            &ds(
-                "b",
-                0.5,
-                1.5,
-                Utc.with_ymd_and_hms(2021, 6, 1, 0, 0, 0).unwrap(),
-            ),
-        )
-        .unwrap();
-        b.add(
-            2,
-            &ds(
-                "c",
-                5.5,
-                6.5,
-                Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap(),
-            ),
-        )
-        .unwrap();
+        b.add(0, &ds("a", 0.5, 1.5, Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap())).unwrap();
+        b.add(1, &ds("b", 0.5, 1.5, Utc.with_ymd_and_hms(2021, 6, 1, 0, 0, 0).unwrap())).unwrap();
+        b.add(2, &ds("c", 5.5, 6.5, Utc.with_ymd_and_hms(2020, 6, 1, 0, 0, 0).unwrap())).unwrap();
         assert_eq!(b.tasks.len(), 1);
-        assert_eq!(
-            b.stats,
-            BinningStats {
-                datasets_seen: 3,
-                outside_range: 1,
-                outside_tiles: 1
-            }
-        );
+        assert_eq!(b.stats, BinningStats { datasets_seen: 3, outside_range: 1, outside_tiles: 1 });
     }
 }

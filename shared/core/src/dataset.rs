@@ -85,19 +85,13 @@ impl Dataset {
     pub fn band(&self, name: &str) -> Option<&BandAsset> {
         let aliases = band_aliases(name);
         let eq = |a: &str| aliases.iter().any(|n| n.eq_ignore_ascii_case(a));
-        self.assets
-            .iter()
-            .find(|a| eq(&a.key))
-            .or_else(|| self.assets.iter().find(|a| a.names.iter().any(|n| eq(n))))
+        self.assets.iter().find(|a| eq(&a.key)).or_else(|| self.assets.iter().find(|a| a.names.iter().any(|n| eq(n))))
     }
 
     /// Mean longitude of the footprint's vertices (for the local solar day).
     pub fn longitude(&self) -> f64 {
-        let pts: Vec<&(f64, f64)> = self
-            .footprint
-            .iter()
-            .flat_map(|r| r.iter().take(r.len().saturating_sub(1).max(1)))
-            .collect();
+        let pts: Vec<&(f64, f64)> =
+            self.footprint.iter().flat_map(|r| r.iter().take(r.len().saturating_sub(1).max(1))).collect();
         if pts.is_empty() {
             return 0.0;
         }
@@ -106,10 +100,7 @@ impl Dataset {
 
     /// True if the Sentinel-2 digital numbers carry the +1000 offset (baseline 04.00+).
     pub fn has_boa_offset(&self) -> bool {
-        self.processing_baseline
-            .as_deref()
-            .and_then(|b| b.parse::<f64>().ok())
-            .is_some_and(|b| b >= 4.0)
+        self.processing_baseline.as_deref().and_then(|b| b.parse::<f64>().ok()).is_some_and(|b| b >= 4.0)
     }
 }
 

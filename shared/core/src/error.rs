@@ -11,7 +11,9 @@ pub enum CoreError {
     BadPeriod { input: String, why: String },
     #[error("malformed task id '{0}': expected x+003/y-004/2019--P1Y, 2019--P1Y/3/-4 or 2019--P1Y,+003,-004")]
     BadTaskId(String),
-    #[error("malformed selection '{input}': {why} (expected a task id, a zero-based index, or a slice start:stop[:step])")]
+    #[error(
+        "malformed selection '{input}': {why} (expected a task id, a zero-based index, or a slice start:stop[:step])"
+    )]
     BadSelection { input: String, why: String },
     #[error("STAC item '{id}': {why}")]
     BadItem { id: String, why: String },

@@ -28,11 +28,7 @@ pub fn densify(ring: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
 }
 
 /// A footprint's rings in `to_epsg`, densified first.
-pub fn project_rings(
-    t: &dyn CrsTransform,
-    rings: &[Vec<(f64, f64)>],
-    to_epsg: u32,
-) -> Result<Vec<Vec<(f64, f64)>>> {
+pub fn project_rings(t: &dyn CrsTransform, rings: &[Vec<(f64, f64)>], to_epsg: u32) -> Result<Vec<Vec<(f64, f64)>>> {
     rings
         .iter()
         .map(|r| {

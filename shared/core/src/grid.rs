@@ -56,12 +56,7 @@ impl Bounds {
     pub fn from_points(points: &[(f64, f64)]) -> Option<Bounds> {
         let mut it = points.iter().filter(|p| p.0.is_finite() && p.1.is_finite());
         let first = it.next()?;
-        let mut b = Bounds {
-            min_x: first.0,
-            min_y: first.1,
-            max_x: first.0,
-            max_y: first.1,
-        };
+        let mut b = Bounds { min_x: first.0, min_y: first.1, max_x: first.0, max_y: first.1 };
         for p in it {
             b.min_x = b.min_x.min(p.0);
             b.min_y = b.min_y.min(p.1);
@@ -87,14 +82,7 @@ pub struct GeoBox {
 impl GeoBox {
     /// GDAL-style geotransform.
     pub fn geo_transform(&self) -> [f64; 6] {
-        [
-            self.left,
-            self.resolution,
-            0.0,
-            self.top,
-            0.0,
-            -self.resolution,
-        ]
+        [self.left, self.resolution, 0.0, self.top, 0.0, -self.resolution]
     }
     pub fn bounds(&self) -> Bounds {
         Bounds {
@@ -118,10 +106,7 @@ impl GeoBox {
     }
     /// Centre of pixel (col, row) in CRS coordinates.
     pub fn pixel_centre(&self, col: usize, row: usize) -> (f64, f64) {
-        (
-            self.left + (col as f64 + 0.5) * self.resolution,
-            self.top - (row as f64 + 0.5) * self.resolution,
-        )
+        (self.left + (col as f64 + 0.5) * self.resolution, self.top - (row as f64 + 0.5) * self.resolution)
     }
 }
 
@@ -134,32 +119,16 @@ impl GridSpec {
             if parts.len() != 3 {
                 return Err(CoreError::UnknownGrid(name.to_string()));
             }
-            let epsg: u32 = parts[0]
-                .parse()
-                .map_err(|_| CoreError::UnknownGrid(name.into()))?;
-            let res: f64 = parts[1]
-                .parse()
-                .map_err(|_| CoreError::UnknownGrid(name.into()))?;
-            let px: usize = parts[2]
-                .parse()
-                .map_err(|_| CoreError::UnknownGrid(name.into()))?;
+            let epsg: u32 = parts[0].parse().map_err(|_| CoreError::UnknownGrid(name.into()))?;
+            let res: f64 = parts[1].parse().map_err(|_| CoreError::UnknownGrid(name.into()))?;
+            let px: usize = parts[2].parse().map_err(|_| CoreError::UnknownGrid(name.into()))?;
             if !(res > 0.0 && res.is_finite()) || px == 0 || px > 100_000 {
                 return Err(CoreError::UnknownGrid(name.to_string()));
             }
-            return Ok(GridSpec {
-                name: lower,
-                epsg,
-                resolution: res,
-                tile_pixels: px,
-                origin: (0.0, 0.0),
-            });
+            return Ok(GridSpec { name: lower, epsg, resolution: res, tile_pixels: px, origin: (0.0, 0.0) });
         }
-        let (family, res) = lower
-            .rsplit_once('-')
-            .ok_or_else(|| CoreError::UnknownGrid(name.into()))?;
-        let res: u32 = res
-            .parse()
-            .map_err(|_| CoreError::UnknownGrid(name.into()))?;
+        let (family, res) = lower.rsplit_once('-').ok_or_else(|| CoreError::UnknownGrid(name.into()))?;
+        let res: u32 = res.parse().map_err(|_| CoreError::UnknownGrid(name.into()))?;
         let tile_pixels = match res {
             10 => 9600,
             20 => 4800,
@@ -172,13 +141,7 @@ impl GridSpec {
             "africa" | "global" => (6933, (-17_376_000.0, -7_392_000.0)),
             _ => return Err(CoreError::UnknownGrid(name.into())),
         };
-        Ok(GridSpec {
-            name: lower,
-            epsg,
-            resolution: res as f64,
-            tile_pixels,
-            origin,
-        })
+        Ok(GridSpec { name: lower, epsg, resolution: res as f64, tile_pixels, origin })
     }
 
     /// Tile side length in CRS units.
@@ -212,10 +175,7 @@ impl GridSpec {
     /// tile above / to the right).
     pub fn tile_of(&self, x: f64, y: f64) -> TileIndex {
         let s = self.tile_size();
-        TileIndex {
-            x: ((x - self.origin.0) / s).floor() as i32,
-            y: ((y - self.origin.1) / s).floor() as i32,
-        }
+        TileIndex { x: ((x - self.origin.0) / s).floor() as i32, y: ((y - self.origin.1) / s).floor() as i32 }
     }
 
     /// Tiles whose interior a polygon (exterior ring, in this grid's CRS) overlaps.
@@ -226,14 +186,8 @@ impl GridSpec {
         };
         let lo = self.tile_of(b.min_x, b.min_y);
         let hi = self.tile_of(b.max_x, b.max_y);
-        let poly = Polygon::new(
-            LineString::from(
-                ring.iter()
-                    .map(|&(x, y)| Coord { x, y })
-                    .collect::<Vec<_>>(),
-            ),
-            vec![],
-        );
+        let poly =
+            Polygon::new(LineString::from(ring.iter().map(|&(x, y)| Coord { x, y }).collect::<Vec<_>>()), vec![]);
         // Shrink candidate tiles by a millimetre so that a footprint merely touching a
         // tile edge does not claim that tile.
         let eps = 1e-3;
@@ -243,14 +197,8 @@ impl GridSpec {
                 let t = TileIndex::new(tx, ty);
                 let tb = self.tile_bounds(t);
                 let rect = Rect::new(
-                    Coord {
-                        x: tb.min_x + eps,
-                        y: tb.min_y + eps,
-                    },
-                    Coord {
-                        x: tb.max_x - eps,
-                        y: tb.max_y - eps,
-                    },
+                    Coord { x: tb.min_x + eps, y: tb.min_y + eps },
+                    Coord { x: tb.max_x - eps, y: tb.max_y - eps },
                 );
                 if poly.intersects(&rect) {
                     out.push(t);
@@ -291,10 +239,7 @@ mod tests {
         assert_eq!(gb.left, 1_824_000.0);
         assert_eq!(gb.top, -7_392_000.0 + 81.0 * 96_000.0);
         assert_eq!((gb.width, gb.height), (4800, 4800));
-        assert_eq!(
-            gb.geo_transform(),
-            [1_824_000.0, 20.0, 0.0, 384_000.0, 0.0, -20.0]
-        );
+        assert_eq!(gb.geo_transform(), [1_824_000.0, 20.0, 0.0, 384_000.0, 0.0, -20.0]);
     }
 
     #[test]
@@ -318,13 +263,7 @@ mod tests {
     fn polygon_tiles_exclude_touching_and_include_diagonal() {
         let g = GridSpec::parse("epsg:3857;1;10").unwrap();
         // Square exactly covering tile (0,0): touches neighbours only on edges.
-        let sq = [
-            (0.0, 0.0),
-            (10.0, 0.0),
-            (10.0, 10.0),
-            (0.0, 10.0),
-            (0.0, 0.0),
-        ];
+        let sq = [(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0), (0.0, 0.0)];
         assert_eq!(g.tiles_for_polygon(&sq), vec![TileIndex::new(0, 0)]);
         // A thin diagonal triangle from (1,1) to (29,29): its bbox has 9 tiles but the
         // polygon itself touches only the diagonal ones and their direct neighbours.

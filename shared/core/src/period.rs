@@ -17,11 +17,7 @@ pub struct Period {
 
 impl Period {
     pub fn new(start: NaiveDate, months: u32, days: u32) -> Self {
-        Self {
-            start,
-            months,
-            days,
-        }
+        Self { start, months, days }
     }
     pub fn year(year: i32) -> Self {
         Self::new(ymd(year, 1, 1), 12, 0)
@@ -58,13 +54,7 @@ impl fmt::Display for Period {
             if s.month() == 1 && self.months.is_multiple_of(12) {
                 write!(f, "{:04}--P{}Y", s.year(), self.months / 12)
             } else if self.months.is_multiple_of(12) {
-                write!(
-                    f,
-                    "{:04}-{:02}--P{}Y",
-                    s.year(),
-                    s.month(),
-                    self.months / 12
-                )
+                write!(f, "{:04}-{:02}--P{}Y", s.year(), s.month(), self.months / 12)
             } else {
                 write!(f, "{:04}-{:02}--P{}M", s.year(), s.month(), self.months)
             }
@@ -86,14 +76,9 @@ impl fmt::Display for Period {
 impl FromStr for Period {
     type Err = CoreError;
     fn from_str(input: &str) -> Result<Period> {
-        let bad = |why: &str| CoreError::BadPeriod {
-            input: input.to_string(),
-            why: why.to_string(),
-        };
-        let (start, dur) = input
-            .trim()
-            .split_once("--")
-            .ok_or_else(|| bad("missing '--' between start and duration"))?;
+        let bad = |why: &str| CoreError::BadPeriod { input: input.to_string(), why: why.to_string() };
+        let (start, dur) =
+            input.trim().split_once("--").ok_or_else(|| bad("missing '--' between start and duration"))?;
         let parts: Vec<&str> = start.split('-').collect();
         let num = |s: &str, what: &str| -> Result<u32> {
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 4 {
@@ -110,11 +95,8 @@ impl FromStr for Period {
         if parts[0].len() != 4 {
             return Err(bad("year must have four digits"));
         }
-        let start = NaiveDate::from_ymd_opt(y as i32, m, d)
-            .ok_or_else(|| bad("start is not a calendar date"))?;
-        let mut rest = dur
-            .strip_prefix('P')
-            .ok_or_else(|| bad("duration must start with 'P'"))?;
+        let start = NaiveDate::from_ymd_opt(y as i32, m, d).ok_or_else(|| bad("start is not a calendar date"))?;
+        let mut rest = dur.strip_prefix('P').ok_or_else(|| bad("duration must start with 'P'"))?;
         let (mut months, mut days) = (0u32, 0u32);
         if rest.is_empty() {
             return Err(bad("empty duration"));
@@ -137,11 +119,7 @@ impl FromStr for Period {
         if months == 0 && days == 0 {
             return Err(bad("duration is zero"));
         }
-        Ok(Period {
-            start,
-            months,
-            days,
-        })
+        Ok(Period { start, months, days })
     }
 }
 
@@ -210,10 +188,7 @@ impl Frequency {
             }
             Frequency::Rolling3Months => {
                 let first = ymd(y, m, 1);
-                (0..3u32)
-                    .rev()
-                    .map(|back| Period::new(first - Months::new(back), 3, 0))
-                    .collect()
+                (0..3u32).rev().map(|back| Period::new(first - Months::new(back), 3, 0)).collect()
             }
             Frequency::All => all_period.into_iter().filter(|p| p.contains(day)).collect(),
         }
@@ -262,16 +237,7 @@ mod tests {
 
     #[test]
     fn bad_periods_are_named() {
-        for s in [
-            "2019",
-            "2019--",
-            "2019--P",
-            "19--P1Y",
-            "2019-13--P1M",
-            "2019--P0Y",
-            "2019--PXY",
-            "2019--P1Q",
-        ] {
+        for s in ["2019", "2019--", "2019--P", "19--P1Y", "2019-13--P1M", "2019--P0Y", "2019--PXY", "2019--P1Q"] {
             let e = s.parse::<Period>().unwrap_err().to_string();
             assert!(e.contains(s), "{e}");
         }
@@ -281,62 +247,27 @@ mod tests {
     fn frequencies() {
         let d = ymd(2020, 2, 10);
         assert_eq!(Frequency::Annual.periods_for(d, None), vec![p("2020--P1Y")]);
-        assert_eq!(
-            Frequency::AnnualFy.periods_for(d, None),
-            vec![p("2019-07--P1Y")]
-        );
-        assert_eq!(
-            Frequency::AnnualFy.periods_for(ymd(2020, 7, 1), None),
-            vec![p("2020-07--P1Y")]
-        );
-        assert_eq!(
-            Frequency::Semiannual.periods_for(d, None),
-            vec![p("2020-01--P6M")]
-        );
-        assert_eq!(
-            Frequency::Semiannual.periods_for(ymd(2020, 12, 31), None),
-            vec![p("2020-07--P6M")]
-        );
+        assert_eq!(Frequency::AnnualFy.periods_for(d, None), vec![p("2019-07--P1Y")]);
+        assert_eq!(Frequency::AnnualFy.periods_for(ymd(2020, 7, 1), None), vec![p("2020-07--P1Y")]);
+        assert_eq!(Frequency::Semiannual.periods_for(d, None), vec![p("2020-01--P6M")]);
+        assert_eq!(Frequency::Semiannual.periods_for(ymd(2020, 12, 31), None), vec![p("2020-07--P6M")]);
         let r = Frequency::Rolling3Months.periods_for(d, None);
-        assert_eq!(
-            r,
-            vec![p("2019-12--P3M"), p("2020-01--P3M"), p("2020-02--P3M")]
-        );
+        assert_eq!(r, vec![p("2019-12--P3M"), p("2020-01--P3M"), p("2020-02--P3M")]);
         assert!(r.iter().all(|x| x.contains(d)));
         let all = p("2016--P5Y");
         assert_eq!(Frequency::All.periods_for(d, Some(all)), vec![all]);
-        assert!(Frequency::All
-            .periods_for(ymd(2021, 1, 1), Some(all))
-            .is_empty());
+        assert!(Frequency::All.periods_for(ymd(2021, 1, 1), Some(all)).is_empty());
     }
 
     #[test]
     fn seasonal_year_boundary() {
         // January and February belong to the summer that started the previous December.
-        assert_eq!(
-            Frequency::Seasonal.periods_for(ymd(2020, 1, 15), None),
-            vec![p("2019-12--P3M")]
-        );
-        assert_eq!(
-            Frequency::Seasonal.periods_for(ymd(2020, 2, 29), None),
-            vec![p("2019-12--P3M")]
-        );
-        assert_eq!(
-            Frequency::Seasonal.periods_for(ymd(2019, 12, 1), None),
-            vec![p("2019-12--P3M")]
-        );
-        assert_eq!(
-            Frequency::Seasonal.periods_for(ymd(2020, 3, 1), None),
-            vec![p("2020-03--P3M")]
-        );
-        assert_eq!(
-            Frequency::Seasonal.periods_for(ymd(2020, 8, 31), None),
-            vec![p("2020-06--P3M")]
-        );
-        assert_eq!(
-            Frequency::Seasonal.periods_for(ymd(2020, 11, 30), None),
-            vec![p("2020-09--P3M")]
-        );
+        assert_eq!(Frequency::Seasonal.periods_for(ymd(2020, 1, 15), None), vec![p("2019-12--P3M")]);
+        assert_eq!(Frequency::Seasonal.periods_for(ymd(2020, 2, 29), None), vec![p("2019-12--P3M")]);
+        assert_eq!(Frequency::Seasonal.periods_for(ymd(2019, 12, 1), None), vec![p("2019-12--P3M")]);
+        assert_eq!(Frequency::Seasonal.periods_for(ymd(2020, 3, 1), None), vec![p("2020-03--P3M")]);
+        assert_eq!(Frequency::Seasonal.periods_for(ymd(2020, 8, 31), None), vec![p("2020-06--P3M")]);
+        assert_eq!(Frequency::Seasonal.periods_for(ymd(2020, 11, 30), None), vec![p("2020-09--P3M")]);
     }
 
     #[test]
@@ -344,10 +275,7 @@ mod tests {
         // 23:30 UTC on 31 Dec 2019 at 150 E is 09:30 local on 1 Jan 2020: next year.
         let t = Utc.with_ymd_and_hms(2019, 12, 31, 23, 30, 0).unwrap();
         assert_eq!(solar_day(t, 150.0), ymd(2020, 1, 1));
-        assert_eq!(
-            Frequency::Annual.periods_for(solar_day(t, 150.0), None),
-            vec![p("2020--P1Y")]
-        );
+        assert_eq!(Frequency::Annual.periods_for(solar_day(t, 150.0), None), vec![p("2020--P1Y")]);
         // At 0 E it stays on the 31st; far west it stays too.
         assert_eq!(solar_day(t, 0.0), ymd(2019, 12, 31));
         // 00:30 UTC on 1 Jan at 120 W is 16:30 on 31 Dec local.
@@ -357,24 +285,10 @@ mod tests {
 
     #[test]
     fn frequency_names() {
-        for f in [
-            "annual",
-            "annual-fy",
-            "semiannual",
-            "seasonal",
-            "rolling-3months",
-            "all",
-        ] {
+        for f in ["annual", "annual-fy", "semiannual", "seasonal", "rolling-3months", "all"] {
             assert_eq!(f.parse::<Frequency>().unwrap().to_string(), f);
         }
-        assert!("monthly"
-            .parse::<Frequency>()
-            .unwrap_err()
-            .to_string()
-            .contains("monthly"));
-        assert_eq!(
-            whole_years(ymd(2015, 3, 1), ymd(2019, 2, 1)).to_string(),
-            "2015--P5Y"
-        );
+        assert!("monthly".parse::<Frequency>().unwrap_err().to_string().contains("monthly"));
+        assert_eq!(whole_years(ymd(2015, 3, 1), ymd(2019, 2, 1)).to_string(), "2015--P5Y");
     }
 }

@@ -17,10 +17,7 @@ pub enum ProductExpr {
 impl ProductExpr {
     /// Parse `expr`, matching its parts against the `known` collection names.
     pub fn parse(expr: &str, known: &BTreeSet<String>) -> Result<ProductExpr> {
-        let bad = |why: String| CoreError::BadProduct {
-            input: expr.to_string(),
-            why,
-        };
+        let bad = |why: String| CoreError::BadProduct { input: expr.to_string(), why };
         let expr = expr.trim();
         if expr.is_empty() {
             return Err(bad("empty".into()));
@@ -49,21 +46,13 @@ impl ProductExpr {
         let mut out = Vec::new();
         let mut i = 0;
         while i < tokens.len() {
-            let found = (i + 1..=tokens.len())
-                .rev()
-                .map(|j| tokens[i..j].join("-"))
-                .find(|n| known.contains(n));
+            let found = (i + 1..=tokens.len()).rev().map(|j| tokens[i..j].join("-")).find(|n| known.contains(n));
             match found {
                 Some(n) => {
                     i += n.split('-').count();
                     out.push(n);
                 }
-                None => {
-                    return Err(bad(format!(
-                        "no input collection matches '{}'",
-                        tokens[i..].join("-")
-                    )))
-                }
+                None => return Err(bad(format!("no input collection matches '{}'", tokens[i..].join("-")))),
             }
         }
         if out.len() == 1 {
@@ -87,10 +76,7 @@ impl ProductExpr {
         match self {
             ProductExpr::Single(_) | ProductExpr::Pool(_) => {
                 let keep: BTreeSet<&str> = self.collections().into_iter().collect();
-                datasets
-                    .into_iter()
-                    .filter(|d| keep.contains(d.collection.as_str()))
-                    .collect()
+                datasets.into_iter().filter(|d| keep.contains(d.collection.as_str())).collect()
             }
             ProductExpr::Fuse(a, b) => {
                 // Key: acquisition time to the second, and region.
@@ -114,8 +100,7 @@ impl ProductExpr {
                     l.sources = vec![l.id.clone(), r.id.clone()];
                     l.id = format!("{}+{}", l.id, r.id);
                     l.collection = format!("{a}+{b}");
-                    l.assets
-                        .extend(r.assets.into_iter().filter(|x| !have.contains(&x.key)));
+                    l.assets.extend(r.assets.into_iter().filter(|x| !have.contains(&x.key)));
                     out.push(l);
                 }
                 out
@@ -158,30 +143,13 @@ mod tests {
 
     #[test]
     fn parse_with_dashed_names() {
-        let k = known(&[
-            "sentinel-2-l2a",
-            "ga_ls5t_ard_3",
-            "ga_ls7e_ard_3",
-            "ga_ls8c_ard_3",
-            "fc",
-            "wo",
-        ]);
-        assert_eq!(
-            ProductExpr::parse("sentinel-2-l2a", &k).unwrap(),
-            ProductExpr::Single("sentinel-2-l2a".into())
-        );
+        let k = known(&["sentinel-2-l2a", "ga_ls5t_ard_3", "ga_ls7e_ard_3", "ga_ls8c_ard_3", "fc", "wo"]);
+        assert_eq!(ProductExpr::parse("sentinel-2-l2a", &k).unwrap(), ProductExpr::Single("sentinel-2-l2a".into()));
         assert_eq!(
             ProductExpr::parse("ga_ls5t_ard_3-ga_ls7e_ard_3-ga_ls8c_ard_3", &k).unwrap(),
-            ProductExpr::Pool(vec![
-                "ga_ls5t_ard_3".into(),
-                "ga_ls7e_ard_3".into(),
-                "ga_ls8c_ard_3".into()
-            ])
+            ProductExpr::Pool(vec!["ga_ls5t_ard_3".into(), "ga_ls7e_ard_3".into(), "ga_ls8c_ard_3".into()])
         );
-        assert_eq!(
-            ProductExpr::parse("fc+wo", &k).unwrap(),
-            ProductExpr::Fuse("fc".into(), "wo".into())
-        );
+        assert_eq!(ProductExpr::parse("fc+wo", &k).unwrap(), ProductExpr::Fuse("fc".into(), "wo".into()));
         let e = ProductExpr::parse("fc+nope", &k).unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("fc+nope"), "{e}");
         assert!(ProductExpr::parse("fc-zz", &k).is_err());
@@ -192,7 +160,7 @@ mod tests {
         let v = vec![
             ds("fc1", "fc", 0, "35MNM", "pv"),
             ds("wo1", "wo", 0, "35MNM", "water"),
-            ds("fc2", "fc", 5, "35MNM", "pv"), // no partner: dropped
+            ds("fc2", "fc", 5, "35MNM", "pv"),    // no partner: dropped
             ds("wo3", "wo", 0, "35MNN", "water"), // other region: dropped
         ];
         let out = ProductExpr::Fuse("fc".into(), "wo".into()).apply(v);
@@ -205,15 +173,8 @@ mod tests {
 
     #[test]
     fn pool_keeps_listed_collections() {
-        let v = vec![
-            ds("a", "l5", 0, "r", "b"),
-            ds("b", "l7", 1, "r", "b"),
-            ds("c", "l9", 2, "r", "b"),
-        ];
+        let v = vec![ds("a", "l5", 0, "r", "b"), ds("b", "l7", 1, "r", "b"), ds("c", "l9", 2, "r", "b")];
         let out = ProductExpr::Pool(vec!["l5".into(), "l7".into()]).apply(v);
-        assert_eq!(
-            out.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
-            vec!["a", "b"]
-        );
+        assert_eq!(out.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
     }
 }

@@ -8,37 +8,25 @@ use std::str::FromStr;
 pub enum Selection {
     Id(TaskId),
     Index(i64),
-    Slice {
-        start: Option<i64>,
-        stop: Option<i64>,
-        step: i64,
-    },
+    Slice { start: Option<i64>, stop: Option<i64>, step: i64 },
 }
 
 impl FromStr for Selection {
     type Err = CoreError;
     fn from_str(input: &str) -> Result<Selection> {
         let s = input.trim();
-        let bad = |why: &str| CoreError::BadSelection {
-            input: input.to_string(),
-            why: why.to_string(),
-        };
+        let bad = |why: &str| CoreError::BadSelection { input: input.to_string(), why: why.to_string() };
         let int = |v: &str| -> Result<Option<i64>> {
             let v = v.trim();
             if v.is_empty() {
                 Ok(None)
             } else {
-                v.parse::<i64>()
-                    .map(Some)
-                    .map_err(|_| bad(&format!("'{v}' is not an integer")))
+                v.parse::<i64>().map(Some).map_err(|_| bad(&format!("'{v}' is not an integer")))
             }
         };
         // Task ids contain '--' (the period); slices and indices never do.
         if s.contains("--") {
-            return s
-                .parse::<TaskId>()
-                .map(Selection::Id)
-                .map_err(|e| bad(&e.to_string()));
+            return s.parse::<TaskId>().map(Selection::Id).map_err(|e| bad(&e.to_string()));
         }
         if s.contains(':') {
             let parts: Vec<&str> = s.split(':').collect();
@@ -52,36 +40,22 @@ impl FromStr for Selection {
             if step == 0 {
                 return Err(bad("slice step cannot be zero"));
             }
-            return Ok(Selection::Slice {
-                start: int(parts[0])?,
-                stop: int(parts[1])?,
-                step,
-            });
+            return Ok(Selection::Slice { start: int(parts[0])?, stop: int(parts[1])?, step });
         }
-        int(s)?
-            .map(Selection::Index)
-            .ok_or_else(|| bad("empty selection"))
+        int(s)?.map(Selection::Index).ok_or_else(|| bad("empty selection"))
     }
 }
 
 impl Selection {
     /// Indices into a list of `len` tasks (ordered as the plan lists them), with Python's
     /// semantics for negative indices and steps. `ids` resolves a task id to its index.
-    pub fn indices(
-        &self,
-        len: usize,
-        index_of: impl Fn(&TaskId) -> Option<usize>,
-    ) -> Result<Vec<usize>> {
+    pub fn indices(&self, len: usize, index_of: impl Fn(&TaskId) -> Option<usize>) -> Result<Vec<usize>> {
         let n = len as i64;
         match self {
-            Selection::Id(id) => {
-                index_of(id)
-                    .map(|i| vec![i])
-                    .ok_or_else(|| CoreError::BadSelection {
-                        input: id.to_string(),
-                        why: "no such task in the plan".into(),
-                    })
-            }
+            Selection::Id(id) => index_of(id).map(|i| vec![i]).ok_or_else(|| CoreError::BadSelection {
+                input: id.to_string(),
+                why: "no such task in the plan".into(),
+            }),
             Selection::Index(i) => {
                 let j = if *i < 0 { n + i } else { *i };
                 if j < 0 || j >= n {
@@ -127,10 +101,7 @@ mod tests {
     use super::*;
 
     fn sel(s: &str, n: usize) -> Vec<usize> {
-        s.parse::<Selection>()
-            .unwrap()
-            .indices(n, |_| None)
-            .unwrap()
+        s.parse::<Selection>().unwrap().indices(n, |_| None).unwrap()
     }
 
     #[test]
@@ -151,10 +122,7 @@ mod tests {
     fn by_id() {
         let s: Selection = "2019--P1Y,+003,-004".parse().unwrap();
         let want: TaskId = "x+003/y-004/2019--P1Y".parse().unwrap();
-        assert_eq!(
-            s.indices(10, |t| (t == &want).then_some(6)).unwrap(),
-            vec![6]
-        );
+        assert_eq!(s.indices(10, |t| (t == &want).then_some(6)).unwrap(), vec![6]);
         let e = s.indices(10, |_| None).unwrap_err().to_string();
         assert!(e.contains("no such task"), "{e}");
     }
@@ -165,12 +133,7 @@ mod tests {
         assert!("a:b".parse::<Selection>().is_err());
         assert!("1:2:3:4".parse::<Selection>().is_err());
         assert!("".parse::<Selection>().is_err());
-        let e = "12"
-            .parse::<Selection>()
-            .unwrap()
-            .indices(5, |_| None)
-            .unwrap_err()
-            .to_string();
+        let e = "12".parse::<Selection>().unwrap().indices(5, |_| None).unwrap_err().to_string();
         assert!(e.contains("out of range"), "{e}");
     }
 }

@@ -25,41 +25,24 @@ pub fn parse_document(text: &str, what: &str) -> Result<StacDocument> {
     if trimmed.starts_with('{') && trimmed.lines().filter(|l| !l.trim().is_empty()).count() > 1 {
         if let Err(_first) = serde_json::from_str::<Value>(trimmed) {
             let mut items = Vec::new();
-            for (i, line) in trimmed
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let v: Value = serde_json::from_str(line).map_err(|e| CoreError::Json {
-                    what: format!("{what} line {}", i + 1),
-                    source: e,
-                })?;
+            for (i, line) in trimmed.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v: Value = serde_json::from_str(line)
+                    .map_err(|e| CoreError::Json { what: format!("{what} line {}", i + 1), source: e })?;
                 items.push(v);
             }
             return Ok(StacDocument::Items(items));
         }
     }
-    let v: Value = serde_json::from_str(text).map_err(|e| CoreError::Json {
-        what: what.to_string(),
-        source: e,
-    })?;
+    let v: Value = serde_json::from_str(text).map_err(|e| CoreError::Json { what: what.to_string(), source: e })?;
     let ty = v.get("type").and_then(Value::as_str).unwrap_or("");
     match ty {
         "Feature" => Ok(StacDocument::Items(vec![v])),
         "FeatureCollection" => {
-            let feats = v
-                .get("features")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let feats = v.get("features").and_then(Value::as_array).cloned().unwrap_or_default();
             Ok(StacDocument::Items(feats))
         }
         "Catalog" | "Collection" => {
-            let links = v
-                .get("links")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let links = v.get("links").and_then(Value::as_array).cloned().unwrap_or_default();
             let hrefs = |rel: &str| -> Vec<String> {
                 links
                     .iter()
@@ -67,10 +50,7 @@ pub fn parse_document(text: &str, what: &str) -> Result<StacDocument> {
                     .filter_map(|l| l.get("href").and_then(Value::as_str).map(String::from))
                     .collect()
             };
-            Ok(StacDocument::Catalog {
-                items: hrefs("item"),
-                children: hrefs("child"),
-            })
+            Ok(StacDocument::Catalog { items: hrefs("item"), children: hrefs("child") })
         }
         other => Err(CoreError::BadItem {
             id: what.to_string(),
@@ -156,11 +136,7 @@ fn region_code(p: &Map<String, Value>) -> Option<String> {
         return Some(s);
     }
     if let Some(code) = str_prop(p, "grid:code") {
-        return Some(
-            code.trim_start_matches("MGRS-")
-                .trim_start_matches("WRS2-")
-                .to_string(),
-        );
+        return Some(code.trim_start_matches("MGRS-").trim_start_matches("WRS2-").to_string());
     }
     for pre in ["mgrs", "sentinel"] {
         if let (Some(z), Some(b), Some(s)) = (
@@ -171,10 +147,7 @@ fn region_code(p: &Map<String, Value>) -> Option<String> {
             return Some(format!("{:0>2}{b}{s}", z));
         }
     }
-    if let (Some(path), Some(row)) = (
-        str_prop(p, "landsat:wrs_path"),
-        str_prop(p, "landsat:wrs_row"),
-    ) {
+    if let (Some(path), Some(row)) = (str_prop(p, "landsat:wrs_path"), str_prop(p, "landsat:wrs_row")) {
         return Some(format!("{:0>3}{:0>3}", path, row));
     }
     // Older Earth Search items carry the MGRS tile only inside the product id (`_T28QCH_`).
@@ -182,18 +155,14 @@ fn region_code(p: &Map<String, Value>) -> Option<String> {
     pid.split('_').find_map(|s| {
         let t = s.strip_prefix('T')?;
         let b = t.as_bytes();
-        (b.len() == 5
-            && b[..2].iter().all(u8::is_ascii_digit)
-            && b[2..].iter().all(u8::is_ascii_uppercase))
-        .then(|| t.to_string())
+        (b.len() == 5 && b[..2].iter().all(u8::is_ascii_digit) && b[2..].iter().all(u8::is_ascii_uppercase))
+            .then(|| t.to_string())
     })
 }
 
 /// `s2:processing_baseline`, or the `_Nxxyy_` part of the product id.
 fn processing_baseline(p: &Map<String, Value>) -> Option<String> {
-    if let Some(b) = str_prop(p, "s2:processing_baseline")
-        .or_else(|| str_prop(p, "sentinel:processing_baseline"))
-    {
+    if let Some(b) = str_prop(p, "s2:processing_baseline").or_else(|| str_prop(p, "sentinel:processing_baseline")) {
         return Some(b);
     }
     let pid = str_prop(p, "sentinel:product_id").or_else(|| str_prop(p, "s2:product_uri"))?;
@@ -215,11 +184,7 @@ fn rings_of(geometry: &Value) -> Option<Vec<Vec<(f64, f64)>>> {
     let coords = geometry.get("coordinates")?;
     match geometry.get("type")?.as_str()? {
         "Polygon" => Some(vec![ring(coords.as_array()?.first()?)?]),
-        "MultiPolygon" => coords
-            .as_array()?
-            .iter()
-            .map(|poly| ring(poly.as_array()?.first()?))
-            .collect(),
+        "MultiPolygon" => coords.as_array()?.iter().map(|poly| ring(poly.as_array()?.first()?)).collect(),
         _ => None,
     }
 }
@@ -227,11 +192,7 @@ fn rings_of(geometry: &Value) -> Option<Vec<Vec<(f64, f64)>>> {
 /// Names an asset answers to besides its key: `eo:bands` / `bands` names and common names.
 fn asset_names(asset: &stac::Asset) -> Vec<String> {
     let mut names = Vec::new();
-    if let Some(bands) = asset
-        .additional_fields
-        .get("eo:bands")
-        .and_then(Value::as_array)
-    {
+    if let Some(bands) = asset.additional_fields.get("eo:bands").and_then(Value::as_array) {
         for b in bands {
             for k in ["name", "common_name"] {
                 if let Some(n) = b.get(k).and_then(Value::as_str) {
@@ -244,11 +205,7 @@ fn asset_names(asset: &stac::Asset) -> Vec<String> {
         if let Some(n) = &b.name {
             names.push(n.clone());
         }
-        if let Some(n) = b
-            .additional_fields
-            .get("eo:common_name")
-            .and_then(Value::as_str)
-        {
+        if let Some(n) = b.additional_fields.get("eo:common_name").and_then(Value::as_str) {
             names.push(n.to_string());
         }
     }
@@ -259,43 +216,28 @@ fn asset_names(asset: &stac::Asset) -> Vec<String> {
 fn is_raster(asset: &stac::Asset) -> bool {
     let ty = asset.r#type.as_deref().unwrap_or("");
     let href = asset.href.to_ascii_lowercase();
-    ty.contains("tiff")
-        || href.ends_with(".tif")
-        || href.ends_with(".tiff")
-        || ty.contains("geotiff")
+    ty.contains("tiff") || href.ends_with(".tif") || href.ends_with(".tiff") || ty.contains("geotiff")
 }
 
 /// Turn one STAC item (as JSON) into a dataset. `base` is the item's own location, used to
 /// resolve relative asset hrefs; `collection_hint` names the collection when the item does
 /// not (GA's items).
-pub fn dataset_from_item(
-    item: Value,
-    base: Option<&str>,
-    collection_hint: Option<&str>,
-) -> Result<Dataset> {
-    let id_hint = item
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or("<item without id>")
-        .to_string();
-    let bad = |why: String| CoreError::BadItem {
-        id: id_hint.clone(),
-        why,
-    };
-    let item: stac::Item =
-        serde_json::from_value(item).map_err(|e| bad(format!("not a valid STAC item: {e}")))?;
+pub fn dataset_from_item(item: Value, base: Option<&str>, collection_hint: Option<&str>) -> Result<Dataset> {
+    let id_hint = item.get("id").and_then(Value::as_str).unwrap_or("<item without id>").to_string();
+    let bad = |why: String| CoreError::BadItem { id: id_hint.clone(), why };
+    let item: stac::Item = serde_json::from_value(item).map_err(|e| bad(format!("not a valid STAC item: {e}")))?;
     let props = &item.properties.additional_fields;
     let datetime = item
         .properties
         .datetime
         .or(item.properties.start_datetime)
         .ok_or_else(|| bad("no datetime or start_datetime".into()))?;
-    let geometry = item.geometry.as_ref().ok_or_else(|| {
-        bad("no geometry: a footprint is needed to know which tiles it covers".into())
-    })?;
+    let geometry = item
+        .geometry
+        .as_ref()
+        .ok_or_else(|| bad("no geometry: a footprint is needed to know which tiles it covers".into()))?;
     let geometry = serde_json::to_value(geometry).map_err(|e| bad(e.to_string()))?;
-    let footprint = rings_of(&geometry)
-        .ok_or_else(|| bad("geometry is not a Polygon or MultiPolygon".into()))?;
+    let footprint = rings_of(&geometry).ok_or_else(|| bad("geometry is not a Polygon or MultiPolygon".into()))?;
     let item_epsg = epsg_of(props);
     let mut assets = Vec::new();
     for (key, asset) in &item.assets {
@@ -310,9 +252,7 @@ pub fn dataset_from_item(
             epsg: epsg_of(f).or(item_epsg),
             transform: transform_of(f).or_else(|| transform_of(props)),
             shape: shape_of(f).or_else(|| shape_of(props)),
-            nodata: asset
-                .nodata
-                .or_else(|| asset.bands.first().and_then(|b| b.nodata)),
+            nodata: asset.nodata.or_else(|| asset.bands.first().and_then(|b| b.nodata)),
         });
     }
     if assets.is_empty() {
@@ -320,9 +260,7 @@ pub fn dataset_from_item(
     }
     let epsg = item_epsg
         .or_else(|| assets.iter().find_map(|a| a.epsg))
-        .ok_or_else(|| {
-            bad("no CRS: neither proj:epsg nor proj:code on the item or its assets".into())
-        })?;
+        .ok_or_else(|| bad("no CRS: neither proj:epsg nor proj:code on the item or its assets".into()))?;
     let collection = item
         .collection
         .clone()
@@ -348,32 +286,17 @@ mod tests {
 
     #[test]
     fn relative_hrefs() {
-        assert_eq!(
-            resolve_href("./B04.tif", Some("/data/items/a.json")),
-            "/data/items/B04.tif"
-        );
-        assert_eq!(
-            resolve_href("../cogs/B04.tif", Some("/data/items/a.json")),
-            "/data/cogs/B04.tif"
-        );
-        assert_eq!(
-            resolve_href("B04.tif", Some("s3://bkt/items/a.json")),
-            "s3://bkt/items/B04.tif"
-        );
-        assert_eq!(
-            resolve_href("s3://x/y.tif", Some("/a/b.json")),
-            "s3://x/y.tif"
-        );
+        assert_eq!(resolve_href("./B04.tif", Some("/data/items/a.json")), "/data/items/B04.tif");
+        assert_eq!(resolve_href("../cogs/B04.tif", Some("/data/items/a.json")), "/data/cogs/B04.tif");
+        assert_eq!(resolve_href("B04.tif", Some("s3://bkt/items/a.json")), "s3://bkt/items/B04.tif");
+        assert_eq!(resolve_href("s3://x/y.tif", Some("/a/b.json")), "s3://x/y.tif");
         assert_eq!(resolve_href("b.tif", None), "b.tif");
     }
 
     #[test]
     fn baseline_from_product_id() {
         let mut p = Map::new();
-        p.insert(
-            "sentinel:product_id".into(),
-            "S2A_MSIL2A_20200714T115221_N0214_R123_T28QCH_20200714T191310".into(),
-        );
+        p.insert("sentinel:product_id".into(), "S2A_MSIL2A_20200714T115221_N0214_R123_T28QCH_20200714T191310".into());
         assert_eq!(processing_baseline(&p).as_deref(), Some("02.14"));
     }
 
@@ -393,9 +316,7 @@ mod tests {
             }
             _ => panic!(),
         }
-        let e = parse_document(r#"{"type":"Point"}"#, "x.json")
-            .unwrap_err()
-            .to_string();
+        let e = parse_document(r#"{"type":"Point"}"#, "x.json").unwrap_err().to_string();
         assert!(e.contains("x.json"), "{e}");
     }
 }

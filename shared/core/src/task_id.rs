@@ -28,10 +28,7 @@ impl fmt::Display for TaskId {
 
 fn parse_index(s: &str) -> Option<i32> {
     let s = s.trim();
-    let digits = s
-        .strip_prefix('+')
-        .or_else(|| s.strip_prefix('-'))
-        .unwrap_or(s);
+    let digits = s.strip_prefix('+').or_else(|| s.strip_prefix('-')).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 9 {
         return None;
     }
@@ -65,10 +62,7 @@ impl FromStr for TaskId {
         let period: Period = period.parse().map_err(|_| bad())?;
         let x = parse_index(x).ok_or_else(bad)?;
         let y = parse_index(y).ok_or_else(bad)?;
-        Ok(TaskId {
-            period,
-            tile: TileIndex { x, y },
-        })
+        Ok(TaskId { period, tile: TileIndex { x, y } })
     }
 }
 
@@ -101,15 +95,9 @@ mod tests {
 
     #[test]
     fn malformed_ids_name_input() {
-        for s in [
-            "",
-            "x+003/y-004",
-            "x3/y4/2019",
-            "2019--P1Y,+003",
-            "a/b/c",
-            "x+0a3/y-004/2019--P1Y",
-            "2019--P1Y/3/--4",
-        ] {
+        for s in
+            ["", "x+003/y-004", "x3/y4/2019", "2019--P1Y,+003", "a/b/c", "x+0a3/y-004/2019--P1Y", "2019--P1Y/3/--4"]
+        {
             let e = s.parse::<TaskId>().unwrap_err().to_string();
             assert!(e.contains("malformed task id"), "{e}");
         }

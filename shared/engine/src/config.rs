@@ -142,9 +142,7 @@ impl RunConfig {
         self.tile_subset()?;
         stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?;
         if self.inputs.is_empty() {
-            return Err(EngineError::Config(
-                "no inputs: give at least one STAC source (--input)".into(),
-            ));
+            return Err(EngineError::Config("no inputs: give at least one STAC source (--input)".into()));
         }
         if !(64..=16384).contains(&self.chunk_size) {
             return Err(EngineError::Config(format!(
@@ -152,33 +150,22 @@ impl RunConfig {
                 self.chunk_size
             )));
         }
-        self.resampling
-            .parse::<stratus_raster::Resampling>()
-            .map_err(EngineError::Config)?;
+        self.resampling.parse::<stratus_raster::Resampling>().map_err(EngineError::Config)?;
         if !(0.0..=10.0).contains(&self.warp_error_threshold) {
-            return Err(EngineError::Config(
-                "warp_error_threshold must be between 0 and 10 pixels".into(),
-            ));
+            return Err(EngineError::Config("warp_error_threshold must be between 0 and 10 pixels".into()));
         }
-        for (what, s) in [
-            ("product.name", &self.product.name),
-            ("product.version", &self.product.version),
-        ] {
+        for (what, s) in [("product.name", &self.product.name), ("product.version", &self.product.version)] {
             if s.is_empty()
                 || s.contains("..")
                 || s.contains('/')
                 || s.contains('\\')
                 || s.chars().any(|c| c.is_control() || c == ' ')
             {
-                return Err(EngineError::Config(format!(
-                    "{what} '{s}' must be a plain name (no '/', '..' or spaces)"
-                )));
+                return Err(EngineError::Config(format!("{what} '{s}' must be a plain name (no '/', '..' or spaces)")));
             }
         }
         if self.renew_safety_margin >= self.job_queue_max_lease {
-            return Err(EngineError::Config(
-                "renew_safety_margin must be smaller than job_queue_max_lease".into(),
-            ));
+            return Err(EngineError::Config("renew_safety_margin must be smaller than job_queue_max_lease".into()));
         }
         Ok(())
     }
@@ -197,30 +184,20 @@ impl RunConfig {
     }
 
     pub fn temporal_range(&self) -> Result<Option<Period>> {
-        self.temporal_range
-            .as_deref()
-            .map(|s| s.parse::<Period>().map_err(EngineError::from))
-            .transpose()
+        self.temporal_range.as_deref().map(|s| s.parse::<Period>().map_err(EngineError::from)).transpose()
     }
 
     pub fn tile_subset(&self) -> Result<Vec<TileIndex>> {
         self.tiles
             .iter()
             .map(|s| {
-                let parse = |v: &str| {
-                    v.trim()
-                        .trim_start_matches(['x', 'y'])
-                        .trim_start_matches('+')
-                        .parse::<i32>()
-                };
-                let (a, b) = s.split_once([',', '/']).ok_or_else(|| {
-                    EngineError::Config(format!("tile '{s}': expected 'x,y' such as '190,55'"))
-                })?;
+                let parse = |v: &str| v.trim().trim_start_matches(['x', 'y']).trim_start_matches('+').parse::<i32>();
+                let (a, b) = s
+                    .split_once([',', '/'])
+                    .ok_or_else(|| EngineError::Config(format!("tile '{s}': expected 'x,y' such as '190,55'")))?;
                 match (parse(a), parse(b)) {
                     (Ok(x), Ok(y)) => Ok(TileIndex::new(x, y)),
-                    _ => Err(EngineError::Config(format!(
-                        "tile '{s}': expected 'x,y' such as '190,55'"
-                    ))),
+                    _ => Err(EngineError::Config(format!("tile '{s}': expected 'x,y' such as '190,55'"))),
                 }
             })
             .collect()
@@ -231,11 +208,7 @@ impl RunConfig {
         if let Some(r) = &self.run_id {
             return r.clone();
         }
-        let when = self
-            .temporal_range
-            .clone()
-            .or_else(|| self.frequency.clone())
-            .unwrap_or_else(|| "annual".into());
+        let when = self.temporal_range.clone().or_else(|| self.frequency.clone()).unwrap_or_else(|| "annual".into());
         format!("{}-{}", self.product.name, when)
     }
 
@@ -247,11 +220,7 @@ impl RunConfig {
     }
 
     pub fn cog_options(&self, band: &str) -> CogOptions {
-        self.cog_opts
-            .overrides
-            .get(band)
-            .cloned()
-            .unwrap_or_else(|| self.cog_opts.defaults.clone())
+        self.cog_opts.overrides.get(band).cloned().unwrap_or_else(|| self.cog_opts.defaults.clone())
     }
 }
 
@@ -259,8 +228,7 @@ impl RunConfig {
 mod tests {
     use super::*;
 
-    const MIN: &str =
-        "inputs: [items.json]\ngrid: au-30\nplugin: pq\nproduct: {name: ga_s2_pq}\nlocation: out\n";
+    const MIN: &str = "inputs: [items.json]\ngrid: au-30\nplugin: pq\nproduct: {name: ga_s2_pq}\nlocation: out\n";
 
     #[test]
     fn defaults_and_derived() {
@@ -268,17 +236,11 @@ mod tests {
         assert_eq!(c.chunk_size, 1024);
         assert_eq!(c.frequency().unwrap(), Frequency::Annual);
         assert_eq!(c.run_id(), "ga_s2_pq-annual");
-        let c = RunConfig::from_yaml(
-            &format!("{MIN}temporal_range: 2021--P1Y\ntiles: ['3,-4', 'x+004/y+002']\n"),
-            "t",
-        )
-        .unwrap();
+        let c = RunConfig::from_yaml(&format!("{MIN}temporal_range: 2021--P1Y\ntiles: ['3,-4', 'x+004/y+002']\n"), "t")
+            .unwrap();
         assert_eq!(c.frequency().unwrap(), Frequency::All);
         assert_eq!(c.run_id(), "ga_s2_pq-2021--P1Y");
-        assert_eq!(
-            c.tile_subset().unwrap(),
-            vec![TileIndex::new(3, -4), TileIndex::new(4, 2)]
-        );
+        assert_eq!(c.tile_subset().unwrap(), vec![TileIndex::new(3, -4), TileIndex::new(4, 2)]);
     }
 
     #[test]
@@ -290,13 +252,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.cog_options("clear").blocksize, 256);
         assert_eq!(c.cog_options("total").compress, "zstd");
-        let e = RunConfig::from_yaml(&format!("{MIN}chunksize: 5\n"), "run.yaml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("chunksize") && e.contains("valid keys") && e.contains("run.yaml"),
-            "{e}"
-        );
+        let e = RunConfig::from_yaml(&format!("{MIN}chunksize: 5\n"), "run.yaml").unwrap_err().to_string();
+        assert!(e.contains("chunksize") && e.contains("valid keys") && e.contains("run.yaml"), "{e}");
     }
 
     #[test]
@@ -307,18 +264,12 @@ mod tests {
             ("tiles: ['3']\n", "tile '3'"),
             ("chunk_size: 3\n", "chunk_size"),
         ] {
-            let e = RunConfig::from_yaml(&format!("{MIN}{extra}"), "t")
-                .unwrap_err()
-                .to_string();
+            let e = RunConfig::from_yaml(&format!("{MIN}{extra}"), "t").unwrap_err().to_string();
             assert!(e.contains(needle), "{e}");
         }
-        let e = RunConfig::from_yaml(&MIN.replace("au-30", "mars-30"), "t")
-            .unwrap_err()
-            .to_string();
+        let e = RunConfig::from_yaml(&MIN.replace("au-30", "mars-30"), "t").unwrap_err().to_string();
         assert!(e.contains("mars-30"), "{e}");
-        let e = RunConfig::from_yaml(&MIN.replace("ga_s2_pq", "../evil"), "t")
-            .unwrap_err()
-            .to_string();
+        let e = RunConfig::from_yaml(&MIN.replace("ga_s2_pq", "../evil"), "t").unwrap_err().to_string();
         assert!(e.contains("product.name"), "{e}");
     }
 }

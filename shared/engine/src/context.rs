@@ -28,7 +28,9 @@ pub fn open_store(location: &str) -> Result<Arc<dyn BlobStore>> {
         )));
     }
     if location.contains("://") && !location.starts_with("file://") {
-        return Err(EngineError::Config(format!("location '{location}': only local directories (and s3:// with the AWS adapters) are supported")));
+        return Err(EngineError::Config(format!(
+            "location '{location}': only local directories (and s3:// with the AWS adapters) are supported"
+        )));
     }
     let path = location.strip_prefix("file://").unwrap_or(location);
     Ok(Arc::new(LocalBlobStore::new(path)?))
@@ -38,26 +40,17 @@ impl Context {
     /// The embedded default: local outputs and a SQLite ledger/queue.
     pub fn embedded(location: &str, state: Option<&Path>) -> Result<Context> {
         let output = open_store(location)?;
-        let state = state
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| default_state_path(location));
+        let state = state.map(Path::to_path_buf).unwrap_or_else(|| default_state_path(location));
         let db = Db::open(&state)?;
-        Ok(Context {
-            ledger: Arc::new(SqliteLedger::new(db.clone())),
-            output,
-            db: Some(db),
-        })
+        Ok(Context { ledger: Arc::new(SqliteLedger::new(db.clone())), output, db: Some(db) })
     }
 
     /// The embedded task queue of a run (and its dead-letter queue).
     pub fn embedded_queue(&self, run_id: &str, max_receives: u32) -> Result<SqliteQueue> {
-        let db = self.db.clone().ok_or_else(|| {
-            EngineError::Config("no embedded store: the embedded queue is not available".into())
-        })?;
-        Ok(SqliteQueue::new(
-            db,
-            &format!("tasks/{run_id}"),
-            max_receives,
-        ))
+        let db = self
+            .db
+            .clone()
+            .ok_or_else(|| EngineError::Config("no embedded store: the embedded queue is not available".into()))?;
+        Ok(SqliteQueue::new(db, &format!("tasks/{run_id}"), max_receives))
     }
 }

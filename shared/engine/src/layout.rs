@@ -12,16 +12,10 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(product: &str, version: &str) -> Self {
-        Self {
-            product: product.into(),
-            version: version.into(),
-        }
+        Self { product: product.into(), version: version.into() }
     }
     fn dir(&self, t: &TaskId) -> String {
-        format!(
-            "{}/{}/x{:02}/y{:02}/{}",
-            self.product, self.version, t.tile.x, t.tile.y, t.period
-        )
+        format!("{}/{}/x{:02}/y{:02}/{}", self.product, self.version, t.tile.x, t.tile.y, t.period)
     }
     pub fn stem(&self, t: &TaskId) -> String {
         format!("{}_{}_{}", self.product, t.tile.region_code(), t.period)
@@ -49,13 +43,7 @@ mod tests {
     fn odc_stats_names() {
         let l = Layout::new("ga_s2_gm", "1.0.0");
         let t: TaskId = "x+003/y+004/2019--P1Y".parse().unwrap();
-        assert_eq!(
-            l.band_key(&t, "red"),
-            "ga_s2_gm/1.0.0/x03/y04/2019--P1Y/ga_s2_gm_x03y04_2019--P1Y_red.tif"
-        );
-        assert_eq!(
-            l.stac_key(&t),
-            "ga_s2_gm/1.0.0/x03/y04/2019--P1Y/ga_s2_gm_x03y04_2019--P1Y.stac-item.json"
-        );
+        assert_eq!(l.band_key(&t, "red"), "ga_s2_gm/1.0.0/x03/y04/2019--P1Y/ga_s2_gm_x03y04_2019--P1Y_red.tif");
+        assert_eq!(l.stac_key(&t), "ga_s2_gm/1.0.0/x03/y04/2019--P1Y/ga_s2_gm_x03y04_2019--P1Y.stac-item.json");
     }
 }

@@ -11,42 +11,22 @@ use stratus_core::{GridSpec, TaskId, TileIndex};
 pub fn tasks_csv(tasks: &BTreeMap<TaskId, TaskBin>) -> String {
     let mut s = String::from("task_id,period,x,y,datasets,observation_days\n");
     for (id, bin) in tasks {
-        s += &format!(
-            "{id},{},{},{},{},{}\n",
-            id.period,
-            id.tile.x,
-            id.tile.y,
-            bin.datasets.len(),
-            bin.days.len()
-        );
+        s += &format!("{id},{},{},{},{},{}\n", id.period, id.tile.x, id.tile.y, bin.datasets.len(), bin.days.len());
     }
     s
 }
 
 /// A tile's outline in longitude/latitude (edges densified so they follow the projection).
-pub fn tile_polygon_lonlat(
-    grid: &GridSpec,
-    t: TileIndex,
-    transform: &dyn CrsTransform,
-) -> Result<Vec<(f64, f64)>> {
+pub fn tile_polygon_lonlat(grid: &GridSpec, t: TileIndex, transform: &dyn CrsTransform) -> Result<Vec<(f64, f64)>> {
     let b = grid.tile_bounds(t);
-    let ring = [
-        (b.min_x, b.min_y),
-        (b.max_x, b.min_y),
-        (b.max_x, b.max_y),
-        (b.min_x, b.max_y),
-        (b.min_x, b.min_y),
-    ];
+    let ring = [(b.min_x, b.min_y), (b.max_x, b.min_y), (b.max_x, b.max_y), (b.min_x, b.max_y), (b.min_x, b.min_y)];
     let mut pts = densify(&ring, 8);
     transform.transform(grid.epsg, 4326, &mut pts)?;
     Ok(pts)
 }
 
 pub fn ring_json(ring: &[(f64, f64)]) -> Value {
-    json!([ring
-        .iter()
-        .map(|(x, y)| json!([round6(*x), round6(*y)]))
-        .collect::<Vec<_>>()])
+    json!([ring.iter().map(|(x, y)| json!([round6(*x), round6(*y)])).collect::<Vec<_>>()])
 }
 
 fn round6(v: f64) -> f64 {
@@ -61,10 +41,7 @@ pub fn period_geojson(
     transform: &dyn CrsTransform,
 ) -> Result<Value> {
     let mut features = Vec::new();
-    for (id, bin) in tasks
-        .iter()
-        .filter(|(id, _)| id.period.to_string() == period)
-    {
+    for (id, bin) in tasks.iter().filter(|(id, _)| id.period.to_string() == period) {
         let ring = tile_polygon_lonlat(grid, id.tile, transform)?;
         features.push(json!({
             "type": "Feature",

@@ -53,11 +53,7 @@ pub fn load_datasets(cfg: &RunConfig) -> Result<(Vec<Dataset>, Vec<BadItem>)> {
         )?;
     }
     if !bad.is_empty() && cfg.input_policy == InputPolicy::Fail {
-        let list: Vec<String> = bad
-            .iter()
-            .take(10)
-            .map(|b| format!("  {}: {}", b.source, b.reason))
-            .collect();
+        let list: Vec<String> = bad.iter().take(10).map(|b| format!("  {}: {}", b.source, b.reason)).collect();
         return Err(EngineError::Config(format!(
             "{} input item(s) cannot be used:\n{}\nfix or remove them, or set input_policy: skip to plan without them",
             bad.len(),
@@ -66,10 +62,7 @@ pub fn load_datasets(cfg: &RunConfig) -> Result<(Vec<Dataset>, Vec<BadItem>)> {
     }
     let known: BTreeSet<String> = all.iter().map(|d| d.collection.clone()).collect();
     if all.is_empty() {
-        return Err(EngineError::Config(format!(
-            "no usable datasets in the inputs ({})",
-            cfg.inputs.join(", ")
-        )));
+        return Err(EngineError::Config(format!("no usable datasets in the inputs ({})", cfg.inputs.join(", "))));
     }
     let expr = match &cfg.products {
         Some(e) => ProductExpr::parse(e, &known)?,
@@ -100,10 +93,7 @@ pub fn bin(
         temporal_range: cfg.temporal_range()?,
         tiles: cfg.tile_subset()?.into_iter().collect(),
     };
-    let days: Vec<_> = datasets
-        .iter()
-        .map(|d| solar_day(d.datetime, d.longitude()))
-        .collect();
+    let days: Vec<_> = datasets.iter().map(|d| solar_day(d.datetime, d.longitude())).collect();
     let all_period = rules.temporal_range.or_else(|| {
         let first = days.iter().min()?;
         let last = days.iter().max()?;
@@ -111,10 +101,7 @@ pub fn bin(
     });
     let mut binner = Binner::new(&rules, transform, all_period);
     for (i, d) in datasets.iter().enumerate() {
-        binner.add(i, d).map_err(|e| EngineError::Source {
-            source_name: d.id.clone(),
-            why: e.to_string(),
-        })?;
+        binner.add(i, d).map_err(|e| EngineError::Source { source_name: d.id.clone(), why: e.to_string() })?;
     }
     Ok((binner.tasks, binner.stats))
 }
@@ -137,12 +124,7 @@ pub fn save_tasks(
         run_id: run_id.clone(),
         tasks: tasks.len(),
         datasets: datasets.len(),
-        periods: tasks
-            .keys()
-            .map(|t| t.period.to_string())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
+        periods: tasks.keys().map(|t| t.period.to_string()).collect::<BTreeSet<_>>().into_iter().collect(),
         observations_min: obs.iter().copied().min().unwrap_or(0),
         observations_max: obs.iter().copied().max().unwrap_or(0),
         outside_range: stats.outside_range,
@@ -204,8 +186,7 @@ pub fn save_tasks(
     for period in &summary.periods {
         let fc = period_geojson(&grid, &tasks, period, transform)?;
         let key = format!("{dir}/{period}.geojson");
-        ctx.output
-            .put(&key, serde_json::to_string_pretty(&fc).unwrap().as_bytes())?;
+        ctx.output.put(&key, serde_json::to_string_pretty(&fc).unwrap().as_bytes())?;
         summary.artefacts.push(ctx.output.url(&key));
     }
     Ok(summary)

@@ -66,13 +66,9 @@ impl RunReport {
             TaskOutcome::SkippedExisting => self.skipped_existing += 1,
             TaskOutcome::AlreadyDone => self.already_done += 1,
             TaskOutcome::Busy { .. } => self.busy += 1,
-            TaskOutcome::Failed {
-                reason,
-                final_attempt: true,
-            } => self.failed.push(FailedTask {
-                task_id: r.task_id.clone(),
-                reason: reason.clone(),
-            }),
+            TaskOutcome::Failed { reason, final_attempt: true } => {
+                self.failed.push(FailedTask { task_id: r.task_id.clone(), reason: reason.clone() })
+            }
             TaskOutcome::AlreadyFailed | TaskOutcome::Failed { .. } => {}
             TaskOutcome::Interrupted => self.interrupted = true,
         }
@@ -86,10 +82,7 @@ pub fn select_tasks(ctx: &Context, run_id: &str, selection: &[Selection]) -> Res
     if selection.is_empty() {
         return Ok(tasks.into_iter().map(|t| t.task_id).collect());
     }
-    let ids: Vec<TaskId> = tasks
-        .iter()
-        .map(|t| t.task_id.parse())
-        .collect::<std::result::Result<_, _>>()?;
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.parse()).collect::<std::result::Result<_, _>>()?;
     let mut out = Vec::new();
     for s in selection {
         for i in s.indices(ids.len(), |id| ids.iter().position(|x| x == id))? {
@@ -110,28 +103,16 @@ fn new_worker(ctx: &Context, run_id: &str, opts: &RunOptions) -> Result<Worker> 
 }
 
 /// Run the selected tasks of a plan with `workers` threads, straight from the ledger.
-pub fn run_plan(
-    ctx: &Context,
-    run_id: &str,
-    opts: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<RunReport> {
+pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport> {
     let started = Instant::now();
     // Tasks left running by a crashed or killed run on this machine are taken back now.
     let reclaimed = ctx.ledger.reset(run_id, ResetScope::Stale, None)?;
     if !reclaimed.is_empty() {
-        tracing::info!(
-            count = reclaimed.len(),
-            "reclaimed tasks left running by a stopped process"
-        );
+        tracing::info!(count = reclaimed.len(), "reclaimed tasks left running by a stopped process");
     }
     let selected = select_tasks(ctx, run_id, &opts.selection)?;
     let todo: VecDeque<String> = selected.iter().cloned().collect();
-    let report = Mutex::new(RunReport {
-        run_id: run_id.into(),
-        selected: selected.len(),
-        ..Default::default()
-    });
+    let report = Mutex::new(RunReport { run_id: run_id.into(), selected: selected.len(), ..Default::default() });
     progress.begin(todo.len() as u64);
     let queue = Mutex::new(todo);
     let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
@@ -194,16 +175,9 @@ pub fn publish_tasks(
     dry_run: bool,
 ) -> Result<Vec<String>> {
     let selected = select_tasks(ctx, run_id, selection)?;
-    let pending: Vec<String> = ctx
-        .ledger
-        .tasks(run_id, Some(TaskState::Pending))?
-        .into_iter()
-        .map(|t| t.task_id)
-        .collect();
-    let to_send: Vec<String> = selected
-        .into_iter()
-        .filter(|t| pending.contains(t))
-        .collect();
+    let pending: Vec<String> =
+        ctx.ledger.tasks(run_id, Some(TaskState::Pending))?.into_iter().map(|t| t.task_id).collect();
+    let to_send: Vec<String> = selected.into_iter().filter(|t| pending.contains(t)).collect();
     if dry_run {
         return Ok(to_send);
     }
@@ -211,13 +185,7 @@ pub fn publish_tasks(
         let changed = ctx.ledger.mark_queued(run_id, page)?;
         let bodies: Vec<String> = changed
             .iter()
-            .map(|t| {
-                serde_json::to_string(&TaskMessage {
-                    run_id: run_id.into(),
-                    task_id: t.clone(),
-                })
-                .unwrap()
-            })
+            .map(|t| serde_json::to_string(&TaskMessage { run_id: run_id.into(), task_id: t.clone() }).unwrap())
             .collect();
         queue.send_batch(&bodies)?;
     }
@@ -237,10 +205,7 @@ pub fn run_from_queue(
     ctx.ledger.reset(run_id, ResetScope::Stale, None)?;
     let depth = queue.depth()?;
     progress.begin(depth.visible + depth.in_flight);
-    let report = Mutex::new(RunReport {
-        run_id: run_id.into(),
-        ..Default::default()
-    });
+    let report = Mutex::new(RunReport { run_id: run_id.into(), ..Default::default() });
     let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..opts.workers.max(1) {
@@ -319,20 +284,11 @@ pub fn run_from_queue(
 /// Write the run summary (`_runs/{run}/summary.json`): this invocation's report plus the
 /// ledger's counts.
 fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<()> {
-    let run = ctx
-        .ledger
-        .run(run_id)?
-        .ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
+    let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
     let product = run.config.get("product").cloned().unwrap_or_default();
     let layout = Layout::new(
-        product
-            .get("name")
-            .and_then(|v| v.as_str())
-            .unwrap_or("product"),
-        product
-            .get("version")
-            .and_then(|v| v.as_str())
-            .unwrap_or("0"),
+        product.get("name").and_then(|v| v.as_str()).unwrap_or("product"),
+        product.get("version").and_then(|v| v.as_str()).unwrap_or("0"),
     );
     let key = format!("{}/summary.json", layout.run_dir(run_id));
     report.summary_url = ctx.output.url(&key);
@@ -345,7 +301,6 @@ fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<
         "this_invocation": report,
         "failed_tasks": failed.iter().map(|t| serde_json::json!({"task_id": t.task_id, "reason": t.error, "attempts": t.attempts})).collect::<Vec<_>>(),
     });
-    ctx.output
-        .put(&key, serde_json::to_string_pretty(&doc).unwrap().as_bytes())?;
+    ctx.output.put(&key, serde_json::to_string_pretty(&doc).unwrap().as_bytes())?;
     Ok(())
 }

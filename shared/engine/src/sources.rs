@@ -22,10 +22,7 @@ fn read_text(path: &str) -> Result<String> {
         });
     }
     let p = path.strip_prefix("file://").unwrap_or(path);
-    std::fs::read_to_string(p).map_err(|e| EngineError::Source {
-        source_name: path.into(),
-        why: e.to_string(),
-    })
+    std::fs::read_to_string(p).map_err(|e| EngineError::Source { source_name: path.into(), why: e.to_string() })
 }
 
 /// Every dataset in `source`, in a stable order. `on_bad` receives items that cannot be
@@ -42,10 +39,8 @@ pub fn for_each_dataset(
             return for_each_in_document(&catalog.display().to_string(), on_dataset, on_bad, 0);
         }
         let mut files: Vec<PathBuf> = Vec::new();
-        collect_files(path, &mut files).map_err(|e| EngineError::Source {
-            source_name: source.into(),
-            why: e.to_string(),
-        })?;
+        collect_files(path, &mut files)
+            .map_err(|e| EngineError::Source { source_name: source.into(), why: e.to_string() })?;
         files.sort();
         if files.is_empty() {
             return Err(EngineError::Source {
@@ -59,10 +54,7 @@ pub fn for_each_dataset(
         return Ok(());
     }
     if !source.contains("://") && !path.exists() {
-        return Err(EngineError::Source {
-            source_name: source.into(),
-            why: "no such file or directory".into(),
-        });
+        return Err(EngineError::Source { source_name: source.into(), why: "no such file or directory".into() });
     }
     for_each_in_document(source, on_dataset, on_bad, 0)
 }
@@ -72,10 +64,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let p = e?.path();
         if p.is_dir() {
             collect_files(&p, out)?;
-        } else if matches!(
-            p.extension().and_then(|x| x.to_str()),
-            Some("json" | "geojson" | "ndjson" | "jsonl")
-        ) {
+        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("json" | "geojson" | "ndjson" | "jsonl")) {
             out.push(p);
         }
     }
@@ -98,17 +87,10 @@ fn for_each_in_document(
     match parse_document(&text, href)? {
         StacDocument::Items(items) => {
             for item in items {
-                let id = item
-                    .get("id")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("?")
-                    .to_string();
+                let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
                 match dataset_from_item(item, Some(href), None) {
                     Ok(d) => on_dataset(d)?,
-                    Err(e) => on_bad(BadItem {
-                        source: format!("{href} (item {id})"),
-                        reason: e.to_string(),
-                    })?,
+                    Err(e) => on_bad(BadItem { source: format!("{href} (item {id})"), reason: e.to_string() })?,
                 }
             }
         }

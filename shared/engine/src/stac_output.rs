@@ -93,11 +93,10 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         "assets": assets,
     });
     // Round-trip through the STAC model to be sure we wrote a valid item.
-    let parsed: stac::Item =
-        serde_json::from_value(item.clone()).map_err(|e| EngineError::Task {
-            task: f.task.to_string(),
-            why: format!("output STAC item is invalid: {e}"),
-        })?;
+    let parsed: stac::Item = serde_json::from_value(item.clone()).map_err(|e| EngineError::Task {
+        task: f.task.to_string(),
+        why: format!("output STAC item is invalid: {e}"),
+    })?;
     debug_assert_eq!(parsed.assets.len(), f.outputs.len());
     Ok(item)
 }

@@ -28,11 +28,7 @@ impl std::str::FromStr for Kernel {
             "percentiles" => Kernel::Percentiles(vec![10, 50, 90]),
             "median" => Kernel::Median,
             "count" => Kernel::Count,
-            _ => {
-                return Err(format!(
-                    "unknown kernel '{s}': use gm, percentiles, median or count"
-                ))
-            }
+            _ => return Err(format!("unknown kernel '{s}': use gm, percentiles, median or count")),
         })
     }
 }
@@ -68,20 +64,13 @@ enum Stack {
 }
 
 fn read_stack(path: &Path) -> Result<Stack> {
-    let err = |why: String| EngineError::Source {
-        source_name: path.display().to_string(),
-        why,
-    };
+    let err = |why: String| EngineError::Source { source_name: path.display().to_string(), why };
     if let Ok(a) = read_npy::<_, Array4<i16>>(path) {
         return Ok(Stack::I16(a));
     }
     read_npy::<_, Array4<u16>>(path)
         .map(Stack::U16)
-        .map_err(|e| {
-            err(format!(
-                "not a 4-d int16 or uint16 .npy laid out (y, x, band, time): {e}"
-            ))
-        })
+        .map_err(|e| err(format!("not a 4-d int16 or uint16 .npy laid out (y, x, band, time): {e}")))
 }
 
 fn write<A: ndarray_npy::WritableElement, D: ndarray::Dimension>(
@@ -91,20 +80,16 @@ fn write<A: ndarray_npy::WritableElement, D: ndarray::Dimension>(
     outs: &mut Vec<String>,
 ) -> Result<()> {
     let p = dir.join(name);
-    write_npy(&p, a).map_err(|e| EngineError::Io {
-        path: p.display().to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    write_npy(&p, a)
+        .map_err(|e| EngineError::Io { path: p.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
     outs.push(p.display().to_string());
     Ok(())
 }
 
 pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
     let stack = read_stack(&a.input)?;
-    std::fs::create_dir_all(&a.out_dir).map_err(|e| EngineError::Io {
-        path: a.out_dir.display().to_string(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(&a.out_dir)
+        .map_err(|e| EngineError::Io { path: a.out_dir.display().to_string(), source: e })?;
     let (shape, dtype) = match &stack {
         Stack::I16(x) => (x.dim(), "int16"),
         Stack::U16(x) => (x.dim(), "uint16"),
@@ -128,86 +113,58 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
     let compute_s;
     match &a.kernel {
         Kernel::Geomedian => {
-            let p = GeomedianParams {
-                eps: a.eps,
-                maxiters: a.maxiters,
-            };
+            let p = GeomedianParams { eps: a.eps, maxiters: a.maxiters };
             let dims = Dims { h, w, bands, times };
             // (y, x, band, time): a pixel's values are one contiguous band-major run.
-            fn gather<T: Copy + PartialEq + Into<f32>>(
-                px: &[T],
+            /// How a pixel's contiguous band-major run becomes scaled valid observations.
+            struct Gather<T> {
                 bands: usize,
                 times: usize,
                 nodata: T,
                 scale: f32,
                 offset: f32,
-                out: &mut [f32],
-                kept: &mut Vec<usize>,
-            ) -> usize {
-                kept.clear();
-                kept.extend(
-                    (0..times).filter(|&t| (0..bands).all(|b| px[b * times + t] != nodata)),
-                );
-                let n = kept.len();
-                for b in 0..bands {
-                    let series = &px[b * times..(b + 1) * times];
-                    for (o, &t) in out[b * n..(b + 1) * n].iter_mut().zip(kept.iter()) {
-                        *o = series[t].into() * scale + offset;
+            }
+            impl<T: Copy + PartialEq + Into<f32>> Gather<T> {
+                fn run(&self, px: &[T], out: &mut [f32], kept: &mut Vec<usize>) -> usize {
+                    let (bands, times) = (self.bands, self.times);
+                    kept.clear();
+                    kept.extend((0..times).filter(|&t| (0..bands).all(|b| px[b * times + t] != self.nodata)));
+                    let n = kept.len();
+                    for b in 0..bands {
+                        let series = &px[b * times..(b + 1) * times];
+                        for (o, &t) in out[b * n..(b + 1) * n].iter_mut().zip(kept.iter()) {
+                            *o = series[t].into() * self.scale + self.offset;
+                        }
                     }
+                    n
                 }
-                n
             }
             let r = match &stack {
                 Stack::I16(s) => {
                     let flat = s.as_slice().expect("read_npy gives standard layout");
-                    let nd = nodata as i16;
+                    let g = Gather { bands, times, nodata: nodata as i16, scale, offset };
                     pool.install(|| {
                         geomedian_mads_chunk(
                             dims,
-                            |y, x, out, kept| {
-                                gather(
-                                    &flat[(y * w + x) * bands * times..][..bands * times],
-                                    bands,
-                                    times,
-                                    nd,
-                                    scale,
-                                    offset,
-                                    out,
-                                    kept,
-                                )
-                            },
+                            |y, x, out, kept| g.run(&flat[(y * w + x) * bands * times..][..bands * times], out, kept),
                             p,
                         )
                     })
                 }
                 Stack::U16(s) => {
                     let flat = s.as_slice().expect("read_npy gives standard layout");
-                    let nd = nodata as u16;
+                    let g = Gather { bands, times, nodata: nodata as u16, scale, offset };
                     pool.install(|| {
                         geomedian_mads_chunk(
                             dims,
-                            |y, x, out, kept| {
-                                gather(
-                                    &flat[(y * w + x) * bands * times..][..bands * times],
-                                    bands,
-                                    times,
-                                    nd,
-                                    scale,
-                                    offset,
-                                    out,
-                                    kept,
-                                )
-                            },
+                            |y, x, out, kept| g.run(&flat[(y * w + x) * bands * times..][..bands * times], out, kept),
                             p,
                         )
                     })
                 }
             };
             compute_s = started.elapsed().as_secs_f64();
-            let gm: Array3<f32> =
-                r.gm.permuted_axes([1, 2, 0])
-                    .as_standard_layout()
-                    .to_owned();
+            let gm: Array3<f32> = r.gm.permuted_axes([1, 2, 0]).as_standard_layout().to_owned();
             write(&a.out_dir, "gm.npy", &gm, &mut outs)?;
             write(&a.out_dir, "emad.npy", &r.emad, &mut outs)?;
             write(&a.out_dir, "smad.npy", &r.smad, &mut outs)?;
@@ -216,11 +173,7 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
         }
         Kernel::Percentiles(_) | Kernel::Median => {
             let (ps, min_obs, name) = match &a.kernel {
-                Kernel::Percentiles(ps) => (
-                    ps.iter().map(|p| *p as f64 / 100.0).collect(),
-                    3,
-                    "percentiles.npy",
-                ),
+                Kernel::Percentiles(ps) => (ps.iter().map(|p| *p as f64 / 100.0).collect(), 3, "percentiles.npy"),
                 _ => (vec![0.5], 1, "median.npy"),
             };
             let dims = Dims { h, w, bands, times };
@@ -255,10 +208,7 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
             };
             compute_s = started.elapsed().as_secs_f64();
             // (band, q, y, x) -> (y, x, band, q) in the input dtype.
-            let r = r
-                .permuted_axes([2, 3, 0, 1])
-                .as_standard_layout()
-                .to_owned();
+            let r = r.permuted_axes([2, 3, 0, 1]).as_standard_layout().to_owned();
             match &stack {
                 Stack::I16(_) => write(&a.out_dir, name, &r.mapv(|v| v as i16), &mut outs)?,
                 Stack::U16(_) => write(&a.out_dir, name, &r.mapv(|v| v as u16), &mut outs)?,
@@ -267,9 +217,7 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
         Kernel::Count => {
             let count = pool.install(|| {
                 Array2::from_shape_fn((h, w), |(y, x)| {
-                    (0..times)
-                        .filter(|&t| (0..bands).all(|b| raw(y, x, b, t).is_some()))
-                        .count() as u16
+                    (0..times).filter(|&t| (0..bands).all(|b| raw(y, x, b, t).is_some())).count() as u16
                 })
             });
             compute_s = started.elapsed().as_secs_f64();

@@ -103,11 +103,7 @@ pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
                     });
                 }
                 tracing::warn!(task = %job.task, dataset = %d.id, href = %f.href, reason = %f.reason, "skipping unreadable input");
-                skipped.push(SkippedInput {
-                    dataset: d.id.clone(),
-                    href: f.href,
-                    reason: f.reason,
-                });
+                skipped.push(SkippedInput { dataset: d.id.clone(), href: f.href, reason: f.reason });
                 // Start the tile again without it, so every chunk sees the same inputs.
                 excluded.insert(f.dataset);
             }
@@ -143,11 +139,7 @@ fn check_stop(job: &TileJob) -> Result<(), TileError> {
     Ok(())
 }
 
-fn try_tile(
-    job: &TileJob,
-    datasets: &[Dataset],
-    excluded: &BTreeSet<usize>,
-) -> Result<TileResult, TileError> {
+fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> Result<TileResult, TileError> {
     let cfg = job.cfg;
     let grid = cfg.grid_spec()?;
     let tile_box = grid.tile_geobox(job.task.tile);
@@ -157,9 +149,7 @@ fn try_tile(
     let transform = GdalCrsTransform;
 
     // Observation slots: one per solar day, datasets in plan order (time, id) within it.
-    let active: Vec<usize> = (0..datasets.len())
-        .filter(|i| !excluded.contains(i))
-        .collect();
+    let active: Vec<usize> = (0..datasets.len()).filter(|i| !excluded.contains(i)).collect();
     let mut days: Vec<(chrono::NaiveDate, Vec<usize>)> = Vec::new();
     for &i in &active {
         let d = &datasets[i];
@@ -196,25 +186,14 @@ fn try_tile(
     let scratch = tempfile::Builder::new()
         .prefix("stratus-tile-")
         .tempdir()
-        .map_err(|e| EngineError::Io {
-            path: "temporary directory".into(),
-            source: e,
-        })?;
+        .map_err(|e| EngineError::Io { path: "temporary directory".into(), source: e })?;
     let mut writers: Vec<BandWriter> = outputs
         .iter()
         .map(|o| match o.dtype {
-            PixelType::Uint8 => {
-                BandWriter::create::<u8>(scratch.path(), &o.name, &tile_box, o.nodata)
-            }
-            PixelType::Uint16 => {
-                BandWriter::create::<u16>(scratch.path(), &o.name, &tile_box, o.nodata)
-            }
-            PixelType::Int16 => {
-                BandWriter::create::<i16>(scratch.path(), &o.name, &tile_box, o.nodata)
-            }
-            PixelType::Float32 => {
-                BandWriter::create::<f32>(scratch.path(), &o.name, &tile_box, o.nodata)
-            }
+            PixelType::Uint8 => BandWriter::create::<u8>(scratch.path(), &o.name, &tile_box, o.nodata),
+            PixelType::Uint16 => BandWriter::create::<u16>(scratch.path(), &o.name, &tile_box, o.nodata),
+            PixelType::Int16 => BandWriter::create::<i16>(scratch.path(), &o.name, &tile_box, o.nodata),
+            PixelType::Float32 => BandWriter::create::<f32>(scratch.path(), &o.name, &tile_box, o.nodata),
         })
         .collect::<std::result::Result<_, _>>()?;
 
@@ -226,10 +205,7 @@ fn try_tile(
         for col0 in (0..tile_box.width).step_by(chunk) {
             check_stop(job)?;
             n_chunks += 1;
-            let (w, h) = (
-                chunk.min(tile_box.width - col0),
-                chunk.min(tile_box.height - row0),
-            );
+            let (w, h) = (chunk.min(tile_box.width - col0), chunk.min(tile_box.height - row0));
             let window = tile_box.window(
                 col0 as isize - halo as isize,
                 row0 as isize - halo as isize,
@@ -278,10 +254,7 @@ fn try_tile(
         self_url: job.output.url(&layout.stac_key(&job.task)),
     })?;
     let stac_key = layout.stac_key(&job.task);
-    job.output.put(
-        &stac_key,
-        serde_json::to_string_pretty(&item).unwrap().as_bytes(),
-    )?;
+    job.output.put(&stac_key, serde_json::to_string_pretty(&item).unwrap().as_bytes())?;
     timings.write_s += t_write.elapsed().as_secs_f64();
     Ok(TileResult {
         outputs: keys.iter().map(|k| job.output.url(k)).collect(),
@@ -305,13 +278,7 @@ fn read_chunk(
 ) -> Result<Stack, TileError> {
     let names: Vec<String> = inputs.iter().map(|b| b.name.clone()).collect();
     let nodata: Vec<u16> = inputs.iter().map(|b| b.nodata).collect();
-    let mut stack = Stack::new(
-        names,
-        nodata.clone(),
-        days.len(),
-        window.height,
-        window.width,
-    );
+    let mut stack = Stack::new(names, nodata.clone(), days.len(), window.height, window.width);
     let wb = window.bounds();
     let npix = window.width * window.height;
     let failures: Vec<Option<InputFailure>> = stack
@@ -331,11 +298,7 @@ fn read_chunk(
                 for b in inputs {
                     let asset = p.dataset.band(&b.name).expect("checked above");
                     let path = gdal_path(&asset.href);
-                    let resampling = if b.categorical {
-                        Resampling::Nearest
-                    } else {
-                        continuous
-                    };
+                    let resampling = if b.categorical { Resampling::Nearest } else { continuous };
                     let read = open_input(&path).and_then(|src| {
                         read_warped::<u16>(
                             &src,
@@ -399,10 +362,7 @@ fn write_cropped(
 ) -> Result<()> {
     macro_rules! crop {
         ($a:expr) => {
-            $a.slice(s![halo..halo + h, halo..halo + w])
-                .iter()
-                .copied()
-                .collect::<Vec<_>>()
+            $a.slice(s![halo..halo + h, halo..halo + w]).iter().copied().collect::<Vec<_>>()
         };
     }
     match data {
@@ -421,12 +381,7 @@ pub fn tile_is_complete(output: &dyn BlobStore, layout: &Layout, task: &TaskId) 
 
 /// Remove a tile's outputs (before an overwrite, the item first so the tile never looks
 /// complete with old and new bands mixed).
-pub fn remove_tile_outputs(
-    output: &dyn BlobStore,
-    layout: &Layout,
-    task: &TaskId,
-    bands: &[String],
-) -> Result<()> {
+pub fn remove_tile_outputs(output: &dyn BlobStore, layout: &Layout, task: &TaskId, bands: &[String]) -> Result<()> {
     output.delete(&layout.stac_key(task))?;
     for b in bands {
         output.delete(&layout.band_key(task, b))?;

@@ -56,15 +56,9 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(ctx: Context, run_id: &str, stop: Arc<AtomicBool>) -> Result<Worker> {
-        let run = ctx
-            .ledger
-            .run(run_id)?
-            .ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
-        let cfg: RunConfig = serde_json::from_value(run.config).map_err(|e| {
-            EngineError::Config(format!(
-                "run '{run_id}' has an unreadable configuration: {e}"
-            ))
-        })?;
+        let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
+        let cfg: RunConfig = serde_json::from_value(run.config)
+            .map_err(|e| EngineError::Config(format!("run '{run_id}' has an unreadable configuration: {e}")))?;
         let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
         Ok(Worker {
             ctx,
@@ -113,12 +107,8 @@ impl Worker {
         let _g = span.enter();
         let task_stop = AtomicBool::new(false);
         let finished = AtomicBool::new(false);
-        let renew_every = Duration::from_secs(
-            self.cfg
-                .job_queue_max_lease
-                .saturating_sub(self.cfg.renew_safety_margin)
-                .max(1),
-        );
+        let renew_every =
+            Duration::from_secs(self.cfg.job_queue_max_lease.saturating_sub(self.cfg.renew_safety_margin).max(1));
         let result = std::thread::scope(|s| {
             // Heartbeat: renew the lease; if it was lost, stop the tile.
             s.spawn(|| {
@@ -151,12 +141,8 @@ impl Worker {
         });
         match result {
             Ok(Some(tile)) => {
-                let t = ledger.complete(
-                    &self.run_id,
-                    task_id,
-                    &self.worker_id,
-                    &serde_json::to_value(&tile).unwrap(),
-                )?;
+                let t =
+                    ledger.complete(&self.run_id, task_id, &self.worker_id, &serde_json::to_value(&tile).unwrap())?;
                 tracing::info!(
                     datasets = tile.datasets,
                     days = tile.observation_days,
@@ -166,18 +152,10 @@ impl Worker {
                     skipped_inputs = tile.skipped_inputs.len(),
                     "tile done"
                 );
-                Ok(report(
-                    TaskOutcome::Done(Box::new(tile)),
-                    t.completion_fired,
-                ))
+                Ok(report(TaskOutcome::Done(Box::new(tile)), t.completion_fired))
             }
             Ok(None) => {
-                let t = ledger.complete(
-                    &self.run_id,
-                    task_id,
-                    &self.worker_id,
-                    &json!({"skipped_existing": true}),
-                )?;
+                let t = ledger.complete(&self.run_id, task_id, &self.worker_id, &json!({"skipped_existing": true}))?;
                 Ok(report(TaskOutcome::SkippedExisting, t.completion_fired))
             }
             Err(EngineError::Interrupted) if self.stop.load(Ordering::Relaxed) => {
@@ -187,21 +165,8 @@ impl Worker {
             Err(e) => {
                 let reason = e.to_string();
                 tracing::error!(error = %reason, final_attempt, "tile failed");
-                let t = ledger.fail(
-                    &self.run_id,
-                    task_id,
-                    &self.worker_id,
-                    &reason,
-                    final_attempt,
-                    None,
-                )?;
-                Ok(report(
-                    TaskOutcome::Failed {
-                        reason,
-                        final_attempt,
-                    },
-                    t.completion_fired,
-                ))
+                let t = ledger.fail(&self.run_id, task_id, &self.worker_id, &reason, final_attempt, None)?;
+                Ok(report(TaskOutcome::Failed { reason, final_attempt }, t.completion_fired))
             }
         }
     }
@@ -215,22 +180,14 @@ impl Worker {
             if !self.overwrite {
                 return Ok(None);
             }
-            let bands: Vec<String> = self
-                .statistic
-                .output_bands()
-                .into_iter()
-                .map(|b| b.name)
-                .collect();
+            let bands: Vec<String> = self.statistic.output_bands().into_iter().map(|b| b.name).collect();
             remove_tile_outputs(out, &layout, &task, &bands)?;
         }
         let payload = self.ctx.ledger.payload(&self.run_id, task_id)?;
-        let datasets: Vec<Dataset> = serde_json::from_value(
-            payload.get("datasets").cloned().unwrap_or_default(),
-        )
-        .map_err(|e| EngineError::Task {
-            task: task_id.into(),
-            why: format!("unreadable dataset list in the ledger: {e}"),
-        })?;
+        let datasets: Vec<Dataset> =
+            serde_json::from_value(payload.get("datasets").cloned().unwrap_or_default()).map_err(|e| {
+                EngineError::Task { task: task_id.into(), why: format!("unreadable dataset list in the ledger: {e}") }
+            })?;
         let job = TileJob {
             cfg: &self.cfg,
             run_id: &self.run_id,

@@ -27,12 +27,7 @@ pub trait BlobStore: Send + Sync {
 /// Reject keys that could escape the store's root.
 pub fn check_key(key: &str) -> Result<()> {
     use crate::error::PortError::BadKey;
-    let bad = |why: &str| {
-        Err(BadKey {
-            key: key.to_string(),
-            why: why.to_string(),
-        })
-    };
+    let bad = |why: &str| Err(BadKey { key: key.to_string(), why: why.to_string() });
     if key.is_empty() {
         return bad("empty");
     }

@@ -29,13 +29,8 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 5] = [
-        TaskState::Pending,
-        TaskState::Queued,
-        TaskState::Running,
-        TaskState::Done,
-        TaskState::Failed,
-    ];
+    pub const ALL: [TaskState; 5] =
+        [TaskState::Pending, TaskState::Queued, TaskState::Running, TaskState::Done, TaskState::Failed];
     pub fn as_str(&self) -> &'static str {
         match self {
             TaskState::Pending => "pending",
@@ -180,16 +175,9 @@ pub trait Ledger: Send + Sync {
         rerun_failed: bool,
     ) -> Result<ClaimOutcome>;
     /// Extend a lease. False if the worker no longer holds the task.
-    fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration)
-        -> Result<bool>;
+    fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration) -> Result<bool>;
     /// running -> done.
-    fn complete(
-        &self,
-        run_id: &str,
-        task_id: &str,
-        worker: &str,
-        result: &serde_json::Value,
-    ) -> Result<Transition>;
+    fn complete(&self, run_id: &str, task_id: &str, worker: &str, result: &serde_json::Value) -> Result<Transition>;
     /// running -> failed (final) or running -> pending (to be retried).
     fn fail(
         &self,
@@ -204,10 +192,5 @@ pub trait Ledger: Send + Sync {
     fn release(&self, run_id: &str, task_id: &str, worker: &str) -> Result<bool>;
     /// Tasks in `scope` -> pending (retry, redrive, overwrite, crash recovery). `task_ids`
     /// limits it. Re-arms the run's completion. Returns the ids reset.
-    fn reset(
-        &self,
-        run_id: &str,
-        scope: ResetScope,
-        task_ids: Option<&[String]>,
-    ) -> Result<Vec<String>>;
+    fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>>;
 }

@@ -13,10 +13,7 @@ pub struct LocalBlobStore {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PortError + '_ {
-    move |source| PortError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| PortError::Io { path: path.display().to_string(), source }
 }
 
 impl LocalBlobStore {
@@ -37,16 +34,10 @@ impl LocalBlobStore {
         let dest = self.path(key)?;
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".stratus-partial-")
-            .tempfile_in(&dir)
-            .map_err(io(&dir))?;
+        let tmp = tempfile::Builder::new().prefix(".stratus-partial-").tempfile_in(&dir).map_err(io(&dir))?;
         write(tmp.path())?;
         tmp.as_file().sync_all().map_err(io(tmp.path()))?;
-        tmp.persist(&dest).map_err(|e| PortError::Io {
-            path: dest.display().to_string(),
-            source: e.error,
-        })?;
+        tmp.persist(&dest).map_err(|e| PortError::Io { path: dest.display().to_string(), source: e.error })?;
         Ok(())
     }
 }
@@ -88,10 +79,7 @@ impl BlobStore for LocalBlobStore {
     fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
         let p = self.path(key)?;
         match fs::metadata(&p) {
-            Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
-                key: key.to_string(),
-                size: m.len(),
-            })),
+            Ok(m) if m.is_file() => Ok(Some(ObjectMeta { key: key.to_string(), size: m.len() })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(&p)(e)),
@@ -109,11 +97,7 @@ impl BlobStore for LocalBlobStore {
             for entry in rd {
                 let entry = entry.map_err(io(&dir))?;
                 let path = entry.path();
-                let rel = path
-                    .strip_prefix(&self.root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let rel = path.strip_prefix(&self.root).unwrap().to_string_lossy().replace('\\', "/");
                 let name = entry.file_name().to_string_lossy().to_string();
                 if name.starts_with(".stratus-partial-") {
                     continue;

@@ -4,8 +4,7 @@
 
 use crate::error::{PortError, Result};
 use crate::ledger::{
-    ClaimOutcome, Ledger, NewRun, NewTask, ResetScope, RunCounts, RunRecord, TaskRecord, TaskState,
-    Transition,
+    ClaimOutcome, Ledger, NewRun, NewTask, ResetScope, RunCounts, RunRecord, TaskRecord, TaskState, Transition,
 };
 use crate::queue::{QueueDepth, Received, TaskQueue};
 use crate::worker_id::owner_is_dead_local_process;
@@ -73,27 +72,15 @@ impl Db {
     pub fn open(path: impl AsRef<Path>) -> Result<Db> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| PortError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
+            std::fs::create_dir_all(dir).map_err(|source| PortError::Io { path: dir.display().to_string(), source })?;
         }
-        let err = |source| PortError::Sqlite {
-            path: path.display().to_string(),
-            source,
-        };
+        let err = |source| PortError::Sqlite { path: path.display().to_string(), source };
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        Ok(Db {
-            path,
-            conn: Arc::new(Mutex::new(conn)),
-            clock: Arc::new(system_ms),
-        })
+        Ok(Db { path, conn: Arc::new(Mutex::new(conn)), clock: Arc::new(system_ms) })
     }
 
     /// Replace the clock (tests of visibility timeouts and leases).
@@ -111,19 +98,14 @@ impl Db {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> PortError + '_ {
-        move |source| PortError::Sqlite {
-            path: self.path.display().to_string(),
-            source,
-        }
+        move |source| PortError::Sqlite { path: self.path.display().to_string(), source }
     }
 
     /// Run `f` in an IMMEDIATE transaction (takes the write lock up front, so concurrent
     /// writers queue instead of failing on upgrade).
     fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(self.err())?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.err())?;
         let out = f(&tx)?;
         tx.commit().map_err(self.err())?;
         Ok(out)
@@ -178,8 +160,7 @@ fn row_to_task(r: &rusqlite::Row) -> rusqlite::Result<TaskRecord> {
     })
 }
 
-const TASK_COLS: &str =
-    "run_id, task_id, idx, state, attempts, owner, error, summary, result, updated_at";
+const TASK_COLS: &str = "run_id, task_id, idx, state, attempts, owner, error, summary, result, updated_at";
 
 /// Move one task from `from` to `to` (conditionally) and the counters with it. Returns
 /// whether it applied.
@@ -192,9 +173,8 @@ fn move_state(
     set: &str,
     extra: &[&dyn rusqlite::ToSql],
 ) -> rusqlite::Result<bool> {
-    let sql = format!(
-        "UPDATE tasks SET state = ?1, updated_at = ?2 {set} WHERE run_id = ?3 AND task_id = ?4 AND state = ?5"
-    );
+    let sql =
+        format!("UPDATE tasks SET state = ?1, updated_at = ?2 {set} WHERE run_id = ?3 AND task_id = ?4 AND state = ?5");
     let now = now_text();
     let (to_s, from_s) = (to.as_str(), from.as_str());
     let mut p: Vec<&dyn rusqlite::ToSql> = vec![&to_s, &now, &run, &task, &from_s];
@@ -211,10 +191,7 @@ fn move_state(
         )?;
         // Leaving `done` or `failed` re-arms the completion.
         if matches!(from, TaskState::Done | TaskState::Failed) {
-            tx.execute(
-                "UPDATE runs SET completion_armed = 1 WHERE run_id = ?1",
-                params![run],
-            )?;
+            tx.execute("UPDATE runs SET completion_armed = 1 WHERE run_id = ?1", params![run])?;
         }
     }
     Ok(n == 1)
@@ -273,9 +250,8 @@ impl Ledger for SqliteLedger {
     fn tasks(&self, run_id: &str, state: Option<TaskState>) -> Result<Vec<TaskRecord>> {
         let e = self.db.err();
         self.db.read(|c| {
-            let sql = format!(
-                "SELECT {TASK_COLS} FROM tasks WHERE run_id = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY idx"
-            );
+            let sql =
+                format!("SELECT {TASK_COLS} FROM tasks WHERE run_id = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY idx");
             let mut st = c.prepare(&sql).map_err(&e)?;
             let rows = st.query_map(params![run_id, state.map(|s| s.as_str())], row_to_task).map_err(&e)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
@@ -298,20 +274,14 @@ impl Ledger for SqliteLedger {
     fn payload(&self, run_id: &str, task_id: &str) -> Result<serde_json::Value> {
         let e = self.db.err();
         let text: Option<String> = self.db.read(|c| {
-            c.query_row(
-                "SELECT payload FROM tasks WHERE run_id = ?1 AND task_id = ?2",
-                params![run_id, task_id],
-                |r| r.get(0),
-            )
+            c.query_row("SELECT payload FROM tasks WHERE run_id = ?1 AND task_id = ?2", params![run_id, task_id], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(&e)
         })?;
-        let text = text.ok_or_else(|| PortError::TaskNotFound {
-            run: run_id.into(),
-            task: task_id.into(),
-        })?;
-        serde_json::from_str(&text)
-            .map_err(|err| PortError::Other(format!("task {task_id}: corrupt payload: {err}")))
+        let text = text.ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
+        serde_json::from_str(&text).map_err(|err| PortError::Other(format!("task {task_id}: corrupt payload: {err}")))
     }
 
     fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>> {
@@ -319,17 +289,7 @@ impl Ledger for SqliteLedger {
         self.db.write(|tx| {
             let mut changed = Vec::new();
             for t in task_ids {
-                if move_state(
-                    tx,
-                    run_id,
-                    t,
-                    TaskState::Pending,
-                    TaskState::Queued,
-                    "",
-                    &[],
-                )
-                .map_err(&e)?
-                {
+                if move_state(tx, run_id, t, TaskState::Pending, TaskState::Queued, "", &[]).map_err(&e)? {
                     changed.push(t.clone());
                 }
             }
@@ -393,13 +353,7 @@ impl Ledger for SqliteLedger {
         })
     }
 
-    fn heartbeat(
-        &self,
-        run_id: &str,
-        task_id: &str,
-        worker: &str,
-        lease: Duration,
-    ) -> Result<bool> {
+    fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration) -> Result<bool> {
         let e = self.db.err();
         let until = self.db.now() + lease.as_millis() as i64;
         self.db.write(|tx| {
@@ -413,13 +367,7 @@ impl Ledger for SqliteLedger {
         })
     }
 
-    fn complete(
-        &self,
-        run_id: &str,
-        task_id: &str,
-        worker: &str,
-        result: &serde_json::Value,
-    ) -> Result<Transition> {
+    fn complete(&self, run_id: &str, task_id: &str, worker: &str, result: &serde_json::Value) -> Result<Transition> {
         let e = self.db.err();
         let text = json_text(result);
         self.db.write(|tx| {
@@ -434,10 +382,7 @@ impl Ledger for SqliteLedger {
             )
             .map_err(&e)?;
             let fired = applied && maybe_complete(tx, run_id).map_err(&e)?;
-            Ok(Transition {
-                applied,
-                completion_fired: fired,
-            })
+            Ok(Transition { applied, completion_fired: fired })
         })
     }
 
@@ -451,23 +396,11 @@ impl Ledger for SqliteLedger {
         result: Option<&serde_json::Value>,
     ) -> Result<Transition> {
         let e = self.db.err();
-        let to = if final_attempt {
-            TaskState::Failed
-        } else {
-            TaskState::Pending
-        };
+        let to = if final_attempt { TaskState::Failed } else { TaskState::Pending };
         let text = result.map(json_text).unwrap_or_else(|| "null".into());
         self.db.write(|tx| {
-            let applied = move_state_owned(
-                tx,
-                run_id,
-                task_id,
-                worker,
-                to,
-                ", result = ?7, lease_until = NULL",
-                &text,
-            )
-            .map_err(&e)?;
+            let applied = move_state_owned(tx, run_id, task_id, worker, to, ", result = ?7, lease_until = NULL", &text)
+                .map_err(&e)?;
             if applied {
                 tx.execute(
                     "UPDATE tasks SET error = ?1 WHERE run_id = ?2 AND task_id = ?3",
@@ -476,10 +409,7 @@ impl Ledger for SqliteLedger {
                 .map_err(&e)?;
             }
             let fired = applied && final_attempt && maybe_complete(tx, run_id).map_err(&e)?;
-            Ok(Transition {
-                applied,
-                completion_fired: fired,
-            })
+            Ok(Transition { applied, completion_fired: fired })
         })
     }
 
@@ -500,12 +430,7 @@ impl Ledger for SqliteLedger {
         })
     }
 
-    fn reset(
-        &self,
-        run_id: &str,
-        scope: ResetScope,
-        task_ids: Option<&[String]>,
-    ) -> Result<Vec<String>> {
+    fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>> {
         let e = self.db.err();
         let now = self.db.now();
         let candidates: Vec<(String, Option<String>, Option<i64>)> = {
@@ -515,8 +440,13 @@ impl Ledger for SqliteLedger {
                 ResetScope::Stale => "running",
             };
             self.db.read(|c| {
-                let mut st = c.prepare("SELECT task_id, owner, lease_until FROM tasks WHERE run_id = ?1 AND state = ?2 ORDER BY idx").map_err(&e)?;
-                let rows = st.query_map(params![run_id, state], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(&e)?;
+                let mut st = c
+                    .prepare(
+                        "SELECT task_id, owner, lease_until FROM tasks WHERE run_id = ?1 AND state = ?2 ORDER BY idx",
+                    )
+                    .map_err(&e)?;
+                let rows =
+                    st.query_map(params![run_id, state], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(&e)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
             })?
         };
@@ -538,16 +468,8 @@ impl Ledger for SqliteLedger {
                         continue;
                     }
                 }
-                if move_state(
-                    tx,
-                    run_id,
-                    id,
-                    from,
-                    TaskState::Pending,
-                    ", owner = NULL, lease_until = NULL",
-                    &[],
-                )
-                .map_err(&e)?
+                if move_state(tx, run_id, id, from, TaskState::Pending, ", owner = NULL, lease_until = NULL", &[])
+                    .map_err(&e)?
                 {
                     out.push(id.clone());
                 }
@@ -579,15 +501,7 @@ fn move_state_owned(
         _ => return Ok(false),
     }
     // ?6 is unused by the owned transitions; keep positions aligned with move_state.
-    move_state(
-        tx,
-        run,
-        task,
-        TaskState::Running,
-        to,
-        set,
-        &[&worker, &text],
-    )
+    move_state(tx, run, task, TaskState::Running, to, set, &[&worker, &text])
 }
 
 impl SqliteLedger {
@@ -634,11 +548,7 @@ pub struct SqliteQueue {
 
 impl SqliteQueue {
     pub fn new(db: Db, name: &str, max_receives: u32) -> Self {
-        Self {
-            db,
-            name: name.to_string(),
-            max_receives: max_receives.max(1),
-        }
+        Self { db, name: name.to_string(), max_receives: max_receives.max(1) }
     }
 }
 
@@ -651,9 +561,8 @@ impl TaskQueue for SqliteQueue {
         let e = self.db.err();
         let now = self.db.now();
         self.db.write(|tx| {
-            let mut st = tx
-                .prepare("INSERT INTO messages (queue, body, visible_at) VALUES (?1, ?2, ?3)")
-                .map_err(&e)?;
+            let mut st =
+                tx.prepare("INSERT INTO messages (queue, body, visible_at) VALUES (?1, ?2, ?3)").map_err(&e)?;
             for b in bodies {
                 st.execute(params![self.name, b, now]).map_err(&e)?;
             }
@@ -677,10 +586,7 @@ impl TaskQueue for SqliteQueue {
         let until = self.db.now() + visibility.as_millis() as i64;
         self.db.write(|tx| {
             let n = tx
-                .execute(
-                    "UPDATE messages SET visible_at = ?1 WHERE receipt = ?2 AND dead = 0",
-                    params![until, receipt],
-                )
+                .execute("UPDATE messages SET visible_at = ?1 WHERE receipt = ?2 AND dead = 0", params![until, receipt])
                 .map_err(&e)?;
             if n == 0 {
                 return Err(PortError::Other(format!(
@@ -694,11 +600,8 @@ impl TaskQueue for SqliteQueue {
     fn delete(&self, receipt: &str) -> Result<()> {
         let e = self.db.err();
         // Like SQS, deleting with a stale receipt is not an error.
-        self.db.write(|tx| {
-            tx.execute("DELETE FROM messages WHERE receipt = ?1", params![receipt])
-                .map(|_| ())
-                .map_err(&e)
-        })
+        self.db
+            .write(|tx| tx.execute("DELETE FROM messages WHERE receipt = ?1", params![receipt]).map(|_| ()).map_err(&e))
     }
 
     fn depth(&self) -> Result<QueueDepth> {

@@ -6,19 +6,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn host() -> String {
-    hostname::get()
-        .map(|h| h.to_string_lossy().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+    hostname::get().map(|h| h.to_string_lossy().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
 /// A new worker id for this process.
 pub fn new_worker_id() -> String {
-    format!(
-        "{}:{}:{}",
-        host(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{}:{}:{}", host(), std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// True if `owner` names a process on this host that has exited.
@@ -26,9 +19,7 @@ pub fn owner_is_dead_local_process(owner: &str) -> bool {
     let mut parts = owner.rsplitn(3, ':');
     let (_n, pid, h) = (parts.next(), parts.next(), parts.next());
     match (h, pid.and_then(|p| p.parse::<u32>().ok())) {
-        (Some(h), Some(pid)) if h == host() => {
-            !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        }
+        (Some(h), Some(pid)) if h == host() => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
         _ => false,
     }
 }

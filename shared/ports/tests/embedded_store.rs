@@ -10,23 +10,10 @@ use stratus_ports::*;
 
 fn plan(ledger: &SqliteLedger, run: &str, n: usize) -> Vec<String> {
     let tasks: Vec<NewTask> = (0..n)
-        .map(|i| NewTask {
-            task_id: format!("t{i:03}"),
-            index: i,
-            summary: json!({}),
-            payload: json!({"i": i}),
-        })
+        .map(|i| NewTask { task_id: format!("t{i:03}"), index: i, summary: json!({}), payload: json!({"i": i}) })
         .collect();
     ledger
-        .create_run(
-            &NewRun {
-                run_id: run.into(),
-                config: json!({}),
-                config_digest: "d".into(),
-            },
-            &tasks,
-            false,
-        )
+        .create_run(&NewRun { run_id: run.into(), config: json!({}), config_digest: "d".into() }, &tasks, false)
         .unwrap();
     tasks.into_iter().map(|t| t.task_id).collect()
 }
@@ -38,15 +25,7 @@ fn create_refuses_overwrite_and_counts() {
     let dir = tempfile::tempdir().unwrap();
     let l = SqliteLedger::open(dir.path().join("s.db")).unwrap();
     plan(&l, "r", 3);
-    let again = l.create_run(
-        &NewRun {
-            run_id: "r".into(),
-            config: json!({}),
-            config_digest: "d".into(),
-        },
-        &[],
-        false,
-    );
+    let again = l.create_run(&NewRun { run_id: "r".into(), config: json!({}), config_digest: "d".into() }, &[], false);
     assert!(matches!(again, Err(PortError::RunExists(_))));
     let c = l.run("r").unwrap().unwrap().counts;
     assert_eq!((c.total, c.pending), (3, 3));
@@ -73,9 +52,7 @@ fn concurrent_workers_each_task_done_once_and_completion_fires_once() {
                 // Every worker tries every task, twice (duplicate delivery).
                 for _round in 0..2 {
                     for id in &ids {
-                        if let ClaimOutcome::Claimed { .. } =
-                            l.claim("r", id, &me, LEASE, false, false).unwrap()
-                        {
+                        if let ClaimOutcome::Claimed { .. } = l.claim("r", id, &me, LEASE, false, false).unwrap() {
                             let t = l.complete("r", id, &me, &json!({"by": me})).unwrap();
                             assert!(t.applied);
                             completed.fetch_add(1, Ordering::SeqCst);
@@ -90,27 +67,12 @@ fn concurrent_workers_each_task_done_once_and_completion_fires_once() {
             });
         }
     });
-    assert_eq!(
-        completed.load(Ordering::SeqCst),
-        60,
-        "each task completed exactly once"
-    );
-    assert_eq!(
-        fired.load(Ordering::SeqCst),
-        1,
-        "completion fired exactly once"
-    );
+    assert_eq!(completed.load(Ordering::SeqCst), 60, "each task completed exactly once");
+    assert_eq!(fired.load(Ordering::SeqCst), 1, "completion fired exactly once");
     let r = l.run("r").unwrap().unwrap();
-    assert_eq!(
-        (r.counts.done, r.counts.pending, r.counts.running),
-        (60, 0, 0)
-    );
+    assert_eq!((r.counts.done, r.counts.pending, r.counts.running), (60, 0, 0));
     assert_eq!(r.completions, 1);
-    assert!(l
-        .tasks("r", None)
-        .unwrap()
-        .iter()
-        .all(|t| t.state == TaskState::Done && t.attempts == 1));
+    assert!(l.tasks("r", None).unwrap().iter().all(|t| t.state == TaskState::Done && t.attempts == 1));
 }
 
 #[test]
@@ -118,41 +80,24 @@ fn leases_expire_and_stale_owner_cannot_finish() {
     let dir = tempfile::tempdir().unwrap();
     let now = Arc::new(AtomicI64::new(1_000_000));
     let clock = now.clone();
-    let db = Db::open(dir.path().join("s.db"))
-        .unwrap()
-        .with_clock(move || clock.load(Ordering::SeqCst));
+    let db = Db::open(dir.path().join("s.db")).unwrap().with_clock(move || clock.load(Ordering::SeqCst));
     let l = SqliteLedger::new(db);
     plan(&l, "r", 1);
-    assert_eq!(
-        l.claim("r", "t000", "a", LEASE, false, false).unwrap(),
-        ClaimOutcome::Claimed { attempt: 1 }
-    );
-    assert!(matches!(
-        l.claim("r", "t000", "b", LEASE, false, false).unwrap(),
-        ClaimOutcome::Busy { .. }
-    ));
+    assert_eq!(l.claim("r", "t000", "a", LEASE, false, false).unwrap(), ClaimOutcome::Claimed { attempt: 1 });
+    assert!(matches!(l.claim("r", "t000", "b", LEASE, false, false).unwrap(), ClaimOutcome::Busy { .. }));
     // Heartbeat keeps it.
     now.fetch_add(50_000, Ordering::SeqCst);
     assert!(l.heartbeat("r", "t000", "a", LEASE).unwrap());
     now.fetch_add(50_000, Ordering::SeqCst);
-    assert!(matches!(
-        l.claim("r", "t000", "b", LEASE, false, false).unwrap(),
-        ClaimOutcome::Busy { .. }
-    ));
+    assert!(matches!(l.claim("r", "t000", "b", LEASE, false, false).unwrap(), ClaimOutcome::Busy { .. }));
     // Lease lapses: b takes over; a's late completion is refused.
     now.fetch_add(61_000, Ordering::SeqCst);
-    assert_eq!(
-        l.claim("r", "t000", "b", LEASE, false, false).unwrap(),
-        ClaimOutcome::Claimed { attempt: 2 }
-    );
+    assert_eq!(l.claim("r", "t000", "b", LEASE, false, false).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
     assert!(!l.complete("r", "t000", "a", &json!({})).unwrap().applied);
     assert!(!l.heartbeat("r", "t000", "a", LEASE).unwrap());
     let t = l.complete("r", "t000", "b", &json!({})).unwrap();
     assert!(t.applied && t.completion_fired);
-    assert_eq!(
-        l.claim("r", "t000", "c", LEASE, false, false).unwrap(),
-        ClaimOutcome::AlreadyDone
-    );
+    assert_eq!(l.claim("r", "t000", "c", LEASE, false, false).unwrap(), ClaimOutcome::AlreadyDone);
 }
 
 #[test]
@@ -163,39 +108,21 @@ fn failures_retry_then_fail_and_reset_rearms_completion() {
     l.claim("r", "t000", "w", LEASE, false, false).unwrap();
     let t = l.fail("r", "t000", "w", "transient", false, None).unwrap();
     assert!(t.applied && !t.completion_fired);
-    assert_eq!(
-        l.task("r", "t000").unwrap().unwrap().state,
-        TaskState::Pending
-    );
+    assert_eq!(l.task("r", "t000").unwrap().unwrap().state, TaskState::Pending);
     l.claim("r", "t000", "w", LEASE, false, false).unwrap();
-    l.fail("r", "t000", "w", "corrupt input B04.tif", true, None)
-        .unwrap();
+    l.fail("r", "t000", "w", "corrupt input B04.tif", true, None).unwrap();
     let task = l.task("r", "t000").unwrap().unwrap();
     assert_eq!((task.state, task.attempts), (TaskState::Failed, 2));
     assert_eq!(task.error.as_deref(), Some("corrupt input B04.tif"));
     l.claim("r", "t001", "w", LEASE, false, false).unwrap();
-    assert!(
-        l.complete("r", "t001", "w", &json!({}))
-            .unwrap()
-            .completion_fired
-    );
-    assert_eq!(
-        l.claim("r", "t000", "w", LEASE, false, false).unwrap(),
-        ClaimOutcome::AlreadyFailed
-    );
+    assert!(l.complete("r", "t001", "w", &json!({})).unwrap().completion_fired);
+    assert_eq!(l.claim("r", "t000", "w", LEASE, false, false).unwrap(), ClaimOutcome::AlreadyFailed);
     // Redrive: failed -> pending, and the completion fires again when it is done.
-    assert_eq!(
-        l.reset("r", ResetScope::Failed, None).unwrap(),
-        vec!["t000"]
-    );
+    assert_eq!(l.reset("r", ResetScope::Failed, None).unwrap(), vec!["t000"]);
     let c = l.run("r").unwrap().unwrap().counts;
     assert_eq!((c.pending, c.failed, c.done), (1, 0, 1));
     l.claim("r", "t000", "w", LEASE, false, false).unwrap();
-    assert!(
-        l.complete("r", "t000", "w", &json!({}))
-            .unwrap()
-            .completion_fired
-    );
+    assert!(l.complete("r", "t000", "w", &json!({})).unwrap().completion_fired);
     assert_eq!(l.run("r").unwrap().unwrap().completions, 2);
 }
 
@@ -208,10 +135,7 @@ fn dead_local_owner_is_reclaimed_at_once() {
     let dead = format!("{host}:{}:0", u32::MAX - 3);
     l.claim("r", "t000", &dead, LEASE, false, false).unwrap();
     assert_eq!(l.reset("r", ResetScope::Stale, None).unwrap(), vec!["t000"]);
-    assert_eq!(
-        l.claim("r", "t000", "me", LEASE, false, false).unwrap(),
-        ClaimOutcome::Claimed { attempt: 2 }
-    );
+    assert_eq!(l.claim("r", "t000", "me", LEASE, false, false).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
 }
 
 #[test]
@@ -219,22 +143,13 @@ fn queue_visibility_receive_counts_dlq_and_redrive() {
     let dir = tempfile::tempdir().unwrap();
     let now = Arc::new(AtomicI64::new(0));
     let clock = now.clone();
-    let db = Db::open(dir.path().join("s.db"))
-        .unwrap()
-        .with_clock(move || clock.load(Ordering::SeqCst));
+    let db = Db::open(dir.path().join("s.db")).unwrap().with_clock(move || clock.load(Ordering::SeqCst));
     let q = SqliteQueue::new(db, "tasks", 3);
     q.send_batch(&["a".into(), "b".into()]).unwrap();
     let vis = Duration::from_secs(30);
     let got = q.receive(10, vis, Duration::ZERO).unwrap();
     assert_eq!(got.len(), 2);
-    assert_eq!(
-        q.depth().unwrap(),
-        QueueDepth {
-            visible: 0,
-            in_flight: 2,
-            dead_letter: 0
-        }
-    );
+    assert_eq!(q.depth().unwrap(), QueueDepth { visible: 0, in_flight: 2, dead_letter: 0 });
     // Invisible until the timeout; extending it keeps it hidden.
     now.fetch_add(20_000, Ordering::SeqCst);
     q.extend_visibility(&got[0].receipt, vis).unwrap();
@@ -247,10 +162,7 @@ fn queue_visibility_receive_counts_dlq_and_redrive() {
     // The old receipt is stale.
     assert!(q.extend_visibility(&got[0].receipt, vis).is_err());
     now.fetch_add(31_000, Ordering::SeqCst);
-    assert_eq!(
-        q.receive(10, vis, Duration::ZERO).unwrap()[0].receive_count,
-        3
-    );
+    assert_eq!(q.receive(10, vis, Duration::ZERO).unwrap()[0].receive_count, 3);
     // A fourth receive dead-letters it instead of delivering.
     now.fetch_add(31_000, Ordering::SeqCst);
     assert!(q.receive(10, vis, Duration::ZERO).unwrap().is_empty());
@@ -265,17 +177,14 @@ fn queue_concurrent_receivers_get_disjoint_messages() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let q = SqliteQueue::new(Db::open(&path).unwrap(), "tasks", 3);
-    q.send_batch(&(0..200).map(|i| i.to_string()).collect::<Vec<_>>())
-        .unwrap();
+    q.send_batch(&(0..200).map(|i| i.to_string()).collect::<Vec<_>>()).unwrap();
     let seen = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..4 {
             let q = SqliteQueue::new(Db::open(&path).unwrap(), "tasks", 3);
             let seen = &seen;
             s.spawn(move || loop {
-                let got = q
-                    .receive(7, Duration::from_secs(60), Duration::ZERO)
-                    .unwrap();
+                let got = q.receive(7, Duration::from_secs(60), Duration::ZERO).unwrap();
                 if got.is_empty() {
                     break;
                 }

@@ -34,12 +34,7 @@ pub struct CogOptions {
 
 impl Default for CogOptions {
     fn default() -> Self {
-        Self {
-            compress: "deflate".into(),
-            blocksize: 512,
-            overview_resampling: "average".into(),
-            level: None,
-        }
+        Self { compress: "deflate".into(), blocksize: 512, overview_resampling: "average".into(), level: None }
     }
 }
 
@@ -53,12 +48,7 @@ pub struct BandWriter {
 
 impl BandWriter {
     /// Create the scratch file for a band of `geobox` in `dir`, filled with `nodata`.
-    pub fn create<T: GdalType>(
-        dir: &Path,
-        name: &str,
-        geobox: &GeoBox,
-        nodata: Option<f64>,
-    ) -> Result<BandWriter> {
+    pub fn create<T: GdalType>(dir: &Path, name: &str, geobox: &GeoBox, nodata: Option<f64>) -> Result<BandWriter> {
         crate::init_gdal();
         let scratch = dir.join(format!("{name}.scratch.tif"));
         let drv = DriverManager::get_driver_by_name("GTiff")?;
@@ -72,29 +62,14 @@ impl BandWriter {
             "SPARSE_OK=TRUE",
         ]);
         let mut ds = drv
-            .create_with_band_type_with_options::<T, _>(
-                &scratch,
-                geobox.width,
-                geobox.height,
-                1,
-                &opts,
-            )
-            .map_err(|e| RasterError::Output {
-                path: scratch.display().to_string(),
-                why: e.to_string(),
-            })?;
+            .create_with_band_type_with_options::<T, _>(&scratch, geobox.width, geobox.height, 1, &opts)
+            .map_err(|e| RasterError::Output { path: scratch.display().to_string(), why: e.to_string() })?;
         ds.set_geo_transform(&geobox.geo_transform())?;
-        ds.set_spatial_ref(&spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs {
-            epsg: geobox.epsg,
-            why: e.to_string(),
-        })?)?;
+        ds.set_spatial_ref(
+            &spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs { epsg: geobox.epsg, why: e.to_string() })?,
+        )?;
         ds.rasterband(1)?.set_no_data_value(nodata)?;
-        Ok(BandWriter {
-            scratch,
-            ds,
-            geobox: *geobox,
-            nodata,
-        })
+        Ok(BandWriter { scratch, ds, geobox: *geobox, nodata })
     }
 
     /// Write a `width` x `height` chunk at pixel offset (`col`, `row`).
@@ -109,10 +84,7 @@ impl BandWriter {
         let mut band = self.ds.rasterband(1)?;
         let mut buf = Buffer::new((width, height), data);
         band.write((col as isize, row as isize), (width, height), &mut buf)
-            .map_err(|e| RasterError::Output {
-                path: self.scratch.display().to_string(),
-                why: e.to_string(),
-            })
+            .map_err(|e| RasterError::Output { path: self.scratch.display().to_string(), why: e.to_string() })
     }
 
     pub fn geobox(&self) -> &GeoBox {
@@ -133,11 +105,8 @@ impl BandWriter {
 
     fn finish_copy(self, dest: &Path, opts: &CogOptions, categorical: bool) -> Result<()> {
         let drv = DriverManager::get_driver_by_name("COG")?;
-        let resampling = if categorical {
-            "NEAREST".to_string()
-        } else {
-            opts.overview_resampling.to_ascii_uppercase()
-        };
+        let resampling =
+            if categorical { "NEAREST".to_string() } else { opts.overview_resampling.to_ascii_uppercase() };
         let mut co = vec![
             format!("COMPRESS={}", opts.compress.to_ascii_uppercase()),
             format!("BLOCKSIZE={}", opts.blocksize),
@@ -148,20 +117,12 @@ impl BandWriter {
         if let Some(l) = opts.level {
             co.push(format!("LEVEL={l}"));
         }
-        if opts.compress.eq_ignore_ascii_case("deflate")
-            || opts.compress.eq_ignore_ascii_case("zstd")
-        {
+        if opts.compress.eq_ignore_ascii_case("deflate") || opts.compress.eq_ignore_ascii_case("zstd") {
             co.push("PREDICTOR=YES".to_string());
         }
         let co = RasterCreationOptions::from_iter(co);
-        let out_err = |why: String| RasterError::Output {
-            path: dest.display().to_string(),
-            why,
-        };
-        let copy = self
-            .ds
-            .create_copy(&drv, dest, &co)
-            .map_err(|e| out_err(format!("{e} ({})", last_gdal_error())))?;
+        let out_err = |why: String| RasterError::Output { path: dest.display().to_string(), why };
+        let copy = self.ds.create_copy(&drv, dest, &co).map_err(|e| out_err(format!("{e} ({})", last_gdal_error())))?;
         drop(copy);
         Ok(())
     }
@@ -180,22 +141,16 @@ pub fn write_cog<T: GdalType + Copy>(
     let mem = DriverManager::get_driver_by_name("MEM")?;
     let mut ds = mem.create_with_band_type::<T, _>("", geobox.width, geobox.height, 1)?;
     ds.set_geo_transform(&geobox.geo_transform())?;
-    ds.set_spatial_ref(&spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs {
-        epsg: geobox.epsg,
-        why: e.to_string(),
-    })?)?;
+    ds.set_spatial_ref(
+        &spatial_ref(geobox.epsg).map_err(|e| RasterError::Crs { epsg: geobox.epsg, why: e.to_string() })?,
+    )?;
     {
         let mut band = ds.rasterband(1)?;
         band.set_no_data_value(nodata)?;
         let mut buf = Buffer::new((geobox.width, geobox.height), data);
         band.write((0, 0), (geobox.width, geobox.height), &mut buf)?;
     }
-    let w = BandWriter {
-        scratch: PathBuf::new(),
-        ds,
-        geobox: *geobox,
-        nodata,
-    };
+    let w = BandWriter { scratch: PathBuf::new(), ds, geobox: *geobox, nodata };
     w.finish_copy(dest, opts, categorical)
 }
 
@@ -208,24 +163,10 @@ mod tests {
     #[test]
     fn chunked_write_makes_a_cog_that_reads_back() {
         let dir = tempfile::tempdir().unwrap();
-        let gb = GeoBox {
-            epsg: 32635,
-            left: 500_000.0,
-            top: 100_000.0,
-            resolution: 30.0,
-            width: 1100,
-            height: 1000,
-        };
+        let gb = GeoBox { epsg: 32635, left: 500_000.0, top: 100_000.0, resolution: 30.0, width: 1100, height: 1000 };
         let mut w = BandWriter::create::<u16>(dir.path(), "b", &gb, Some(0.0)).unwrap();
         // Two chunks side by side; the rest stays nodata.
-        w.write(
-            0,
-            0,
-            600,
-            1000,
-            (0..600_000u32).map(|i| (i % 1000) as u16 + 1).collect(),
-        )
-        .unwrap();
+        w.write(0, 0, 600, 1000, (0..600_000u32).map(|i| (i % 1000) as u16 + 1).collect()).unwrap();
         w.write(600, 0, 400, 1000, vec![7u16; 400_000]).unwrap();
         let dest = dir.path().join("b.tif");
         w.finish(&dest, &CogOptions::default(), false).unwrap();

@@ -39,8 +39,7 @@ impl CrsTransform for GdalCrsTransform {
             };
             let mut xs: Vec<f64> = points.iter().map(|p| p.0).collect();
             let mut ys: Vec<f64> = points.iter().map(|p| p.1).collect();
-            ct.transform_coords(&mut xs, &mut ys, &mut [])
-                .map_err(|e| fail(e.to_string()))?;
+            ct.transform_coords(&mut xs, &mut ys, &mut []).map_err(|e| fail(e.to_string()))?;
             for (p, (x, y)) in points.iter_mut().zip(xs.into_iter().zip(ys)) {
                 *p = (x, y);
             }
@@ -59,10 +58,7 @@ mod tests {
         // 27 E on the equator is the central meridian of UTM 35: easting 500 000.
         let mut p = [(27.0, 0.0)];
         t.transform(4326, 32635, &mut p).unwrap();
-        assert!(
-            (p[0].0 - 500_000.0).abs() < 1e-6 && p[0].1.abs() < 1e-6,
-            "{p:?}"
-        );
+        assert!((p[0].0 - 500_000.0).abs() < 1e-6 && p[0].1.abs() < 1e-6, "{p:?}");
         // Australian Albers origin: 132 E, 0 N maps to x = 0.
         let mut p = [(132.0, -25.0)];
         t.transform(4326, 3577, &mut p).unwrap();

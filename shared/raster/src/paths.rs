@@ -18,10 +18,7 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(super::gdal_path("s3://b/k/x.tif"), "/vsis3/b/k/x.tif");
-        assert_eq!(
-            super::gdal_path("https://h/x.tif"),
-            "/vsicurl/https://h/x.tif"
-        );
+        assert_eq!(super::gdal_path("https://h/x.tif"), "/vsicurl/https://h/x.tif");
         assert_eq!(super::gdal_path("file:///d/x.tif"), "/d/x.tif");
         assert_eq!(super::gdal_path("/d/x.tif"), "/d/x.tif");
     }

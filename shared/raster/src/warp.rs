@@ -32,11 +32,7 @@ pub mod serde_like {
                 "cubic" => Resampling::Cubic,
                 "average" => Resampling::Average,
                 "mode" => Resampling::Mode,
-                _ => {
-                    return Err(format!(
-                        "unknown resampling '{s}': use nearest, bilinear, cubic, average or mode"
-                    ))
-                }
+                _ => return Err(format!("unknown resampling '{s}': use nearest, bilinear, cubic, average or mode")),
             })
         }
     }
@@ -81,21 +77,12 @@ pub(crate) fn last_gdal_error() -> String {
 /// Open an input raster, with an error that names it.
 pub fn open_input(path: &str) -> Result<Dataset> {
     crate::init_gdal();
-    let ds = Dataset::open(path).map_err(|e| RasterError::Input {
-        path: path.to_string(),
-        why: e.to_string(),
-    })?;
+    let ds = Dataset::open(path).map_err(|e| RasterError::Input { path: path.to_string(), why: e.to_string() })?;
     if ds.raster_count() < 1 {
-        return Err(RasterError::Input {
-            path: path.into(),
-            why: "has no raster bands".into(),
-        });
+        return Err(RasterError::Input { path: path.into(), why: "has no raster bands".into() });
     }
     if ds.spatial_ref().is_err() {
-        return Err(RasterError::Input {
-            path: path.into(),
-            why: "has no CRS".into(),
-        });
+        return Err(RasterError::Input { path: path.into(), why: "has no CRS".into() });
     }
     Ok(ds)
 }
@@ -111,17 +98,11 @@ pub fn read_warped<T: GdalType + Copy + Default>(
     nodata: f64,
     max_error: f64,
 ) -> Result<Vec<T>> {
-    let input_err = |why: String| RasterError::Input {
-        path: src_name.to_string(),
-        why,
-    };
+    let input_err = |why: String| RasterError::Input { path: src_name.to_string(), why };
     let mem = DriverManager::get_driver_by_name("MEM")?;
     let mut out = mem.create_with_band_type::<T, _>("", dst.width, dst.height, 1)?;
     out.set_geo_transform(&dst.geo_transform())?;
-    out.set_spatial_ref(&spatial_ref(dst.epsg).map_err(|e| RasterError::Crs {
-        epsg: dst.epsg,
-        why: e.to_string(),
-    })?)?;
+    out.set_spatial_ref(&spatial_ref(dst.epsg).map_err(|e| RasterError::Crs { epsg: dst.epsg, why: e.to_string() })?)?;
     {
         let mut band = out.rasterband(1)?;
         band.set_no_data_value(Some(nodata))?;
@@ -149,11 +130,6 @@ pub fn read_warped<T: GdalType + Copy + Default>(
         return Err(input_err(last_gdal_error()));
     }
     let band = out.rasterband(1)?;
-    let buf = band.read_as::<T>(
-        (0, 0),
-        (dst.width, dst.height),
-        (dst.width, dst.height),
-        None,
-    )?;
+    let buf = band.read_as::<T>((0, 0), (dst.width, dst.height), (dst.width, dst.height), None)?;
     Ok(buf.into_shape_and_vec().1)
 }

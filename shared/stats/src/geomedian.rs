@@ -25,10 +25,7 @@ pub struct GeomedianParams {
 
 impl Default for GeomedianParams {
     fn default() -> Self {
-        Self {
-            eps: 1e-4,
-            maxiters: 1000,
-        }
+        Self { eps: 1e-4, maxiters: 1000 }
     }
 }
 
@@ -111,13 +108,7 @@ impl Scratch {
 /// Returns the number of iterations taken.
 // Index loops over bands mirror the maths and keep the band slices aligned.
 #[allow(clippy::needless_range_loop)]
-pub fn geomedian(
-    s: &mut Scratch,
-    bands: usize,
-    n: usize,
-    p: GeomedianParams,
-    m: &mut [f32],
-) -> u32 {
+pub fn geomedian(s: &mut Scratch, bands: usize, n: usize, p: GeomedianParams, m: &mut [f32]) -> u32 {
     debug_assert!(n > 0 && m.len() == bands);
     let inv_n = 1.0 / n as f32;
     for b in 0..bands {
@@ -248,15 +239,7 @@ pub fn mads(s: &mut Scratch, bands: usize, n: usize, m: &[f32]) -> (f32, f32, f3
     let mnorm = m.iter().map(|v| v * v).sum::<f32>().sqrt();
     // Euclidean distances.
     s.dist[..n].fill(0.0);
-    let Scratch {
-        x,
-        dist,
-        dot,
-        xx,
-        num,
-        den,
-        ..
-    } = s;
+    let Scratch { x, dist, dot, xx, num, den, .. } = s;
     for v in [&mut *dot, &mut *xx, &mut *num, &mut *den] {
         v[..n].fill(0.0);
     }
@@ -279,19 +262,11 @@ pub fn mads(s: &mut Scratch, bands: usize, n: usize, m: &[f32]) -> (f32, f32, f3
     let emad = median_in_place(&mut s.dist[..n]);
     for t in 0..n {
         let denom = s.xx[t].sqrt() * mnorm;
-        s.tmp[t] = if denom > 0.0 {
-            1.0 - s.dot[t] / denom
-        } else {
-            0.0
-        };
+        s.tmp[t] = if denom > 0.0 { 1.0 - s.dot[t] / denom } else { 0.0 };
     }
     let smad = median_in_place(&mut s.tmp[..n]);
     for t in 0..n {
-        s.w[t] = if s.den[t] > 0.0 {
-            s.num[t] / s.den[t]
-        } else {
-            0.0
-        };
+        s.w[t] = if s.den[t] > 0.0 { s.num[t] / s.den[t] } else { 0.0 };
     }
     let bcmad = median_in_place(&mut s.w[..n]);
     (emad, smad, bcmad)
@@ -333,13 +308,7 @@ where
     let rows: Vec<Row> = (0..h)
         .into_par_iter()
         .map_init(
-            || {
-                (
-                    Scratch::default(),
-                    vec![0f32; bands * times],
-                    Vec::with_capacity(times),
-                )
-            },
+            || (Scratch::default(), vec![0f32; bands * times], Vec::with_capacity(times)),
             |(s, obs, kept), y| {
                 let mut gm = vec![f32::NAN; bands * w];
                 let mut md = vec![[f32::NAN; 3]; w];
@@ -405,16 +374,7 @@ mod tests {
         let mut s = Scratch::default();
         let (b, n) = load(&mut s, &[&[1.0], &[2.0], &[10.0], &[3.0], &[2.5]]);
         let mut m = [0f32];
-        geomedian(
-            &mut s,
-            b,
-            n,
-            GeomedianParams {
-                eps: 1e-7,
-                maxiters: 10_000,
-            },
-            &mut m,
-        );
+        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-7, maxiters: 10_000 }, &mut m);
         assert!((m[0] - 2.5).abs() < 1e-3, "{m:?}");
     }
 
@@ -422,10 +382,7 @@ mod tests {
     fn symmetric_points_and_ties() {
         let mut s = Scratch::default();
         // Square corners: the centre.
-        let (b, n) = load(
-            &mut s,
-            &[&[0.0, 0.0], &[1.0, 0.0], &[0.0, 1.0], &[1.0, 1.0]],
-        );
+        let (b, n) = load(&mut s, &[&[0.0, 0.0], &[1.0, 0.0], &[0.0, 1.0], &[1.0, 1.0]]);
         let mut m = [0f32; 2];
         geomedian(&mut s, b, n, GeomedianParams::default(), &mut m);
         assert!((m[0] - 0.5).abs() < 1e-4 && (m[1] - 0.5).abs() < 1e-4);
@@ -434,30 +391,9 @@ mod tests {
         geomedian(&mut s, b, n, GeomedianParams::default(), &mut m);
         assert_eq!(m, [0.3, 0.2]);
         // A majority at one point pulls the median onto it (Vardi-Zhang).
-        let (b, n) = load(
-            &mut s,
-            &[
-                &[1.0, 1.0],
-                &[1.0, 1.0],
-                &[1.0, 1.0],
-                &[5.0, 1.0],
-                &[1.0, 9.0],
-            ],
-        );
-        geomedian(
-            &mut s,
-            b,
-            n,
-            GeomedianParams {
-                eps: 1e-6,
-                maxiters: 1000,
-            },
-            &mut m,
-        );
-        assert!(
-            (m[0] - 1.0).abs() < 1e-3 && (m[1] - 1.0).abs() < 1e-3,
-            "{m:?}"
-        );
+        let (b, n) = load(&mut s, &[&[1.0, 1.0], &[1.0, 1.0], &[1.0, 1.0], &[5.0, 1.0], &[1.0, 9.0]]);
+        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-6, maxiters: 1000 }, &mut m);
+        assert!((m[0] - 1.0).abs() < 1e-3 && (m[1] - 1.0).abs() < 1e-3, "{m:?}");
         let (e, sm, bc) = mads(&mut s, b, n, &m);
         assert!(e.abs() < 1e-3 && sm.abs() < 1e-3 && bc.abs() < 1e-3);
     }
@@ -466,41 +402,19 @@ mod tests {
     fn minimises_the_sum_of_distances() {
         let mut s = Scratch::default();
         let pts: Vec<[f32; 3]> = (0..23)
-            .map(|i| {
-                [
-                    (i as f32 * 0.37).sin(),
-                    (i as f32 * 0.91).cos() * 2.0,
-                    (i * i % 7) as f32 * 0.1,
-                ]
-            })
+            .map(|i| [(i as f32 * 0.37).sin(), (i as f32 * 0.91).cos() * 2.0, (i * i % 7) as f32 * 0.1])
             .collect();
         let refs: Vec<&[f32]> = pts.iter().map(|p| &p[..]).collect();
         let (b, n) = load(&mut s, &refs);
         let mut m = [0f32; 3];
-        geomedian(
-            &mut s,
-            b,
-            n,
-            GeomedianParams {
-                eps: 1e-6,
-                maxiters: 1000,
-            },
-            &mut m,
-        );
+        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-6, maxiters: 1000 }, &mut m);
         let cost = |c: [f32; 3]| {
             pts.iter()
-                .map(|p| {
-                    ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt()
-                })
+                .map(|p| ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt())
                 .sum::<f32>()
         };
         let best = cost(m);
-        for d in [
-            [0.01, 0.0, 0.0],
-            [0.0, -0.01, 0.0],
-            [0.0, 0.0, 0.01],
-            [-0.01, 0.01, 0.0],
-        ] {
+        for d in [[0.01, 0.0, 0.0], [0.0, -0.01, 0.0], [0.0, 0.0, 0.01], [-0.01, 0.01, 0.0]] {
             assert!(best <= cost([m[0] + d[0], m[1] + d[1], m[2] + d[2]]) + 1e-4);
         }
     }

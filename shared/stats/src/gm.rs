@@ -42,11 +42,7 @@ fn default_maxiters() -> u32 {
 impl GmConfig {
     pub fn s2() -> Self {
         GmConfig {
-            bands: [
-                "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
-            ]
-            .map(String::from)
-            .to_vec(),
+            bands: ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"].map(String::from).to_vec(),
             mask_band: "SCL".into(),
             mask: MaskKind::s2(),
             mask_filters: vec![("opening".into(), 2), ("dilation".into(), 5)],
@@ -60,9 +56,7 @@ impl GmConfig {
     }
     pub fn landsat() -> Self {
         GmConfig {
-            bands: ["blue", "green", "red", "nir08", "swir16", "swir22"]
-                .map(String::from)
-                .to_vec(),
+            bands: ["blue", "green", "red", "nir08", "swir16", "swir22"].map(String::from).to_vec(),
             mask_band: "qa_pixel".into(),
             mask: MaskKind::landsat(),
             mask_filters: vec![],
@@ -84,12 +78,7 @@ pub struct Gm {
 
 impl Gm {
     pub fn new(name: &str, cfg: GmConfig) -> Result<Gm, StatError> {
-        let bad = |why: &str| {
-            Err(StatError::Config {
-                plugin: name.into(),
-                why: why.into(),
-            })
-        };
+        let bad = |why: &str| Err(StatError::Config { plugin: name.into(), why: why.into() });
         if cfg.bands.is_empty() || cfg.bands.len() > 64 {
             return bad("bands: give 1 to 64 bands");
         }
@@ -100,11 +89,7 @@ impl Gm {
             return bad("eps must be positive and maxiters at least 1");
         }
         let filters = parse_filters(&cfg.mask_filters)?;
-        Ok(Gm {
-            name: name.into(),
-            cfg,
-            filters,
-        })
+        Ok(Gm { name: name.into(), cfg, filters })
     }
 }
 
@@ -158,12 +143,7 @@ impl Statistic for Gm {
                 categorical: false,
             });
         }
-        v.push(OutputBand {
-            name: "count".into(),
-            dtype: PixelType::Uint16,
-            nodata: None,
-            categorical: true,
-        });
+        v.push(OutputBand { name: "count".into(), dtype: PixelType::Uint16, nodata: None, categorical: true });
         v
     }
     fn halo(&self) -> usize {
@@ -174,34 +154,21 @@ impl Statistic for Gm {
             .cfg
             .bands
             .iter()
-            .map(|b| {
-                stack
-                    .band_index(b)
-                    .ok_or_else(|| StatError::MissingBand(b.clone()))
-            })
+            .map(|b| stack.band_index(b).ok_or_else(|| StatError::MissingBand(b.clone())))
             .collect::<Result<_, _>>()?;
         let masks = observation_masks(stack, &self.cfg.mask_band, &self.cfg.mask, &self.filters)?;
         let (h, w) = stack.shape_yx();
-        let (scale, offset, nodata) = (
-            self.cfg.scale as f32,
-            self.cfg.offset as f32,
-            self.cfg.nodata,
-        );
+        let (scale, offset, nodata) = (self.cfg.scale as f32, self.cfg.offset as f32, self.cfg.nodata);
         let data = &stack.data;
         let times = stack.times();
         let r = geomedian_mads_chunk(
-            Dims {
-                h,
-                w,
-                bands: idx.len(),
-                times,
-            },
+            Dims { h, w, bands: idx.len(), times },
             |y, x, out, kept| {
                 // Valid observations: clear, and every band present; copied band-major.
                 kept.clear();
-                kept.extend((0..times).filter(|&t| {
-                    masks[t].clear[[y, x]] && idx.iter().all(|&b| data[[t, b, y, x]] != nodata)
-                }));
+                kept.extend(
+                    (0..times).filter(|&t| masks[t].clear[[y, x]] && idx.iter().all(|&b| data[[t, b, y, x]] != nodata)),
+                );
                 let n = kept.len();
                 for (k, &b) in idx.iter().enumerate() {
                     for (i, &t) in kept.iter().enumerate() {
@@ -210,10 +177,7 @@ impl Statistic for Gm {
                 }
                 n
             },
-            GeomedianParams {
-                eps: self.cfg.eps,
-                maxiters: self.cfg.maxiters,
-            },
+            GeomedianParams { eps: self.cfg.eps, maxiters: self.cfg.maxiters },
         );
         let mut out: Vec<OutputData> = (0..idx.len())
             .map(|b| {
@@ -227,9 +191,7 @@ impl Statistic for Gm {
                 }))
             })
             .collect();
-        out.push(OutputData::F32(
-            r.emad.mapv(|v| (v as f64 / self.cfg.scale) as f32),
-        ));
+        out.push(OutputData::F32(r.emad.mapv(|v| (v as f64 / self.cfg.scale) as f32)));
         out.push(OutputData::F32(r.smad));
         out.push(OutputData::F32(r.bcmad));
         out.push(OutputData::U16(r.count));
@@ -257,31 +219,17 @@ mod tests {
         s.data[[2, 1, 0, 0]] = 9000;
         s.data[[2, 2, 0, 0]] = 9; // cloud
         s.data[[4, 0, 0, 1]] = 0; // one band missing: observation excluded
-        let cfg = GmConfig {
-            bands: vec!["B04".into(), "B08".into()],
-            mask_filters: vec![],
-            ..GmConfig::s2()
-        };
+        let cfg = GmConfig { bands: vec!["B04".into(), "B08".into()], mask_filters: vec![], ..GmConfig::s2() };
         let gm = Gm::new("gm-s2", cfg).unwrap();
         let out = gm.reduce(&s).unwrap();
-        let OutputData::U16(red) = &out[0] else {
-            panic!()
-        };
-        let OutputData::U16(count) = &out[5] else {
-            panic!()
-        };
+        let OutputData::U16(red) = &out[0] else { panic!() };
+        let OutputData::U16(count) = &out[5] else { panic!() };
         assert_eq!(count.iter().copied().collect::<Vec<_>>(), vec![4, 4]);
         // Pixel 0: dates 0,1,3,4 -> a point on the segment; its red lies in 1000..=1040.
         assert!((1000..=1040).contains(&red[[0, 0]]), "{}", red[[0, 0]]);
         assert!((1000..=1030).contains(&red[[0, 1]]));
-        let OutputData::F32(emad) = &out[2] else {
-            panic!()
-        };
-        assert!(
-            emad[[0, 0]] > 0.0 && emad[[0, 0]] < 40.0,
-            "emad in DN units: {}",
-            emad[[0, 0]]
-        );
+        let OutputData::F32(emad) = &out[2] else { panic!() };
+        assert!(emad[[0, 0]] > 0.0 && emad[[0, 0]] < 40.0, "emad in DN units: {}", emad[[0, 0]]);
         assert_eq!(gm.output_bands().len(), 6);
         assert_eq!(to_dn(0.12345, 1e-4, 0.0), 1235);
         assert_eq!(to_dn(0.0, 0.0000275, -0.2), 7273);

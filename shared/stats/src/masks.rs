@@ -36,15 +36,10 @@ fn default_qa_cloud_bits() -> Vec<u8> {
 
 impl MaskKind {
     pub fn s2() -> MaskKind {
-        MaskKind::S2Scl {
-            cloud_classes: default_scl_clouds(),
-        }
+        MaskKind::S2Scl { cloud_classes: default_scl_clouds() }
     }
     pub fn landsat() -> MaskKind {
-        MaskKind::QaBits {
-            fill_bit: 0,
-            cloud_bits: default_qa_cloud_bits(),
-        }
+        MaskKind::QaBits { fill_bit: 0, cloud_bits: default_qa_cloud_bits() }
     }
     /// Nodata of the mask band as stored.
     pub fn nodata(&self) -> u16 {
@@ -77,10 +72,7 @@ pub fn parse_filters(f: &[(String, usize)]) -> Result<Vec<MorphOp>, StatError> {
                     why: format!("filter radius {r} is above 50 pixels"),
                 });
             }
-            MorphOp::parse(op, *r).map_err(|why| StatError::Config {
-                plugin: "mask".into(),
-                why,
-            })
+            MorphOp::parse(op, *r).map_err(|why| StatError::Config { plugin: "mask".into(), why })
         })
         .collect()
 }
@@ -99,22 +91,14 @@ pub fn observation_masks(
     kind: &MaskKind,
     filters: &[MorphOp],
 ) -> Result<Vec<ObsMask>, StatError> {
-    let b = stack
-        .band_index(band)
-        .ok_or_else(|| StatError::MissingBand(band.to_string()))?;
+    let b = stack.band_index(band).ok_or_else(|| StatError::MissingBand(band.to_string()))?;
     Ok((0..stack.times())
         .map(|t| {
             let plane = stack.plane(t, b);
             let valid = plane.mapv(|v| kind.is_valid(v));
             let cloud = plane.mapv(|v| kind.is_cloud(v));
-            let cloud = if filters.is_empty() {
-                cloud
-            } else {
-                apply_all(&cloud, filters)
-            };
-            let clear = ndarray::Zip::from(&valid)
-                .and(&cloud)
-                .map_collect(|&v, &c| v && !c);
+            let cloud = if filters.is_empty() { cloud } else { apply_all(&cloud, filters) };
+            let clear = ndarray::Zip::from(&valid).and(&cloud).map_collect(|&v, &c| v && !c);
             ObsMask { valid, clear }
         })
         .collect())
@@ -142,16 +126,8 @@ mod tests {
 
     #[test]
     fn config_shape() {
-        let k: MaskKind =
-            serde_json::from_value(serde_json::json!({"type": "qa-bits", "cloud_bits": [3]}))
-                .unwrap();
-        assert_eq!(
-            k,
-            MaskKind::QaBits {
-                fill_bit: 0,
-                cloud_bits: vec![3]
-            }
-        );
+        let k: MaskKind = serde_json::from_value(serde_json::json!({"type": "qa-bits", "cloud_bits": [3]})).unwrap();
+        assert_eq!(k, MaskKind::QaBits { fill_bit: 0, cloud_bits: vec![3] });
         assert!(parse_filters(&[("opening".into(), 2), ("dilation".into(), 5)]).is_ok());
         assert!(parse_filters(&[("blur".into(), 2)]).is_err());
     }

@@ -19,11 +19,7 @@ impl MorphOp {
             "erosion" | "erode" => MorphOp::Erosion(radius),
             "opening" | "open" => MorphOp::Opening(radius),
             "closing" | "close" => MorphOp::Closing(radius),
-            _ => {
-                return Err(format!(
-                    "unknown mask operation '{op}': use opening, closing, dilation or erosion"
-                ))
-            }
+            _ => return Err(format!("unknown mask operation '{op}': use opening, closing, dilation or erosion")),
         })
     }
     /// How far (in pixels) the result at a pixel depends on its neighbours.
@@ -57,16 +53,12 @@ pub fn dilate(mask: &Array2<bool>, r: usize) -> Array2<bool> {
     }
     let (h, w) = mask.dim();
     // Half-widths of the disk's rows.
-    let widths: Vec<usize> = (0..=r)
-        .map(|dy| (((r * r - dy * dy) as f64).sqrt()).floor() as usize)
-        .collect();
+    let widths: Vec<usize> = (0..=r).map(|dy| (((r * r - dy * dy) as f64).sqrt()).floor() as usize).collect();
     // Horizontal dilations of every row for each distinct half-width.
     let mut distinct: Vec<usize> = widths.clone();
     distinct.sort_unstable();
     distinct.dedup();
-    let rows: Vec<Vec<bool>> = (0..h)
-        .map(|y| mask.row(y).iter().copied().collect())
-        .collect();
+    let rows: Vec<Vec<bool>> = (0..h).map(|y| mask.row(y).iter().copied().collect()).collect();
     let mut hdil: Vec<Vec<Vec<bool>>> = Vec::with_capacity(distinct.len());
     for &hw in &distinct {
         hdil.push(
@@ -160,9 +152,7 @@ mod tests {
     fn pseudo_random_mask(h: usize, w: usize, seed: u64) -> Array2<bool> {
         let mut s = seed;
         Array2::from_shape_fn((h, w), |_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 33).is_multiple_of(7)
         })
     }
@@ -185,16 +175,7 @@ mod tests {
         // skimage disk(2) has 13 pixels.
         assert_eq!(d.iter().filter(|v| **v).count(), 13);
         // Opening removes specks smaller than the disk.
-        assert_eq!(
-            apply(&m, MorphOp::Opening(1))
-                .iter()
-                .filter(|v| **v)
-                .count(),
-            0
-        );
-        assert_eq!(
-            apply_all(&m, &[MorphOp::Opening(0), MorphOp::Dilation(0)]),
-            m
-        );
+        assert_eq!(apply(&m, MorphOp::Opening(1)).iter().filter(|v| **v).count(), 0);
+        assert_eq!(apply_all(&m, &[MorphOp::Opening(0), MorphOp::Dilation(0)]), m);
     }
 }

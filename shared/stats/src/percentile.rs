@@ -24,26 +24,14 @@ pub fn percentile_index(p: f64, n: usize) -> usize {
 
 /// Percentiles of raw values: output (band, q, y, x), `nodata` where fewer than `min_obs`.
 /// `series(y, x, b, vals)` appends the pixel-band's valid (unmasked) values to `vals`.
-pub fn percentiles_chunk<S>(
-    dims: Dims,
-    ps: &[f64],
-    min_obs: usize,
-    nodata: i32,
-    series: S,
-) -> Array4<i32>
+pub fn percentiles_chunk<S>(dims: Dims, ps: &[f64], min_obs: usize, nodata: i32, series: S) -> Array4<i32>
 where
     S: Fn(usize, usize, usize, &mut Vec<i32>) + Sync,
 {
     let Dims { h, w, bands, times } = dims;
     // Percentile indices for every possible count of valid values.
     let table: Vec<Vec<usize>> = (0..=times)
-        .map(|n| {
-            if n == 0 {
-                vec![]
-            } else {
-                ps.iter().map(|&p| percentile_index(p, n)).collect()
-            }
-        })
+        .map(|n| if n == 0 { vec![] } else { ps.iter().map(|&p| percentile_index(p, n)).collect() })
         .collect();
     let rows: Vec<Vec<i32>> = (0..h)
         .into_par_iter()
@@ -171,40 +159,19 @@ mod tests {
         static TWO: [Option<i32>; 3] = [Some(5), Some(1), None];
         let v = V;
         let out = percentiles_chunk(
-            Dims {
-                h: 1,
-                w: 1,
-                bands: 1,
-                times: 5,
-            },
+            Dims { h: 1, w: 1, bands: 1, times: 5 },
             &[0.1, 0.5, 0.9],
             3,
             -1,
             |_, _, _, out: &mut Vec<i32>| out.extend(V.iter().flatten()),
         );
         assert_eq!(out.iter().copied().collect::<Vec<_>>(), vec![1, 5, 9]); // sorted 1 3 5 9: idx 0, 2 (1.5->2), 3 (2.7)
-        let out = percentiles_chunk(
-            Dims {
-                h: 1,
-                w: 1,
-                bands: 1,
-                times: 3,
-            },
-            &[0.5],
-            3,
-            -1,
-            |_, _, _, out: &mut Vec<i32>| out.extend(TWO.iter().flatten()),
-        );
+        let out =
+            percentiles_chunk(Dims { h: 1, w: 1, bands: 1, times: 3 }, &[0.5], 3, -1, |_, _, _, out: &mut Vec<i32>| {
+                out.extend(TWO.iter().flatten())
+            });
         assert_eq!(out[[0, 0, 0, 0]], -1);
-        let m = mean_chunk(
-            Dims {
-                h: 1,
-                w: 1,
-                bands: 1,
-                times: 5,
-            },
-            |_, _, _, t| v[t].map(|x| x as f32),
-        );
+        let m = mean_chunk(Dims { h: 1, w: 1, bands: 1, times: 5 }, |_, _, _, t| v[t].map(|x| x as f32));
         assert_eq!(m[[0, 0, 0]], 4.5);
     }
 }

@@ -26,18 +26,10 @@ fn default_filters() -> Vec<(usize, usize)> {
 
 impl PqConfig {
     pub fn s2() -> Self {
-        Self {
-            filters: default_filters(),
-            band: "SCL".into(),
-            mask: K::s2(),
-        }
+        Self { filters: default_filters(), band: "SCL".into(), mask: K::s2() }
     }
     pub fn landsat() -> Self {
-        Self {
-            filters: default_filters(),
-            band: "qa_pixel".into(),
-            mask: K::landsat(),
-        }
+        Self { filters: default_filters(), band: "qa_pixel".into(), mask: K::landsat() }
     }
 }
 
@@ -54,10 +46,7 @@ impl Pq {
                 why: "filter radii above 50 pixels are not supported".into(),
             });
         }
-        Ok(Pq {
-            name: name.into(),
-            cfg,
-        })
+        Ok(Pq { name: name.into(), cfg })
     }
     fn ops(&self, f: (usize, usize)) -> [MorphOp; 2] {
         [MorphOp::Opening(f.0), MorphOp::Dilation(f.1)]
@@ -77,33 +66,16 @@ impl Statistic for Pq {
         }]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
-        let band = |name: String| OutputBand {
-            name,
-            dtype: PixelType::Uint16,
-            nodata: None,
-            categorical: true,
-        };
+        let band = |name: String| OutputBand { name, dtype: PixelType::Uint16, nodata: None, categorical: true };
         let mut v = vec![band("total".into()), band("clear".into())];
-        v.extend(
-            self.cfg
-                .filters
-                .iter()
-                .map(|(a, b)| band(format!("clear_{a}_{b}"))),
-        );
+        v.extend(self.cfg.filters.iter().map(|(a, b)| band(format!("clear_{a}_{b}"))));
         v
     }
     fn halo(&self) -> usize {
-        self.cfg
-            .filters
-            .iter()
-            .map(|&f| self.ops(f).iter().map(MorphOp::reach).sum::<usize>())
-            .max()
-            .unwrap_or(0)
+        self.cfg.filters.iter().map(|&f| self.ops(f).iter().map(MorphOp::reach).sum::<usize>()).max().unwrap_or(0)
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
-        let b = stack
-            .band_index(&self.cfg.band)
-            .ok_or_else(|| StatError::MissingBand(self.cfg.band.clone()))?;
+        let b = stack.band_index(&self.cfg.band).ok_or_else(|| StatError::MissingBand(self.cfg.band.clone()))?;
         let (h, w) = stack.shape_yx();
         let mut total = Array2::<u16>::zeros((h, w));
         let mut clear = Array2::<u16>::zeros((h, w));
@@ -113,19 +85,11 @@ impl Statistic for Pq {
             let plane = stack.plane(t, b);
             let valid = plane.mapv(|v| k.is_valid(v));
             let cloud = plane.mapv(|v| k.is_cloud(v));
-            ndarray::Zip::from(&mut total)
-                .and(&valid)
-                .for_each(|c, &v| *c += v as u16);
-            ndarray::Zip::from(&mut clear)
-                .and(&valid)
-                .and(&cloud)
-                .for_each(|c, &v, &k| *c += (v && !k) as u16);
+            ndarray::Zip::from(&mut total).and(&valid).for_each(|c, &v| *c += v as u16);
+            ndarray::Zip::from(&mut clear).and(&valid).and(&cloud).for_each(|c, &v, &k| *c += (v && !k) as u16);
             for (i, f) in self.cfg.filters.iter().enumerate() {
                 let m = apply_all(&cloud, &self.ops(*f));
-                ndarray::Zip::from(&mut filtered[i])
-                    .and(&valid)
-                    .and(&m)
-                    .for_each(|c, &v, &k| *c += (v && !k) as u16);
+                ndarray::Zip::from(&mut filtered[i]).and(&valid).and(&m).for_each(|c, &v, &k| *c += (v && !k) as u16);
             }
         }
         let mut out = vec![OutputData::U16(total), OutputData::U16(clear)];
@@ -144,40 +108,19 @@ mod tests {
         let mut s = Stack::new(vec!["SCL".into()], vec![0], 3, 20, 20);
         // t0: all vegetation; t1: a 1-pixel cloud speck at (10,10) and nodata row 0;
         // t2: a 7x7 cloud block.
-        s.data
-            .slice_mut(ndarray::s![.., 0, .., ..])
-            .fill(s2_scl::VEGETATION);
+        s.data.slice_mut(ndarray::s![.., 0, .., ..]).fill(s2_scl::VEGETATION);
         s.data[[1, 0, 10, 10]] = s2_scl::CLOUD_HIGH;
-        s.data
-            .slice_mut(ndarray::s![1, 0, 0, ..])
-            .fill(s2_scl::NO_DATA);
-        s.data
-            .slice_mut(ndarray::s![2, 0, 5..12, 5..12])
-            .fill(s2_scl::CLOUD_MEDIUM);
-        let pq = Pq::new(
-            "pq",
-            PqConfig {
-                filters: vec![(1, 0), (0, 1)],
-                ..PqConfig::s2()
-            },
-        )
-        .unwrap();
+        s.data.slice_mut(ndarray::s![1, 0, 0, ..]).fill(s2_scl::NO_DATA);
+        s.data.slice_mut(ndarray::s![2, 0, 5..12, 5..12]).fill(s2_scl::CLOUD_MEDIUM);
+        let pq = Pq::new("pq", PqConfig { filters: vec![(1, 0), (0, 1)], ..PqConfig::s2() }).unwrap();
         assert_eq!(pq.halo(), 2);
         let out = pq.reduce(&s).unwrap();
         let names: Vec<String> = pq.output_bands().into_iter().map(|b| b.name).collect();
         assert_eq!(names, vec!["total", "clear", "clear_1_0", "clear_0_1"]);
-        let OutputData::U16(total) = &out[0] else {
-            panic!()
-        };
-        let OutputData::U16(clear) = &out[1] else {
-            panic!()
-        };
-        let OutputData::U16(open1) = &out[2] else {
-            panic!()
-        };
-        let OutputData::U16(dil1) = &out[3] else {
-            panic!()
-        };
+        let OutputData::U16(total) = &out[0] else { panic!() };
+        let OutputData::U16(clear) = &out[1] else { panic!() };
+        let OutputData::U16(open1) = &out[2] else { panic!() };
+        let OutputData::U16(dil1) = &out[3] else { panic!() };
         assert_eq!(total[[0, 3]], 2);
         assert_eq!(total[[3, 3]], 3);
         assert_eq!(clear[[10, 10]], 1); // speck at t1, block at t2
@@ -201,18 +144,9 @@ mod tests {
         s.data[[1, 0, 0, 1]] = 1;
         s.data[[0, 0, 0, 2]] = 1 << 4;
         s.data[[1, 0, 0, 2]] = 1 << 6 | 1 << 7;
-        let pq = Pq::new(
-            "pq-ls",
-            PqConfig {
-                filters: vec![],
-                ..PqConfig::landsat()
-            },
-        )
-        .unwrap();
+        let pq = Pq::new("pq-ls", PqConfig { filters: vec![], ..PqConfig::landsat() }).unwrap();
         let out = pq.reduce(&s).unwrap();
-        let (OutputData::U16(total), OutputData::U16(clear)) = (&out[0], &out[1]) else {
-            panic!()
-        };
+        let (OutputData::U16(total), OutputData::U16(clear)) = (&out[0], &out[1]) else { panic!() };
         assert_eq!(total.iter().copied().collect::<Vec<_>>(), vec![2, 1, 2]);
         assert_eq!(clear.iter().copied().collect::<Vec<_>>(), vec![2, 0, 1]);
     }

@@ -5,16 +5,7 @@ use crate::pq::{Pq, PqConfig};
 use crate::statistic::{StatError, Statistic};
 use crate::summaries::{Summary, SummaryConfig, SummaryKind, WofsConfig, WofsSummary};
 
-const PLUGINS: &[&str] = &[
-    "pq",
-    "pq-ls",
-    "gm-s2",
-    "gm-ls",
-    "percentiles",
-    "median",
-    "mean",
-    "wofs-summary",
-];
+const PLUGINS: &[&str] = &["pq", "pq-ls", "gm-s2", "gm-ls", "percentiles", "median", "mean", "wofs-summary"];
 
 pub fn plugin_names() -> &'static [&'static str] {
     PLUGINS
@@ -34,17 +25,10 @@ fn config<T: serde::de::DeserializeOwned + serde::Serialize>(
                 base[k] = v.clone();
             }
         }
-        _ => {
-            return Err(StatError::Config {
-                plugin: plugin.into(),
-                why: "plugin_config must be a mapping".into(),
-            })
-        }
+        _ => return Err(StatError::Config { plugin: plugin.into(), why: "plugin_config must be a mapping".into() }),
     }
-    serde_json::from_value(base).map_err(|e| StatError::Config {
-        plugin: plugin.into(),
-        why: format!("plugin_config: {e}"),
-    })
+    serde_json::from_value(base)
+        .map_err(|e| StatError::Config { plugin: plugin.into(), why: format!("plugin_config: {e}") })
 }
 
 fn summary_defaults() -> SummaryConfig {
@@ -60,43 +44,19 @@ fn summary_defaults() -> SummaryConfig {
 }
 
 /// Build a statistic from its name and `plugin_config`.
-pub fn build_statistic(
-    name: &str,
-    cfg: &serde_json::Value,
-) -> Result<Box<dyn Statistic>, StatError> {
+pub fn build_statistic(name: &str, cfg: &serde_json::Value) -> Result<Box<dyn Statistic>, StatError> {
     Ok(match name {
         "pq" => Box::new(Pq::new(name, config(name, PqConfig::s2(), cfg)?)?),
         "pq-ls" => Box::new(Pq::new(name, config(name, PqConfig::landsat(), cfg)?)?),
         "gm-s2" => Box::new(Gm::new(name, config(name, GmConfig::s2(), cfg)?)?),
         "gm-ls" => Box::new(Gm::new(name, config(name, GmConfig::landsat(), cfg)?)?),
-        "percentiles" => Box::new(Summary::new(
-            name,
-            SummaryKind::Percentiles,
-            config(name, summary_defaults(), cfg)?,
-        )?),
-        "median" => Box::new(Summary::new(
-            name,
-            SummaryKind::Median,
-            config(name, summary_defaults(), cfg)?,
-        )?),
-        "mean" => Box::new(Summary::new(
-            name,
-            SummaryKind::Mean,
-            config(name, summary_defaults(), cfg)?,
-        )?),
-        "wofs-summary" => Box::new(WofsSummary::new(config(
-            name,
-            WofsConfig {
-                band: "water".into(),
-            },
-            cfg,
-        )?)),
-        _ => {
-            return Err(StatError::UnknownPlugin(
-                name.to_string(),
-                PLUGINS.join(", "),
-            ))
+        "percentiles" => {
+            Box::new(Summary::new(name, SummaryKind::Percentiles, config(name, summary_defaults(), cfg)?)?)
         }
+        "median" => Box::new(Summary::new(name, SummaryKind::Median, config(name, summary_defaults(), cfg)?)?),
+        "mean" => Box::new(Summary::new(name, SummaryKind::Mean, config(name, summary_defaults(), cfg)?)?),
+        "wofs-summary" => Box::new(WofsSummary::new(config(name, WofsConfig { band: "water".into() }, cfg)?)),
+        _ => return Err(StatError::UnknownPlugin(name.to_string(), PLUGINS.join(", "))),
     })
 }
 
@@ -106,29 +66,15 @@ mod tests {
 
     #[test]
     fn unknown_plugin_and_bad_config_are_named() {
-        let e = build_statistic("gm-zz", &serde_json::Value::Null)
-            .err()
-            .unwrap()
-            .to_string();
+        let e = build_statistic("gm-zz", &serde_json::Value::Null).err().unwrap().to_string();
         assert!(e.contains("gm-zz") && e.contains("gm-s2"), "{e}");
-        let e = build_statistic("pq", &serde_json::json!({"filterz": []}))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = build_statistic("pq", &serde_json::json!({"filterz": []})).err().unwrap().to_string();
         assert!(e.contains("filterz"), "{e}");
-        assert_eq!(
-            build_statistic("pq", &serde_json::json!({"filters": [[1, 2]]}))
-                .unwrap()
-                .halo(),
-            4
-        );
+        assert_eq!(build_statistic("pq", &serde_json::json!({"filters": [[1, 2]]})).unwrap().halo(), 4);
         let gm = build_statistic("gm-s2", &serde_json::json!({"bands": ["B02", "B04"]})).unwrap();
         assert_eq!(gm.input_bands().len(), 3);
         assert_eq!(gm.halo(), 2 * 2 + 5);
-        assert!(
-            build_statistic("percentiles", &serde_json::Value::Null).is_err(),
-            "bands are required"
-        );
+        assert!(build_statistic("percentiles", &serde_json::Value::Null).is_err(), "bands are required");
         for p in PLUGINS {
             if !["percentiles", "median", "mean"].contains(p) {
                 build_statistic(p, &serde_json::Value::Null).unwrap();

@@ -10,19 +10,9 @@ pub struct Stack {
 }
 
 impl Stack {
-    pub fn new(
-        bands: Vec<String>,
-        nodata: Vec<u16>,
-        times: usize,
-        height: usize,
-        width: usize,
-    ) -> Stack {
+    pub fn new(bands: Vec<String>, nodata: Vec<u16>, times: usize, height: usize, width: usize) -> Stack {
         let data = Array4::from_elem((times, bands.len(), height, width), 0u16);
-        let mut s = Stack {
-            bands,
-            nodata,
-            data,
-        };
+        let mut s = Stack { bands, nodata, data };
         for (b, nd) in s.nodata.clone().into_iter().enumerate() {
             s.data.slice_mut(ndarray::s![.., b, .., ..]).fill(nd);
         }

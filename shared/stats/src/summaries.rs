@@ -51,12 +51,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(name: &str, kind: SummaryKind, cfg: SummaryConfig) -> Result<Summary, StatError> {
-        let bad = |why: &str| {
-            Err(StatError::Config {
-                plugin: name.into(),
-                why: why.into(),
-            })
-        };
+        let bad = |why: &str| Err(StatError::Config { plugin: name.into(), why: why.into() });
         if cfg.bands.is_empty() {
             return bad("bands: give at least one band");
         }
@@ -67,32 +62,16 @@ impl Summary {
             return bad("give both mask_band and mask, or neither");
         }
         let filters = parse_filters(&cfg.mask_filters)?;
-        Ok(Summary {
-            name: name.into(),
-            kind,
-            cfg,
-            filters,
-        })
+        Ok(Summary { name: name.into(), kind, cfg, filters })
     }
     fn ps(&self) -> Vec<f64> {
         match self.kind {
             SummaryKind::Median => vec![0.5],
-            _ => self
-                .cfg
-                .percentiles
-                .iter()
-                .map(|p| *p as f64 / 100.0)
-                .collect(),
+            _ => self.cfg.percentiles.iter().map(|p| *p as f64 / 100.0).collect(),
         }
     }
     fn min_obs(&self) -> usize {
-        self.cfg
-            .min_obs
-            .unwrap_or(if self.kind == SummaryKind::Median {
-                1
-            } else {
-                3
-            })
+        self.cfg.min_obs.unwrap_or(if self.kind == SummaryKind::Median { 1 } else { 3 })
     }
 }
 
@@ -113,12 +92,7 @@ impl Statistic for Summary {
             })
             .collect();
         if let (Some(b), Some(k)) = (&self.cfg.mask_band, &self.cfg.mask) {
-            v.push(InputBand {
-                name: b.clone(),
-                categorical: true,
-                nodata: k.nodata(),
-                harmonize_s2_offset: false,
-            });
+            v.push(InputBand { name: b.clone(), categorical: true, nodata: k.nodata(), harmonize_s2_offset: false });
         }
         v
     }
@@ -150,12 +124,7 @@ impl Statistic for Summary {
                 }),
             }
         }
-        v.push(OutputBand {
-            name: "count".into(),
-            dtype: PixelType::Uint16,
-            nodata: None,
-            categorical: true,
-        });
+        v.push(OutputBand { name: "count".into(), dtype: PixelType::Uint16, nodata: None, categorical: true });
         v
     }
     fn halo(&self) -> usize {
@@ -166,11 +135,7 @@ impl Statistic for Summary {
             .cfg
             .bands
             .iter()
-            .map(|b| {
-                stack
-                    .band_index(b)
-                    .ok_or_else(|| StatError::MissingBand(b.clone()))
-            })
+            .map(|b| stack.band_index(b).ok_or_else(|| StatError::MissingBand(b.clone())))
             .collect::<Result<_, _>>()?;
         let masks = match (&self.cfg.mask_band, &self.cfg.mask) {
             (Some(b), Some(k)) => Some(observation_masks(stack, b, k, &self.filters)?),
@@ -180,8 +145,7 @@ impl Statistic for Summary {
         let times = stack.times();
         let nodata = self.cfg.nodata;
         let data = &stack.data;
-        let clear =
-            |y: usize, x: usize, t: usize| masks.as_ref().is_none_or(|m| m[t].clear[[y, x]]);
+        let clear = |y: usize, x: usize, t: usize| masks.as_ref().is_none_or(|m| m[t].clear[[y, x]]);
         let get = |y: usize, x: usize, b: usize, t: usize| {
             let v = data[[t, idx[b], y, x]];
             (v != nodata && clear(y, x, t)).then_some(v)
@@ -191,37 +155,20 @@ impl Statistic for Summary {
             SummaryKind::Percentiles | SummaryKind::Median => {
                 let ps = self.ps();
                 let r = percentiles_chunk(
-                    Dims {
-                        h,
-                        w,
-                        bands: idx.len(),
-                        times,
-                    },
+                    Dims { h, w, bands: idx.len(), times },
                     &ps,
                     self.min_obs(),
                     nodata as i32,
-                    |y, x, b, vals| {
-                        vals.extend((0..times).filter_map(|t| get(y, x, b, t)).map(i32::from))
-                    },
+                    |y, x, b, vals| vals.extend((0..times).filter_map(|t| get(y, x, b, t)).map(i32::from)),
                 );
                 for b in 0..idx.len() {
                     for q in 0..ps.len() {
-                        out.push(OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| {
-                            r[[b, q, y, x]] as u16
-                        })));
+                        out.push(OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| r[[b, q, y, x]] as u16)));
                     }
                 }
             }
             SummaryKind::Mean => {
-                let r = mean_chunk(
-                    Dims {
-                        h,
-                        w,
-                        bands: idx.len(),
-                        times,
-                    },
-                    |y, x, b, t| get(y, x, b, t).map(f32::from),
-                );
+                let r = mean_chunk(Dims { h, w, bands: idx.len(), times }, |y, x, b, t| get(y, x, b, t).map(f32::from));
                 for b in 0..idx.len() {
                     out.push(OutputData::F32(r.slice(ndarray::s![b, .., ..]).to_owned()));
                 }
@@ -265,27 +212,12 @@ impl Statistic for WofsSummary {
     }
     fn input_bands(&self) -> Vec<InputBand> {
         // WOfS marks no data with bit 0 (value 1).
-        vec![InputBand {
-            name: self.band.clone(),
-            categorical: true,
-            nodata: 1,
-            harmonize_s2_offset: false,
-        }]
+        vec![InputBand { name: self.band.clone(), categorical: true, nodata: 1, harmonize_s2_offset: false }]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
         vec![
-            OutputBand {
-                name: "count_wet".into(),
-                dtype: PixelType::Int16,
-                nodata: Some(-999.0),
-                categorical: true,
-            },
-            OutputBand {
-                name: "count_clear".into(),
-                dtype: PixelType::Int16,
-                nodata: Some(-999.0),
-                categorical: true,
-            },
+            OutputBand { name: "count_wet".into(), dtype: PixelType::Int16, nodata: Some(-999.0), categorical: true },
+            OutputBand { name: "count_clear".into(), dtype: PixelType::Int16, nodata: Some(-999.0), categorical: true },
             OutputBand {
                 name: "frequency".into(),
                 dtype: PixelType::Float32,
@@ -295,37 +227,31 @@ impl Statistic for WofsSummary {
         ]
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
-        let b = stack
-            .band_index(&self.band)
-            .ok_or_else(|| StatError::MissingBand(self.band.clone()))?;
+        let b = stack.band_index(&self.band).ok_or_else(|| StatError::MissingBand(self.band.clone()))?;
         let (h, w) = stack.shape_yx();
         let mut wet = Array2::<i16>::zeros((h, w));
         let mut clear = Array2::<i16>::zeros((h, w));
         for t in 0..stack.times() {
-            ndarray::Zip::from(&mut wet)
-                .and(&mut clear)
-                .and(stack.plane(t, b))
-                .for_each(|we, c, &v| {
-                    if v == 128 {
-                        *we += 1;
-                        *c += 1;
-                    } else if v == 0 {
-                        *c += 1;
-                    }
-                });
+            ndarray::Zip::from(&mut wet).and(&mut clear).and(stack.plane(t, b)).for_each(|we, c, &v| {
+                if v == 128 {
+                    *we += 1;
+                    *c += 1;
+                } else if v == 0 {
+                    *c += 1;
+                }
+            });
         }
-        let freq = ndarray::Zip::from(&wet).and(&clear).map_collect(|&we, &c| {
-            if c > 0 {
-                we as f32 / c as f32
-            } else {
-                f32::NAN
-            }
-        });
-        Ok(vec![
-            OutputData::I16(wet),
-            OutputData::I16(clear),
-            OutputData::F32(freq),
-        ])
+        let freq =
+            ndarray::Zip::from(&wet).and(&clear).map_collect(
+                |&we, &c| {
+                    if c > 0 {
+                        we as f32 / c as f32
+                    } else {
+                        f32::NAN
+                    }
+                },
+            );
+        Ok(vec![OutputData::I16(wet), OutputData::I16(clear), OutputData::F32(freq)])
     }
 }
 
@@ -352,22 +278,10 @@ mod tests {
         };
         let p = Summary::new("percentiles", SummaryKind::Percentiles, cfg.clone()).unwrap();
         let out = p.reduce(&s).unwrap();
-        let vals: Vec<u16> = out
-            .iter()
-            .take(3)
-            .map(|o| {
-                if let OutputData::U16(a) = o {
-                    a[[0, 0]]
-                } else {
-                    0
-                }
-            })
-            .collect();
+        let vals: Vec<u16> =
+            out.iter().take(3).map(|o| if let OutputData::U16(a) = o { a[[0, 0]] } else { 0 }).collect();
         assert_eq!(vals, vec![100, 300, 500]); // sorted 100 200 300 500: idx 0, 2 (1.5), 3 (2.7)
-        let m = Summary::new("mean", SummaryKind::Mean, cfg.clone())
-            .unwrap()
-            .reduce(&s)
-            .unwrap();
+        let m = Summary::new("mean", SummaryKind::Mean, cfg.clone()).unwrap().reduce(&s).unwrap();
         assert!(matches!(&m[0], OutputData::F32(a) if a[[0, 0]] == 275.0));
         let med = Summary::new("median", SummaryKind::Median, cfg).unwrap();
         assert_eq!(med.output_bands()[0].name, "red");
@@ -380,14 +294,8 @@ mod tests {
             s.data[[t, 0, 0, 0]] = v;
             s.data[[t, 0, 0, 1]] = 2;
         }
-        let out = WofsSummary::new(WofsConfig {
-            band: "water".into(),
-        })
-        .reduce(&s)
-        .unwrap();
-        let (OutputData::I16(wet), OutputData::I16(clear), OutputData::F32(f)) =
-            (&out[0], &out[1], &out[2])
-        else {
+        let out = WofsSummary::new(WofsConfig { band: "water".into() }).reduce(&s).unwrap();
+        let (OutputData::I16(wet), OutputData::I16(clear), OutputData::F32(f)) = (&out[0], &out[1], &out[2]) else {
             panic!()
         };
         assert_eq!((wet[[0, 0]], clear[[0, 0]]), (2, 3));

@@ -17,31 +17,11 @@ const SCL_CIRRUS: u16 = 10;
 
 /// Land covers: reflectance (B02 B03 B04 B08 B11 B12) and seasonal amplitude.
 const COVERS: [([f64; 6], [f64; 6], u16); 5] = [
-    (
-        [0.060, 0.070, 0.050, 0.030, 0.010, 0.008],
-        [0.0; 6],
-        SCL_WATER,
-    ),
-    (
-        [0.030, 0.050, 0.030, 0.300, 0.150, 0.070],
-        [0.0, 0.010, -0.010, 0.060, 0.020, 0.010],
-        SCL_VEGETATION,
-    ),
-    (
-        [0.050, 0.080, 0.080, 0.280, 0.250, 0.150],
-        [0.010, 0.020, -0.030, 0.080, -0.030, -0.030],
-        SCL_VEGETATION,
-    ),
-    (
-        [0.040, 0.070, 0.060, 0.350, 0.220, 0.120],
-        [0.010, 0.030, -0.040, 0.150, -0.050, -0.040],
-        SCL_VEGETATION,
-    ),
-    (
-        [0.120, 0.160, 0.200, 0.260, 0.320, 0.280],
-        [0.0; 6],
-        SCL_NOT_VEGETATED,
-    ),
+    ([0.060, 0.070, 0.050, 0.030, 0.010, 0.008], [0.0; 6], SCL_WATER),
+    ([0.030, 0.050, 0.030, 0.300, 0.150, 0.070], [0.0, 0.010, -0.010, 0.060, 0.020, 0.010], SCL_VEGETATION),
+    ([0.050, 0.080, 0.080, 0.280, 0.250, 0.150], [0.010, 0.020, -0.030, 0.080, -0.030, -0.030], SCL_VEGETATION),
+    ([0.040, 0.070, 0.060, 0.350, 0.220, 0.120], [0.010, 0.030, -0.040, 0.150, -0.050, -0.040], SCL_VEGETATION),
+    ([0.120, 0.160, 0.200, 0.260, 0.320, 0.280], [0.0; 6], SCL_NOT_VEGETATED),
 ];
 
 /// A granule's pixel grid and its date-independent layers.
@@ -60,12 +40,7 @@ pub struct GranuleGrid {
 fn cover_at(seed: u64, x: f64, y: f64) -> u8 {
     let wx = x + 5000.0 * (fbm(seed ^ 0x11, x / 9000.0, y / 9000.0, 2) - 0.5);
     let wy = y + 5000.0 * (fbm(seed ^ 0x22, x / 9000.0, y / 9000.0, 2) - 0.5);
-    let u = unit(hash3(
-        seed ^ 0x33,
-        (wx / 5000.0).floor() as i64,
-        (wy / 5000.0).floor() as i64,
-        0,
-    ));
+    let u = unit(hash3(seed ^ 0x33, (wx / 5000.0).floor() as i64, (wy / 5000.0).floor() as i64, 0));
     match u {
         u if u < 0.10 => 0,
         u if u < 0.35 => 1,
@@ -90,41 +65,18 @@ pub fn granule_grid(spec: &SynthSpec, g: &Granule) -> Result<GranuleGrid, stratu
         width: n,
         height: n,
     };
-    let mut coords: Vec<(f64, f64)> = (0..n * n)
-        .map(|i| geobox.pixel_centre(i % n, i / n))
-        .collect();
+    let mut coords: Vec<(f64, f64)> = (0..n * n).map(|i| geobox.pixel_centre(i % n, i / n)).collect();
     t.transform(g.epsg, 6933, &mut coords)?;
-    let cover = coords
-        .iter()
-        .map(|&(x, y)| cover_at(spec.seed, x, y))
-        .collect();
+    let cover = coords.iter().map(|&(x, y)| cover_at(spec.seed, x, y)).collect();
     // No data beyond the line col + row = 1.7 n (a swath edge across one corner).
     let cut = 1.7 * n as f64;
-    let valid = (0..n * n)
-        .map(|i| ((i % n) as f64 + 0.5) + ((i / n) as f64 + 0.5) <= cut)
-        .collect();
+    let valid = (0..n * n).map(|i| ((i % n) as f64 + 0.5) + ((i / n) as f64 + 0.5) <= cut).collect();
     let nf = n as f64;
-    let px = [
-        (0.0, 0.0),
-        (nf, 0.0),
-        (nf, cut - nf),
-        (cut - nf, nf),
-        (0.0, nf),
-        (0.0, 0.0),
-    ];
-    let mut ring: Vec<(f64, f64)> = densify(&px, 8)
-        .into_iter()
-        .map(|(cx, cy)| (geobox.left + cx * res, geobox.top - cy * res))
-        .collect();
+    let px = [(0.0, 0.0), (nf, 0.0), (nf, cut - nf), (cut - nf, nf), (0.0, nf), (0.0, 0.0)];
+    let mut ring: Vec<(f64, f64)> =
+        densify(&px, 8).into_iter().map(|(cx, cy)| (geobox.left + cx * res, geobox.top - cy * res)).collect();
     t.transform(g.epsg, 4326, &mut ring)?;
-    Ok(GranuleGrid {
-        granule: g.clone(),
-        geobox,
-        coords,
-        cover,
-        valid,
-        footprint: ring,
-    })
+    Ok(GranuleGrid { granule: g.clone(), geobox, coords, cover, valid, footprint: ring })
 }
 
 /// One rendered scene: digital numbers per band, SCL, and the cloud-free twin.
@@ -162,11 +114,8 @@ pub fn render(spec: &SynthSpec, grid: &GranuleGrid, t: usize, doy: u32, offset: 
     let season = (2.0 * std::f64::consts::PI * (doy as f64 - 30.0) / 365.0).cos();
     let mut bands = vec![vec![0u16; n]; BANDS.len()];
     let mut scl = vec![0u16; n];
-    let (mut clear_bands, mut clear_scl) = if spec.truth {
-        (Some(vec![vec![0u16; n]; BANDS.len()]), Some(vec![0u16; n]))
-    } else {
-        (None, None)
-    };
+    let (mut clear_bands, mut clear_scl) =
+        if spec.truth { (Some(vec![vec![0u16; n]; BANDS.len()]), Some(vec![0u16; n])) } else { (None, None) };
     let mut cloudy = 0usize;
     let mut valid_n = 0usize;
     for i in 0..n {
@@ -176,16 +125,9 @@ pub fn render(spec: &SynthSpec, grid: &GranuleGrid, t: usize, doy: u32, offset: 
         valid_n += 1;
         let (x, y) = grid.coords[i];
         let (base, amp, cover_scl) = COVERS[grid.cover[i] as usize];
-        let c = if thr < 1.5 {
-            fbm(cseed, x / 15_000.0, y / 15_000.0, 4)
-        } else {
-            0.0
-        };
-        let shadow_c = if thr < 1.5 && c <= thr {
-            fbm(cseed, (x + 1800.0) / 15_000.0, (y - 1200.0) / 15_000.0, 4)
-        } else {
-            0.0
-        };
+        let c = if thr < 1.5 { fbm(cseed, x / 15_000.0, y / 15_000.0, 4) } else { 0.0 };
+        let shadow_c =
+            if thr < 1.5 && c <= thr { fbm(cseed, (x + 1800.0) / 15_000.0, (y - 1200.0) / 15_000.0, 4) } else { 0.0 };
         let is_cloud = c > thr;
         let is_cirrus = !is_cloud && cirrus_day && c > thr - 0.03;
         let is_shadow = !is_cloud && !is_cirrus && shadow_c > thr;
@@ -233,10 +175,6 @@ pub fn render(spec: &SynthSpec, grid: &GranuleGrid, t: usize, doy: u32, offset: 
         scl,
         clear_bands,
         clear_scl,
-        cloud_percent: if valid_n == 0 {
-            0.0
-        } else {
-            100.0 * cloudy as f64 / valid_n as f64
-        },
+        cloud_percent: if valid_n == 0 { 0.0 } else { 100.0 * cloudy as f64 / valid_n as f64 },
     }
 }

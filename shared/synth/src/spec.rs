@@ -24,14 +24,8 @@ pub struct SynthSpec {
 }
 
 /// Sentinel-2 bands written, with the Earth Search asset keys.
-pub const BANDS: [(&str, &str); 6] = [
-    ("B02", "blue"),
-    ("B03", "green"),
-    ("B04", "red"),
-    ("B08", "nir"),
-    ("B11", "swir16"),
-    ("B12", "swir22"),
-];
+pub const BANDS: [(&str, &str); 6] =
+    [("B02", "blue"), ("B03", "green"), ("B04", "red"), ("B08", "nir"), ("B11", "swir16"), ("B12", "swir22")];
 
 impl Default for SynthSpec {
     /// The demo: two granules either side of the UTM 34/35 boundary in Zambia, covering
@@ -44,18 +38,8 @@ impl Default for SynthSpec {
             resolution: 60.0,
             granule_km: 109.8,
             granules: vec![
-                Granule {
-                    region_code: "34LGK".into(),
-                    epsg: 32734,
-                    centre_lon: 23.40,
-                    centre_lat: -14.83,
-                },
-                Granule {
-                    region_code: "35LKE".into(),
-                    epsg: 32735,
-                    centre_lon: 24.38,
-                    centre_lat: -14.83,
-                },
+                Granule { region_code: "34LGK".into(), epsg: 32734, centre_lon: 23.40, centre_lat: -14.83 },
+                Granule { region_code: "35LKE".into(), epsg: 32735, centre_lon: 24.38, centre_lat: -14.83 },
             ],
             collection: "sentinel-2-l2a".into(),
             truth: true,
@@ -66,21 +50,13 @@ impl Default for SynthSpec {
 impl SynthSpec {
     /// A small, quick variant for tests: same area, coarser and smaller.
     pub fn small() -> Self {
-        SynthSpec {
-            dates: 6,
-            resolution: 240.0,
-            granule_km: 40.0,
-            ..Default::default()
-        }
+        SynthSpec { dates: 6, resolution: 240.0, granule_km: 40.0, ..Default::default() }
     }
     pub fn granule_pixels(&self) -> usize {
         (self.granule_km * 1000.0 / self.resolution).round() as usize
     }
     pub fn digest(&self) -> String {
         let s = serde_json::to_string(self).unwrap();
-        format!(
-            "{:016x}",
-            crate::field::mix(s.bytes().fold(0u64, |h, b| crate::field::mix(h ^ b as u64)))
-        )
+        format!("{:016x}", crate::field::mix(s.bytes().fold(0u64, |h, b| crate::field::mix(h ^ b as u64))))
     }
 }

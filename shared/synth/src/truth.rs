@@ -34,18 +34,12 @@ fn load(catalog: &Path) -> Vec<Scl> {
         .iter()
         .map(|href| {
             let p = resolve_href(href, Some(&base));
-            let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
             let d = dataset_from_item(v, Some(&p), None).unwrap();
             let ds = GdalDataset::open(&d.band("SCL").unwrap().href).unwrap();
             let (w, h) = ds.raster_size();
-            let data = ds
-                .rasterband(1)
-                .unwrap()
-                .read_as::<u8>((0, 0), (w, h), (w, h), None)
-                .unwrap()
-                .into_shape_and_vec()
-                .1;
+            let data =
+                ds.rasterband(1).unwrap().read_as::<u8>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1;
             Scl {
                 id: d.id.clone(),
                 when: d.datetime,
@@ -63,25 +57,17 @@ fn load(catalog: &Path) -> Vec<Scl> {
 }
 
 /// (total, clear) per pixel of `tile`, row-major.
-pub fn expected_pq_counts(
-    catalog: &Path,
-    grid: &GridSpec,
-    tile: TileIndex,
-) -> (Vec<u16>, Vec<u16>) {
+pub fn expected_pq_counts(catalog: &Path, grid: &GridSpec, tile: TileIndex) -> (Vec<u16>, Vec<u16>) {
     let scenes = load(catalog);
     let gb = grid.tile_geobox(tile);
     let n = gb.width * gb.height;
-    let centres: Vec<(f64, f64)> = (0..n)
-        .map(|i| gb.pixel_centre(i % gb.width, i / gb.width))
-        .collect();
+    let centres: Vec<(f64, f64)> = (0..n).map(|i| gb.pixel_centre(i % gb.width, i / gb.width)).collect();
     // Each scene's source pixel (or none) for every output pixel.
     let lookup: Vec<Vec<Option<u8>>> = scenes
         .iter()
         .map(|s| {
             let mut pts = centres.clone();
-            GdalCrsTransform
-                .transform(grid.epsg, s.epsg, &mut pts)
-                .unwrap();
+            GdalCrsTransform.transform(grid.epsg, s.epsg, &mut pts).unwrap();
             pts.iter()
                 .map(|&(x, y)| {
                     // GDAL's nearest: floor of the fractional source pixel (plus its 1e-10).

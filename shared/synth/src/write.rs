@@ -36,10 +36,7 @@ pub struct SynthSummary {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
-    move |source| SynthError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| SynthError::Io { path: path.display().to_string(), source }
 }
 
 /// Acquisition times: `dates` overpasses spread over the year at about 08:40 UTC.
@@ -96,15 +93,11 @@ fn item_json(
             "eo:bands": [{"name": band, "common_name": key}],
             "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": 0}],
         });
-        a.as_object_mut()
-            .unwrap()
-            .extend(proj.as_object().unwrap().clone());
+        a.as_object_mut().unwrap().extend(proj.as_object().unwrap().clone());
         assets.insert(key.to_string(), a);
     }
     let mut scl = json!({"href": "./SCL.tif", "type": cog, "roles": ["data"], "raster:bands": [{"nodata": 0, "data_type": "uint8"}]});
-    scl.as_object_mut()
-        .unwrap()
-        .extend(proj.as_object().unwrap().clone());
+    scl.as_object_mut().unwrap().extend(proj.as_object().unwrap().clone());
     assets.insert("scl".into(), scl);
     let rc = &grid.granule.region_code;
     let xs: Vec<f64> = grid.footprint.iter().map(|p| p.0).collect();
@@ -141,36 +134,14 @@ fn item_json(
     })
 }
 
-fn write_scene(
-    dir: &Path,
-    grid: &GranuleGrid,
-    bands: &[Vec<u16>],
-    scl: &[u16],
-) -> Result<(), SynthError> {
+fn write_scene(dir: &Path, grid: &GranuleGrid, bands: &[Vec<u16>], scl: &[u16]) -> Result<(), SynthError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let fast = CogOptions {
-        level: Some(1),
-        ..Default::default()
-    };
+    let fast = CogOptions { level: Some(1), ..Default::default() };
     for ((band, _), data) in BANDS.iter().zip(bands) {
-        write_cog(
-            &dir.join(format!("{band}.tif")),
-            &grid.geobox,
-            data.clone(),
-            Some(0.0),
-            &fast,
-            false,
-        )?;
+        write_cog(&dir.join(format!("{band}.tif")), &grid.geobox, data.clone(), Some(0.0), &fast, false)?;
     }
     let scl8: Vec<u8> = scl.iter().map(|&v| v as u8).collect();
-    write_cog(
-        &dir.join("SCL.tif"),
-        &grid.geobox,
-        scl8,
-        Some(0.0),
-        &fast,
-        true,
-    )?;
+    write_cog(&dir.join("SCL.tif"), &grid.geobox, scl8, Some(0.0), &fast, true)?;
     Ok(())
 }
 
@@ -181,13 +152,14 @@ fn write_catalog(
     items: &[String],
     digest: &str,
 ) -> Result<PathBuf, SynthError> {
-    let links: Vec<Value> = std::iter::once(
-        json!({"rel": "root", "href": "./catalog.json", "type": "application/json"}),
-    )
-    .chain(items.iter().map(
-        |i| json!({"rel": "item", "href": format!("./{i}/{i}.json"), "type": "application/json"}),
-    ))
-    .collect();
+    let links: Vec<Value> =
+        std::iter::once(json!({"rel": "root", "href": "./catalog.json", "type": "application/json"}))
+            .chain(
+                items
+                    .iter()
+                    .map(|i| json!({"rel": "item", "href": format!("./{i}/{i}.json"), "type": "application/json"})),
+            )
+            .collect();
     let cat = json!({"type": "Catalog", "stac_version": "1.0.0", "id": id, "description": description, "stratus:synth_digest": digest, "links": links});
     let path = dir.join("catalog.json");
     let tmp = dir.join(".catalog.json.partial");
@@ -211,14 +183,8 @@ pub fn generate(
     out: &Path,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<SynthSummary, SynthError> {
-    if spec.dates == 0
-        || spec.granules.is_empty()
-        || spec.granule_pixels() < 16
-        || spec.granule_pixels() > 12_000
-    {
-        return Err(SynthError::Spec(
-            "need at least one date and one granule of 16 to 12000 pixels".into(),
-        ));
+    if spec.dates == 0 || spec.granules.is_empty() || spec.granule_pixels() < 16 || spec.granule_pixels() > 12_000 {
+        return Err(SynthError::Spec("need at least one date and one granule of 16 to 12000 pixels".into()));
     }
     let digest = spec.digest();
     let truth_dir = out.join("truth");
@@ -231,15 +197,9 @@ pub fn generate(
             reused: true,
         });
     }
-    let grids: Vec<GranuleGrid> = spec
-        .granules
-        .iter()
-        .map(|g| granule_grid(spec, g))
-        .collect::<Result<_, _>>()?;
+    let grids: Vec<GranuleGrid> = spec.granules.iter().map(|g| granule_grid(spec, g)).collect::<Result<_, _>>()?;
     let times = acquisition_times(spec);
-    let jobs: Vec<(usize, usize)> = (0..grids.len())
-        .flat_map(|g| (0..times.len()).map(move |t| (g, t)))
-        .collect();
+    let jobs: Vec<(usize, usize)> = (0..grids.len()).flat_map(|g| (0..times.len()).map(move |t| (g, t))).collect();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let clear_collection = format!("{}-clear", spec.collection);
     let ids: Vec<String> = jobs
@@ -252,15 +212,7 @@ pub fn generate(
             let id = item_id(grid, t, when);
             let dir = out.join(&id);
             write_scene(&dir, grid, &scene.bands, &scene.scl)?;
-            let item = item_json(
-                spec,
-                grid,
-                &id,
-                &spec.collection,
-                when,
-                bl,
-                scene.cloud_percent,
-            );
+            let item = item_json(spec, grid, &id, &spec.collection, when, bl, scene.cloud_percent);
             let p = dir.join(format!("{id}.json"));
             std::fs::write(&p, serde_json::to_string_pretty(&item).unwrap()).map_err(io(&p))?;
             if let (Some(cb), Some(cs)) = (&scene.clear_bands, &scene.clear_scl) {
@@ -286,22 +238,7 @@ pub fn generate(
     } else {
         None
     };
-    let catalog = write_catalog(
-        out,
-        "stratus-synth",
-        "Synthetic Sentinel-2 L2A-like scenes (Stratus)",
-        &ids,
-        &digest,
-    )?;
-    std::fs::write(
-        out.join("synth-spec.json"),
-        serde_json::to_string_pretty(spec).unwrap(),
-    )
-    .map_err(io(out))?;
-    Ok(SynthSummary {
-        items: ids.len(),
-        catalog,
-        truth_catalog,
-        reused: false,
-    })
+    let catalog = write_catalog(out, "stratus-synth", "Synthetic Sentinel-2 L2A-like scenes (Stratus)", &ids, &digest)?;
+    std::fs::write(out.join("synth-spec.json"), serde_json::to_string_pretty(spec).unwrap()).map_err(io(out))?;
+    Ok(SynthSummary { items: ids.len(), catalog, truth_catalog, reused: false })
 }
