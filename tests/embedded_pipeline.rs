@@ -314,3 +314,103 @@ fn missing_assets_and_items_without_geometry_are_named() {
     });
     assert!(listed && report.failed.is_empty(), "{report:?}");
 }
+
+fn read_band_u16(ctx: &Context, layout: &Layout, id: &TaskId, band: &str) -> Vec<u16> {
+    read_u16(&ctx.output.url(&layout.band_key(id, band)))
+}
+
+/// Cloud-free reflectance with the cloudy scenes' SCL: the truth twins without their own
+/// `scl` asset, fused (`a+b`) with the cloudy items. Its geomedian is the geomedian of each
+/// pixel's own clear dates without clouds: any difference from the cloudy geomedian is
+/// cloud leaking through the mask.
+fn truth_with_cloudy_mask(inputs: &Path) -> PathBuf {
+    let truth = inputs.join("truth");
+    let mut links = vec![];
+    for e in std::fs::read_dir(&truth).unwrap() {
+        let d = e.unwrap().path();
+        if !d.is_dir() {
+            continue;
+        }
+        let id = d.file_name().unwrap().to_string_lossy().to_string();
+        let mut v: Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(format!("{id}.json"))).unwrap()).unwrap();
+        v["assets"].as_object_mut().unwrap().remove("scl");
+        std::fs::write(d.join(format!("{id}.noscl.json")), v.to_string()).unwrap();
+        links.push(serde_json::json!({"rel": "item", "href": format!("./{id}/{id}.noscl.json")}));
+    }
+    let cat = serde_json::json!({"type": "Catalog", "stac_version": "1.0.0", "id": "noscl", "description": "truth without SCL", "links": links});
+    let p = truth.join("noscl-catalog.json");
+    std::fs::write(&p, cat.to_string()).unwrap();
+    p
+}
+
+#[test]
+fn geomedian_of_cloudy_inputs_matches_the_cloud_free_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("inputs");
+    stratus_synth::generate(&SynthSpec { truth: true, ..spec(12) }, &out, &|_, _| {}).unwrap();
+    let gm_cfg = |inputs: Vec<PathBuf>, location: &Path, products: Option<&str>| {
+        let mut c = config(&inputs[0], location, "epsg:6933;240;100");
+        c.inputs = inputs.iter().map(|p| p.display().to_string()).collect();
+        c.products = products.map(String::from);
+        c.plugin = "gm-s2".into();
+        c.plugin_config = serde_json::json!({"bands": ["B02", "B03", "B04", "B08", "B11", "B12"]});
+        c.product.name = "t_gm".into();
+        c.warp_error_threshold = 0.125;
+        c
+    };
+    let cloudy = gm_cfg(vec![out.join("catalog.json")], &dir.path().join("cloudy"), None);
+    let masked_truth = gm_cfg(
+        vec![truth_with_cloudy_mask(&out), out.join("catalog.json")],
+        &dir.path().join("masked-truth"),
+        Some("sentinel-2-l2a-clear+sentinel-2-l2a"),
+    );
+    let all_truth = gm_cfg(vec![out.join("truth/catalog.json")], &dir.path().join("truth"), None);
+    let mut ids = Vec::new();
+    let mut contexts = Vec::new();
+    for cfg in [&cloudy, &masked_truth, &all_truth] {
+        let ctx = Context::embedded(&cfg.location, None).unwrap();
+        let plan = save_tasks(cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
+        let r = run_plan(&ctx, &plan.run_id, &opts(2), &Silent).unwrap();
+        assert!(r.failed.is_empty(), "{r:?}");
+        ids = ctx
+            .ledger
+            .tasks(&plan.run_id, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.task_id.parse::<TaskId>().unwrap())
+            .collect();
+        contexts.push(ctx);
+    }
+    let layout = Layout::new("t_gm", "1.0.0");
+    let bands = ["B02", "B03", "B04", "B08", "B11", "B12"];
+    // (pixels considered, close to the masked truth, close to the all-dates truth)
+    let (mut considered, mut close, mut close_all) = (0usize, 0usize, 0usize);
+    for id in &ids {
+        let count = read_band_u16(&contexts[0], &layout, id, "count");
+        let same_dates = read_band_u16(&contexts[1], &layout, id, "count");
+        assert_eq!(count, same_dates, "the fused run must see the same clear observations");
+        let read =
+            |c: usize| -> Vec<Vec<u16>> { bands.iter().map(|b| read_band_u16(&contexts[c], &layout, id, b)).collect() };
+        let (a, t, all) = (read(0), read(1), read(2));
+        let near = |x: &Vec<Vec<u16>>, p: usize| {
+            (0..bands.len()).all(|b| x[b][p] != 0 && (a[b][p] as f64 - x[b][p] as f64).abs() * 1e-4 <= 0.01)
+        };
+        for (p, &c) in count.iter().enumerate() {
+            if c < 5 {
+                continue;
+            }
+            considered += 1;
+            close += near(&t, p) as usize;
+            close_all += near(&all, p) as usize;
+        }
+    }
+    let share = close as f64 / considered.max(1) as f64;
+    println!(
+        "geomedian within 0.01 reflectance of the cloud-free geomedian of the same dates: {:.2}% of {considered} pixels with 5+ clear observations (of all dates, seasonal sampling included: {:.2}%)",
+        100.0 * share,
+        100.0 * close_all as f64 / considered.max(1) as f64
+    );
+    assert!(considered > 1000, "too few pixels with 5+ clear observations: {considered}");
+    assert!(share >= 0.95, "{share}");
+}
