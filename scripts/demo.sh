@@ -16,16 +16,20 @@ echo "== 2/3 plan: africa-60 tiles 204,57 and 205,57, annual 2021, clear-pixel c
 $S save-tasks --input "$OUT/inputs" --grid africa-60 --year 2021 \
     --tile 204,57 --tile 205,57 --plugin pq --product-name demo_s2_pq --location "$OUT/products"
 
-echo "== 3/3 run"
+echo "== 3/4 run pq"
 $S run "$RUN" --location "$OUT/products" --workers 2
+
+echo "== 4/4 geomedian with MADs (gm-s2) on the same tiles"
+$S save-tasks --config scripts/demo-gm-s2.yaml --input "$OUT/inputs" --location "$OUT/products"
+$S run demo_s2_gm-2021--P1Y --location "$OUT/products" --workers 2
 
 echo
 echo "== outputs"
-find "$OUT/products/demo_s2_pq" -name '*.tif' -o -name '*.stac-item.json' -o -name '*.csv' -o -name '*.geojson' | sort
-one=$(find "$OUT/products/demo_s2_pq" -name '*_clear.tif' | sort | head -n 1)
+find "$OUT/products/demo_s2_pq" "$OUT/products/demo_s2_gm" -name '*.tif' -o -name '*.stac-item.json' -o -name '*.csv' -o -name '*.geojson' | sort
+one=$(find "$OUT/products/demo_s2_pq" "$OUT/products/demo_s2_gm" -name '*_clear.tif' | sort | head -n 1)
 echo
 echo "gdalinfo $one:"
 gdalinfo "$one" | grep -E 'Size is|LAYOUT|COMPRESSION|Overviews' | sed 's/^/  /'
-$S status "$RUN" --location "$OUT/products"
+$S status --location "$OUT/products"
 echo
-echo "demo finished in $(( $(date +%s) - started )) s. Products: $(cd "$OUT/products" && pwd)/demo_s2_pq"
+echo "demo finished in $(( $(date +%s) - started )) s. Products: $(cd "$OUT/products" && pwd)/{demo_s2_pq,demo_s2_gm}"

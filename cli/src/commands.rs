@@ -155,7 +155,7 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
     let mut cfg = match &a.config {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading run file '{}'", p.display()))?;
-            RunConfig::from_yaml(&text, &p.display().to_string())?
+            RunConfig::parse_yaml(&text, &p.display().to_string())?
         }
         None => RunConfig {
             run_id: None,

@@ -42,6 +42,7 @@ pub struct RunConfig {
     #[serde(default)]
     pub run_id: Option<String>,
     /// STAC sources: item / ItemCollection / NDJSON / catalog files or directories.
+    #[serde(default)]
     pub inputs: Vec<String>,
     /// `a`, `a+b` (fuse) or `a-b-c` (pool). Defaults to the only collection present.
     #[serde(default)]
@@ -60,6 +61,7 @@ pub struct RunConfig {
     pub plugin_config: serde_json::Value,
     pub product: ProductInfo,
     /// Output root: a directory or `s3://bucket/prefix`.
+    #[serde(default)]
     pub location: String,
     #[serde(default)]
     pub cog_opts: CogOptsConfig,
@@ -117,17 +119,22 @@ fn default_margin() -> u64 {
 const KEYS: &str = "run_id, inputs, products, grid, frequency, temporal_range, tiles, plugin, plugin_config, product, location, cog_opts, chunk_size, input_policy, resampling, warp_error_threshold, max_processing_time, job_queue_max_lease, renew_safety_margin";
 
 impl RunConfig {
-    /// Parse a YAML (or JSON) run file.
+    /// Parse and validate a YAML (or JSON) run file.
     pub fn from_yaml(text: &str, what: &str) -> Result<RunConfig> {
-        let cfg: RunConfig = serde_norway::from_str(text).map_err(|e| {
+        let cfg = Self::parse_yaml(text, what)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parse a run file without validating it (the CLI applies its flags first).
+    pub fn parse_yaml(text: &str, what: &str) -> Result<RunConfig> {
+        serde_norway::from_str(text).map_err(|e| {
             let mut msg = format!("{what}: {e}");
             if msg.contains("unknown field") {
                 msg += &format!(" (valid keys: {KEYS})");
             }
             EngineError::Config(msg)
-        })?;
-        cfg.validate()?;
-        Ok(cfg)
+        })
     }
 
     pub fn to_yaml(&self) -> String {
@@ -141,6 +148,9 @@ impl RunConfig {
         self.temporal_range()?;
         self.tile_subset()?;
         stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?;
+        if self.location.is_empty() {
+            return Err(EngineError::Config("no output location: give location (--location DIR)".into()));
+        }
         if self.inputs.is_empty() {
             return Err(EngineError::Config("no inputs: give at least one STAC source (--input)".into()));
         }
