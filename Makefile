@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint fmt clean
+.PHONY: setup build demo test lint fmt clean bench
 
 setup:
 	@scripts/setup.sh
@@ -25,3 +25,8 @@ fmt:
 
 clean:
 	rm -rf demo-out
+
+## Benchmarks (not part of `make test`): results are appended to BENCHMARKS.md.
+bench: build
+	@scripts/parity/make_fixtures.sh --venv-only
+	.venv-parity/bin/python scripts/bench/kernels.py

@@ -523,7 +523,7 @@ pub struct StatArgs {
     /// Directory for the output .npy files.
     #[arg(long)]
     out: PathBuf,
-    /// gm (geomedian + EMAD, SMAD, BCMAD, count), percentiles, median or count.
+    /// gm (geomedian + EMAD, SMAD, BCMAD, count), gm-only, percentiles, median or count.
     #[arg(long, default_value = "gm")]
     kernel: String,
     /// Percentiles for --kernel percentiles (comma-separated, 0 to 100).

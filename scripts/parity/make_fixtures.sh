@@ -6,6 +6,8 @@
 # already there at those versions, then runs scripts/parity/make_fixtures.py.
 # Idempotent: a second run reuses the venv and rewrites identical fixtures.
 #
+# With --venv-only it only prepares the venv.
+#
 # Environment:
 #   PYTHON             interpreter used to create the venv (default: python3)
 #   PARITY_PIP_SPECS   pip requirement specs (default: the pins below)
@@ -55,6 +57,11 @@ else
 fi
 
 say "$("$venv/bin/python" -m pip show odc-algo geomad numpy 2>/dev/null | grep -E '^(Name|Version):' | paste -sd' ')"
+# `--venv-only`: stop here (the benchmarks use the same reference venv).
+if [ "${1:-}" = "--venv-only" ]; then
+    exit 0
+fi
+
 say "running scripts/parity/make_fixtures.py"
 "$venv/bin/python" scripts/parity/make_fixtures.py
 say "fixtures in tests/data/parity/ ($(du -sh tests/data/parity | cut -f1))"

@@ -15,6 +15,8 @@ use stratus_stats::percentile::percentiles_chunk;
 pub enum Kernel {
     /// Geomedian + EMAD, SMAD, BCMAD + count.
     Geomedian,
+    /// The geomedian and count only.
+    GeomedianOnly,
     Percentiles(Vec<u32>),
     Median,
     Count,
@@ -25,10 +27,11 @@ impl std::str::FromStr for Kernel {
     fn from_str(s: &str) -> Result<Kernel, String> {
         Ok(match s {
             "gm" | "geomedian" => Kernel::Geomedian,
+            "gm-only" => Kernel::GeomedianOnly,
             "percentiles" => Kernel::Percentiles(vec![10, 50, 90]),
             "median" => Kernel::Median,
             "count" => Kernel::Count,
-            _ => return Err(format!("unknown kernel '{s}': use gm, percentiles, median or count")),
+            _ => return Err(format!("unknown kernel '{s}': use gm, gm-only, percentiles, median or count")),
         })
     }
 }
@@ -112,8 +115,8 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
     let started = Instant::now();
     let compute_s;
     match &a.kernel {
-        Kernel::Geomedian => {
-            let p = GeomedianParams { eps: a.eps, maxiters: a.maxiters };
+        Kernel::Geomedian | Kernel::GeomedianOnly => {
+            let p = GeomedianParams { eps: a.eps, maxiters: a.maxiters, mads: a.kernel == Kernel::Geomedian };
             let dims = Dims { h, w, bands, times };
             // (y, x, band, time): a pixel's values are one contiguous band-major run.
             /// How a pixel's contiguous band-major run becomes scaled valid observations.

@@ -21,11 +21,13 @@ pub struct GeomedianParams {
     /// Stop when a step moves less than this (scaled units).
     pub eps: f32,
     pub maxiters: u32,
+    /// Also compute EMAD, SMAD and BCMAD (NaN otherwise).
+    pub mads: bool,
 }
 
 impl Default for GeomedianParams {
     fn default() -> Self {
-        Self { eps: 1e-4, maxiters: 1000 }
+        Self { eps: 1e-4, maxiters: 1000, mads: true }
     }
 }
 
@@ -323,7 +325,7 @@ where
                     s.reset(bands, n);
                     s.x.copy_from_slice(&obs[..bands * n]);
                     geomedian(s, bands, n, p, &mut m);
-                    let (e, sm, bc) = mads(s, bands, n, &m);
+                    let (e, sm, bc) = if p.mads { mads(s, bands, n, &m) } else { (f32::NAN, f32::NAN, f32::NAN) };
                     for b in 0..bands {
                         gm[b * w + x] = m[b];
                     }
@@ -374,7 +376,7 @@ mod tests {
         let mut s = Scratch::default();
         let (b, n) = load(&mut s, &[&[1.0], &[2.0], &[10.0], &[3.0], &[2.5]]);
         let mut m = [0f32];
-        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-7, maxiters: 10_000 }, &mut m);
+        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-7, maxiters: 10_000, mads: true }, &mut m);
         assert!((m[0] - 2.5).abs() < 1e-3, "{m:?}");
     }
 
@@ -392,7 +394,7 @@ mod tests {
         assert_eq!(m, [0.3, 0.2]);
         // A majority at one point pulls the median onto it (Vardi-Zhang).
         let (b, n) = load(&mut s, &[&[1.0, 1.0], &[1.0, 1.0], &[1.0, 1.0], &[5.0, 1.0], &[1.0, 9.0]]);
-        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-6, maxiters: 1000 }, &mut m);
+        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-6, maxiters: 1000, mads: true }, &mut m);
         assert!((m[0] - 1.0).abs() < 1e-3 && (m[1] - 1.0).abs() < 1e-3, "{m:?}");
         let (e, sm, bc) = mads(&mut s, b, n, &m);
         assert!(e.abs() < 1e-3 && sm.abs() < 1e-3 && bc.abs() < 1e-3);
@@ -407,7 +409,7 @@ mod tests {
         let refs: Vec<&[f32]> = pts.iter().map(|p| &p[..]).collect();
         let (b, n) = load(&mut s, &refs);
         let mut m = [0f32; 3];
-        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-6, maxiters: 1000 }, &mut m);
+        geomedian(&mut s, b, n, GeomedianParams { eps: 1e-6, maxiters: 1000, mads: true }, &mut m);
         let cost = |c: [f32; 3]| {
             pts.iter()
                 .map(|p| ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)).sqrt())

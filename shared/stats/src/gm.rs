@@ -177,7 +177,7 @@ impl Statistic for Gm {
                 }
                 n
             },
-            GeomedianParams { eps: self.cfg.eps, maxiters: self.cfg.maxiters },
+            GeomedianParams { eps: self.cfg.eps, maxiters: self.cfg.maxiters, mads: true },
         );
         let mut out: Vec<OutputData> = (0..idx.len())
             .map(|b| {

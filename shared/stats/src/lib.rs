@@ -2,6 +2,7 @@
 //! statistic receives a time x band x y x x stack of one spatial chunk and returns its
 //! output bands for that chunk.
 
+pub mod derived;
 pub mod geomedian;
 pub mod gm;
 pub mod masks;

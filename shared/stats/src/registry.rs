@@ -1,11 +1,23 @@
 //! Plugins by name, built from their `plugin_config`.
 
+use crate::derived::{FcConfig, FcPercentiles, TcwConfig, TcwPercentiles};
 use crate::gm::{Gm, GmConfig};
 use crate::pq::{Pq, PqConfig};
 use crate::statistic::{StatError, Statistic};
 use crate::summaries::{Summary, SummaryConfig, SummaryKind, WofsConfig, WofsSummary};
 
-const PLUGINS: &[&str] = &["pq", "pq-ls", "gm-s2", "gm-ls", "percentiles", "median", "mean", "wofs-summary"];
+const PLUGINS: &[&str] = &[
+    "pq",
+    "pq-ls",
+    "gm-s2",
+    "gm-ls",
+    "percentiles",
+    "median",
+    "mean",
+    "wofs-summary",
+    "tcw-percentiles",
+    "fc-percentiles",
+];
 
 pub fn plugin_names() -> &'static [&'static str] {
     PLUGINS
@@ -56,6 +68,8 @@ pub fn build_statistic(name: &str, cfg: &serde_json::Value) -> Result<Box<dyn St
         "median" => Box::new(Summary::new(name, SummaryKind::Median, config(name, summary_defaults(), cfg)?)?),
         "mean" => Box::new(Summary::new(name, SummaryKind::Mean, config(name, summary_defaults(), cfg)?)?),
         "wofs-summary" => Box::new(WofsSummary::new(config(name, WofsConfig { band: "water".into() }, cfg)?)),
+        "tcw-percentiles" => Box::new(TcwPercentiles::new(config(name, TcwConfig::s2(), cfg)?)?),
+        "fc-percentiles" => Box::new(FcPercentiles::new(config(name, FcConfig::default(), cfg)?)?),
         _ => return Err(StatError::UnknownPlugin(name.to_string(), PLUGINS.join(", "))),
     })
 }
