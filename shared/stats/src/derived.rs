@@ -275,8 +275,8 @@ mod tests {
             [9000, 9000, 9000, 9000, 9000, 9000],
         ];
         for (t, o) in obs.iter().enumerate() {
-            for b in 0..6 {
-                s.data[[t, b, 0, 0]] = o[b];
+            for (b, v) in o.iter().enumerate() {
+                s.data[[t, b, 0, 0]] = *v;
             }
             s.data[[t, 6, 0, 0]] = if t == 3 { 9 } else { 4 };
         }
