@@ -210,11 +210,21 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
                 }
             };
             compute_s = started.elapsed().as_secs_f64();
-            // (band, q, y, x) -> (y, x, band, q) in the input dtype.
-            let r = r.permuted_axes([2, 3, 0, 1]).as_standard_layout().to_owned();
+            // (band, q, y, x) -> (y, x, band, q) in the input dtype, in one pass.
+            let shape = (h, w, bands, r.dim().1);
             match &stack {
-                Stack::I16(_) => write(&a.out_dir, name, &r.mapv(|v| v as i16), &mut outs)?,
-                Stack::U16(_) => write(&a.out_dir, name, &r.mapv(|v| v as u16), &mut outs)?,
+                Stack::I16(_) => write(
+                    &a.out_dir,
+                    name,
+                    &Array4::from_shape_fn(shape, |(y, x, b, q)| r[[b, q, y, x]] as i16),
+                    &mut outs,
+                )?,
+                Stack::U16(_) => write(
+                    &a.out_dir,
+                    name,
+                    &Array4::from_shape_fn(shape, |(y, x, b, q)| r[[b, q, y, x]] as u16),
+                    &mut outs,
+                )?,
             }
         }
         Kernel::Count => {

@@ -22,8 +22,55 @@ pub fn percentile_index(p: f64, n: usize) -> usize {
     (round_half_even(p * (n - 1) as f64) as usize).min(n - 1)
 }
 
+/// Series sorted together, one per SIMD lane.
+const LANES: usize = 16;
+
+/// Batcher's odd-even merge sort network for `n` (a power of two) elements: the
+/// compare-exchange pairs, in order.
+pub fn batcher_network(n: usize) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    let mut p = 1;
+    while p < n {
+        let mut k = p;
+        while k >= 1 {
+            let mut j = k % p;
+            while j + k < n {
+                for i in 0..k.min(n - j - k) {
+                    if (i + j) / (2 * p) == (i + j + k) / (2 * p) {
+                        out.push(((i + j) as u16, (i + j + k) as u16));
+                    }
+                }
+                j += 2 * k;
+            }
+            k /= 2;
+        }
+        p *= 2;
+    }
+    out
+}
+
+/// Sort every lane of `buf` (rows are positions, columns are independent series) with
+/// the network: branch-free lane-wise min/max, which the compiler vectorises.
+fn sort_lanes(buf: &mut [[i16; LANES]], net: &[(u16, u16)]) {
+    for &(a, b) in net {
+        let (x, y) = (buf[a as usize], buf[b as usize]);
+        let mut lo = [0i16; LANES];
+        let mut hi = [0i16; LANES];
+        for l in 0..LANES {
+            lo[l] = x[l].min(y[l]);
+            hi[l] = x[l].max(y[l]);
+        }
+        buf[a as usize] = lo;
+        buf[b as usize] = hi;
+    }
+}
+
 /// Percentiles of raw values: output (band, q, y, x), `nodata` where fewer than `min_obs`.
 /// `series(y, x, b, vals)` appends the pixel-band's valid (unmasked) values to `vals`.
+///
+/// Sixteen pixels' series are sorted at once by a sorting network on 16-bit lanes (padded
+/// with the maximum, which sorts last); a batch with values outside the 16-bit range
+/// falls back to a plain sort per series.
 pub fn percentiles_chunk<S>(dims: Dims, ps: &[f64], min_obs: usize, nodata: i32, series: S) -> Array4<i32>
 where
     S: Fn(usize, usize, usize, &mut Vec<i32>) + Sync,
@@ -33,30 +80,54 @@ where
     let table: Vec<Vec<usize>> = (0..=times)
         .map(|n| if n == 0 { vec![] } else { ps.iter().map(|&p| percentile_index(p, n)).collect() })
         .collect();
+    let size = times.max(2).next_power_of_two();
+    let net = batcher_network(size);
+    let min_obs = min_obs.max(1);
     let rows: Vec<Vec<i32>> = (0..h)
         .into_par_iter()
-        .map_init(Vec::new, |vals: &mut Vec<i32>, y| {
-            let mut row = vec![nodata; bands * ps.len() * w];
-            for x in 0..w {
+        .map_init(
+            || (Vec::new(), vec![[i16::MAX; LANES]; size]),
+            |(vals, buf): &mut (Vec<i32>, Vec<[i16; LANES]>), y| {
+                let mut row = vec![nodata; bands * ps.len() * w];
+                let mut counts = [0usize; LANES];
                 for b in 0..bands {
-                    vals.clear();
-                    series(y, x, b, vals);
-                    if vals.len() < min_obs.max(1) {
-                        continue;
-                    }
-                    vals.sort_unstable();
-                    let n = vals.len();
-                    if n <= times {
-                        for (q, &i) in table[n].iter().enumerate() {
-                            row[(b * ps.len() + q) * w + x] = vals[i];
+                    for x0 in (0..w).step_by(LANES) {
+                        let mut fits = true;
+                        for l in 0..LANES {
+                            vals.clear();
+                            if x0 + l < w {
+                                series(y, x0 + l, b, vals);
+                            }
+                            counts[l] = vals.len();
+                            fits &= vals.len() <= size
+                                && vals.iter().all(|&v| (i16::MIN as i32..i16::MAX as i32).contains(&v));
+                            for (t, slot) in buf.iter_mut().enumerate() {
+                                slot[l] = if t < vals.len() && fits { vals[t] as i16 } else { i16::MAX };
+                            }
                         }
-                    } else {
-                        select_percentiles(vals, ps, |q, v| row[(b * ps.len() + q) * w + x] = v);
+                        if fits {
+                            sort_lanes(buf, &net);
+                            for (l, &n) in counts.iter().enumerate() {
+                                if x0 + l < w && n >= min_obs {
+                                    for (q, &i) in table[n].iter().enumerate() {
+                                        row[(b * ps.len() + q) * w + x0 + l] = buf[i][l] as i32;
+                                    }
+                                }
+                            }
+                        } else {
+                            for l in 0..LANES.min(w - x0) {
+                                vals.clear();
+                                series(y, x0 + l, b, vals);
+                                if vals.len() >= min_obs {
+                                    select_percentiles(vals, ps, |q, v| row[(b * ps.len() + q) * w + x0 + l] = v);
+                                }
+                            }
+                        }
                     }
                 }
-            }
-            row
-        })
+                row
+            },
+        )
         .collect();
     let mut out = Array4::from_elem((bands, ps.len(), h, w), nodata);
     for (y, row) in rows.into_iter().enumerate() {
@@ -121,6 +192,43 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_sorts() {
+        for n in [2usize, 4, 8, 16, 64] {
+            let net = batcher_network(n);
+            let mut s = 99u64;
+            let mut buf = vec![[0i16; LANES]; n];
+            for row in buf.iter_mut() {
+                for v in row.iter_mut() {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    *v = (s >> 50) as i16 - 4000;
+                }
+            }
+            let mut want: Vec<Vec<i16>> = (0..LANES).map(|l| buf.iter().map(|r| r[l]).collect()).collect();
+            want.iter_mut().for_each(|w| w.sort());
+            sort_lanes(&mut buf, &net);
+            for l in 0..LANES {
+                assert_eq!(buf.iter().map(|r| r[l]).collect::<Vec<_>>(), want[l], "n={n} lane {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn wide_values_fall_back_and_agree() {
+        // u16-range values above i16::MAX take the scalar path; results are the same.
+        let vals: Vec<i32> = vec![40_000, 100, 65_000, 7, 33_000];
+        let out = percentiles_chunk(
+            Dims { h: 1, w: 3, bands: 1, times: 5 },
+            &[0.1, 0.5, 0.9],
+            3,
+            -1,
+            |_, x, _, o: &mut Vec<i32>| o.extend(vals.iter().map(|v| if x == 1 { v % 1000 } else { *v })),
+        );
+        assert_eq!(out.slice(ndarray::s![0, .., 0, 0]).to_vec(), vec![7, 33_000, 65_000]);
+        assert_eq!(out.slice(ndarray::s![0, .., 0, 1]).to_vec(), vec![0, 0, 100]);
+        // 0 0 0 7 100
+    }
 
     #[test]
     fn selection_equals_sorting() {
