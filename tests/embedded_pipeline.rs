@@ -414,3 +414,48 @@ fn geomedian_of_cloudy_inputs_matches_the_cloud_free_truth() {
     assert!(considered > 1000, "too few pixels with 5+ clear observations: {considered}");
     assert!(share >= 0.95, "{share}");
 }
+
+#[test]
+fn baseline_04_offset_is_removed_before_compositing() {
+    // The same scenes in 2021 (baseline 03.01) and 2022 (04.00 from 25 January: +1000 on
+    // every digital number). Harmonised, both years give the same geomedian.
+    let dir = tempfile::tempdir().unwrap();
+    let mut results = Vec::new();
+    // The third run is the control: 2022 without harmonisation must differ.
+    for (year, harmonize) in [(2021, true), (2022, true), (2022, false)] {
+        let inputs = dir.path().join(format!("in{year}"));
+        stratus_synth::generate(&SynthSpec { year, ..spec(6) }, &inputs, &|_, _| {}).unwrap();
+        let mut cfg = config(
+            &inputs.join("catalog.json"),
+            &dir.path().join(format!("out{year}{harmonize}")),
+            "epsg:6933;240;100",
+        );
+        cfg.temporal_range = Some(format!("{year}--P1Y"));
+        cfg.plugin = "gm-s2".into();
+        cfg.plugin_config = serde_json::json!({"bands": ["B04", "B08"], "harmonize_s2_offset": harmonize});
+        cfg.tiles = vec!["96,-78".into()];
+        let ctx = Context::embedded(&cfg.location, None).unwrap();
+        let plan = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
+        assert!(run_plan(&ctx, &plan.run_id, &opts(2), &Silent).unwrap().failed.is_empty());
+        let id: TaskId = ctx.ledger.tasks(&plan.run_id, None).unwrap()[0].task_id.parse().unwrap();
+        let layout = Layout::new("t_pq", "1.0.0");
+        results.push((read_band_u16(&ctx, &layout, &id, "B04"), read_band_u16(&ctx, &layout, &id, "count")));
+    }
+    let item: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            walk(&dir.path().join("in2022"))
+                .into_iter()
+                .find(|p| p.contains("_2022") && p.ends_with("_L2A.json") && !p.contains("0103"))
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(item["properties"]["s2:processing_baseline"], "04.00");
+    assert_eq!(results[0].1, results[1].1, "same clear observations");
+    assert!(results[0].1.iter().any(|&c| c > 0));
+    assert_eq!(results[0].0, results[1].0, "2022 geomedian must equal 2021's once the +1000 offset is removed");
+    let shifted =
+        results[0].0.iter().zip(&results[2].0).filter(|(a, b)| **a != 0 && b.saturating_sub(**a) >= 900).count();
+    assert!(shifted * 2 > results[0].0.len(), "without harmonisation most pixels are ~1000 higher ({shifted})");
+}
