@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use stratus_stats::geomedian::{geomedian_mads_chunk, Dims, GeomedianParams};
-use stratus_stats::percentile::percentiles_chunk;
+use stratus_stats::percentile::percentiles_chunk_16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kernel {
@@ -180,32 +180,49 @@ pub fn run_stat(a: &StatArgs) -> Result<StatReport> {
                 _ => (vec![0.5], 1, "median.npy"),
             };
             let dims = Dims { h, w, bands, times };
-            // A pixel-band's series is contiguous in (y, x, band, time).
+            // A pixel-band's series is contiguous in (y, x, band, time); values go to the
+            // sorting network as 16-bit keys (u16 shifted by 32768 to keep its order).
             let r = match &stack {
                 Stack::I16(s) => {
                     let flat = s.as_slice().expect("standard layout");
+                    let nd = nodata as i16;
                     pool.install(|| {
-                        percentiles_chunk(dims, &ps, min_obs, nodata, |y, x, b, vals| {
-                            vals.extend(
-                                flat[((y * w + x) * bands + b) * times..][..times]
-                                    .iter()
-                                    .map(|&v| v as i32)
-                                    .filter(|&v| v != nodata),
-                            )
-                        })
+                        percentiles_chunk_16(
+                            dims,
+                            &ps,
+                            min_obs,
+                            nodata,
+                            |y, x, b, out| {
+                                let mut n = 0;
+                                for &v in &flat[((y * w + x) * bands + b) * times..][..times] {
+                                    out[n] = v;
+                                    n += (v != nd) as usize;
+                                }
+                                n
+                            },
+                            |k| k as i32,
+                        )
                     })
                 }
                 Stack::U16(s) => {
                     let flat = s.as_slice().expect("standard layout");
+                    let nd = nodata as u16;
                     pool.install(|| {
-                        percentiles_chunk(dims, &ps, min_obs, nodata, |y, x, b, vals| {
-                            vals.extend(
-                                flat[((y * w + x) * bands + b) * times..][..times]
-                                    .iter()
-                                    .map(|&v| v as i32)
-                                    .filter(|&v| v != nodata),
-                            )
-                        })
+                        percentiles_chunk_16(
+                            dims,
+                            &ps,
+                            min_obs,
+                            nodata,
+                            |y, x, b, out| {
+                                let mut n = 0;
+                                for &v in &flat[((y * w + x) * bands + b) * times..][..times] {
+                                    out[n] = (v ^ 0x8000) as i16;
+                                    n += (v != nd) as usize;
+                                }
+                                n
+                            },
+                            |k| ((k as u16) ^ 0x8000) as i32,
+                        )
                     })
                 }
             };

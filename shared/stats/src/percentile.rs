@@ -162,6 +162,73 @@ where
     out
 }
 
+/// Percentiles of 16-bit data, all through the sorting network: `series(y, x, b, out)`
+/// writes the pixel-band's valid values as order-preserving i16 keys into `out` (room for
+/// `times` values) and returns how many; `decode` turns a key back into the value.
+/// Output as [`percentiles_chunk`].
+pub fn percentiles_chunk_16<S, D>(
+    dims: Dims,
+    ps: &[f64],
+    min_obs: usize,
+    nodata: i32,
+    series: S,
+    decode: D,
+) -> Array4<i32>
+where
+    S: Fn(usize, usize, usize, &mut [i16]) -> usize + Sync,
+    D: Fn(i16) -> i32 + Sync,
+{
+    let Dims { h, w, bands, times } = dims;
+    let table: Vec<Vec<usize>> = (0..=times)
+        .map(|n| if n == 0 { vec![] } else { ps.iter().map(|&p| percentile_index(p, n)).collect() })
+        .collect();
+    let size = times.max(2).next_power_of_two();
+    let net = batcher_network(size);
+    let min_obs = min_obs.max(1);
+    let nq = ps.len();
+    let rows: Vec<Vec<i32>> = (0..h)
+        .into_par_iter()
+        .map_init(
+            || (vec![0i16; times.max(1)], vec![[i16::MAX; LANES]; size]),
+            |(col, buf): &mut (Vec<i16>, Vec<[i16; LANES]>), y| {
+                let mut row = vec![nodata; bands * nq * w];
+                let mut counts = [0usize; LANES];
+                for b in 0..bands {
+                    for x0 in (0..w).step_by(LANES) {
+                        for l in 0..LANES {
+                            let n = if x0 + l < w { series(y, x0 + l, b, col) } else { 0 };
+                            counts[l] = n;
+                            for (t, slot) in buf.iter_mut().enumerate() {
+                                slot[l] = if t < n { col[t] } else { i16::MAX };
+                            }
+                        }
+                        sort_lanes(buf, &net);
+                        for (l, &n) in counts.iter().enumerate() {
+                            if x0 + l < w && n >= min_obs {
+                                for (q, &i) in table[n].iter().enumerate() {
+                                    row[(b * nq + q) * w + x0 + l] = decode(buf[i][l]);
+                                }
+                            }
+                        }
+                    }
+                }
+                row
+            },
+        )
+        .collect();
+    let mut out = Array4::from_elem((bands, nq, h, w), nodata);
+    for (y, row) in rows.into_iter().enumerate() {
+        for b in 0..bands {
+            for q in 0..nq {
+                for x in 0..w {
+                    out[[b, q, y, x]] = row[(b * nq + q) * w + x];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The values at the percentile indices of `vals` (sorted in place). For the short
 /// series of a pixel (tens of values) an unstable sort beats repeated selection.
 pub fn select_percentiles(vals: &mut [i32], ps: &[f64], mut emit: impl FnMut(usize, i32)) {
