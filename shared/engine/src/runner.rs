@@ -147,15 +147,7 @@ pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn P
             });
         }
     });
-    progress.finish();
-    if let Some(e) = first_error.into_inner().unwrap() {
-        return Err(e);
-    }
-    let mut report = report.into_inner().unwrap();
-    report.interrupted |= opts.stop.load(Ordering::Relaxed);
-    report.elapsed_s = started.elapsed().as_secs_f64();
-    write_summary(ctx, run_id, &mut report)?;
-    Ok(report)
+    conclude(ctx, run_id, Outcome { started, report, first_error }, opts, progress)
 }
 
 /// Message bodies on task queues: the run and the task, nothing else.
@@ -270,13 +262,26 @@ pub fn run_from_queue(
             });
         }
     });
+    conclude(ctx, run_id, Outcome { started, report, first_error }, opts, progress)
+}
+
+/// What the worker threads of one invocation gathered.
+struct Outcome {
+    started: Instant,
+    report: Mutex<RunReport>,
+    first_error: Mutex<Option<EngineError>>,
+}
+
+/// End an invocation: stop the progress display, surface the first error, or finish the
+/// report and write the run summary.
+fn conclude(ctx: &Context, run_id: &str, o: Outcome, opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport> {
     progress.finish();
-    if let Some(e) = first_error.into_inner().unwrap() {
+    if let Some(e) = o.first_error.into_inner().unwrap() {
         return Err(e);
     }
-    let mut report = report.into_inner().unwrap();
+    let mut report = o.report.into_inner().unwrap();
     report.interrupted |= opts.stop.load(Ordering::Relaxed);
-    report.elapsed_s = started.elapsed().as_secs_f64();
+    report.elapsed_s = o.started.elapsed().as_secs_f64();
     write_summary(ctx, run_id, &mut report)?;
     Ok(report)
 }

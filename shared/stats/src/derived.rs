@@ -79,23 +79,8 @@ impl Statistic for TcwPercentiles {
         "tcw-percentiles"
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        let mut v: Vec<InputBand> = self
-            .cfg
-            .bands
-            .iter()
-            .map(|b| InputBand {
-                name: b.clone(),
-                categorical: false,
-                nodata: self.cfg.nodata,
-                harmonize_s2_offset: self.cfg.harmonize_s2_offset,
-            })
-            .collect();
-        v.push(InputBand {
-            name: self.cfg.mask_band.clone(),
-            categorical: true,
-            nodata: self.cfg.mask.nodata(),
-            harmonize_s2_offset: false,
-        });
+        let mut v = InputBand::continuous(&self.cfg.bands, self.cfg.nodata, self.cfg.harmonize_s2_offset);
+        v.push(InputBand::mask(&self.cfg.mask_band, &self.cfg.mask));
         v
     }
     fn output_bands(&self) -> Vec<OutputBand> {
@@ -116,12 +101,7 @@ impl Statistic for TcwPercentiles {
         filters_reach(&self.filters)
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
-        let idx: Vec<usize> = self
-            .cfg
-            .bands
-            .iter()
-            .map(|b| stack.band_index(b).ok_or_else(|| StatError::MissingBand(b.clone())))
-            .collect::<Result<_, _>>()?;
+        let idx = stack.band_indices(&self.cfg.bands)?;
         let masks = observation_masks(stack, &self.cfg.mask_band, &self.cfg.mask, &self.filters)?;
         let (h, w) = stack.shape_yx();
         let times = stack.times();
@@ -184,17 +164,7 @@ impl Statistic for FcPercentiles {
         "fc-percentiles"
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        let mut v: Vec<InputBand> = self
-            .cfg
-            .bands
-            .iter()
-            .map(|b| InputBand {
-                name: b.clone(),
-                categorical: false,
-                nodata: self.cfg.nodata,
-                harmonize_s2_offset: false,
-            })
-            .collect();
+        let mut v = InputBand::continuous(&self.cfg.bands, self.cfg.nodata, false);
         v.push(InputBand {
             name: self.cfg.water_band.clone(),
             categorical: true,
@@ -219,12 +189,7 @@ impl Statistic for FcPercentiles {
         v
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
-        let idx: Vec<usize> = self
-            .cfg
-            .bands
-            .iter()
-            .map(|b| stack.band_index(b).ok_or_else(|| StatError::MissingBand(b.clone())))
-            .collect::<Result<_, _>>()?;
+        let idx = stack.band_indices(&self.cfg.bands)?;
         let wb = stack
             .band_index(&self.cfg.water_band)
             .ok_or_else(|| StatError::MissingBand(self.cfg.water_band.clone()))?;

@@ -149,17 +149,7 @@ where
             },
         )
         .collect();
-    let mut out = Array4::from_elem((bands, ps.len(), h, w), nodata);
-    for (y, row) in rows.into_iter().enumerate() {
-        for b in 0..bands {
-            for q in 0..ps.len() {
-                for x in 0..w {
-                    out[[b, q, y, x]] = row[(b * ps.len() + q) * w + x];
-                }
-            }
-        }
-    }
-    out
+    assemble(rows, bands, ps.len(), w)
 }
 
 /// Percentiles of 16-bit data, all through the sorting network: `series(y, x, b, out)`
@@ -216,7 +206,13 @@ where
             },
         )
         .collect();
-    let mut out = Array4::from_elem((bands, nq, h, w), nodata);
+    assemble(rows, bands, nq, w)
+}
+
+/// Per-row results laid out (band, q, x) -> one (band, q, y, x) array.
+fn assemble(rows: Vec<Vec<i32>>, bands: usize, nq: usize, w: usize) -> Array4<i32> {
+    let h = rows.len();
+    let mut out = Array4::zeros((bands, nq, h, w));
     for (y, row) in rows.into_iter().enumerate() {
         for b in 0..bands {
             for q in 0..nq {

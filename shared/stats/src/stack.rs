@@ -28,6 +28,10 @@ impl Stack {
     pub fn band_index(&self, name: &str) -> Option<usize> {
         self.bands.iter().position(|b| b.eq_ignore_ascii_case(name))
     }
+    /// Indices of several bands, or the first missing one.
+    pub fn band_indices(&self, names: &[String]) -> Result<Vec<usize>, crate::StatError> {
+        names.iter().map(|b| self.band_index(b).ok_or_else(|| crate::StatError::MissingBand(b.clone()))).collect()
+    }
     pub fn plane(&self, t: usize, b: usize) -> ArrayView2<'_, u16> {
         self.data.slice(ndarray::s![t, b, .., ..])
     }

@@ -37,6 +37,17 @@ pub struct InputBand {
     pub harmonize_s2_offset: bool,
 }
 
+impl InputBand {
+    /// Continuous (reflectance-like) bands, resampled with the run's method.
+    pub fn continuous(names: &[String], nodata: u16, harmonize_s2_offset: bool) -> Vec<InputBand> {
+        names.iter().map(|n| InputBand { name: n.clone(), categorical: false, nodata, harmonize_s2_offset }).collect()
+    }
+    /// A cloud-mask band (classes or bit flags): nearest resampling, never harmonised.
+    pub fn mask(name: &str, kind: &crate::masks::MaskKind) -> InputBand {
+        InputBand { name: name.to_string(), categorical: true, nodata: kind.nodata(), harmonize_s2_offset: false }
+    }
+}
+
 /// A band a statistic writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputBand {

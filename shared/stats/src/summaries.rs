@@ -80,19 +80,9 @@ impl Statistic for Summary {
         &self.name
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        let mut v: Vec<InputBand> = self
-            .cfg
-            .bands
-            .iter()
-            .map(|b| InputBand {
-                name: b.clone(),
-                categorical: false,
-                nodata: self.cfg.nodata,
-                harmonize_s2_offset: false,
-            })
-            .collect();
+        let mut v = InputBand::continuous(&self.cfg.bands, self.cfg.nodata, false);
         if let (Some(b), Some(k)) = (&self.cfg.mask_band, &self.cfg.mask) {
-            v.push(InputBand { name: b.clone(), categorical: true, nodata: k.nodata(), harmonize_s2_offset: false });
+            v.push(InputBand::mask(b, k));
         }
         v
     }
@@ -131,12 +121,7 @@ impl Statistic for Summary {
         filters_reach(&self.filters)
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
-        let idx: Vec<usize> = self
-            .cfg
-            .bands
-            .iter()
-            .map(|b| stack.band_index(b).ok_or_else(|| StatError::MissingBand(b.clone())))
-            .collect::<Result<_, _>>()?;
+        let idx = stack.band_indices(&self.cfg.bands)?;
         let masks = match (&self.cfg.mask_band, &self.cfg.mask) {
             (Some(b), Some(k)) => Some(observation_masks(stack, b, k, &self.filters)?),
             _ => None,
