@@ -481,7 +481,8 @@ pub struct RetryArgs {
 
 fn retry(a: RetryArgs) -> Result<i32> {
     let ctx = context(&a.place)?;
-    let _ = a.failed;
+    // `--failed` is required (it is the only retry there is), so it is always set here.
+    debug_assert!(a.failed);
     let reset = ctx.ledger.reset(&a.run_id, ResetScope::Failed, None)?;
     println!(
         "{} failed tasks set back to pending; run `stratus run {} --location {}` to process them",

@@ -10,16 +10,6 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use stratus_core::GeoBox;
 
-/// Pixel types an output band can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputType {
-    Uint8,
-    Uint16,
-    Int16,
-    Float32,
-}
-
 /// COG creation settings (odc-stats `cog_opts`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -157,7 +147,8 @@ pub fn write_cog<T: GdalType + Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::warp::{open_input, read_warped, ResamplingKind};
+    use crate::resampling::Resampling;
+    use crate::warp::{open_input, read_warped};
     use gdal::Metadata;
 
     #[test]
@@ -176,7 +167,7 @@ mod tests {
         assert_eq!(md.as_deref(), Some("COG"));
         assert!(ds.rasterband(1).unwrap().overview_count().unwrap() >= 1);
         // Read back through the warper on the same grid: identical pixels.
-        let back: Vec<u16> = read_warped(&ds, "b", &gb, ResamplingKind::Nearest, 0.0, 0.0).unwrap();
+        let back: Vec<u16> = read_warped(&ds, "b", &gb, Resampling::Nearest, 0.0, 0.0).unwrap();
         assert_eq!(back[0], 1);
         assert_eq!(back[599], 600);
         assert_eq!(back[600], 7);

@@ -5,12 +5,14 @@ pub mod cog;
 pub mod crs;
 pub mod error;
 pub mod paths;
+pub mod resampling;
 pub mod warp;
 
-pub use cog::{write_cog, BandWriter, CogOptions, OutputType};
+pub use cog::{write_cog, BandWriter, CogOptions};
 pub use crs::GdalCrsTransform;
 pub use error::RasterError;
-pub use warp::{open_input, read_warped, ResamplingKind as Resampling};
+pub use resampling::Resampling;
+pub use warp::{open_input, read_warped};
 
 /// Quiet GDAL's own stderr output (errors reach us as `Result`s) and set defaults that
 /// matter for cloud reads. Safe to call more than once.

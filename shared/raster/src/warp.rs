@@ -2,55 +2,12 @@
 
 use crate::crs::spatial_ref;
 use crate::error::{RasterError, Result};
+use crate::resampling::Resampling;
 use gdal::raster::GdalType;
 use gdal::{Dataset, DriverManager};
-use serde_like::Resampling;
 use std::ffi::CStr;
 use std::ptr::{null, null_mut};
 use stratus_core::GeoBox;
-
-/// Resampling methods (GDAL's names).
-pub mod serde_like {
-    use std::fmt;
-    use std::str::FromStr;
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Resampling {
-        Nearest,
-        Bilinear,
-        Cubic,
-        Average,
-        Mode,
-    }
-
-    impl FromStr for Resampling {
-        type Err = String;
-        fn from_str(s: &str) -> Result<Self, String> {
-            Ok(match s.to_ascii_lowercase().as_str() {
-                "nearest" => Resampling::Nearest,
-                "bilinear" => Resampling::Bilinear,
-                "cubic" => Resampling::Cubic,
-                "average" => Resampling::Average,
-                "mode" => Resampling::Mode,
-                _ => return Err(format!("unknown resampling '{s}': use nearest, bilinear, cubic, average or mode")),
-            })
-        }
-    }
-
-    impl fmt::Display for Resampling {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(match self {
-                Resampling::Nearest => "nearest",
-                Resampling::Bilinear => "bilinear",
-                Resampling::Cubic => "cubic",
-                Resampling::Average => "average",
-                Resampling::Mode => "mode",
-            })
-        }
-    }
-}
-
-pub use serde_like::Resampling as ResamplingKind;
 
 fn gdal_alg(r: Resampling) -> gdal_sys::GDALResampleAlg::Type {
     use gdal_sys::GDALResampleAlg::*;
