@@ -171,17 +171,13 @@ fn run_typed<T: Sample>(a: &StatArgs, stack: Array4<T>) -> Result<StatReport> {
             };
             // A pixel-band's series is contiguous; values go to the sorting network as
             // order-preserving 16-bit keys.
-            let series = |y: usize, x: usize, b: usize, out: &mut [i16]| {
-                let mut n = 0;
-                for &v in &pixel(y, x)[b * times..(b + 1) * times] {
-                    out[n] = v.key();
-                    n += (v != nodata) as usize;
-                }
-                n
+            let key_at = |y: usize, x: usize, b: usize, t: usize| {
+                let v = pixel(y, x)[b * times + t];
+                (v != nodata).then(|| v.key())
             };
             // "No percentile" is a value outside the 16-bit keys, so no key can be mistaken for it.
             let none = i32::MIN;
-            let r = pool.install(|| percentiles_chunk_16(dims, &ps, min_obs, none, series, |k| k as i32));
+            let r = pool.install(|| percentiles_chunk_16(dims, &ps, min_obs, none, key_at, |k| k as i32));
             compute_s = started.elapsed().as_secs_f64();
             // (band, q, y, x) keys -> (y, x, band, q) values, in one pass.
             let out = Array4::from_shape_fn((h, w, bands, r.dim().1), |(y, x, b, q)| {

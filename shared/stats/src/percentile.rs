@@ -152,20 +152,23 @@ where
     assemble(rows, bands, ps.len(), w)
 }
 
-/// Percentiles of 16-bit data, all through the sorting network: `series(y, x, b, out)`
-/// writes the pixel-band's valid values as order-preserving i16 keys into `out` (room for
-/// `times` values) and returns how many; `decode` turns a key back into the value.
-/// Output as [`percentiles_chunk`].
-pub fn percentiles_chunk_16<S, D>(
+/// Percentiles of 16-bit data, all through the sorting network: `key_at(y, x, b, t)`
+/// gives the value's order-preserving i16 key, or None if missing or masked; `decode`
+/// turns a key back into the value. Output as [`percentiles_chunk`].
+///
+/// Missing values are not compacted away: they become `i16::MAX`, which the network sorts
+/// to the end, and only the first `n` (valid) positions are read. (A real value whose key
+/// is `i16::MAX` ties with the padding, which does not change any order statistic.)
+pub fn percentiles_chunk_16<K, D>(
     dims: Dims,
     ps: &[f64],
     min_obs: usize,
     nodata: i32,
-    series: S,
+    key_at: K,
     decode: D,
 ) -> Array4<i32>
 where
-    S: Fn(usize, usize, usize, &mut [i16]) -> usize + Sync,
+    K: Fn(usize, usize, usize, usize) -> Option<i16> + Sync,
     D: Fn(i16) -> i32 + Sync,
 {
     let Dims { h, w, bands, times } = dims;
@@ -179,22 +182,24 @@ where
     let rows: Vec<Vec<i32>> = (0..h)
         .into_par_iter()
         .map_init(
-            || (vec![0i16; times.max(1)], vec![[i16::MAX; LANES]; size]),
-            |(col, buf): &mut (Vec<i16>, Vec<[i16; LANES]>), y| {
+            || vec![[i16::MAX; LANES]; size],
+            |buf: &mut Vec<[i16; LANES]>, y| {
                 let mut row = vec![nodata; bands * nq * w];
-                let mut counts = [0usize; LANES];
                 for b in 0..bands {
                     for x0 in (0..w).step_by(LANES) {
-                        for l in 0..LANES {
-                            let n = if x0 + l < w { series(y, x0 + l, b, col) } else { 0 };
-                            counts[l] = n;
+                        let lanes = LANES.min(w - x0);
+                        let mut counts = [0usize; LANES];
+                        for (l, count) in counts.iter_mut().enumerate() {
+                            // Read each series in order; the writes go down a lane.
                             for (t, slot) in buf.iter_mut().enumerate() {
-                                slot[l] = if t < n { col[t] } else { i16::MAX };
+                                let k = if t < times && l < lanes { key_at(y, x0 + l, b, t) } else { None };
+                                *count += k.is_some() as usize;
+                                slot[l] = k.unwrap_or(i16::MAX);
                             }
                         }
                         sort_lanes(buf, &net);
-                        for (l, &n) in counts.iter().enumerate() {
-                            if x0 + l < w && n >= min_obs {
+                        for (l, &n) in counts.iter().enumerate().take(lanes) {
+                            if n >= min_obs {
                                 for (q, &i) in table[n].iter().enumerate() {
                                     row[(b * nq + q) * w + x0 + l] = decode(buf[i][l]);
                                 }
@@ -311,6 +316,35 @@ mod tests {
         assert_eq!(out.slice(ndarray::s![0, .., 0, 0]).to_vec(), vec![7, 33_000, 65_000]);
         assert_eq!(out.slice(ndarray::s![0, .., 0, 1]).to_vec(), vec![0, 0, 100]);
         // 0 0 0 7 100
+    }
+
+    #[test]
+    fn sixteen_bit_path_handles_padding_ties_and_gaps() {
+        // 20 pixels (two batches of lanes), 7 times; pixel x has values x..x+6 with
+        // time 2 missing and pixel 3's last value the largest i16 (equal to the padding).
+        let value = |x: usize, t: usize| -> Option<i16> {
+            if t == 2 {
+                None
+            } else if x == 3 && t == 6 {
+                Some(i16::MAX)
+            } else {
+                Some((x + t) as i16 - 5)
+            }
+        };
+        let out = percentiles_chunk_16(
+            Dims { h: 1, w: 20, bands: 1, times: 7 },
+            &[0.1, 0.5, 0.9],
+            3,
+            i32::MIN,
+            |_, x, _, t| value(x, t),
+            |k| k as i32,
+        );
+        for x in 0..20 {
+            let mut v: Vec<i32> = (0..7).filter_map(|t| value(x, t)).map(i32::from).collect();
+            v.sort();
+            let want: Vec<i32> = [0.1, 0.5, 0.9].iter().map(|&p| v[percentile_index(p, v.len())]).collect();
+            assert_eq!(out.slice(ndarray::s![0, .., 0, x]).to_vec(), want, "pixel {x}");
+        }
     }
 
     #[test]
