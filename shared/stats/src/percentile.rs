@@ -185,8 +185,9 @@ where
             || vec![[i16::MAX; LANES]; size],
             |buf: &mut Vec<[i16; LANES]>, y| {
                 let mut row = vec![nodata; bands * nq * w];
-                for b in 0..bands {
-                    for x0 in (0..w).step_by(LANES) {
+                // Blocks of pixels outermost, so a block's data stays in cache for all bands.
+                for x0 in (0..w).step_by(LANES) {
+                    for b in 0..bands {
                         let lanes = LANES.min(w - x0);
                         let mut counts = [0usize; LANES];
                         for (l, count) in counts.iter_mut().enumerate() {
