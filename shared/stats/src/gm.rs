@@ -121,14 +121,9 @@ impl Statistic for Gm {
             })
             .collect();
         for m in ["emad", "smad", "bcmad"] {
-            v.push(OutputBand {
-                name: m.into(),
-                dtype: PixelType::Float32,
-                nodata: Some(f64::NAN),
-                categorical: false,
-            });
+            v.push(OutputBand::float32(m));
         }
-        v.push(OutputBand { name: "count".into(), dtype: PixelType::Uint16, nodata: None, categorical: true });
+        v.push(OutputBand::count("count"));
         v
     }
     fn halo(&self) -> usize {

@@ -49,6 +49,24 @@ pub fn batcher_network(n: usize) -> Vec<(u16, u16)> {
     out
 }
 
+/// What every batch of a chunk shares: the percentile indices for each possible count of
+/// valid values, and the sorting network for the padded series length.
+struct SortPlan {
+    table: Vec<Vec<usize>>,
+    size: usize,
+    net: Vec<(u16, u16)>,
+}
+
+impl SortPlan {
+    fn new(ps: &[f64], times: usize) -> SortPlan {
+        let table = (0..=times)
+            .map(|n| if n == 0 { vec![] } else { ps.iter().map(|&p| percentile_index(p, n)).collect() })
+            .collect();
+        let size = times.max(2).next_power_of_two();
+        SortPlan { table, size, net: batcher_network(size) }
+    }
+}
+
 /// Sort every lane of `buf` (rows are positions, columns are independent series) with
 /// the network: branch-free lane-wise min/max, which the compiler vectorises. On x86-64
 /// with AVX2 (checked at run time) the same code is compiled for 256-bit registers.
@@ -96,12 +114,7 @@ where
     S: Fn(usize, usize, usize, &mut Vec<i32>) + Sync,
 {
     let Dims { h, w, bands, times } = dims;
-    // Percentile indices for every possible count of valid values.
-    let table: Vec<Vec<usize>> = (0..=times)
-        .map(|n| if n == 0 { vec![] } else { ps.iter().map(|&p| percentile_index(p, n)).collect() })
-        .collect();
-    let size = times.max(2).next_power_of_two();
-    let net = batcher_network(size);
+    let SortPlan { table, size, net } = SortPlan::new(ps, times);
     let min_obs = min_obs.max(1);
     let rows: Vec<Vec<i32>> = (0..h)
         .into_par_iter()
@@ -172,11 +185,7 @@ where
     D: Fn(i16) -> i32 + Sync,
 {
     let Dims { h, w, bands, times } = dims;
-    let table: Vec<Vec<usize>> = (0..=times)
-        .map(|n| if n == 0 { vec![] } else { ps.iter().map(|&p| percentile_index(p, n)).collect() })
-        .collect();
-    let size = times.max(2).next_power_of_two();
-    let net = batcher_network(size);
+    let SortPlan { table, size, net } = SortPlan::new(ps, times);
     let min_obs = min_obs.max(1);
     let nq = ps.len();
     let rows: Vec<Vec<i32>> = (0..h)

@@ -58,6 +58,17 @@ pub struct OutputBand {
     pub categorical: bool,
 }
 
+impl OutputBand {
+    /// A uint16 count of observations (no nodata: 0 is a count).
+    pub fn count(name: &str) -> OutputBand {
+        OutputBand { name: name.into(), dtype: PixelType::Uint16, nodata: None, categorical: true }
+    }
+    /// A continuous float32 band with NaN as nodata.
+    pub fn float32(name: &str) -> OutputBand {
+        OutputBand { name: name.into(), dtype: PixelType::Float32, nodata: Some(f64::NAN), categorical: false }
+    }
+}
+
 /// One output band's pixels for a chunk.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputData {

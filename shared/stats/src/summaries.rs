@@ -106,15 +106,10 @@ impl Statistic for Summary {
                     nodata: Some(self.cfg.nodata as f64),
                     categorical: false,
                 }),
-                SummaryKind::Mean => v.push(OutputBand {
-                    name: b.clone(),
-                    dtype: PixelType::Float32,
-                    nodata: Some(f64::NAN),
-                    categorical: false,
-                }),
+                SummaryKind::Mean => v.push(OutputBand::float32(b)),
             }
         }
-        v.push(OutputBand { name: "count".into(), dtype: PixelType::Uint16, nodata: None, categorical: true });
+        v.push(OutputBand::count("count"));
         v
     }
     fn halo(&self) -> usize {
