@@ -16,6 +16,7 @@ demo: build
 
 ## Format and lint checks, then every test.
 test: setup
+	@scripts/moto.sh install
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --no-fail-fast

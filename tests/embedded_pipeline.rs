@@ -55,7 +55,7 @@ fn read_u16(path: &str) -> Vec<u16> {
 }
 
 fn opts(workers: usize) -> RunOptions {
-    RunOptions { workers, selection: vec![], overwrite: false, stop: Arc::new(AtomicBool::new(false)) }
+    RunOptions::new(workers, Arc::new(AtomicBool::new(false)))
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratus_core::Selection;
 use stratus_engine::config::{CogOptsConfig, InputPolicy, ProductInfo, RunConfig};
+use stratus_engine::context::Place;
 use stratus_engine::runner::{publish_tasks, run_from_queue, run_plan, RunOptions, RunReport};
 use stratus_engine::Context;
 use stratus_ports::ledger::ResetScope;
@@ -25,6 +26,8 @@ pub fn dispatch(cmd: Command) -> Result<i32> {
         Command::SaveTasks(a) => save_tasks(*a),
         Command::Run(a) => run(a),
         Command::PublishTasks(a) => publish(a),
+        Command::Worker(a) => worker(a),
+        Command::GenerateMosaic(a) => generate_mosaic(a),
         Command::Status(a) => status(a),
         Command::Retry(a) => retry(a),
         Command::Redrive(a) => redrive(a),
@@ -33,7 +36,8 @@ pub fn dispatch(cmd: Command) -> Result<i32> {
 }
 
 fn context(w: &Where) -> Result<Context> {
-    Context::embedded(&w.location, w.state.as_deref()).with_context(|| format!("opening location '{}'", w.location))
+    let place = Place { location: w.location.clone(), state: w.state.clone(), table: w.table.clone() };
+    Context::open(&place).with_context(|| format!("opening location '{}'", w.location))
 }
 
 fn selections(v: &[String]) -> Result<Vec<Selection>> {
@@ -135,6 +139,9 @@ pub struct SaveTasksArgs {
     location: Option<String>,
     #[arg(long, env = "STRATUS_STATE")]
     state: Option<PathBuf>,
+    /// The DynamoDB ledger table (runs on AWS). Without it, the embedded store is used.
+    #[arg(long, env = "STRATUS_TABLE")]
+    table: Option<String>,
     #[arg(long)]
     run_id: Option<String>,
     /// Pixels per side of a processing chunk.
@@ -245,7 +252,11 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
 
 fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
     let cfg = build_config(&a)?;
-    let ctx = if a.dry_run { None } else { Some(Context::embedded(&cfg.location, a.state.as_deref())?) };
+    let ctx = if a.dry_run {
+        None
+    } else {
+        Some(Context::open(&Place { location: cfg.location.clone(), state: a.state.clone(), table: a.table.clone() })?)
+    };
     let started = Instant::now();
     let summary = match &ctx {
         Some(ctx) => stratus_engine::planner::save_tasks(&cfg, ctx, &GdalCrsTransform, a.overwrite, false)?,
@@ -314,6 +325,9 @@ pub struct RunArgs {
     /// With --from-queue: exit after the queue has been empty this many seconds.
     #[arg(long, default_value_t = 5)]
     idle_exit: u64,
+    /// With --from-queue: an SQS queue URL instead of the run's embedded queue.
+    #[arg(long, env = "STRATUS_TASK_QUEUE_URL")]
+    queue: Option<String>,
 }
 
 fn run(a: RunArgs) -> Result<i32> {
@@ -337,16 +351,14 @@ fn run(a: RunArgs) -> Result<i32> {
         eprintln!("\nstopping after in-flight tiles release their tasks (Ctrl-C again to quit at once)");
     })
     .ok();
-    let opts = RunOptions {
-        workers: a.workers,
-        selection: selections(&a.selection)?,
-        overwrite: a.overwrite,
-        stop: stop.clone(),
-    };
+    let mut opts = RunOptions::new(a.workers, stop.clone());
+    opts.selection = selections(&a.selection)?;
+    opts.overwrite = a.overwrite;
     let bar = Bar::new();
     let report = if a.from_queue {
-        let q = ctx.embedded_queue(&a.run_id, MAX_RECEIVES)?;
-        run_from_queue(&ctx, &a.run_id, &q, &opts, Duration::from_secs(a.idle_exit), &bar)?
+        let q = ctx.queue(a.queue.as_deref(), &a.run_id, MAX_RECEIVES)?;
+        opts.visibility = Duration::from_secs(run_lease(&ctx, &a.run_id)?);
+        run_from_queue(&ctx, Some(&a.run_id), q.as_ref(), &opts, Duration::from_secs(a.idle_exit), &bar)?
     } else {
         run_plan(&ctx, &a.run_id, &opts, &bar)?
     };
@@ -358,6 +370,12 @@ fn run(a: RunArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// A run's lease (job_queue_max_lease): how long a received message stays invisible.
+fn run_lease(ctx: &Context, run_id: &str) -> Result<u64> {
+    let run = ctx.ledger.run(run_id)?.with_context(|| format!("no run '{run_id}'"))?;
+    Ok(run.config.get("job_queue_max_lease").and_then(|v| v.as_u64()).unwrap_or(300))
 }
 
 fn print_report(ctx: &Context, r: &RunReport) -> Result<()> {
@@ -399,12 +417,15 @@ pub struct PublishArgs {
     /// Show what would be sent; send nothing.
     #[arg(long)]
     dry_run: bool,
+    /// An SQS queue URL (default: the run's embedded queue).
+    #[arg(long, env = "STRATUS_TASK_QUEUE_URL")]
+    queue: Option<String>,
 }
 
 fn publish(a: PublishArgs) -> Result<i32> {
     let ctx = context(&a.place)?;
-    let q = ctx.embedded_queue(&a.run_id, MAX_RECEIVES)?;
-    let sent = publish_tasks(&ctx, &a.run_id, &q, &selections(&a.selection)?, a.dry_run)?;
+    let q = ctx.queue(a.queue.as_deref(), &a.run_id, MAX_RECEIVES)?;
+    let sent = publish_tasks(&ctx, &a.run_id, q.as_ref(), &selections(&a.selection)?, a.dry_run)?;
     let verb = if a.dry_run { "would send" } else { "sent" };
     println!("{verb} {} task messages to {}", sent.len(), q.name());
     if a.dry_run {
@@ -427,6 +448,9 @@ pub struct StatusArgs {
     /// Refresh every few seconds until the run has ended.
     #[arg(long)]
     watch: bool,
+    /// The run's SQS task queue URL (default: its embedded queue), for queue depths.
+    #[arg(long, env = "STRATUS_TASK_QUEUE_URL")]
+    queue: Option<String>,
 }
 
 fn status(a: StatusArgs) -> Result<i32> {
@@ -447,7 +471,14 @@ fn status(a: StatusArgs) -> Result<i32> {
                 "{}  {:>5.1}% ended  done {}  failed {}  running {}  queued {}  pending {}  (of {})",
                 run.run_id, pct, c.done, c.failed, c.running, c.queued, c.pending, c.total
             );
-            let q = ctx.embedded_queue(&run.run_id, MAX_RECEIVES)?.depth()?;
+            if run.completions > 0 {
+                println!("  completed {} time(s)", run.completions);
+            }
+            let q = match (&a.queue, &ctx.db) {
+                (Some(url), _) => ctx.queue(Some(url), &run.run_id, MAX_RECEIVES)?.depth()?,
+                (None, Some(_)) => ctx.embedded_queue(&run.run_id, MAX_RECEIVES)?.depth()?,
+                (None, None) => Default::default(),
+            };
             if q.visible + q.in_flight + q.dead_letter > 0 {
                 println!("  queue: {} waiting, {} in flight, {} dead-lettered", q.visible, q.in_flight, q.dead_letter);
             }
@@ -498,11 +529,14 @@ pub struct RedriveArgs {
     run_id: String,
     #[command(flatten)]
     place: Where,
+    /// The SQS task queue URL whose dead-letter queue to redrive (default: the embedded one).
+    #[arg(long, env = "STRATUS_TASK_QUEUE_URL")]
+    queue: Option<String>,
 }
 
 fn redrive(a: RedriveArgs) -> Result<i32> {
     let ctx = context(&a.place)?;
-    let q = ctx.embedded_queue(&a.run_id, MAX_RECEIVES)?;
+    let q = ctx.queue(a.queue.as_deref(), &a.run_id, MAX_RECEIVES)?;
     // Failed tasks become pending (claimable again); their dead-lettered messages return
     // to the queue. A task that failed outside the queue has no message: publish-tasks
     // sends it (a duplicate message is absorbed by the ledger's claim).
@@ -514,6 +548,78 @@ fn redrive(a: RedriveArgs) -> Result<i32> {
         a.run_id,
         a.place.location
     );
+    Ok(0)
+}
+
+#[derive(clap::Args)]
+pub struct WorkerArgs {
+    /// The SQS task queue URL to consume.
+    #[arg(long, env = "STRATUS_TASK_QUEUE_URL")]
+    from_sqs: String,
+    #[command(flatten)]
+    place: Where,
+    /// Where completion messages go (the mosaic function's queue).
+    #[arg(long, env = "STRATUS_COMPLETION_QUEUE_URL")]
+    completion_queue: Option<String>,
+    /// Tiles at once.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Exit after the queue has been empty this many seconds.
+    #[arg(long, default_value_t = 60)]
+    idle_exit: u64,
+    /// How long a received message stays invisible (renewed while a tile runs).
+    #[arg(long, default_value_t = 900)]
+    visibility: u64,
+}
+
+fn worker(a: WorkerArgs) -> Result<i32> {
+    let ctx = context(&a.place)?;
+    let q = ctx.queue(Some(&a.from_sqs), "", MAX_RECEIVES)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    ctrlc::set_handler(move || s2.store(true, Ordering::SeqCst)).ok();
+    let mut opts = RunOptions::new(a.workers, stop);
+    opts.visibility = Duration::from_secs(a.visibility);
+    opts.completion = a.completion_queue.as_deref().map(|u| ctx.queue(Some(u), "", MAX_RECEIVES)).transpose()?;
+    eprintln!("consuming {} until it stays empty for {} s", q.name(), a.idle_exit);
+    let r = run_from_queue(&ctx, None, q.as_ref(), &opts, Duration::from_secs(a.idle_exit), &Bar::new())?;
+    println!(
+        "worker: {} processed, {} already complete, {} failed in {:.1} s",
+        r.processed,
+        r.skipped_existing + r.already_done,
+        r.failed.len(),
+        r.elapsed_s
+    );
+    Ok(if r.interrupted { 130 } else { 0 })
+}
+
+#[derive(clap::Args)]
+pub struct MosaicArgs {
+    run_id: String,
+    #[command(flatten)]
+    place: Where,
+    /// Metres per mosaic pixel (default: the grid's resolution x 8).
+    #[arg(long)]
+    resolution: Option<f64>,
+    /// Bands to include (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    bands: Vec<String>,
+}
+
+fn generate_mosaic(a: MosaicArgs) -> Result<i32> {
+    let ctx = context(&a.place)?;
+    let opts = stratus_engine::mosaic::MosaicOptions {
+        resolution: a.resolution,
+        bands: (!a.bands.is_empty()).then(|| a.bands.clone()),
+    };
+    let r = stratus_engine::mosaic::build_for_run(&ctx, &a.run_id, &opts)?;
+    println!("mosaic of {} ({} x {} px at {} m) in {:.1} s", r.run_id, r.width, r.height, r.resolution, r.elapsed_s);
+    for b in &r.bands {
+        println!("  {} ({} tiles): {}", b.band, b.tiles, b.url);
+    }
+    for m in &r.missing {
+        println!("  MISSING {m} (left as nodata)");
+    }
     Ok(0)
 }
 

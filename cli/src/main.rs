@@ -19,13 +19,16 @@ struct Cli {
 /// Where a run's outputs and (embedded) state live.
 #[derive(clap::Args, Clone)]
 pub struct Where {
-    /// Output location (a directory). The embedded ledger and queue live in
+    /// Output location (a directory or s3://BUCKET/PREFIX). The embedded ledger and queue live in
     /// LOCATION/_stratus/state.sqlite unless --state says otherwise.
     #[arg(long, env = "STRATUS_LOCATION")]
     location: String,
     /// The embedded store file (SQLite).
     #[arg(long, env = "STRATUS_STATE")]
     state: Option<PathBuf>,
+    /// The DynamoDB ledger table (runs on AWS). Without it, the embedded store is used.
+    #[arg(long, env = "STRATUS_TABLE")]
+    table: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -36,13 +39,17 @@ enum Command {
     SaveTasks(Box<commands::SaveTasksArgs>),
     /// Process the tasks of a run (all, a selection, or from the embedded queue).
     Run(commands::RunArgs),
-    /// Send a run's pending tasks to its embedded queue.
+    /// Send a run's pending tasks to a queue (SQS with --queue, else the embedded one).
     PublishTasks(commands::PublishArgs),
+    /// Consume an SQS task queue as a long-running container worker (any run's tasks).
+    Worker(commands::WorkerArgs),
+    /// Build the low-resolution mosaic of a run's done tiles.
+    GenerateMosaic(commands::MosaicArgs),
     /// Show a run's progress, failures and queue depth.
     Status(commands::StatusArgs),
     /// Put failed tasks back to pending so the next `run` retries them.
     Retry(commands::RetryArgs),
-    /// Move dead-lettered messages back to the run's queue and re-arm failed tasks.
+    /// Move dead-lettered messages back to the run's queue (SQS with --queue) and re-arm failed tasks.
     Redrive(commands::RedriveArgs),
     /// Run one statistics kernel on a NumPy (y, x, band, time) stack; print the compute time.
     Stat(commands::StatArgs),

@@ -1,11 +1,13 @@
-//! What the engine runs against: a ledger and an output store. The embedded defaults are a
-//! SQLite file and a local directory.
+//! What the engine runs against: a ledger, an output store and task queues. The embedded
+//! defaults are a SQLite file and a local directory; `s3://` locations use S3, DynamoDB
+//! and SQS through the AWS adapters.
 
 use crate::error::{EngineError, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use stratus_aws::{Aws, DynamoLedger, S3BlobStore, SqsQueue};
 use stratus_ports::sqlite::Db;
-use stratus_ports::{BlobStore, Ledger, LocalBlobStore, SqliteLedger, SqliteQueue};
+use stratus_ports::{BlobStore, Ledger, LocalBlobStore, SqliteLedger, SqliteQueue, TaskQueue};
 
 #[derive(Clone)]
 pub struct Context {
@@ -13,6 +15,17 @@ pub struct Context {
     pub output: Arc<dyn BlobStore>,
     /// The embedded store's database, when running embedded (for the local queue).
     pub db: Option<Db>,
+    /// The AWS connection, when the ledger or outputs are on AWS.
+    pub aws: Option<Arc<Aws>>,
+}
+
+/// Where a run's state lives: an output location plus either a DynamoDB table or an
+/// embedded store file (default `{location}/_stratus/state.sqlite`).
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    pub location: String,
+    pub state: Option<PathBuf>,
+    pub table: Option<String>,
 }
 
 /// The embedded store's default path for an output location: `{location}/_stratus/state.sqlite`.
@@ -20,20 +33,30 @@ pub fn default_state_path(location: &str) -> PathBuf {
     Path::new(location).join("_stratus").join("state.sqlite")
 }
 
-/// Open an output location as a blob store.
+/// The process's AWS connection, with GDAL's `/vsis3/` pointed at the same endpoint.
+pub fn aws() -> Result<Arc<Aws>> {
+    let aws = Aws::shared()?;
+    stratus_raster::vsi::set_default_options(&aws.gdal_options());
+    Ok(aws)
+}
+
+/// Open an output location as a blob store: a local directory or `s3://bucket/prefix`.
 pub fn open_store(location: &str) -> Result<Arc<dyn BlobStore>> {
     if location.starts_with("s3://") {
-        return Err(EngineError::Config(format!(
-            "location '{location}': S3 locations are served by the AWS adapters, which this build does not include; use a local directory"
-        )));
+        return Ok(Arc::new(S3BlobStore::open(aws()?, location)?));
     }
     if location.contains("://") && !location.starts_with("file://") {
         return Err(EngineError::Config(format!(
-            "location '{location}': only local directories (and s3:// with the AWS adapters) are supported"
+            "location '{location}': only local directories and s3://BUCKET/PREFIX are supported"
         )));
     }
     let path = location.strip_prefix("file://").unwrap_or(location);
     Ok(Arc::new(LocalBlobStore::new(path)?))
+}
+
+/// True for a queue given as an SQS URL or an SQS queue name (anything not embedded).
+fn is_sqs(queue: &str) -> bool {
+    queue.starts_with("https://") || queue.starts_with("http://") || queue.starts_with("sqs:")
 }
 
 impl Context {
@@ -41,8 +64,30 @@ impl Context {
     pub fn embedded(location: &str, state: Option<&Path>) -> Result<Context> {
         let output = open_store(location)?;
         let state = state.map(Path::to_path_buf).unwrap_or_else(|| default_state_path(location));
+        if location.starts_with("s3://") && state.starts_with("s3:") {
+            return Err(EngineError::Config(format!(
+                "location '{location}' is on S3: give the ledger as a DynamoDB table (--table / STRATUS_TABLE) or an embedded store file (--state)"
+            )));
+        }
         let db = Db::open(&state)?;
-        Ok(Context { ledger: Arc::new(SqliteLedger::new(db.clone())), output, db: Some(db) })
+        Ok(Context { ledger: Arc::new(SqliteLedger::new(db.clone())), output, db: Some(db), aws: None })
+    }
+
+    /// Outputs at `location` (S3 or local) and the ledger in a DynamoDB table. Task
+    /// payloads too big for an item go to `{location}/_stratus/payloads/`.
+    pub fn aws(location: &str, table: &str) -> Result<Context> {
+        let aws = aws()?;
+        let output = open_store(location)?;
+        let ledger = DynamoLedger::new(aws.clone(), table, Some(output.clone()));
+        Ok(Context { ledger: Arc::new(ledger), output, db: None, aws: Some(aws) })
+    }
+
+    /// A table names the DynamoDB ledger; otherwise the embedded store.
+    pub fn open(place: &Place) -> Result<Context> {
+        match &place.table {
+            Some(t) if !t.is_empty() => Context::aws(&place.location, t),
+            _ => Context::embedded(&place.location, place.state.as_deref()),
+        }
     }
 
     /// The embedded task queue of a run (and its dead-letter queue).
@@ -52,5 +97,23 @@ impl Context {
             .clone()
             .ok_or_else(|| EngineError::Config("no embedded store: the embedded queue is not available".into()))?;
         Ok(SqliteQueue::new(db, &format!("tasks/{run_id}"), max_receives))
+    }
+
+    /// A task queue: an SQS queue URL (or `sqs:NAME`), or with none the run's embedded
+    /// queue. The SQS queue's redrive policy sets its dead-lettering.
+    pub fn queue(&self, queue: Option<&str>, run_id: &str, max_receives: u32) -> Result<Arc<dyn TaskQueue>> {
+        match queue {
+            Some(q) if is_sqs(q) => {
+                let aws = match &self.aws {
+                    Some(a) => a.clone(),
+                    None => aws()?,
+                };
+                Ok(Arc::new(SqsQueue::open(aws, q.strip_prefix("sqs:").unwrap_or(q))?))
+            }
+            Some(q) => Err(EngineError::Config(format!(
+                "queue '{q}': expected an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME) or sqs:NAME"
+            ))),
+            None => Ok(Arc::new(self.embedded_queue(run_id, max_receives)?)),
+        }
     }
 }

@@ -3,9 +3,12 @@
 //! through the `stratus-ports` traits, so the embedded and AWS paths share this code.
 
 pub mod config;
+pub mod consumer;
 pub mod context;
 pub mod error;
 pub mod layout;
+pub mod messages;
+pub mod mosaic;
 pub mod plan_outputs;
 pub mod planner;
 pub mod runner;

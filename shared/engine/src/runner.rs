@@ -1,12 +1,14 @@
 //! Running a plan on this machine: N worker threads take tasks either straight from the
 //! ledger (a whole plan or a selection) or from the embedded queue (`--from-queue`).
 
+use crate::consumer::{publish_ids, Disposition, WorkerCache};
 use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
+pub use crate::messages::TaskMessage;
 use crate::worker::{TaskOutcome, TaskReport, Worker};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,12 +31,30 @@ impl Progress for Silent {
     fn finish(&self) {}
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     pub workers: usize,
     pub selection: Vec<Selection>,
     pub overwrite: bool,
     pub stop: Arc<AtomicBool>,
+    /// Queue consumers: how long a received message stays invisible (renewed while a
+    /// tile runs).
+    pub visibility: Duration,
+    /// Queue consumers: where the completion message goes when a task ends the run.
+    pub completion: Option<Arc<dyn TaskQueue>>,
+}
+
+impl RunOptions {
+    pub fn new(workers: usize, stop: Arc<AtomicBool>) -> RunOptions {
+        RunOptions {
+            workers,
+            selection: Vec::new(),
+            overwrite: false,
+            stop,
+            visibility: Duration::from_secs(300),
+            completion: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -147,14 +167,7 @@ pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn P
             });
         }
     });
-    conclude(ctx, run_id, Outcome { started, report, first_error }, opts, progress)
-}
-
-/// Message bodies on task queues: the run and the task, nothing else.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TaskMessage {
-    pub run_id: String,
-    pub task_id: String,
+    conclude(ctx, Some(run_id), Outcome { started, report, first_error }, opts, progress)
 }
 
 /// Send the selected tasks of a run to a queue (marking them queued). Tasks already
@@ -167,96 +180,87 @@ pub fn publish_tasks(
     dry_run: bool,
 ) -> Result<Vec<String>> {
     let selected = select_tasks(ctx, run_id, selection)?;
-    let pending: Vec<String> =
+    let pending: HashSet<String> =
         ctx.ledger.tasks(run_id, Some(TaskState::Pending))?.into_iter().map(|t| t.task_id).collect();
     let to_send: Vec<String> = selected.into_iter().filter(|t| pending.contains(t)).collect();
-    if dry_run {
-        return Ok(to_send);
-    }
-    for page in to_send.chunks(100) {
-        let changed = ctx.ledger.mark_queued(run_id, page)?;
-        let bodies: Vec<String> = changed
-            .iter()
-            .map(|t| serde_json::to_string(&TaskMessage { run_id: run_id.into(), task_id: t.clone() }).unwrap())
-            .collect();
-        queue.send_batch(&bodies)?;
+    if !dry_run {
+        publish_ids(ctx, run_id, &to_send, queue)?;
     }
     Ok(to_send)
 }
 
-/// Consume a queue with `workers` threads until it stays empty for `idle_exit`.
+/// Consume a queue with `workers` threads until it stays empty for `idle_exit`. With a
+/// run id, only that run's messages are taken (others are left for their consumers) and
+/// the run summary is written at the end; without, any run's (the container worker).
 pub fn run_from_queue(
     ctx: &Context,
-    run_id: &str,
+    run_id: Option<&str>,
     queue: &dyn TaskQueue,
     opts: &RunOptions,
     idle_exit: Duration,
     progress: &dyn Progress,
 ) -> Result<RunReport> {
     let started = Instant::now();
-    ctx.ledger.reset(run_id, ResetScope::Stale, None)?;
+    if let Some(r) = run_id {
+        ctx.ledger.reset(r, ResetScope::Stale, None)?;
+    }
     let depth = queue.depth()?;
     progress.begin(depth.visible + depth.in_flight);
-    let report = Mutex::new(RunReport { run_id: run_id.into(), ..Default::default() });
+    let report = Mutex::new(RunReport { run_id: run_id.unwrap_or_default().into(), ..Default::default() });
     let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..opts.workers.max(1) {
             s.spawn(|| {
-                let mut worker = match Worker::new(ctx.clone(), run_id, opts.stop.clone()) {
-                    Ok(w) => w,
-                    Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e);
-                        return;
-                    }
-                };
-                worker.overwrite = opts.overwrite;
-                let visibility = Duration::from_secs(worker.cfg.job_queue_max_lease);
+                let mut workers = WorkerCache::new(ctx.clone(), opts.stop.clone(), opts.overwrite, None);
                 let mut idle_since = Instant::now();
                 while !opts.stop.load(Ordering::Relaxed) {
-                    let msgs = match queue.receive(1, visibility, Duration::from_millis(500)) {
+                    let msgs = match queue.receive(1, opts.visibility, Duration::from_millis(500)) {
                         Ok(m) => m,
+                        Err(e) if e.is_transient() => {
+                            tracing::warn!(error = %e, "receive failed; retrying");
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
                         Err(e) => {
                             first_error.lock().unwrap().get_or_insert(e.into());
                             return;
                         }
                     };
                     let Some(msg) = msgs.into_iter().next() else {
-                        if idle_since.elapsed() >= idle_exit && queue.depth().map(|d| d.in_flight == 0).unwrap_or(true) {
+                        if idle_since.elapsed() >= idle_exit && queue.depth().map(|d| d.in_flight == 0).unwrap_or(true)
+                        {
                             return;
                         }
                         continue;
                     };
                     idle_since = Instant::now();
-                    let Ok(body) = serde_json::from_str::<TaskMessage>(&msg.body) else {
-                        // Left undeleted: it reaches the dead-letter queue for a person to see.
-                        tracing::error!(message_id = %msg.message_id, body = %msg.body.chars().take(200).collect::<String>(), "malformed task message");
-                        continue;
-                    };
-                    if body.run_id != run_id {
-                        tracing::warn!(message_run = %body.run_id, "message for another run; leaving it");
-                        continue;
+                    if let (Some(r), Ok(m)) = (run_id, TaskMessage::parse(&msg.body)) {
+                        if m.run_id != r {
+                            tracing::warn!(message_run = %m.run_id, "message for another run; leaving it");
+                            let _ = queue.extend_visibility(&msg.receipt, Duration::from_secs(0));
+                            continue;
+                        }
                     }
-                    let final_attempt = msg.receive_count >= queue.max_receives();
                     let extend = || {
-                        let _ = queue.extend_visibility(&msg.receipt, visibility);
+                        let _ = queue.extend_visibility(&msg.receipt, opts.visibility);
                     };
-                    match worker.process(&body.task_id, final_attempt, Some(&extend)) {
-                        Ok(r) => {
-                            match &r.outcome {
-                                TaskOutcome::Done(_) | TaskOutcome::SkippedExisting | TaskOutcome::AlreadyDone | TaskOutcome::AlreadyFailed => {
-                                    let _ = queue.delete(&msg.receipt);
-                                }
-                                // Retry soon, with a backoff that grows with the receives.
-                                TaskOutcome::Failed { .. } | TaskOutcome::Interrupted | TaskOutcome::Busy { .. } => {
-                                    let _ = queue.extend_visibility(&msg.receipt, Duration::from_secs(u64::from(msg.receive_count).min(30)));
-                                }
-                            }
-                            report.lock().unwrap().add(&r);
-                            progress.advance(&r);
+                    let handled = workers.handle(&msg, queue.max_receives(), &extend, opts.completion.as_deref());
+                    match handled.disposition {
+                        Disposition::Delete => {
+                            let _ = queue.delete(&msg.receipt);
                         }
-                        Err(e) => {
-                            tracing::error!(error = %e, task = %body.task_id, "task could not be processed");
+                        Disposition::Retry { after } => {
+                            let _ = queue.extend_visibility(&msg.receipt, after);
                         }
+                        // Left for the queue to dead-letter after its last receive; made
+                        // visible again at once so that happens without waiting.
+                        Disposition::DeadLetter { .. } | Disposition::FailedFinal { .. } => {
+                            let _ = queue.extend_visibility(&msg.receipt, Duration::from_secs(0));
+                        }
+                    }
+                    if let Some(r) = handled.report {
+                        report.lock().unwrap().add(&r);
+                        progress.advance(&r);
                     }
                 }
             });
@@ -274,7 +278,13 @@ struct Outcome {
 
 /// End an invocation: stop the progress display, surface the first error, or finish the
 /// report and write the run summary.
-fn conclude(ctx: &Context, run_id: &str, o: Outcome, opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport> {
+fn conclude(
+    ctx: &Context,
+    run_id: Option<&str>,
+    o: Outcome,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport> {
     progress.finish();
     if let Some(e) = o.first_error.into_inner().unwrap() {
         return Err(e);
@@ -282,13 +292,15 @@ fn conclude(ctx: &Context, run_id: &str, o: Outcome, opts: &RunOptions, progress
     let mut report = o.report.into_inner().unwrap();
     report.interrupted |= opts.stop.load(Ordering::Relaxed);
     report.elapsed_s = o.started.elapsed().as_secs_f64();
-    write_summary(ctx, run_id, &mut report)?;
+    if let Some(run_id) = run_id {
+        write_summary(ctx, run_id, &mut report)?;
+    }
     Ok(report)
 }
 
 /// Write the run summary (`_runs/{run}/summary.json`): this invocation's report plus the
 /// ledger's counts.
-fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<()> {
+pub fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<()> {
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
     let product = run.config.get("product").cloned().unwrap_or_default();
     let layout = Layout::new(

@@ -16,10 +16,9 @@ pub struct BadItem {
 
 fn read_text(path: &str) -> Result<String> {
     if path.starts_with("s3://") || path.starts_with("http://") || path.starts_with("https://") {
-        return Err(EngineError::Source {
-            source_name: path.into(),
-            why: "remote STAC sources need the AWS adapters, which this build does not include; download the items or use a local path".into(),
-        });
+        // Through GDAL's virtual file systems: the same credentials and endpoint as the rasters.
+        return stratus_raster::vsi::read_text(path)
+            .map_err(|e| EngineError::Source { source_name: path.into(), why: e.to_string() });
     }
     let p = path.strip_prefix("file://").unwrap_or(path);
     std::fs::read_to_string(p).map_err(|e| EngineError::Source { source_name: path.into(), why: e.to_string() })

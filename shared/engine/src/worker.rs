@@ -52,6 +52,8 @@ pub struct Worker {
     pub stop: Arc<AtomicBool>,
     pub overwrite: bool,
     pub rerun_failed: bool,
+    /// A deadline beyond the run's `max_processing_time` (a Lambda invocation's end).
+    pub deadline: Option<Instant>,
 }
 
 impl Worker {
@@ -69,6 +71,7 @@ impl Worker {
             stop,
             overwrite: false,
             rerun_failed: false,
+            deadline: None,
         })
     }
 
@@ -195,7 +198,10 @@ impl Worker {
             statistic: self.statistic.as_ref(),
             output: out,
             stop,
-            deadline: Instant::now() + Duration::from_secs(self.cfg.max_processing_time),
+            deadline: {
+                let own = Instant::now() + Duration::from_secs(self.cfg.max_processing_time);
+                self.deadline.map_or(own, |d| d.min(own))
+            },
         };
         process_tile(&job, &datasets).map(Some)
     }

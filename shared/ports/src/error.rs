@@ -24,8 +24,18 @@ pub enum PortError {
     RunNotFound(String),
     #[error("task '{task}' of run '{run}' not found")]
     TaskNotFound { run: String, task: String },
+    /// A call to a remote service failed (after the SDK's own retries).
+    #[error("{service} {op}: {why}")]
+    Remote { service: String, op: String, why: String, transient: bool },
     #[error("{0}")]
     Other(String),
 }
 
 pub type Result<T, E = PortError> = std::result::Result<T, E>;
+
+impl PortError {
+    /// Worth retrying later: throttling, 5xx, timeouts, dropped connections.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, PortError::Remote { transient: true, .. })
+    }
+}

@@ -149,6 +149,8 @@ pub enum ResetScope {
     Done,
     /// Running tasks whose lease has expired or whose local owner died.
     Stale,
+    /// Queued tasks whose message was never sent (a dispatch that failed part-way).
+    Queued,
 }
 
 pub trait Ledger: Send + Sync {

@@ -438,6 +438,7 @@ impl Ledger for SqliteLedger {
                 ResetScope::Failed => "failed",
                 ResetScope::Done => "done",
                 ResetScope::Stale => "running",
+                ResetScope::Queued => "queued",
             };
             self.db.read(|c| {
                 let mut st = c
@@ -454,6 +455,7 @@ impl Ledger for SqliteLedger {
             ResetScope::Failed => TaskState::Failed,
             ResetScope::Done => TaskState::Done,
             ResetScope::Stale => TaskState::Running,
+            ResetScope::Queued => TaskState::Queued,
         };
         let wanted = |id: &str| task_ids.is_none_or(|ids| ids.iter().any(|x| x == id));
         self.db.write(|tx| {

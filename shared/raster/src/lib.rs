@@ -4,8 +4,10 @@
 pub mod cog;
 pub mod crs;
 pub mod error;
+pub mod mosaic_warp;
 pub mod paths;
 pub mod resampling;
+pub mod vsi;
 pub mod warp;
 
 pub use cog::{write_cog, BandWriter, CogOptions};
@@ -29,7 +31,7 @@ pub fn init_gdal() {
         });
         for (k, v) in [
             ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
-            ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff,.TIF,.TIFF"),
+            ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff,.TIF,.TIFF,.json,.geojson,.ndjson,.jsonl"),
             ("GDAL_HTTP_MAX_RETRY", "3"),
             ("GDAL_HTTP_RETRY_DELAY", "1"),
         ] {

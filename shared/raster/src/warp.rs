@@ -31,10 +31,24 @@ pub(crate) fn last_gdal_error() -> String {
     }
 }
 
+/// Drop GDAL's cached bytes and metadata of a remote file that failed, so that a retry in
+/// this process (a warm Lambda) reads the object afresh (it may have been replaced).
+pub fn forget_cached(path: &str) {
+    if path.starts_with("/vsi") {
+        if let Ok(c) = std::ffi::CString::new(path) {
+            // SAFETY: a NUL-terminated path; GDAL copies what it needs.
+            unsafe { gdal_sys::VSICurlPartialClearCache(c.as_ptr()) };
+        }
+    }
+}
+
 /// Open an input raster, with an error that names it.
 pub fn open_input(path: &str) -> Result<Dataset> {
     crate::init_gdal();
-    let ds = Dataset::open(path).map_err(|e| RasterError::Input { path: path.to_string(), why: e.to_string() })?;
+    let ds = Dataset::open(path).map_err(|e| {
+        forget_cached(path);
+        RasterError::Input { path: path.to_string(), why: e.to_string() }
+    })?;
     if ds.raster_count() < 1 {
         return Err(RasterError::Input { path: path.into(), why: "has no raster bands".into() });
     }

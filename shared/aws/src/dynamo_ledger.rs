@@ -1,0 +1,789 @@
+//! The ledger on DynamoDB. One table, two item kinds under one partition per run:
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | run | `RUN#{run}` | `#RUN` | config, digest, `total`, one counter per state, `ended`, `armed`, `completions` |
+//! | task | `RUN#{run}` | `TASK#{task id}` | `idx`, `st`, `attempts`, `owner`, `lease_until` (ms), `error`, `summary`, `payload` or `payload_key`, `result` |
+//!
+//! Every state change is a TransactWriteItems of two updates: the task's, conditional on
+//! its current state (and owner), and the run's counters. They commit together or not at
+//! all, so the counters always equal the task states. The completion is a conditional
+//! update of the run item (`armed AND ended = total`): exactly one caller wins it. Leaving
+//! `done`/`failed` re-arms it. Task payloads (dataset lists) larger than fits in an item go
+//! to an S3 manifest named by `payload_key`. Runs carry an optional TTL (`expires_at`).
+
+use crate::client::{remote_error, Aws};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, TransactWriteItem, Update, WriteRequest};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_ports::ledger::ResetScope;
+use stratus_ports::{
+    BlobStore, ClaimOutcome, Ledger, NewRun, NewTask, PortError, RunCounts, RunRecord, TaskRecord, TaskState,
+    Transition,
+};
+
+type Result<T> = std::result::Result<T, PortError>;
+type Item = HashMap<String, AttributeValue>;
+
+/// Payloads above this many bytes go to the overflow store (items are limited to 400 KB).
+const INLINE_PAYLOAD_LIMIT: usize = 300_000;
+const WRITES_IN_FLIGHT: usize = 8;
+const TRANSACTION_ATTEMPTS: u32 = 12;
+
+pub struct DynamoLedger {
+    aws: Arc<Aws>,
+    table: String,
+    /// Where payloads too big for an item go (`_stratus/payloads/{run}/...`).
+    overflow: Option<Arc<dyn BlobStore>>,
+    /// Seconds a run's items live after creation (DynamoDB TTL), if set.
+    ttl: Option<Duration>,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn run_pk(run: &str) -> AttributeValue {
+    s(format!("RUN#{run}"))
+}
+const RUN_SK: &str = "#RUN";
+fn task_sk(task: &str) -> AttributeValue {
+    s(format!("TASK#{task}"))
+}
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+fn get_n(item: &Item, k: &str) -> Option<i64> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+fn json_of(item: &Item, k: &str) -> serde_json::Value {
+    get_s(item, k).and_then(|t| serde_json::from_str(t).ok()).unwrap_or(serde_json::Value::Null)
+}
+
+/// The counter attribute of a state.
+fn counter(st: TaskState) -> &'static str {
+    st.as_str()
+}
+
+fn is_terminal(st: TaskState) -> bool {
+    matches!(st, TaskState::Done | TaskState::Failed)
+}
+
+/// How a conditional write ended.
+enum Write {
+    Applied,
+    ConditionFailed,
+}
+
+impl DynamoLedger {
+    pub fn new(aws: Arc<Aws>, table: &str, overflow: Option<Arc<dyn BlobStore>>) -> DynamoLedger {
+        DynamoLedger { aws, table: table.to_string(), overflow, ttl: None }
+    }
+
+    pub fn with_ttl(mut self, ttl: Duration) -> DynamoLedger {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn key(run: &str, sk: AttributeValue) -> Item {
+        HashMap::from([("pk".to_string(), run_pk(run)), ("sk".to_string(), sk)])
+    }
+
+    fn run_to_record(item: &Item) -> RunRecord {
+        let c = |k: &str| get_n(item, k).unwrap_or(0).max(0) as u64;
+        RunRecord {
+            run_id: get_s(item, "run_id").unwrap_or_default().to_string(),
+            created_at: get_s(item, "created_at").unwrap_or_default().to_string(),
+            config: json_of(item, "config"),
+            config_digest: get_s(item, "config_digest").unwrap_or_default().to_string(),
+            counts: RunCounts {
+                total: c("total"),
+                pending: c("pending"),
+                queued: c("queued"),
+                running: c("running"),
+                done: c("done"),
+                failed: c("failed"),
+            },
+            completions: c("completions"),
+        }
+    }
+
+    fn task_to_record(run: &str, item: &Item) -> TaskRecord {
+        TaskRecord {
+            run_id: run.to_string(),
+            task_id: get_s(item, "task_id").unwrap_or_default().to_string(),
+            index: get_n(item, "idx").unwrap_or(0) as usize,
+            state: get_s(item, "st").and_then(TaskState::parse).unwrap_or(TaskState::Pending),
+            attempts: get_n(item, "attempts").unwrap_or(0) as u32,
+            owner: get_s(item, "owner").map(str::to_string),
+            error: get_s(item, "error").map(str::to_string),
+            summary: json_of(item, "summary"),
+            result: item.get("result").and_then(|v| v.as_s().ok()).and_then(|t| serde_json::from_str(t).ok()),
+            updated_at: get_s(item, "updated_at").unwrap_or_default().to_string(),
+        }
+    }
+
+    async fn get_item(&self, key: Item, projection: Option<&str>) -> Result<Option<Item>> {
+        let mut req = self.aws.dynamodb().get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true);
+        if let Some(p) = projection {
+            // Attribute names are aliased: several are DynamoDB reserved words.
+            let names: HashMap<String, String> =
+                p.split(',').map(|a| (format!("#{}", a.trim()), a.trim().to_string())).collect();
+            let expr: Vec<String> = names.keys().cloned().collect();
+            req = req.projection_expression(expr.join(", ")).set_expression_attribute_names(Some(names));
+        }
+        let out = req.send().await.map_err(|e| remote_error("DynamoDB", "GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// Every task item of a run (without payloads), in plan order.
+    async fn query_tasks(&self, run: &str, state: Option<TaskState>, keys_only: bool) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        let attrs = if keys_only {
+            "pk, sk"
+        } else {
+            "task_id, idx, st, attempts, owner, lease_until, error, summary, result, updated_at"
+        };
+        let mut names: HashMap<String, String> = attrs.split(", ").map(|a| (format!("#{a}"), a.to_string())).collect();
+        names.insert("#pkey".into(), "pk".into());
+        names.insert("#skey".into(), "sk".into());
+        let projection: Vec<String> = attrs.split(", ").map(|a| format!("#{a}")).collect();
+        loop {
+            let mut q = self
+                .aws
+                .dynamodb()
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#pkey = :pk AND begins_with(#skey, :t)")
+                .expression_attribute_values(":pk", run_pk(run))
+                .expression_attribute_values(":t", s("TASK#"))
+                .projection_expression(projection.join(", "))
+                .set_exclusive_start_key(start.take());
+            let mut names = names.clone();
+            if let Some(st) = state {
+                names.insert("#stf".into(), "st".into());
+                q = q.filter_expression("#stf = :st").expression_attribute_values(":st", s(st.as_str()));
+            }
+            let out = q
+                .set_expression_attribute_names(Some(names))
+                .send()
+                .await
+                .map_err(|e| remote_error("DynamoDB", "Query", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        items.sort_by_key(|i| get_n(i, "idx").unwrap_or(0));
+        Ok(items)
+    }
+
+    /// BatchWriteItem in 25s, several in flight, retrying unprocessed items.
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<()> {
+        let chunks: Vec<Vec<WriteRequest>> = requests.chunks(25).map(<[_]>::to_vec).collect();
+        let results: Vec<Result<()>> = futures::stream::iter(chunks)
+            .map(|chunk| async move {
+                let mut todo = chunk;
+                for attempt in 0..10u32 {
+                    let out = self
+                        .aws
+                        .dynamodb()
+                        .batch_write_item()
+                        .request_items(&self.table, todo)
+                        .send()
+                        .await
+                        .map_err(|e| remote_error("DynamoDB", "BatchWriteItem", e))?;
+                    todo = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                    if todo.is_empty() {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
+                }
+                Err(PortError::Remote {
+                    service: "DynamoDB".into(),
+                    op: "BatchWriteItem".into(),
+                    why: format!("{} items still unprocessed after 10 attempts (throttled?)", todo.len()),
+                    transient: true,
+                })
+            })
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// A transaction, retried on conflicts with other transactions. Condition failures of
+    /// the first item are reported, not retried.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Write> {
+        for attempt in 0..TRANSACTION_ATTEMPTS {
+            let res = self.aws.dynamodb().transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let err = match res {
+                Ok(_) => return Ok(Write::Applied),
+                Err(e) => e,
+            };
+            if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
+                err.as_service_error()
+            {
+                let codes: Vec<&str> = c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+                if codes.first() == Some(&"ConditionalCheckFailed") {
+                    return Ok(Write::ConditionFailed);
+                }
+                if codes.contains(&"ConditionalCheckFailed") {
+                    return Err(PortError::Other(format!(
+                        "ledger table '{}': the run item is missing (was the run deleted while it ran?)",
+                        self.table
+                    )));
+                }
+                if codes.iter().any(|c| *c == "TransactionConflict" || *c == "ThrottlingError") || codes.is_empty() {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+            }
+            let e = remote_error("DynamoDB", "TransactWriteItems", err);
+            if e.is_transient() && attempt + 1 < TRANSACTION_ATTEMPTS {
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            return Err(e);
+        }
+        Err(PortError::Remote {
+            service: "DynamoDB".into(),
+            op: "TransactWriteItems".into(),
+            why: format!("still conflicting after {TRANSACTION_ATTEMPTS} attempts"),
+            transient: true,
+        })
+    }
+
+    /// Move one task `from` -> `to` with its run's counters, atomically. `set` adds task
+    /// attribute changes (an update expression fragment after the state's SET), `cond`
+    /// extra conditions; `values`/`names` their placeholders.
+    #[allow(clippy::too_many_arguments)]
+    async fn move_state(
+        &self,
+        run: &str,
+        task: &str,
+        from: TaskState,
+        to: TaskState,
+        set: &str,
+        cond: &str,
+        mut values: HashMap<String, AttributeValue>,
+        mut names: HashMap<String, String>,
+    ) -> Result<bool> {
+        values.insert(":from".into(), s(from.as_str()));
+        values.insert(":to".into(), s(to.as_str()));
+        values.insert(":now".into(), s(now_text()));
+        names.insert("#st".into(), "st".into());
+        names.insert("#upd".into(), "updated_at".into());
+        let task_update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(run, task_sk(task))))
+            .update_expression(format!("SET #st = :to, #upd = :now{set}"))
+            .condition_expression(format!("#st = :from{cond}"))
+            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_names(Some(names))
+            .build()
+            .map_err(|e| PortError::Other(format!("building a ledger update: {e}")))?;
+        let mut items = vec![TransactWriteItem::builder().update(task_update).build()];
+        if from != to {
+            let mut add = "#f :minus, #t :plus".to_string();
+            let mut names = HashMap::from([
+                ("#f".to_string(), counter(from).to_string()),
+                ("#t".to_string(), counter(to).to_string()),
+                ("#pkey".to_string(), "pk".to_string()),
+            ]);
+            let mut values = HashMap::from([(":minus".to_string(), n(-1)), (":plus".to_string(), n(1))]);
+            if is_terminal(to) != is_terminal(from) {
+                add.push_str(", #ended :e");
+                names.insert("#ended".into(), "ended".into());
+                values.insert(":e".into(), n(if is_terminal(to) { 1 } else { -1 }));
+            }
+            let mut expr = format!("ADD {add}");
+            if is_terminal(from) {
+                // Leaving done/failed re-arms the completion.
+                expr.push_str(" SET #armed = :yes");
+                names.insert("#armed".into(), "armed".into());
+                values.insert(":yes".into(), AttributeValue::Bool(true));
+            }
+            let run_update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(run, s(RUN_SK))))
+                .update_expression(expr)
+                .condition_expression("attribute_exists(#pkey)")
+                .set_expression_attribute_values(Some(values))
+                .set_expression_attribute_names(Some(names))
+                .build()
+                .map_err(|e| PortError::Other(format!("building a ledger update: {e}")))?;
+            items.push(TransactWriteItem::builder().update(run_update).build());
+        }
+        Ok(matches!(self.transact(items).await?, Write::Applied))
+    }
+
+    /// Fire the completion if every task has ended and it is armed: one caller wins.
+    async fn maybe_complete(&self, run: &str) -> Result<bool> {
+        let res = self
+            .aws
+            .dynamodb()
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(run, s(RUN_SK))))
+            .update_expression("SET #armed = :no ADD #c :one")
+            .condition_expression("#armed = :yes AND #ended = #total")
+            .expression_attribute_names("#armed", "armed")
+            .expression_attribute_names("#c", "completions")
+            .expression_attribute_names("#ended", "ended")
+            .expression_attribute_names("#total", "total")
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(remote_error("DynamoDB", "UpdateItem(completion)", e)),
+        }
+    }
+
+    /// A transition out of `running` that only the owner may make.
+    #[allow(clippy::too_many_arguments)]
+    async fn move_owned(
+        &self,
+        run: &str,
+        task: &str,
+        worker: &str,
+        to: TaskState,
+        set: &str,
+        mut values: HashMap<String, AttributeValue>,
+        mut names: HashMap<String, String>,
+    ) -> Result<bool> {
+        values.insert(":w".into(), s(worker));
+        names.insert("#ow".into(), "owner".into());
+        self.move_state(run, task, TaskState::Running, to, set, " AND #ow = :w", values, names).await
+    }
+
+    fn payload_key(run: &str, task: &str) -> String {
+        use sha2::Digest;
+        let h = hex::encode(&sha2::Sha256::digest(task.as_bytes())[..12]);
+        format!("_stratus/payloads/{run}/{h}.json")
+    }
+
+    async fn delete_run_items(&self, run: &str) -> Result<()> {
+        let mut keys = self.query_tasks(run, None, true).await?;
+        keys.push(Self::key(run, s(RUN_SK)));
+        let requests = keys
+            .into_iter()
+            .map(|k| {
+                WriteRequest::builder()
+                    .delete_request(DeleteRequest::builder().set_key(Some(k)).build().expect("key is set"))
+                    .build()
+            })
+            .collect();
+        self.batch_write(requests).await
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    // 20 ms doubling to ~1.3 s, with jitter so conflicting writers spread out.
+    let base = 20u64 << attempt.min(6);
+    let jitter = (now_ms() as u64).wrapping_mul(2_654_435_761) % base.max(1);
+    Duration::from_millis(base + jitter)
+}
+
+impl Ledger for DynamoLedger {
+    fn create_run(&self, run: &NewRun, tasks: &[NewTask], overwrite: bool) -> Result<()> {
+        self.aws.block_on(async {
+            let existing = self.get_item(Self::key(&run.run_id, s(RUN_SK)), Some("pk")).await?;
+            if existing.is_some() && !overwrite {
+                return Err(PortError::RunExists(run.run_id.clone()));
+            }
+            // Also clears tasks a crashed earlier plan of this run left without a run item.
+            self.delete_run_items(&run.run_id).await?;
+            let expires = self.ttl.map(|t| chrono::Utc::now().timestamp() + t.as_secs() as i64);
+            let now = now_text();
+            let mut requests = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                let mut item: Item = Self::key(&run.run_id, task_sk(&t.task_id));
+                item.insert("task_id".into(), s(&t.task_id));
+                item.insert("idx".into(), n(t.index));
+                item.insert("st".into(), s(TaskState::Pending.as_str()));
+                item.insert("attempts".into(), n(0));
+                item.insert("summary".into(), s(t.summary.to_string()));
+                item.insert("updated_at".into(), s(&now));
+                let payload = t.payload.to_string();
+                if payload.len() > INLINE_PAYLOAD_LIMIT {
+                    let store = self.overflow.as_ref().ok_or_else(|| {
+                        PortError::Other(format!(
+                            "task {}: its dataset list ({} bytes) is too big for a DynamoDB item and no manifest store is configured",
+                            t.task_id,
+                            payload.len()
+                        ))
+                    })?;
+                    let key = Self::payload_key(&run.run_id, &t.task_id);
+                    let store = store.clone();
+                    let (k, p) = (key.clone(), payload.into_bytes());
+                    tokio::task::spawn_blocking(move || store.put(&k, &p))
+                        .await
+                        .map_err(|e| PortError::Other(format!("payload upload: {e}")))??;
+                    item.insert("payload_key".into(), s(key));
+                } else {
+                    item.insert("payload".into(), s(payload));
+                }
+                if let Some(e) = expires {
+                    item.insert("expires_at".into(), n(e));
+                }
+                requests.push(
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(item)).build().expect("item is set"))
+                        .build(),
+                );
+            }
+            self.batch_write(requests).await?;
+            // The run item goes last: a run that exists has all its tasks.
+            let total = tasks.len();
+            let mut item: Item = Self::key(&run.run_id, s(RUN_SK));
+            item.insert("run_id".into(), s(&run.run_id));
+            item.insert("created_at".into(), s(&now));
+            item.insert("config".into(), s(run.config.to_string()));
+            item.insert("config_digest".into(), s(&run.config_digest));
+            item.insert("total".into(), n(total));
+            item.insert("pending".into(), n(total));
+            for st in ["queued", "running", "done", "failed", "ended", "completions"] {
+                item.insert(st.into(), n(0));
+            }
+            item.insert("armed".into(), AttributeValue::Bool(total > 0));
+            if let Some(e) = expires {
+                item.insert("expires_at".into(), n(e));
+            }
+            self.aws
+                .dynamodb()
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| remote_error("DynamoDB", "PutItem(run)", e))?;
+            Ok(())
+        })
+    }
+
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        self.aws.block_on(async {
+            Ok(self.get_item(Self::key(run_id, s(RUN_SK)), None).await?.map(|i| Self::run_to_record(&i)))
+        })
+    }
+
+    fn runs(&self) -> Result<Vec<RunRecord>> {
+        self.aws.block_on(async {
+            let mut out = Vec::new();
+            let mut pages = self
+                .aws
+                .dynamodb()
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#skey = :run")
+                .expression_attribute_names("#skey", "sk")
+                .expression_attribute_values(":run", s(RUN_SK))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| remote_error("DynamoDB", "Scan", e))?;
+                out.extend(page.items().iter().map(Self::run_to_record));
+            }
+            out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+            Ok(out)
+        })
+    }
+
+    fn tasks(&self, run_id: &str, state: Option<TaskState>) -> Result<Vec<TaskRecord>> {
+        self.aws.block_on(async {
+            Ok(self.query_tasks(run_id, state, false).await?.iter().map(|i| Self::task_to_record(run_id, i)).collect())
+        })
+    }
+
+    fn task(&self, run_id: &str, task_id: &str) -> Result<Option<TaskRecord>> {
+        self.aws.block_on(async {
+            let item = self
+                .get_item(
+                    Self::key(run_id, task_sk(task_id)),
+                    Some("task_id, idx, st, attempts, owner, error, summary, result, updated_at"),
+                )
+                .await?;
+            Ok(item.map(|i| Self::task_to_record(run_id, &i)))
+        })
+    }
+
+    fn payload(&self, run_id: &str, task_id: &str) -> Result<serde_json::Value> {
+        let item =
+            self.aws.block_on(self.get_item(Self::key(run_id, task_sk(task_id)), Some("payload, payload_key")))?;
+        let item = item.ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
+        let text = match (get_s(&item, "payload"), get_s(&item, "payload_key")) {
+            (Some(p), _) => p.to_string(),
+            (None, Some(key)) => {
+                let store = self.overflow.as_ref().ok_or_else(|| {
+                    PortError::Other(format!(
+                        "task {task_id}: payload is in manifest '{key}' but no manifest store is configured"
+                    ))
+                })?;
+                String::from_utf8_lossy(&store.get(key)?).into_owned()
+            }
+            (None, None) => return Err(PortError::Other(format!("task {task_id}: no payload in the ledger"))),
+        };
+        serde_json::from_str(&text).map_err(|e| PortError::Other(format!("task {task_id}: corrupt payload: {e}")))
+    }
+
+    fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>> {
+        self.aws.block_on(async {
+            let results: Vec<Result<Option<String>>> = futures::stream::iter(task_ids)
+                .map(|t| async move {
+                    let ok = self
+                        .move_state(
+                            run_id,
+                            t,
+                            TaskState::Pending,
+                            TaskState::Queued,
+                            "",
+                            "",
+                            HashMap::new(),
+                            HashMap::new(),
+                        )
+                        .await?;
+                    Ok(ok.then(|| t.clone()))
+                })
+                .buffered(WRITES_IN_FLIGHT)
+                .collect()
+                .await;
+            Ok(results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
+        })
+    }
+
+    fn claim(
+        &self,
+        run_id: &str,
+        task_id: &str,
+        worker: &str,
+        lease: Duration,
+        rerun_done: bool,
+        rerun_failed: bool,
+    ) -> Result<ClaimOutcome> {
+        self.aws.block_on(async {
+            for _ in 0..5 {
+                let item = self
+                    .get_item(Self::key(run_id, task_sk(task_id)), Some("st, owner, lease_until, attempts"))
+                    .await?
+                    .ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
+                let state = get_s(&item, "st").and_then(TaskState::parse).unwrap_or(TaskState::Pending);
+                let attempts = get_n(&item, "attempts").unwrap_or(0) as u32;
+                let now = now_ms();
+                let mut values = HashMap::from([
+                    (":w".to_string(), s(worker)),
+                    (":until".to_string(), n(now + lease.as_millis() as i64)),
+                    (":one".to_string(), n(1)),
+                ]);
+                let names = HashMap::from([
+                    ("#ow".to_string(), "owner".to_string()),
+                    ("#lu".to_string(), "lease_until".to_string()),
+                    ("#at".to_string(), "attempts".to_string()),
+                    ("#er".to_string(), "error".to_string()),
+                ]);
+                let mut cond = String::new();
+                match state {
+                    TaskState::Pending | TaskState::Queued => {}
+                    TaskState::Done if rerun_done => {}
+                    TaskState::Failed if rerun_failed => {}
+                    TaskState::Done => {
+                        // A redelivered message of a finished task: if the worker that
+                        // finished the run died before firing the completion, fire it now.
+                        let _ = self.maybe_complete(run_id).await;
+                        return Ok(ClaimOutcome::AlreadyDone);
+                    }
+                    TaskState::Failed => {
+                        let _ = self.maybe_complete(run_id).await;
+                        return Ok(ClaimOutcome::AlreadyFailed);
+                    }
+                    TaskState::Running => {
+                        let owner = get_s(&item, "owner").unwrap_or_default().to_string();
+                        let until = get_n(&item, "lease_until");
+                        if owner != worker && until.is_some_and(|u| u > now) {
+                            return Ok(ClaimOutcome::Busy { owner });
+                        }
+                        // Take over an expired lease only if nobody else did meanwhile.
+                        cond = " AND #ow = :old_owner".into();
+                        values.insert(":old_owner".into(), s(owner));
+                        if let Some(u) = until {
+                            cond.push_str(" AND #lu = :old_until");
+                            values.insert(":old_until".into(), n(u));
+                        }
+                    }
+                }
+                let applied = self
+                    .move_state(
+                        run_id,
+                        task_id,
+                        state,
+                        TaskState::Running,
+                        ", #ow = :w, #lu = :until ADD #at :one REMOVE #er",
+                        &cond,
+                        values,
+                        names,
+                    )
+                    .await?;
+                if applied {
+                    return Ok(ClaimOutcome::Claimed { attempt: attempts + 1 });
+                }
+                // Someone moved it between our read and write: look again.
+            }
+            let owner = self
+                .get_item(Self::key(run_id, task_sk(task_id)), Some("owner"))
+                .await?
+                .and_then(|i| get_s(&i, "owner").map(str::to_string))
+                .unwrap_or_default();
+            Ok(ClaimOutcome::Busy { owner })
+        })
+    }
+
+    fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration) -> Result<bool> {
+        self.aws.block_on(async {
+            let res = self
+                .aws
+                .dynamodb()
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(run_id, task_sk(task_id))))
+                .update_expression("SET #lu = :until")
+                .condition_expression("#st = :running AND #ow = :w")
+                .expression_attribute_names("#lu", "lease_until")
+                .expression_attribute_names("#st", "st")
+                .expression_attribute_names("#ow", "owner")
+                .expression_attribute_values(":until", n(now_ms() + lease.as_millis() as i64))
+                .expression_attribute_values(":running", s("running"))
+                .expression_attribute_values(":w", s(worker))
+                .send()
+                .await;
+            match res {
+                Ok(_) => Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+                Err(e) => Err(remote_error("DynamoDB", "UpdateItem(heartbeat)", e)),
+            }
+        })
+    }
+
+    fn complete(&self, run_id: &str, task_id: &str, worker: &str, result: &serde_json::Value) -> Result<Transition> {
+        self.aws.block_on(async {
+            let values = HashMap::from([(":res".to_string(), s(result.to_string()))]);
+            let names = HashMap::from([
+                ("#res".to_string(), "result".to_string()),
+                ("#lu".to_string(), "lease_until".to_string()),
+            ]);
+            let applied = self
+                .move_owned(run_id, task_id, worker, TaskState::Done, ", #res = :res REMOVE #lu", values, names)
+                .await?;
+            let fired = applied && self.maybe_complete(run_id).await?;
+            Ok(Transition { applied, completion_fired: fired })
+        })
+    }
+
+    fn fail(
+        &self,
+        run_id: &str,
+        task_id: &str,
+        worker: &str,
+        reason: &str,
+        final_attempt: bool,
+        result: Option<&serde_json::Value>,
+    ) -> Result<Transition> {
+        self.aws.block_on(async {
+            let to = if final_attempt { TaskState::Failed } else { TaskState::Pending };
+            let values = HashMap::from([
+                (":res".to_string(), s(result.cloned().unwrap_or(serde_json::Value::Null).to_string())),
+                (":err".to_string(), s(reason)),
+            ]);
+            let names = HashMap::from([
+                ("#res".to_string(), "result".to_string()),
+                ("#lu".to_string(), "lease_until".to_string()),
+                ("#er".to_string(), "error".to_string()),
+            ]);
+            let applied = self
+                .move_owned(run_id, task_id, worker, to, ", #res = :res, #er = :err REMOVE #lu", values, names)
+                .await?;
+            let fired = applied && final_attempt && self.maybe_complete(run_id).await?;
+            Ok(Transition { applied, completion_fired: fired })
+        })
+    }
+
+    fn release(&self, run_id: &str, task_id: &str, worker: &str) -> Result<bool> {
+        self.aws.block_on(async {
+            let values = HashMap::from([(":one".to_string(), n(-1))]);
+            let names = HashMap::from([
+                ("#at".to_string(), "attempts".to_string()),
+                ("#lu".to_string(), "lease_until".to_string()),
+            ]);
+            self.move_owned(run_id, task_id, worker, TaskState::Pending, " ADD #at :one REMOVE #lu", values, names)
+                .await
+        })
+    }
+
+    fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>> {
+        let from = match scope {
+            ResetScope::Failed => TaskState::Failed,
+            ResetScope::Done => TaskState::Done,
+            ResetScope::Stale => TaskState::Running,
+            ResetScope::Queued => TaskState::Queued,
+        };
+        self.aws.block_on(async {
+            let now = now_ms();
+            let candidates: Vec<Item> = self
+                .query_tasks(run_id, Some(from), false)
+                .await?
+                .into_iter()
+                .filter(|i| {
+                    let id = get_s(i, "task_id").unwrap_or_default();
+                    task_ids.is_none_or(|ids| ids.iter().any(|x| x == id))
+                })
+                // Only expired leases count as stale: owners run on other machines.
+                .filter(|i| scope != ResetScope::Stale || get_n(i, "lease_until").is_none_or(|u| u <= now))
+                .collect();
+            let results: Vec<Result<Option<String>>> = futures::stream::iter(candidates)
+                .map(|i| async move {
+                    let id = get_s(&i, "task_id").unwrap_or_default().to_string();
+                    let names = HashMap::from([
+                        ("#ow".to_string(), "owner".to_string()),
+                        ("#lu".to_string(), "lease_until".to_string()),
+                    ]);
+                    let ok = self
+                        .move_state(
+                            run_id,
+                            &id,
+                            from,
+                            TaskState::Pending,
+                            " REMOVE #ow, #lu",
+                            "",
+                            HashMap::new(),
+                            names,
+                        )
+                        .await?;
+                    Ok(ok.then_some(id))
+                })
+                .buffered(WRITES_IN_FLIGHT)
+                .collect()
+                .await;
+            Ok(results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
+        })
+    }
+}

@@ -1,0 +1,61 @@
+//! Small whole-file reads through GDAL's virtual file systems, so that STAC documents on
+//! S3 (`/vsis3/`) or HTTP (`/vsicurl/`) are read with the same credentials, endpoint and
+//! retries as the rasters.
+
+use crate::error::RasterError;
+use crate::paths::gdal_path;
+use std::ffi::CString;
+
+/// Documents larger than this are refused (a STAC page is kilobytes to a few megabytes).
+const MAX_DOCUMENT_BYTES: i64 = 512 << 20;
+
+/// Read a whole text file from a local path, `s3://`, `http(s)://` or `/vsi...` address.
+pub fn read_text(href: &str) -> Result<String, RasterError> {
+    crate::init_gdal();
+    let path = gdal_path(href);
+    let c_path = CString::new(path.clone())
+        .map_err(|_| RasterError::Input { path: href.into(), why: "address contains a NUL byte".into() })?;
+    let mut buf: *mut u8 = std::ptr::null_mut();
+    let mut size: gdal_sys::vsi_l_offset = 0;
+    // SAFETY: GDAL allocates `buf` (freed below with VSIFree) and writes its length to `size`.
+    let ok = unsafe {
+        gdal_sys::VSIIngestFile(std::ptr::null_mut(), c_path.as_ptr(), &mut buf, &mut size, MAX_DOCUMENT_BYTES)
+    };
+    if ok == 0 || buf.is_null() {
+        let why = last_gdal_error().unwrap_or_else(|| "not found or not readable".into());
+        return Err(RasterError::Input { path: href.into(), why });
+    }
+    // SAFETY: `buf` holds `size` bytes written by GDAL.
+    let bytes = unsafe { std::slice::from_raw_parts(buf, size as usize) }.to_vec();
+    unsafe { gdal_sys::VSIFree(buf as *mut std::ffi::c_void) };
+    String::from_utf8(bytes).map_err(|_| RasterError::Input { path: href.into(), why: "not UTF-8 text".into() })
+}
+
+fn last_gdal_error() -> Option<String> {
+    // SAFETY: CPLGetLastErrorMsg returns a thread-local, NUL-terminated string.
+    let msg = unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }.to_string_lossy().into_owned();
+    (!msg.is_empty()).then_some(msg)
+}
+
+/// Set GDAL configuration options (for `/vsis3/` endpoints and the like) unless the
+/// environment already sets them.
+pub fn set_default_options(options: &[(String, String)]) {
+    for (k, v) in options {
+        if std::env::var_os(k).is_none() {
+            let _ = gdal::config::set_config_option(k, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_local_text_and_names_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        std::fs::write(&p, "{\"a\": 1}").unwrap();
+        assert_eq!(super::read_text(p.to_str().unwrap()).unwrap(), "{\"a\": 1}");
+        let err = super::read_text("/nonexistent/b.json").unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/b.json"), "{err}");
+    }
+}

@@ -1,0 +1,335 @@
+//! The serverless pipeline against a real AWS-protocol server (moto): synthetic inputs in
+//! S3, the ledger in DynamoDB, the queues in SQS, driven through the real handler
+//! functions with events shaped as Lambda delivers them. Lambda's SQS event source mapping
+//! is played by `deliver`: receive a batch, hand it to the handler, delete the records it
+//! did not report as failed.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stratus_aws::provision::{create_stack, Stack, StackSpec};
+use stratus_aws::{Aws, DynamoLedger, S3BlobStore, SqsQueue};
+use stratus_ports::ledger::ResetScope;
+use stratus_ports::{BlobStore, Ledger, TaskQueue, TaskState};
+use stratus_serverless::Deployment;
+use stratus_synth::{Granule, SynthSpec};
+
+/// Seconds a received message stays invisible in these tests (also the task lease).
+const LEASE_S: u64 = 4;
+
+fn aws() -> Arc<Aws> {
+    support::moto::moto();
+    stratus_engine::context::aws().unwrap()
+}
+
+struct Env {
+    stack: Stack,
+    dep: Deployment,
+    bucket: S3BlobStore,
+    tasks: SqsQueue,
+    dispatch: SqsQueue,
+    completion: SqsQueue,
+    ledger: DynamoLedger,
+    run_id: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A stack named `prefix`, synthetic inputs uploaded under `inputs/`, and a run file
+/// uploaded under `runs/` (not yet planned).
+fn setup(prefix: &str) -> Env {
+    let aws = aws();
+    let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives: 3, visibility_s: LEASE_S as u32 })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SynthSpec {
+        dates: 4,
+        resolution: 240.0,
+        granule_km: 40.0,
+        truth: false,
+        granules: vec![
+            Granule { region_code: "34LGK".into(), epsg: 32734, centre_lon: 23.82, centre_lat: -14.83 },
+            Granule { region_code: "35LKE".into(), epsg: 32735, centre_lon: 24.12, centre_lat: -14.83 },
+        ],
+        ..SynthSpec::default()
+    };
+    let inputs = dir.path().join("inputs");
+    stratus_synth::generate(&spec, &inputs, &|_, _| {}).unwrap();
+    let bucket = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
+    upload_dir(&bucket, &inputs, "inputs");
+    let run_id = format!("{prefix}-pq");
+    let run_file = format!(
+        "run_id: {run_id}\ninputs: ['s3://{b}/inputs/catalog.json']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nfrequency: annual\nplugin: pq\nproduct: {{name: t_pq, version: 1.0.0}}\nlocation: 's3://{b}/products'\nchunk_size: 64\njob_queue_max_lease: {LEASE_S}\nrenew_safety_margin: 2\n",
+        b = stack.bucket
+    );
+    bucket.put("runs/pq-2021.yaml", run_file.as_bytes()).unwrap();
+    let dep = Deployment {
+        table: stack.table.clone(),
+        task_queue: stack.task_queue.clone(),
+        dispatch_queue: stack.dispatch_queue.clone(),
+        completion_queue: stack.completion_queue.clone(),
+        scheduled_run_file: None,
+        page_size: 3,
+        deadline_margin: Duration::from_secs(30),
+    };
+    Env {
+        tasks: SqsQueue::open(aws.clone(), &stack.task_queue).unwrap(),
+        dispatch: SqsQueue::open(aws.clone(), &stack.dispatch_queue).unwrap(),
+        completion: SqsQueue::open(aws.clone(), &stack.completion_queue).unwrap(),
+        ledger: DynamoLedger::new(aws.clone(), &stack.table, None),
+        stack,
+        dep,
+        bucket,
+        run_id,
+        _dir: dir,
+    }
+}
+
+fn upload_dir(store: &S3BlobStore, dir: &Path, prefix: &str) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        let key = format!("{prefix}/{}", p.file_name().unwrap().to_string_lossy());
+        if p.is_dir() {
+            upload_dir(store, &p, &key);
+        } else {
+            store.put_file(&key, &p).unwrap();
+        }
+    }
+}
+
+/// The S3 event notification Lambda receives for a new object.
+fn s3_notification(bucket: &str, key: &str) -> Value {
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T03:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "stratus-run-files",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": key.replace(' ', "+"), "size": 512, "eTag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "0055AED6DCD90281E5"}}
+    }]})
+}
+
+/// Receive up to `max` messages as Lambda's event source mapping does, call `handler`
+/// with the SQS event, delete the records it did not report. Returns the record count.
+fn deliver(queue: &SqsQueue, max: usize, handler: &dyn Fn(&Value) -> Value) -> usize {
+    let msgs = queue.receive(max, Duration::from_secs(LEASE_S), Duration::from_secs(1)).unwrap();
+    if msgs.is_empty() {
+        return 0;
+    }
+    let records: Vec<Value> = msgs
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id, "receiptHandle": m.receipt, "body": m.body,
+                "attributes": {"ApproximateReceiveCount": m.receive_count.to_string(), "SentTimestamp": "1763780400000",
+                               "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1763780400001"},
+                "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{}", queue.name()), "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let response = handler(&json!({ "Records": records }));
+    let failed: Vec<&str> = response["batchItemFailures"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f["itemIdentifier"].as_str()).collect())
+        .unwrap_or_default();
+    for m in &msgs {
+        if !failed.contains(&m.message_id.as_str()) {
+            queue.delete(&m.receipt).unwrap();
+        }
+    }
+    msgs.len()
+}
+
+fn dispatcher(dep: &Deployment) -> impl Fn(&Value) -> Value + '_ {
+    move |e| serde_json::to_value(stratus_serverless::dispatcher::handle(dep, e).unwrap()).unwrap()
+}
+fn worker(dep: &Deployment) -> impl Fn(&Value) -> Value + '_ {
+    move |e| {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        serde_json::to_value(stratus_serverless::worker::handle(dep, e, deadline).unwrap()).unwrap()
+    }
+}
+fn mosaic(dep: &Deployment) -> impl Fn(&Value) -> Value + '_ {
+    move |e| serde_json::to_value(stratus_serverless::mosaic::handle(dep, e).unwrap()).unwrap()
+}
+
+/// Deliver from `queue` until `done()` holds (or fail after `timeout`).
+fn drain_until(queue: &SqsQueue, handler: &dyn Fn(&Value) -> Value, done: &dyn Fn() -> bool, timeout: Duration) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "queue {} did not reach the expected state in {timeout:?}", queue.name());
+        deliver(queue, 3, handler);
+    }
+}
+
+fn plan_and_dispatch(env: &Env) -> usize {
+    let event = s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
+    let out = stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
+    let tasks = out["planned"][0]["tasks"].as_u64().unwrap() as usize;
+    assert!(tasks >= 4, "expected several tiles, planned {out}");
+    assert_eq!(out["planned"][0]["pages"].as_u64().unwrap() as usize, tasks.div_ceil(3));
+    // A duplicate notification plans nothing new and the dispatcher sends nothing twice.
+    let again =
+        stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
+    assert_eq!(again["planned"][0]["unchanged"], true);
+    while deliver(&env.dispatch, 10, &dispatcher(&env.dep)) > 0 {}
+    let run = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!(run.counts.queued as usize, tasks, "every task queued exactly once: {:?}", run.counts);
+    let depth = env.tasks.depth().unwrap();
+    assert_eq!(depth.visible as usize, tasks, "one message per task: {depth:?}");
+    tasks
+}
+
+/// The completion messages waiting on the completion queue (left there for the mosaic).
+fn completion_messages(env: &Env) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut receipts = Vec::new();
+    loop {
+        let got = env.completion.receive(10, Duration::from_secs(30), Duration::from_secs(1)).unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for m in got {
+            out.push(serde_json::from_str(&m.body).unwrap());
+            receipts.push(m.receipt);
+        }
+    }
+    for r in receipts {
+        env.completion.extend_visibility(&r, Duration::ZERO).unwrap();
+    }
+    out
+}
+
+#[test]
+fn full_run_through_the_handlers_writes_every_tile_once_and_completes_once() {
+    let env = setup("full");
+    let tasks = plan_and_dispatch(&env);
+
+    // A batch with a malformed body and an unknown task next to real ones: only the bad
+    // records are reported; the others are processed.
+    env.tasks
+        .send_batch(&[
+            "{not json".to_string(),
+            json!({"run_id": env.run_id, "task_id": "x+099/y+099/2021--P1Y"}).to_string(),
+        ])
+        .unwrap();
+    let ledger = &env.ledger;
+    let run_id = env.run_id.clone();
+    drain_until(
+        &env.tasks,
+        &worker(&env.dep),
+        &|| ledger.run(&run_id).unwrap().unwrap().counts.done as usize == tasks,
+        Duration::from_secs(300),
+    );
+    let run = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!((run.counts.done as usize, run.counts.failed, run.completions), (tasks, 0, 1), "{:?}", run.counts);
+
+    // Every tile's bands and STAC item are in S3.
+    for t in env.ledger.tasks(&env.run_id, None).unwrap() {
+        let id: stratus_core::TaskId = t.task_id.parse().unwrap();
+        let layout = stratus_engine::layout::Layout::new("t_pq", "1.0.0");
+        let item = env.bucket.get(&format!("products/{}", layout.stac_key(&id))).unwrap();
+        let item: Value = serde_json::from_slice(&item).unwrap();
+        assert!(item["assets"]["clear"]["href"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("s3://{}/products/", env.stack.bucket)));
+    }
+
+    // Duplicate delivery of a done task: nothing is rewritten, counters unchanged, no
+    // second completion.
+    let first = env.ledger.tasks(&env.run_id, None).unwrap().remove(0);
+    let body = json!({"run_id": env.run_id, "task_id": first.task_id}).to_string();
+    env.tasks.send_batch(&[body.clone(), body]).unwrap();
+    while deliver(&env.tasks, 10, &worker(&env.dep)) > 0 {}
+    let after = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!((after.counts.clone(), after.completions), (run.counts.clone(), 1));
+    assert_eq!(env.ledger.task(&env.run_id, &first.task_id).unwrap().unwrap().attempts, first.attempts);
+
+    // The two bad messages go to the dead-letter queue after their receives.
+    let started = Instant::now();
+    while env.tasks.depth().unwrap().dead_letter < 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "malformed and unknown-task messages never dead-lettered");
+        deliver(&env.tasks, 10, &worker(&env.dep));
+    }
+    assert_eq!(env.tasks.depth().unwrap().dead_letter, 2);
+
+    // Exactly one completion message; the mosaic function builds the mosaic from it.
+    let completions = completion_messages(&env);
+    assert_eq!(completions.len(), 1, "{completions:?}");
+    assert_eq!(completions[0]["run_id"], env.run_id.as_str());
+    while deliver(&env.completion, 10, &mosaic(&env.dep)) > 0 {}
+    let report: Value = serde_json::from_slice(
+        &env.bucket.get(&format!("products/t_pq/1.0.0/_runs/{}/mosaic/mosaic.json", env.run_id)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["bands"].as_array().unwrap().len(), 4, "{report}");
+    let url = report["bands"][0]["url"].as_str().unwrap();
+    let ds = gdal::Dataset::open(stratus_raster::paths::gdal_path(url)).unwrap();
+    assert!(ds.raster_size().0 > 10, "mosaic {url} opens through /vsis3/");
+    assert!(env.bucket.head(&format!("products/t_pq/1.0.0/_runs/{}/summary.json", env.run_id)).unwrap().is_some());
+}
+
+#[test]
+fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
+    let env = setup("poison");
+    let tasks = plan_and_dispatch(&env);
+    // Corrupt one input COG: the tiles that read it fail every receive.
+    let inputs = env.bucket.list("inputs/").unwrap();
+    let victim = inputs.iter().find(|k| k.ends_with("/SCL.tif")).unwrap().clone();
+    let good = env.bucket.get(&victim).unwrap();
+    env.bucket.put(&victim, b"II*\0 this is not a GeoTIFF").unwrap();
+
+    let ledger = &env.ledger;
+    let run_id = env.run_id.clone();
+    drain_until(
+        &env.tasks,
+        &worker(&env.dep),
+        &|| ledger.run(&run_id).unwrap().unwrap().counts.ended() as usize == tasks,
+        Duration::from_secs(300),
+    );
+    let run = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert!(run.counts.failed >= 1 && run.counts.done >= 1, "{:?}", run.counts);
+    assert_eq!(run.completions, 1);
+    for t in env.ledger.tasks(&env.run_id, Some(TaskState::Failed)).unwrap() {
+        assert_eq!(t.attempts, 3, "three receives before giving up");
+        let reason = t.error.unwrap();
+        assert!(reason.contains("SCL.tif"), "the reason names the input: {reason}");
+    }
+    // One more receive moves the exhausted messages to the dead-letter queue.
+    let started = Instant::now();
+    while env.tasks.depth().unwrap().dead_letter < run.counts.failed {
+        assert!(started.elapsed() < Duration::from_secs(60), "failed tasks never reached the DLQ");
+        deliver(&env.tasks, 10, &worker(&env.dep));
+    }
+    assert_eq!(completion_messages(&env).len(), 1);
+
+    // Fix the input, redrive with the CLI, and let the workers finish.
+    env.bucket.put(&victim, &good).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["redrive", &env.run_id, "--location", &format!("s3://{}/products", env.stack.bucket)])
+        .args(["--table", &env.stack.table, "--queue", &env.stack.task_queue])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("redrove {} dead-lettered", run.counts.failed)), "{stdout}");
+    drain_until(
+        &env.tasks,
+        &worker(&env.dep),
+        &|| ledger.run(&run_id).unwrap().unwrap().counts.done as usize == tasks,
+        Duration::from_secs(300),
+    );
+    let run = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!((run.counts.failed, run.completions), (0, 2));
+    let completions = completion_messages(&env);
+    assert_eq!(completions.len(), 2, "the redrive's completion is sent too: {completions:?}");
+    assert_eq!(completions.iter().filter(|c| c["completion"] == 2 && c["failed"] == 0).count(), 1);
+    assert_eq!(env.tasks.depth().unwrap().dead_letter, 0);
+    let _ = env.ledger.reset(&env.run_id, ResetScope::Stale, None).unwrap();
+}
