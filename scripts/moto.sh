@@ -6,7 +6,8 @@
 #                             (default 5077) in the background; prints the endpoint
 #   scripts/moto.sh stop      stop the server started by `start`
 #
-# The tests start their own server from .venv-moto/bin/moto_server (one per test
+# The server is moto's, started through scripts/moto_server.py, which makes DynamoDB's
+# conditional writes atomic as they are on AWS. The tests start their own (one per test
 # binary, on a free port); `make test` runs `install` first. Idempotent.
 #
 # Environment:
@@ -49,7 +50,7 @@ case "${1:-install}" in
         if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
             say "already running (pid $(cat "$pidfile"))"
         else
-            "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$venv/moto_server.log" 2>&1 &
+            "$venv/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >"$venv/moto_server.log" 2>&1 &
             echo $! >"$pidfile"
             for _ in $(seq 50); do
                 curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break

@@ -40,6 +40,10 @@ struct Env {
 /// A stack named `prefix`, synthetic inputs uploaded under `inputs/`, and a run file
 /// uploaded under `runs/` (not yet planned).
 fn setup(prefix: &str) -> Env {
+    setup_with(prefix, "pq")
+}
+
+fn setup_with(prefix: &str, plugin: &str) -> Env {
     let aws = aws();
     let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives: 3, visibility_s: LEASE_S as u32 })
         .unwrap();
@@ -59,11 +63,17 @@ fn setup(prefix: &str) -> Env {
     stratus_synth::generate(&spec, &inputs, &|_, _| {}).unwrap();
     let bucket = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
     upload_dir(&bucket, &inputs, "inputs");
-    let run_id = format!("{prefix}-pq");
+    let run_id = format!("{prefix}-{plugin}");
     let run_file = format!(
-        "run_id: {run_id}\ninputs: ['s3://{b}/inputs/catalog.json']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nfrequency: annual\nplugin: pq\nproduct: {{name: t_pq, version: 1.0.0}}\nlocation: 's3://{b}/products'\nchunk_size: 64\njob_queue_max_lease: {LEASE_S}\nrenew_safety_margin: 2\n",
+        "run_id: {run_id}\ninputs: ['s3://{b}/inputs/catalog.json']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nfrequency: annual\nplugin: {plugin}\nproduct: {{name: t_pq, version: 1.0.0}}\nlocation: 's3://{b}/products'\nchunk_size: 64\njob_queue_max_lease: {LEASE_S}\nrenew_safety_margin: 2\n",
         b = stack.bucket
     );
+    let run_file = if plugin == "gm-s2" {
+        // The synthetic scenes carry six of Sentinel-2's ten geomedian bands.
+        format!("{run_file}plugin_config: {{bands: [B02, B03, B04, B08, B11, B12]}}\n")
+    } else {
+        run_file
+    };
     bucket.put("runs/pq-2021.yaml", run_file.as_bytes()).unwrap();
     let dep = Deployment {
         table: stack.table.clone(),
@@ -332,4 +342,96 @@ fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
     assert_eq!(completions.iter().filter(|c| c["completion"] == 2 && c["failed"] == 0).count(), 1);
     assert_eq!(env.tasks.depth().unwrap().dead_letter, 0);
     let _ = env.ledger.reset(&env.run_id, ResetScope::Stale, None).unwrap();
+}
+
+#[test]
+fn killed_container_worker_leaves_its_message_which_reappears_and_completes() {
+    // gm-s2 reads every band of every scene through /vsis3/: tiles take long enough to
+    // kill one midway.
+    let env = setup_with("killed", "gm-s2");
+    let tasks = plan_and_dispatch(&env);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args([
+            "worker",
+            "--from-sqs",
+            &env.stack.task_queue,
+            "--location",
+            &format!("s3://{}/products", env.stack.bucket),
+        ])
+        .args(["--table", &env.stack.table, "--visibility", &LEASE_S.to_string(), "--idle-exit", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let killed_task = loop {
+        assert!(started.elapsed() < Duration::from_secs(120), "the worker never got going");
+        if child.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("the container worker exited early: {err}");
+        }
+        // Freeze the worker, look at the ledger, and kill it only if it is mid-tile (so
+        // the check cannot race the tile's end); otherwise let it go on.
+        let signal = |sig: &str| {
+            std::process::Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+        };
+        signal("-STOP");
+        let running = env.ledger.tasks(&env.run_id, Some(TaskState::Running)).unwrap();
+        let done = env.ledger.run(&env.run_id).unwrap().unwrap().counts.done;
+        if done >= 1 && running.len() == 1 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break running[0].task_id.clone();
+        }
+        signal("-CONT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let task = env.ledger.task(&env.run_id, &killed_task).unwrap().unwrap();
+    assert_eq!(task.state, TaskState::Running, "killed mid-tile: the task is left running");
+    // Its message was not deleted: it reappears once the visibility timeout (and the
+    // lease) have passed, and a worker finishes the tile.
+    let ledger = &env.ledger;
+    let run_id = env.run_id.clone();
+    drain_until(
+        &env.tasks,
+        &worker(&env.dep),
+        &|| ledger.run(&run_id).unwrap().unwrap().counts.done as usize == tasks,
+        Duration::from_secs(300),
+    );
+    let task = env.ledger.task(&env.run_id, &killed_task).unwrap().unwrap();
+    assert_eq!((task.state, task.attempts), (TaskState::Done, 2), "finished on its second attempt");
+    let run = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!((run.counts.failed, run.completions), (0, 1));
+}
+
+#[test]
+fn eventbridge_object_created_and_scheduled_events_plan_runs() {
+    let mut env = setup("ebridge");
+    let deadline = || Instant::now() + Duration::from_secs(600);
+    let created = json!({
+        "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": "Object Created",
+        "source": "aws.s3", "account": "123456789012", "time": "2026-11-22T03:00:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{}", env.stack.bucket)],
+        "detail": {"version": "0", "bucket": {"name": env.stack.bucket}, "object": {"key": "runs/pq-2021.yaml", "size": 512},
+                   "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012", "reason": "PutObject"}
+    });
+    let out = stratus_serverless::planner::handle(&env.dep, &created, deadline()).unwrap();
+    assert_eq!(out["planned"][0]["run_id"], env.run_id.as_str());
+    assert!(out["planned"][0]["tasks"].as_u64().unwrap() >= 4);
+
+    // A schedule plans the period that ended before it fired, under the derived run id.
+    env.dep.scheduled_run_file = Some(format!("s3://{}/runs/pq-2021.yaml", env.stack.bucket));
+    let scheduled = json!({
+        "version": "0", "id": "89d1a02d-5ec7-412e-82f5-13505f849b41", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2022-01-01T02:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/stratus-planner-schedule"], "detail": {}
+    });
+    let out = stratus_serverless::planner::handle(&env.dep, &scheduled, deadline()).unwrap();
+    assert_eq!(out["planned"][0]["run_id"], "t_pq-2021--P1Y");
+    assert!(env.ledger.run("t_pq-2021--P1Y").unwrap().is_some());
+
+    // Not a planner event: a clear error, nothing planned.
+    let err = stratus_serverless::planner::handle(&env.dep, &json!({"Records": "nope"}), deadline()).unwrap_err();
+    assert!(err.contains("S3 event"), "{err}");
 }

@@ -21,7 +21,8 @@ fn repo_root() -> PathBuf {
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
-        let server = repo_root().join(".venv-moto/bin/moto_server");
+        let server = repo_root().join(".venv-moto/bin/python");
+        let launcher = repo_root().join("scripts/moto_server.py");
         assert!(
             server.exists(),
             "\n\nMOTO IS NOT INSTALLED: these AWS integration tests need a real AWS-protocol server.\n\
@@ -31,8 +32,9 @@ pub fn moto() -> &'static Moto {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // A watcher shell stops the server when this test process goes away.
         let script = format!(
-            "\"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill $m",
+            "\"{}\" \"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill $m",
             server.display(),
+            launcher.display(),
             std::process::id()
         );
         // Not waited for: the watcher outlives the tests by design and exits with them.
