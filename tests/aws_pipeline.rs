@@ -15,7 +15,6 @@ use stratus_aws::{Aws, DynamoLedger, S3BlobStore, SqsQueue};
 use stratus_ports::ledger::ResetScope;
 use stratus_ports::{BlobStore, Ledger, TaskQueue, TaskState};
 use stratus_serverless::Deployment;
-use stratus_synth::{Granule, SynthSpec};
 
 /// Seconds a received message stays invisible in these tests (also the task lease).
 const LEASE_S: u64 = 4;
@@ -48,17 +47,7 @@ fn setup_with(prefix: &str, plugin: &str) -> Env {
     let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives: 3, visibility_s: LEASE_S as u32 })
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let spec = SynthSpec {
-        dates: 4,
-        resolution: 240.0,
-        granule_km: 40.0,
-        truth: false,
-        granules: vec![
-            Granule { region_code: "34LGK".into(), epsg: 32734, centre_lon: 23.82, centre_lat: -14.83 },
-            Granule { region_code: "35LKE".into(), epsg: 32735, centre_lon: 24.12, centre_lat: -14.83 },
-        ],
-        ..SynthSpec::default()
-    };
+    let spec = support::small_scenes(4);
     let inputs = dir.path().join("inputs");
     stratus_synth::generate(&spec, &inputs, &|_, _| {}).unwrap();
     let bucket = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
@@ -177,6 +166,12 @@ fn drain_until(queue: &SqsQueue, handler: &dyn Fn(&Value) -> Value, done: &dyn F
     }
 }
 
+/// Deliver task messages to the worker handler until the run's counts satisfy `done`.
+fn run_workers_until(env: &Env, done: &dyn Fn(&stratus_ports::RunCounts) -> bool) {
+    let check = || done(&env.ledger.run(&env.run_id).unwrap().unwrap().counts);
+    drain_until(&env.tasks, &worker(&env.dep), &check, Duration::from_secs(300));
+}
+
 fn plan_and_dispatch(env: &Env) -> usize {
     let event = s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
     let out = stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
@@ -228,14 +223,7 @@ fn full_run_through_the_handlers_writes_every_tile_once_and_completes_once() {
             json!({"run_id": env.run_id, "task_id": "x+099/y+099/2021--P1Y"}).to_string(),
         ])
         .unwrap();
-    let ledger = &env.ledger;
-    let run_id = env.run_id.clone();
-    drain_until(
-        &env.tasks,
-        &worker(&env.dep),
-        &|| ledger.run(&run_id).unwrap().unwrap().counts.done as usize == tasks,
-        Duration::from_secs(300),
-    );
+    run_workers_until(&env, &|c| c.done as usize == tasks);
     let run = env.ledger.run(&env.run_id).unwrap().unwrap();
     assert_eq!((run.counts.done as usize, run.counts.failed, run.completions), (tasks, 0, 1), "{:?}", run.counts);
 
@@ -295,14 +283,7 @@ fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
     let good = env.bucket.get(&victim).unwrap();
     env.bucket.put(&victim, b"II*\0 this is not a GeoTIFF").unwrap();
 
-    let ledger = &env.ledger;
-    let run_id = env.run_id.clone();
-    drain_until(
-        &env.tasks,
-        &worker(&env.dep),
-        &|| ledger.run(&run_id).unwrap().unwrap().counts.ended() as usize == tasks,
-        Duration::from_secs(300),
-    );
+    run_workers_until(&env, &|c| c.ended() as usize == tasks);
     let run = env.ledger.run(&env.run_id).unwrap().unwrap();
     assert!(run.counts.failed >= 1 && run.counts.done >= 1, "{:?}", run.counts);
     assert_eq!(run.completions, 1);
@@ -329,12 +310,7 @@ fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("redrove {} dead-lettered", run.counts.failed)), "{stdout}");
-    drain_until(
-        &env.tasks,
-        &worker(&env.dep),
-        &|| ledger.run(&run_id).unwrap().unwrap().counts.done as usize == tasks,
-        Duration::from_secs(300),
-    );
+    run_workers_until(&env, &|c| c.done as usize == tasks);
     let run = env.ledger.run(&env.run_id).unwrap().unwrap();
     assert_eq!((run.counts.failed, run.completions), (0, 2));
     let completions = completion_messages(&env);
@@ -391,14 +367,7 @@ fn killed_container_worker_leaves_its_message_which_reappears_and_completes() {
     assert_eq!(task.state, TaskState::Running, "killed mid-tile: the task is left running");
     // Its message was not deleted: it reappears once the visibility timeout (and the
     // lease) have passed, and a worker finishes the tile.
-    let ledger = &env.ledger;
-    let run_id = env.run_id.clone();
-    drain_until(
-        &env.tasks,
-        &worker(&env.dep),
-        &|| ledger.run(&run_id).unwrap().unwrap().counts.done as usize == tasks,
-        Duration::from_secs(300),
-    );
+    run_workers_until(&env, &|c| c.done as usize == tasks);
     let task = env.ledger.task(&env.run_id, &killed_task).unwrap().unwrap();
     assert_eq!((task.state, task.attempts), (TaskState::Done, 2), "finished on its second attempt");
     let run = env.ledger.run(&env.run_id).unwrap().unwrap();

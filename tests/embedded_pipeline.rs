@@ -1,6 +1,8 @@
 //! End to end on the embedded defaults: synthetic inputs -> plan -> run -> COGs + STAC,
 //! checked against the synthetic truth; reruns, a killed run, bad inputs.
 
+mod support;
+
 use gdal::Dataset as GdalDataset;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -15,22 +17,10 @@ use stratus_engine::runner::{run_plan, RunOptions, Silent};
 use stratus_engine::Context;
 use stratus_ports::{Ledger, SqliteLedger, TaskState};
 use stratus_raster::GdalCrsTransform;
-use stratus_synth::{Granule, SynthSpec};
+use stratus_synth::SynthSpec;
 
-/// Small scenes either side of the UTM 34/35 boundary, overlapping by ~8 km so that
-/// same-day fusing matters.
 fn spec(dates: usize) -> SynthSpec {
-    SynthSpec {
-        dates,
-        resolution: 240.0,
-        granule_km: 40.0,
-        truth: false,
-        granules: vec![
-            Granule { region_code: "34LGK".into(), epsg: 32734, centre_lon: 23.82, centre_lat: -14.83 },
-            Granule { region_code: "35LKE".into(), epsg: 32735, centre_lon: 24.12, centre_lat: -14.83 },
-        ],
-        ..SynthSpec::default()
-    }
+    support::small_scenes(dates)
 }
 
 fn synth(dir: &Path, dates: usize) -> PathBuf {

@@ -1,3 +1,5 @@
+#![allow(dead_code)] // not every test binary uses every helper
+
 //! A moto server (a real AWS-protocol server for S3, SQS and DynamoDB) for one test
 //! binary, from the project's venv (`scripts/moto.sh install`, run by `make test`).
 //! The server is stopped when the test process exits.

@@ -4,7 +4,7 @@
 
 use crate::deployment::Deployment;
 use crate::HandlerError;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use stratus_engine::consumer::dispatch_page;
@@ -20,30 +20,17 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
 pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, String> {
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     let task_queue = dep.need(&dep.task_queue, "STRATUS_TASK_QUEUE_URL")?;
-    let event: SqsEvent = serde_json::from_value(event.clone()).map_err(|e| format!("not an SQS event: {e}"))?;
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let result =
-            FanOutPage::parse(record.body.as_deref().unwrap_or_default()).map_err(|e| e.to_string()).and_then(|page| {
-                let span = tracing::info_span!("page", run_id = %page.run_id, page = page.page);
-                let _g = span.enter();
-                // The page's run names where its outputs (and payload manifests) live.
-                let location = run_location(table, &page.run_id)?;
-                let ctx = Context::aws(&location, table).map_err(|e| e.to_string())?;
-                let queue = ctx.queue(Some(task_queue), &page.run_id, 3).map_err(|e| e.to_string())?;
-                let sent = dispatch_page(&ctx, &page, queue.as_ref()).map_err(|e| e.to_string())?;
-                tracing::info!(tasks = page.task_ids.len(), sent, "page dispatched");
-                Ok(())
-            });
-        if let Err(e) = result {
-            tracing::error!(message_id = %id, error = %e, "fan-out page failed");
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            response.batch_item_failures.push(f);
-        }
-    }
-    Ok(response)
+    crate::for_each_record(event, "fan-out page", |body| {
+        let page = FanOutPage::parse(body).map_err(|e| e.to_string())?;
+        let span = tracing::info_span!("page", run_id = %page.run_id, page = page.page);
+        let _g = span.enter();
+        // The page's run names where its outputs (and payload manifests) live.
+        let ctx = Context::aws(&run_location(table, &page.run_id)?, table).map_err(|e| e.to_string())?;
+        let queue = ctx.queue(Some(task_queue), &page.run_id, 3).map_err(|e| e.to_string())?;
+        let sent = dispatch_page(&ctx, &page, queue.as_ref()).map_err(|e| e.to_string())?;
+        tracing::info!(tasks = page.task_ids.len(), sent, "page dispatched");
+        Ok(())
+    })
 }
 
 /// The output location a run was planned with (from its configuration in the ledger).

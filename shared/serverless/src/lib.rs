@@ -20,3 +20,25 @@ pub use deployment::Deployment;
 
 /// Errors a handler returns to the Lambda runtime (which logs and reports them).
 pub type HandlerError = lambda_runtime::Error;
+
+/// Call `f` with the body of every record of an SQS event; records for which it fails are
+/// logged and returned as `batchItemFailures` (SQS retries those, then dead-letters them).
+pub fn for_each_record(
+    event: &serde_json::Value,
+    what: &str,
+    mut f: impl FnMut(&str) -> Result<(), String>,
+) -> Result<aws_lambda_events::sqs::SqsBatchResponse, String> {
+    use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+    let event: SqsEvent = serde_json::from_value(event.clone()).map_err(|e| format!("not an SQS event: {e}"))?;
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        if let Err(e) = f(record.body.as_deref().unwrap_or_default()) {
+            tracing::error!(message_id = %id, error = %e, "{what} failed");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    Ok(response)
+}

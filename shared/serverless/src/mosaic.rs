@@ -6,7 +6,7 @@
 use crate::deployment::Deployment;
 use crate::dispatcher::run_location;
 use crate::HandlerError;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use stratus_engine::messages::CompletionMessage;
@@ -22,28 +22,15 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
 
 pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, String> {
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
-    let event: SqsEvent = serde_json::from_value(event.clone()).map_err(|e| format!("not an SQS event: {e}"))?;
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let result = CompletionMessage::parse(record.body.as_deref().unwrap_or_default())
-            .map_err(|e| e.to_string())
-            .and_then(|m| {
-                let span = tracing::info_span!("mosaic", run_id = %m.run_id, completion = m.completion);
-                let _g = span.enter();
-                let ctx = Context::aws(&run_location(table, &m.run_id)?, table).map_err(|e| e.to_string())?;
-                let mosaic = build_for_run(&ctx, &m.run_id, &MosaicOptions::default()).map_err(|e| e.to_string())?;
-                let mut report = RunReport { run_id: m.run_id.clone(), ..Default::default() };
-                write_summary(&ctx, &m.run_id, &mut report).map_err(|e| e.to_string())?;
-                tracing::info!(bands = mosaic.bands.len(), missing = mosaic.missing.len(), seconds = mosaic.elapsed_s, summary = %report.summary_url, "mosaic written");
-                Ok(())
-            });
-        if let Err(e) = result {
-            tracing::error!(message_id = %id, error = %e, "mosaic failed");
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            response.batch_item_failures.push(f);
-        }
-    }
-    Ok(response)
+    crate::for_each_record(event, "mosaic", |body| {
+        let m = CompletionMessage::parse(body).map_err(|e| e.to_string())?;
+        let span = tracing::info_span!("mosaic", run_id = %m.run_id, completion = m.completion);
+        let _g = span.enter();
+        let ctx = Context::aws(&run_location(table, &m.run_id)?, table).map_err(|e| e.to_string())?;
+        let mosaic = build_for_run(&ctx, &m.run_id, &MosaicOptions::default()).map_err(|e| e.to_string())?;
+        let mut report = RunReport { run_id: m.run_id.clone(), ..Default::default() };
+        write_summary(&ctx, &m.run_id, &mut report).map_err(|e| e.to_string())?;
+        tracing::info!(bands = mosaic.bands.len(), missing = mosaic.missing.len(), seconds = mosaic.elapsed_s, summary = %report.summary_url, "mosaic written");
+        Ok(())
+    })
 }
