@@ -15,7 +15,8 @@ demo: build
 	@scripts/demo.sh
 
 ## Format and lint checks, then every test.
-test: setup
+test:
+	@scripts/setup.sh --test
 	@scripts/moto.sh install
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -31,3 +32,5 @@ clean:
 bench: build
 	@scripts/parity/make_fixtures.sh --venv-only
 	.venv-parity/bin/python scripts/bench/kernels.py
+	$(CARGO) build --release --example bench_mosaic
+	python3 scripts/bench/mosaic.py

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs what Stratus needs on a Debian/Ubuntu machine, if it is missing:
 # GDAL (library, headers, command-line tools), pkg-config and a C toolchain for the
-# GDAL/SQLite bindings. Idempotent: does nothing when everything is present.
+# GDAL/SQLite bindings; with --test also what the tests use besides (Chromium, to open the
+# run report headless; python3-venv for the moto server's venv). Idempotent: does nothing
+# when everything is present.
 set -euo pipefail
 
+pkgs=(libgdal-dev gdal-bin pkg-config build-essential)
+if [ "${1:-}" = "--test" ]; then
+    pkgs+=(chromium python3-venv)
+fi
 need=()
-for pkg in libgdal-dev gdal-bin pkg-config build-essential; do
+for pkg in "${pkgs[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 

@@ -482,6 +482,16 @@ fn status(a: StatusArgs) -> Result<i32> {
             if q.visible + q.in_flight + q.dead_letter > 0 {
                 println!("  queue: {} waiting, {} in flight, {} dead-lettered", q.visible, q.in_flight, q.dead_letter);
             }
+            if let Some(product) = run.config.get("product") {
+                let layout = stratus_engine::layout::Layout::new(
+                    product["name"].as_str().unwrap_or_default(),
+                    product["version"].as_str().unwrap_or_default(),
+                );
+                let (html, _) = stratus_engine::report::report_keys(&layout, &run.run_id);
+                if ctx.output.head(&html)?.is_some() {
+                    println!("  report: {}", ctx.output.url(&html));
+                }
+            }
             for t in ctx.ledger.tasks(&run.run_id, Some(TaskState::Failed))? {
                 println!("  FAILED {} (attempts {}): {}", t.task_id, t.attempts, t.error.unwrap_or_default());
             }
@@ -604,6 +614,10 @@ pub struct MosaicArgs {
     /// Bands to include (comma-separated; default: all).
     #[arg(long, value_delimiter = ',')]
     bands: Vec<String>,
+    /// Resampling for continuous bands: average (default), bilinear, cubic, mode, ...
+    /// (categorical bands always use nearest).
+    #[arg(long)]
+    resampling: Option<String>,
 }
 
 fn generate_mosaic(a: MosaicArgs) -> Result<i32> {
@@ -611,6 +625,7 @@ fn generate_mosaic(a: MosaicArgs) -> Result<i32> {
     let opts = stratus_engine::mosaic::MosaicOptions {
         resolution: a.resolution,
         bands: (!a.bands.is_empty()).then(|| a.bands.clone()),
+        resampling: a.resampling.clone(),
     };
     let r = stratus_engine::mosaic::build_for_run(&ctx, &a.run_id, &opts)?;
     println!("mosaic of {} ({} x {} px at {} m) in {:.1} s", r.run_id, r.width, r.height, r.resolution, r.elapsed_s);
@@ -620,6 +635,12 @@ fn generate_mosaic(a: MosaicArgs) -> Result<i32> {
     for m in &r.missing {
         println!("  MISSING {m} (left as nodata)");
     }
+    if let Some(p) = &r.preview {
+        println!("  preview: {p}");
+    }
+    println!("  STAC item: {}", r.stac_item);
+    let report = stratus_engine::report::write_report(&ctx, &a.run_id, Some(r))?;
+    println!("  report: {report}");
     Ok(0)
 }
 

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod mosaic;
 pub mod plan_outputs;
 pub mod planner;
+pub mod report;
 pub mod runner;
 pub mod sources;
 pub mod stac_output;

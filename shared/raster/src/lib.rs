@@ -6,6 +6,7 @@ pub mod crs;
 pub mod error;
 pub mod mosaic_warp;
 pub mod paths;
+pub mod preview;
 pub mod resampling;
 pub mod vsi;
 pub mod warp;

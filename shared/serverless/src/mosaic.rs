@@ -1,5 +1,5 @@
 //! The mosaic function: on a run's completion message, build the low-resolution mosaic
-//! of its done tiles and rewrite the run summary. A completion message for a completion
+//! of its done tiles, rewrite the run summary and write the run report. A completion message for a completion
 //! that has been superseded (a redrive completed the run again) still rebuilds: the
 //! mosaic always reflects the ledger at the time it runs.
 
@@ -11,6 +11,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use stratus_engine::messages::CompletionMessage;
 use stratus_engine::mosaic::{build_for_run, MosaicOptions};
+use stratus_engine::report::write_report;
 use stratus_engine::runner::{write_summary, RunReport};
 use stratus_engine::Context;
 
@@ -28,9 +29,11 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, Strin
         let _g = span.enter();
         let ctx = Context::aws(&run_location(table, &m.run_id)?, table).map_err(|e| e.to_string())?;
         let mosaic = build_for_run(&ctx, &m.run_id, &MosaicOptions::default()).map_err(|e| e.to_string())?;
-        let mut report = RunReport { run_id: m.run_id.clone(), ..Default::default() };
-        write_summary(&ctx, &m.run_id, &mut report).map_err(|e| e.to_string())?;
-        tracing::info!(bands = mosaic.bands.len(), missing = mosaic.missing.len(), seconds = mosaic.elapsed_s, summary = %report.summary_url, "mosaic written");
+        let mut summary = RunReport { run_id: m.run_id.clone(), ..Default::default() };
+        write_summary(&ctx, &m.run_id, &mut summary).map_err(|e| e.to_string())?;
+        let (bands, missing, seconds) = (mosaic.bands.len(), mosaic.missing.len(), mosaic.elapsed_s);
+        let report = write_report(&ctx, &m.run_id, Some(mosaic)).map_err(|e| e.to_string())?;
+        tracing::info!(bands, missing, seconds, report = %report, "mosaic and run report written");
         Ok(())
     })
 }
