@@ -18,6 +18,7 @@ demo: build
 test:
 	@scripts/setup.sh --test
 	@scripts/moto.sh install
+	@scripts/infra-check.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --no-fail-fast

@@ -196,3 +196,29 @@ fn run_report_opens_in_headless_chromium_without_errors_or_network() {
     assert!(green > 200, "tile outlines visible ({green} green pixels)");
     assert!(grey_levels.len() > 50, "the grey preview is visible ({} grey levels)", grey_levels.len());
 }
+
+#[test]
+fn generate_mosaic_from_a_list_of_stac_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, cfg) = run(dir.path(), "pq", "");
+    let location = dir.path().join("products");
+    let items: Vec<PathBuf> = tile_cogs(&location, "t_pq", "clear")
+        .iter()
+        .map(|p| PathBuf::from(p.to_string_lossy().replace("_clear.tif", ".stac-item.json")))
+        .collect();
+    assert!(items.len() >= 4 && items.iter().all(|p| p.exists()));
+    let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["generate-mosaic", "--location"])
+        .arg(&location)
+        .args(["--resolution", "960", "--items"])
+        .args(&items)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The same pixels as the run's own mosaic at the same resolution.
+    let by_run =
+        build_for_run(&ctx, &cfg.run_id(), &MosaicOptions { resolution: Some(960.0), ..Default::default() }).unwrap();
+    let run_clear = by_run.bands.iter().find(|b| b.band == "clear").unwrap().url.clone();
+    let items_clear = location.join("mosaic/t_pq_clear.tif");
+    assert_eq!(read_f64(&run_clear).0, read_f64(items_clear.to_str().unwrap()).0);
+}

@@ -605,7 +605,16 @@ fn worker(a: WorkerArgs) -> Result<i32> {
 
 #[derive(clap::Args)]
 pub struct MosaicArgs {
-    run_id: String,
+    /// The run whose done tiles to mosaic (or give --items instead).
+    #[arg(required_unless_present = "items")]
+    run_id: Option<String>,
+    /// Output STAC items to mosaic instead of a run's tiles (files or s3:// addresses;
+    /// a shell glob such as 'out/prod/1.0.0/*/*/*/*.stac-item.json' expands to a list).
+    #[arg(long, num_args = 1.., conflicts_with = "run_id")]
+    items: Vec<String>,
+    /// With --items: where under --location the mosaic goes.
+    #[arg(long, default_value = "mosaic")]
+    prefix: String,
     #[command(flatten)]
     place: Where,
     /// Metres per mosaic pixel (default: the grid's resolution x 8).
@@ -621,13 +630,33 @@ pub struct MosaicArgs {
 }
 
 fn generate_mosaic(a: MosaicArgs) -> Result<i32> {
-    let ctx = context(&a.place)?;
     let opts = stratus_engine::mosaic::MosaicOptions {
         resolution: a.resolution,
         bands: (!a.bands.is_empty()).then(|| a.bands.clone()),
         resampling: a.resampling.clone(),
     };
-    let r = stratus_engine::mosaic::build_for_run(&ctx, &a.run_id, &opts)?;
+    let Some(run_id) = &a.run_id else {
+        let store = stratus_engine::context::open_store(&a.place.location)?;
+        let r = stratus_engine::mosaic::build_from_items(store.as_ref(), &a.prefix, &a.items, &opts)?;
+        println!(
+            "mosaic of {} items ({} x {} px at {} m) in {:.1} s",
+            a.items.len(),
+            r.width,
+            r.height,
+            r.resolution,
+            r.elapsed_s
+        );
+        for b in &r.bands {
+            println!("  {} ({} tiles): {}", b.band, b.tiles, b.url);
+        }
+        for m in &r.missing {
+            println!("  MISSING {m} (left as nodata)");
+        }
+        println!("  preview: {}\n  STAC item: {}", r.preview.as_deref().unwrap_or("(none)"), r.stac_item);
+        return Ok(0);
+    };
+    let ctx = context(&a.place)?;
+    let r = stratus_engine::mosaic::build_for_run(&ctx, run_id, &opts)?;
     println!("mosaic of {} ({} x {} px at {} m) in {:.1} s", r.run_id, r.width, r.height, r.resolution, r.elapsed_s);
     for b in &r.bands {
         println!("  {} ({} tiles): {}", b.band, b.tiles, b.url);
@@ -639,7 +668,7 @@ fn generate_mosaic(a: MosaicArgs) -> Result<i32> {
         println!("  preview: {p}");
     }
     println!("  STAC item: {}", r.stac_item);
-    let report = stratus_engine::report::write_report(&ctx, &a.run_id, Some(r))?;
+    let report = stratus_engine::report::write_report(&ctx, run_id, Some(r))?;
     println!("  report: {report}");
     Ok(0)
 }

@@ -60,9 +60,50 @@ pub fn mosaic_dir(layout: &Layout, run_id: &str) -> String {
     format!("{}/mosaic", layout.run_dir(run_id))
 }
 
+/// One band to mosaic and the tile rasters it comes from (`(label, GDAL path)`).
+pub struct BandSources {
+    pub band: String,
+    pub categorical: bool,
+    pub nodata: Option<f64>,
+    pub sources: Vec<(String, String)>,
+}
+
+/// What a mosaic is of and where it goes.
+struct MosaicTarget<'a> {
+    output: &'a dyn stratus_ports::BlobStore,
+    dir: String,
+    product: String,
+    version: String,
+    run_id: String,
+    period: Option<stratus_core::Period>,
+}
+
+/// The mosaic grid over `extent` (grid CRS): `resolution`, or `default_res`, coarser if
+/// the mosaic would exceed 64 Mpx.
+fn mosaic_geobox(epsg: u32, extent: Bounds, resolution: Option<f64>, default_res: f64) -> GeoBox {
+    let area = (extent.max_x - extent.min_x) * (extent.max_y - extent.min_y);
+    let resolution = resolution.unwrap_or_else(|| default_res.max((area / MAX_MOSAIC_PIXELS).sqrt()));
+    GeoBox {
+        epsg,
+        left: extent.min_x,
+        top: extent.max_y,
+        resolution,
+        width: ((extent.max_x - extent.min_x) / resolution).ceil().max(1.0) as usize,
+        height: ((extent.max_y - extent.min_y) / resolution).ceil().max(1.0) as usize,
+    }
+}
+
+fn union(a: Bounds, b: Bounds) -> Bounds {
+    Bounds {
+        min_x: a.min_x.min(b.min_x),
+        min_y: a.min_y.min(b.min_y),
+        max_x: a.max_x.max(b.max_x),
+        max_y: a.max_y.max(b.max_y),
+    }
+}
+
 /// Build the mosaic of a run's done tiles.
 pub fn build_for_run(ctx: &Context, run_id: &str, opts: &MosaicOptions) -> Result<MosaicReport> {
-    let started = std::time::Instant::now();
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
     let cfg: RunConfig = serde_json::from_value(run.config)
         .map_err(|e| EngineError::Config(format!("run '{run_id}' has an unreadable configuration: {e}")))?;
@@ -78,35 +119,121 @@ pub fn build_for_run(ctx: &Context, run_id: &str, opts: &MosaicOptions) -> Resul
     if tasks.is_empty() {
         return Err(EngineError::Config(format!("run '{run_id}' has no done tiles to mosaic")));
     }
-    let bounds = tasks
-        .iter()
-        .map(|t| grid.tile_bounds(t.tile))
-        .reduce(|a, b| Bounds {
-            min_x: a.min_x.min(b.min_x),
-            min_y: a.min_y.min(b.min_y),
-            max_x: a.max_x.max(b.max_x),
-            max_y: a.max_y.max(b.max_y),
-        })
-        .expect("at least one task");
-    let area = (bounds.max_x - bounds.min_x) * (bounds.max_y - bounds.min_y);
-    let resolution = opts.resolution.unwrap_or_else(|| (grid.resolution * 8.0).max((area / MAX_MOSAIC_PIXELS).sqrt()));
-    let geobox = GeoBox {
-        epsg: grid.epsg,
-        left: bounds.min_x,
-        top: bounds.max_y,
-        resolution,
-        width: ((bounds.max_x - bounds.min_x) / resolution).ceil().max(1.0) as usize,
-        height: ((bounds.max_y - bounds.min_y) / resolution).ceil().max(1.0) as usize,
-    };
-    let scratch = tempfile::tempdir().map_err(|e| EngineError::Config(format!("scratch directory: {e}")))?;
-    let dir = mosaic_dir(&layout, run_id);
-    let mut report = MosaicReport {
+    let extent = tasks.iter().map(|t| grid.tile_bounds(t.tile)).reduce(union).expect("at least one task");
+    let geobox = mosaic_geobox(grid.epsg, extent, opts.resolution, grid.resolution * 8.0);
+    let mut missing = Vec::new();
+    let mut bands = Vec::new();
+    for band in statistic.output_bands() {
+        if opts.bands.as_ref().is_some_and(|b| !b.contains(&band.name)) {
+            continue;
+        }
+        let mut sources = Vec::new();
+        for t in &tasks {
+            let key = layout.band_key(t, &band.name);
+            if ctx.output.head(&key)?.is_some() {
+                sources.push((t.to_string(), ctx.output.gdal_path(&key)));
+            } else {
+                missing.push(format!("{t}: {}: no such object", band.name));
+            }
+        }
+        bands.push(BandSources { band: band.name, categorical: band.categorical, nodata: band.nodata, sources });
+    }
+    let target = MosaicTarget {
+        output: ctx.output.as_ref(),
+        dir: mosaic_dir(&layout, run_id),
+        product: cfg.product.name.clone(),
+        version: cfg.product.version.clone(),
         run_id: run_id.into(),
-        resolution,
-        epsg: grid.epsg,
+        period: Some(tasks[0].period),
+    };
+    mosaic_bands(&target, &geobox, bands, missing, opts)
+}
+
+/// Build a mosaic of the tiles named by output STAC items (files, globs resolved by the
+/// caller, or s3:// addresses), written to `output` under `dir`. Bands are the items'
+/// data assets; counts and classes (`count`, `total`, `clear*`) are categorical.
+pub fn build_from_items(
+    output: &dyn stratus_ports::BlobStore,
+    dir: &str,
+    items: &[String],
+    opts: &MosaicOptions,
+) -> Result<MosaicReport> {
+    let mut by_band: std::collections::BTreeMap<String, Vec<(String, String)>> = Default::default();
+    let (mut epsg, mut extent, mut res, mut product, mut version) = (None, None::<Bounds>, f64::MAX, None, None);
+    let mut missing = Vec::new();
+    for href in items {
+        let bad = |why: String| EngineError::Source { source_name: href.clone(), why };
+        let text = stratus_raster::vsi::read_text(href).map_err(|e| bad(e.to_string()))?;
+        let item: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not a STAC item: {e}")))?;
+        let props = &item["properties"];
+        let this_epsg = props["proj:epsg"].as_u64().ok_or_else(|| bad("no proj:epsg".into()))? as u32;
+        if *epsg.get_or_insert(this_epsg) != this_epsg {
+            return Err(bad(format!("EPSG:{this_epsg} differs from the other items' EPSG:{}", epsg.unwrap())));
+        }
+        let t: Vec<f64> =
+            serde_json::from_value(props["proj:transform"].clone()).map_err(|_| bad("no proj:transform".into()))?;
+        let shape: Vec<f64> =
+            serde_json::from_value(props["proj:shape"].clone()).map_err(|_| bad("no proj:shape".into()))?;
+        if t.len() < 6 || shape.len() != 2 {
+            return Err(bad("proj:transform needs 6 numbers and proj:shape 2".into()));
+        }
+        let b = Bounds { min_x: t[2], max_y: t[5], max_x: t[2] + t[0] * shape[1], min_y: t[5] + t[4] * shape[0] };
+        extent = Some(extent.map_or(b, |e| union(e, b)));
+        res = res.min(t[0].abs());
+        product = product.or(props["odc:product"].as_str().map(str::to_string));
+        version = version.or(props["odc:dataset_version"].as_str().map(str::to_string));
+        let label = item["id"].as_str().unwrap_or(href).to_string();
+        for (key, asset) in item["assets"].as_object().into_iter().flatten() {
+            let is_data = asset["roles"].as_array().is_some_and(|r| r.iter().any(|x| x == "data"));
+            if !is_data || opts.bands.as_ref().is_some_and(|b| !b.contains(key)) {
+                continue;
+            }
+            let Some(h) = asset["href"].as_str() else {
+                missing.push(format!("{label}: {key}: no href"));
+                continue;
+            };
+            let path = stratus_raster::paths::gdal_path(&stratus_core::stac_input::resolve_href(h, Some(href)));
+            by_band.entry(key.clone()).or_default().push((label.clone(), path));
+        }
+    }
+    let (Some(epsg), Some(extent)) = (epsg, extent) else {
+        return Err(EngineError::Config("no STAC items to mosaic".into()));
+    };
+    let geobox = mosaic_geobox(epsg, extent, opts.resolution, res * 8.0);
+    let categorical = |b: &str| b == "count" || b == "total" || b.starts_with("clear");
+    let bands = by_band
+        .into_iter()
+        .map(|(band, sources)| BandSources { categorical: categorical(&band), band, nodata: None, sources })
+        .collect();
+    let target = MosaicTarget {
+        output,
+        dir: dir.trim_end_matches('/').to_string(),
+        product: product.unwrap_or_else(|| "mosaic".into()),
+        version: version.unwrap_or_default(),
+        run_id: String::new(),
+        period: None,
+    };
+    mosaic_bands(&target, &geobox, bands, missing, opts)
+}
+
+/// Warp each band's sources into a COG, then the preview, STAC item and `mosaic.json`.
+fn mosaic_bands(
+    target: &MosaicTarget,
+    geobox: &GeoBox,
+    bands: Vec<BandSources>,
+    mut missing: Vec<String>,
+    opts: &MosaicOptions,
+) -> Result<MosaicReport> {
+    let started = std::time::Instant::now();
+    let scratch = tempfile::tempdir().map_err(|e| EngineError::Config(format!("scratch directory: {e}")))?;
+    let b = geobox.bounds();
+    let mut report = MosaicReport {
+        run_id: target.run_id.clone(),
+        resolution: geobox.resolution,
+        epsg: geobox.epsg,
         width: geobox.width,
         height: geobox.height,
-        bounds: [bounds.min_x, bounds.min_y, bounds.max_x, bounds.max_y],
+        bounds: [b.min_x, b.min_y, b.max_x, b.max_y],
         bands: Vec::new(),
         preview: None,
         stac_item: String::new(),
@@ -114,55 +241,40 @@ pub fn build_for_run(ctx: &Context, run_id: &str, opts: &MosaicOptions) -> Resul
         elapsed_s: 0.0,
     };
     let mut local_bands = Vec::new();
-    for band in statistic.output_bands() {
-        if opts.bands.as_ref().is_some_and(|b| !b.contains(&band.name)) {
+    for band in bands {
+        if band.sources.is_empty() {
             continue;
         }
-        let mut sources = Vec::new();
-        let mut task_of = std::collections::HashMap::new();
-        for t in &tasks {
-            let key = layout.band_key(t, &band.name);
-            if ctx.output.head(&key)?.is_some() {
-                let path = ctx.output.gdal_path(&key);
-                task_of.insert(path.clone(), *t);
-                sources.push(path);
-            } else {
-                report.missing.push(format!("{t}: {}: no such object", band.name));
-            }
-        }
-        if sources.is_empty() {
-            continue;
-        }
-        let name = format!("{}_{}.tif", cfg.product.name, band.name);
+        let label_of: std::collections::HashMap<&str, &str> =
+            band.sources.iter().map(|(l, p)| (p.as_str(), l.as_str())).collect();
+        let paths: Vec<String> = band.sources.iter().map(|(_, p)| p.clone()).collect();
+        let name = format!("{}_{}.tif", target.product, band.band);
         let local = scratch.path().join(&name);
         let resampling =
             if band.categorical { "nearest".to_string() } else { opts.resampling.clone().unwrap_or("average".into()) };
         let unreadable =
-            match stratus_raster::mosaic_warp::warp_sources_to_cog(&sources, &local, &geobox, &resampling, band.nodata)
-            {
+            match stratus_raster::mosaic_warp::warp_sources_to_cog(&paths, &local, geobox, &resampling, band.nodata) {
                 Ok(u) => u,
                 Err(e) => {
-                    report.missing.push(format!("all tiles: {}: {e}", band.name));
+                    missing.push(format!("all tiles: {}: {e}", band.band));
                     continue;
                 }
             };
         for u in &unreadable {
-            let task = task_of.get(&u.path).map(|t| t.to_string()).unwrap_or_else(|| u.path.clone());
-            report.missing.push(format!("{task}: {}: {}", band.name, u.why));
+            let label = label_of.get(u.path.as_str()).copied().unwrap_or(u.path.as_str());
+            missing.push(format!("{label}: {}: {}", band.band, u.why));
         }
-        let key = format!("{dir}/{name}");
-        ctx.output.put_file(&key, &local)?;
-        tracing::info!(band = %band.name, tiles = sources.len() - unreadable.len(), url = %ctx.output.url(&key), "mosaic band written");
-        report.bands.push(MosaicBand {
-            band: band.name.clone(),
-            url: ctx.output.url(&key),
-            tiles: sources.len() - unreadable.len(),
-        });
-        local_bands.push((band.name.clone(), local));
+        let key = format!("{}/{name}", target.dir);
+        target.output.put_file(&key, &local)?;
+        let tiles = paths.len() - unreadable.len();
+        tracing::info!(band = %band.band, tiles, url = %target.output.url(&key), "mosaic band written");
+        report.bands.push(MosaicBand { band: band.band.clone(), url: target.output.url(&key), tiles });
+        local_bands.push((band.band, local));
     }
+    report.missing = missing;
     if report.bands.is_empty() {
         return Err(EngineError::Config(format!(
-            "run '{run_id}': no tile band could be read for the mosaic ({} missing)",
+            "no tile band could be read for the mosaic ({} missing)",
             report.missing.len()
         )));
     }
@@ -176,18 +288,20 @@ pub fn build_for_run(ctx: &Context, run_id: &str, opts: &MosaicOptions) -> Resul
     let preview_local = scratch.path().join("preview.png");
     match stratus_raster::preview::write_preview(&picked, &preview_local) {
         Ok(()) => {
-            let key = format!("{dir}/{}_preview.png", cfg.product.name);
-            ctx.output.put_file(&key, &preview_local)?;
-            report.preview = Some(ctx.output.url(&key));
+            let key = format!("{}/{}_preview.png", target.dir, target.product);
+            target.output.put_file(&key, &preview_local)?;
+            report.preview = Some(target.output.url(&key));
         }
         Err(e) => tracing::warn!(error = %e, "no preview"),
     }
-    let item_key = format!("{dir}/{}_mosaic.stac-item.json", cfg.product.name);
-    let item = mosaic_stac_item(&cfg, run_id, &report, tasks[0].period, &grid_footprint(&geobox));
-    ctx.output.put(&item_key, serde_json::to_string_pretty(&item).unwrap().as_bytes())?;
-    report.stac_item = ctx.output.url(&item_key);
+    let item_key = format!("{}/{}_mosaic.stac-item.json", target.dir, target.product);
+    let item = mosaic_stac_item(target, &report, &grid_footprint(geobox));
+    target.output.put(&item_key, serde_json::to_string_pretty(&item).unwrap().as_bytes())?;
+    report.stac_item = target.output.url(&item_key);
     report.elapsed_s = started.elapsed().as_secs_f64();
-    ctx.output.put(&format!("{dir}/mosaic.json"), serde_json::to_string_pretty(&report).unwrap().as_bytes())?;
+    target
+        .output
+        .put(&format!("{}/mosaic.json", target.dir), serde_json::to_string_pretty(&report).unwrap().as_bytes())?;
     Ok(report)
 }
 
@@ -205,13 +319,7 @@ fn grid_footprint(geobox: &GeoBox) -> Vec<(f64, f64)> {
     }
 }
 
-fn mosaic_stac_item(
-    cfg: &RunConfig,
-    run_id: &str,
-    r: &MosaicReport,
-    period: stratus_core::Period,
-    lonlat: &[(f64, f64)],
-) -> serde_json::Value {
+fn mosaic_stac_item(target: &MosaicTarget, r: &MosaicReport, lonlat: &[(f64, f64)]) -> serde_json::Value {
     let mut ring: Vec<[f64; 2]> = lonlat.iter().map(|&(x, y)| [x, y]).collect();
     if let Some(first) = ring.first().copied() {
         ring.push(first);
@@ -233,22 +341,27 @@ fn mosaic_stac_item(
     if let Some(p) = &r.preview {
         assets.insert("preview".into(), json!({"href": p, "type": "image/png", "roles": ["overview"]}));
     }
+    let now = chrono::Utc::now().to_rfc3339();
+    let (start, end) = match target.period {
+        Some(p) => (p.start_datetime().to_rfc3339(), p.end_datetime().to_rfc3339()),
+        None => (now.clone(), now.clone()),
+    };
     json!({
         "type": "Feature",
         "stac_version": "1.0.0",
         "stac_extensions": ["https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
-        "id": format!("{}_{run_id}_mosaic", cfg.product.name),
+        "id": format!("{}_{}_mosaic", target.product, if target.run_id.is_empty() { "items" } else { &target.run_id }),
         "geometry": {"type": "Polygon", "coordinates": [ring]},
         "bbox": bbox,
         "properties": {
             "datetime": null,
-            "start_datetime": period.start_datetime().to_rfc3339(),
-            "end_datetime": period.end_datetime().to_rfc3339(),
-            "created": chrono::Utc::now().to_rfc3339(),
-            "odc:product": cfg.product.name,
-            "odc:dataset_version": cfg.product.version,
-            "stratus:run_id": run_id,
-            "stratus:period": period.label(),
+            "start_datetime": start,
+            "end_datetime": end,
+            "created": now,
+            "odc:product": target.product,
+            "odc:dataset_version": target.version,
+            "stratus:run_id": target.run_id,
+            "stratus:period": target.period.map(|p| p.label()),
             "stratus:missing_tiles": r.missing,
             "proj:epsg": r.epsg,
             "proj:shape": [r.height, r.width],

@@ -1,0 +1,89 @@
+# One role per function, with only the calls its code makes (shared/aws/src), on the
+# exact resources. Table actions are the DynamoDB ledger's; SQS ones the queue adapter's
+# (GetQueueAttributes/GetQueueUrl read the redrive policy and find the DLQ).
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  input_object_arns = [for b in var.input_buckets : "arn:${data.aws_partition.current.partition}:s3:::${b.bucket}/${b.prefix}*"]
+  input_bucket_arns = [for b in var.input_buckets : "arn:${data.aws_partition.current.partition}:s3:::${b.bucket}"]
+  output_objects    = "${aws_s3_bucket.output.arn}/*"
+
+  ledger_read  = ["dynamodb:GetItem", "dynamodb:Query"]
+  ledger_write = ["dynamodb:UpdateItem", "dynamodb:TransactWriteItems", "dynamodb:ConditionCheckItem"]
+  queue_open   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+  queue_consume = [
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+  ]
+
+  # function -> list of {actions, resources}
+  permissions = {
+    planner = [
+      { actions = ["s3:GetObject"], resources = concat([local.output_objects], local.input_object_arns) },
+      { actions = ["s3:ListBucket"], resources = concat([aws_s3_bucket.output.arn], local.input_bucket_arns) },
+      { actions = ["s3:PutObject"], resources = [local.output_objects] },
+      { actions = concat(local.ledger_read, ["dynamodb:PutItem", "dynamodb:BatchWriteItem"]), resources = [aws_dynamodb_table.ledger.arn] },
+      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [aws_sqs_queue.main["dispatch"].arn, aws_sqs_queue.dlq["dispatch"].arn] },
+    ]
+    dispatcher = [
+      { actions = concat(local.ledger_read, local.ledger_write), resources = [aws_dynamodb_table.ledger.arn] },
+      { actions = local.queue_consume, resources = [aws_sqs_queue.main["dispatch"].arn] },
+      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [aws_sqs_queue.main["tasks"].arn, aws_sqs_queue.dlq["tasks"].arn] },
+    ]
+    worker = [
+      { actions = ["s3:GetObject"], resources = concat([local.output_objects], local.input_object_arns) },
+      # ListBucket makes a missing object a 404, not a 403 (tile completeness checks).
+      { actions = ["s3:ListBucket"], resources = concat([aws_s3_bucket.output.arn], local.input_bucket_arns) },
+      { actions = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], resources = [local.output_objects] },
+      { actions = concat(local.ledger_read, local.ledger_write), resources = [aws_dynamodb_table.ledger.arn] },
+      { actions = concat(local.queue_consume, ["sqs:GetQueueUrl"]), resources = [aws_sqs_queue.main["tasks"].arn, aws_sqs_queue.dlq["tasks"].arn] },
+      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [aws_sqs_queue.main["completion"].arn, aws_sqs_queue.dlq["completion"].arn] },
+    ]
+    mosaic = [
+      { actions = ["s3:GetObject", "s3:PutObject"], resources = [local.output_objects] },
+      { actions = ["s3:ListBucket"], resources = [aws_s3_bucket.output.arn] },
+      { actions = local.ledger_read, resources = [aws_dynamodb_table.ledger.arn] },
+      { actions = local.queue_consume, resources = [aws_sqs_queue.main["completion"].arn] },
+    ]
+  }
+}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "fn" {
+  for_each           = local.functions
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "fn" {
+  for_each = local.permissions
+  dynamic "statement" {
+    for_each = [for p in each.value : p if length(p.resources) > 0]
+    content {
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
+  }
+  statement {
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.fn[each.key].arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "fn" {
+  for_each = local.permissions
+  name     = "${var.name}-${each.key}"
+  role     = aws_iam_role.fn[each.key].id
+  policy   = data.aws_iam_policy_document.fn[each.key].json
+}

@@ -1,0 +1,52 @@
+# Three queues, each with a dead-letter queue: fan-out pages (planner -> dispatcher),
+# tasks (dispatcher -> worker) and completion (worker -> mosaic).
+
+locals {
+  queues = {
+    dispatch = {
+      visibility = 6 * 300 # dispatcher timeout 300 s
+      receives   = 5
+    }
+    tasks = {
+      # AWS advises at least 6x the function timeout: a throttled batch must not
+      # reappear while a worker still runs it.
+      visibility = 6 * var.worker_timeout_s
+      receives   = var.max_receive_count
+    }
+    completion = {
+      visibility = 6 * 900 # mosaic timeout 900 s
+      receives   = 5
+    }
+  }
+}
+
+resource "aws_sqs_queue" "dlq" {
+  for_each                  = local.queues
+  name                      = "${var.name}-${each.key}-dlq"
+  message_retention_seconds = 1209600 # 14 days
+  sqs_managed_sse_enabled   = true
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue" "main" {
+  for_each                   = local.queues
+  name                       = "${var.name}-${each.key}"
+  visibility_timeout_seconds = min(each.value.visibility, 43200)
+  message_retention_seconds  = 1209600
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq[each.key].arn
+    maxReceiveCount     = each.value.receives
+  })
+  tags = var.tags
+}
+
+# The console's "Start DLQ redrive" moves messages back to the queue they came from.
+resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
+  for_each  = local.queues
+  queue_url = aws_sqs_queue.dlq[each.key].id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.main[each.key].arn]
+  })
+}
