@@ -317,7 +317,38 @@ fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
     assert_eq!(completions.len(), 2, "the redrive's completion is sent too: {completions:?}");
     assert_eq!(completions.iter().filter(|c| c["completion"] == 2 && c["failed"] == 0).count(), 1);
     assert_eq!(env.tasks.depth().unwrap().dead_letter, 0);
-    let _ = env.ledger.reset(&env.run_id, ResetScope::Stale, None).unwrap();
+
+    // A console-style redrive (messages moved back, ledger untouched) also retries: break
+    // the input again so a tile fails for good, then redrive only the queue.
+    env.bucket.put(&victim, b"II*\0 broken again").unwrap();
+    // As a fresh Lambda sandbox would: no cached copy of the good file.
+    stratus_raster::warp::forget_cached(&env.bucket.gdal_path(&victim));
+    let failed_before = {
+        let ids: Vec<String> = env.ledger.tasks(&env.run_id, None).unwrap().into_iter().map(|t| t.task_id).collect();
+        env.ledger.reset(&env.run_id, ResetScope::Done, Some(&ids)).unwrap();
+        // Without their STAC items the tiles are recomputed (and read the broken input).
+        for key in env.bucket.list("products/").unwrap().iter().filter(|k| k.ends_with(".stac-item.json")) {
+            env.bucket.delete(key).unwrap();
+        }
+        let bodies: Vec<String> = ids.iter().map(|t| json!({"run_id": env.run_id, "task_id": t}).to_string()).collect();
+        env.tasks.send_batch(&bodies).unwrap();
+        run_workers_until(&env, &|c| c.ended() as usize == tasks);
+        env.ledger.run(&env.run_id).unwrap().unwrap().counts.failed
+    };
+    assert!(failed_before >= 1);
+    let started = Instant::now();
+    while env.tasks.depth().unwrap().dead_letter < failed_before {
+        assert!(started.elapsed() < Duration::from_secs(60), "failed tasks never reached the DLQ");
+        deliver(&env.tasks, 10, &worker(&env.dep));
+    }
+    env.bucket.put(&victim, &good).unwrap();
+    stratus_raster::warp::forget_cached(&env.bucket.gdal_path(&victim));
+    let completions_before = env.ledger.run(&env.run_id).unwrap().unwrap().completions;
+    assert_eq!(env.tasks.redrive().unwrap(), failed_before as usize);
+    run_workers_until(&env, &|c| c.done as usize == tasks);
+    let after = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!(after.counts.failed, 0);
+    assert!(after.completions > completions_before, "the run completed again after the console-style redrive");
 }
 
 #[test]

@@ -56,6 +56,10 @@ impl WorkerCache {
             let mut w = Worker::new(self.ctx.clone(), run_id, self.stop.clone())?;
             w.overwrite = self.overwrite;
             w.deadline = self.deadline;
+            // A message for a failed task comes back only through a redrive (its last
+            // receive sent it to the dead-letter queue): that is a request to retry it,
+            // so a console redrive alone completes the run.
+            w.rerun_failed = true;
             self.workers.insert(run_id.to_string(), w);
         }
         Ok(&self.workers[run_id])
