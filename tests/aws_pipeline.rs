@@ -299,6 +299,17 @@ fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
         deliver(&env.tasks, 10, &worker(&env.dep));
     }
     assert_eq!(completion_messages(&env).len(), 1);
+    // The operator's view: counts, the dead-lettered messages and each failure's reason.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["status", &env.run_id, "--location", &format!("s3://{}/products", env.stack.bucket)])
+        .args(["--table", &env.stack.table, "--queue", &env.stack.task_queue])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(text.contains(&format!("failed {}", run.counts.failed)), "{text}");
+    assert!(text.contains(&format!("{} dead-lettered", run.counts.failed)), "{text}");
+    assert!(text.contains("FAILED") && text.contains("SCL.tif"), "{text}");
 
     // Fix the input, redrive with the CLI, and let the workers finish.
     env.bucket.put(&victim, &good).unwrap();
