@@ -88,5 +88,3 @@ resource "aws_ecs_task_definition" "container_worker" {
   }])
   tags = var.tags
 }
-
-data "aws_region" "current" {}

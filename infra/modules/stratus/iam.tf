@@ -4,6 +4,7 @@
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
+data "aws_region" "current" {}
 
 locals {
   input_object_arns = [for b in var.input_buckets : "arn:${data.aws_partition.current.partition}:s3:::${b.bucket}/${b.prefix}*"]

@@ -50,7 +50,7 @@ impl Aws {
         if let Some(url) = &endpoint {
             loader = loader.endpoint_url(url);
         }
-        let sdk = block_on_in(&rt, loader.load());
+        let sdk = rt.block_on(loader.load());
         if sdk.region().is_none() {
             return Err(PortError::Other(
                 "no AWS region configured: set AWS_REGION (or a profile with a region)".into(),
@@ -85,8 +85,10 @@ impl Aws {
     }
 
     /// Run an SDK future to completion from blocking code (the ports are synchronous).
+    /// Callers inside an async runtime (a Lambda handler) must call the ports from
+    /// `tokio::task::spawn_blocking`, where blocking on this runtime is allowed.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
-        block_on_in(&self.rt, f)
+        self.rt.block_on(f)
     }
 
     /// GDAL configuration options that make `/vsis3/` reach the same endpoint as the SDK
@@ -102,12 +104,6 @@ impl Aws {
         }
         out
     }
-}
-
-/// Blocking code that calls the ports from inside an async runtime (a Lambda handler) must
-/// do so from `tokio::task::spawn_blocking`, where blocking on this runtime is allowed.
-fn block_on_in<F: Future>(rt: &tokio::runtime::Runtime, f: F) -> F::Output {
-    rt.block_on(f)
 }
 
 /// A service error as a port error, with the SDK's full context and whether it is worth

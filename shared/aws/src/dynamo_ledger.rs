@@ -273,7 +273,7 @@ impl DynamoLedger {
 
     /// Move one task `from` -> `to` with its run's counters, atomically. `set` adds task
     /// attribute changes (an update expression fragment after the state's SET), `cond`
-    /// extra conditions; `values`/`names` their placeholders.
+    /// extra conditions; `values` and `names` bind the `:value` and `#name` tokens they use.
     #[allow(clippy::too_many_arguments)]
     async fn move_state(
         &self,

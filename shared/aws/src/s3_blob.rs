@@ -63,6 +63,19 @@ impl S3BlobStore {
         Ok(format!("{}{key}", self.prefix))
     }
 
+    async fn put_object(&self, full: &str, body: ByteStream) -> Result<()> {
+        self.aws
+            .s3()
+            .put_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| remote_error("S3", "PutObject", e))
+    }
+
     async fn put_multipart(&self, full: &str, path: &Path, size: u64) -> Result<()> {
         let s3 = self.aws.s3();
         let up = s3
@@ -130,19 +143,7 @@ fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &
 impl BlobStore for S3BlobStore {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         let full = self.full_key(key)?;
-        let body = ByteStream::from(data.to_vec());
-        self.aws.block_on(async {
-            self.aws
-                .s3()
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .body(body)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| remote_error("S3", "PutObject", e))
-        })
+        self.aws.block_on(self.put_object(&full, ByteStream::from(data.to_vec())))
     }
 
     fn put_file(&self, key: &str, path: &Path) -> Result<()> {
@@ -156,16 +157,7 @@ impl BlobStore for S3BlobStore {
             let body = ByteStream::from_path(path)
                 .await
                 .map_err(|e| PortError::Other(format!("reading '{}': {e}", path.display())))?;
-            self.aws
-                .s3()
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .body(body)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| remote_error("S3", "PutObject", e))
+            self.put_object(&full, body).await
         })
     }
 

@@ -9,12 +9,9 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use stratus_engine::consumer::dispatch_page;
 use stratus_engine::messages::FanOutPage;
-use stratus_engine::Context;
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
-    let payload = event.payload;
-    let out = tokio::task::spawn_blocking(move || handle(&dep, &payload)).await??;
-    Ok(serde_json::to_value(out)?)
+    crate::blocking(move || handle(&dep, &event.payload)).await
 }
 
 pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, String> {
@@ -24,25 +21,10 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, Strin
         let page = FanOutPage::parse(body).map_err(|e| e.to_string())?;
         let span = tracing::info_span!("page", run_id = %page.run_id, page = page.page);
         let _g = span.enter();
-        // The page's run names where its outputs (and payload manifests) live.
-        let ctx = Context::aws(&run_location(table, &page.run_id)?, table).map_err(|e| e.to_string())?;
+        let ctx = crate::open_run(table, &page.run_id)?;
         let queue = ctx.queue(Some(task_queue), &page.run_id, 3).map_err(|e| e.to_string())?;
         let sent = dispatch_page(&ctx, &page, queue.as_ref()).map_err(|e| e.to_string())?;
         tracing::info!(tasks = page.task_ids.len(), sent, "page dispatched");
         Ok(())
     })
-}
-
-/// The output location a run was planned with (from its configuration in the ledger).
-pub fn run_location(table: &str, run_id: &str) -> Result<String, String> {
-    use stratus_ports::Ledger;
-    let aws = stratus_engine::context::aws().map_err(|e| e.to_string())?;
-    let ledger = stratus_aws::DynamoLedger::new(aws, table, None);
-    let run =
-        ledger.run(run_id).map_err(|e| e.to_string())?.ok_or_else(|| format!("run '{run_id}' is not in the ledger"))?;
-    run.config
-        .get("location")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| format!("run '{run_id}' has no output location in its configuration"))
 }

@@ -4,7 +4,6 @@
 //! mosaic always reflects the ledger at the time it runs.
 
 use crate::deployment::Deployment;
-use crate::dispatcher::run_location;
 use crate::HandlerError;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::LambdaEvent;
@@ -13,12 +12,9 @@ use stratus_engine::messages::CompletionMessage;
 use stratus_engine::mosaic::{build_for_run, MosaicOptions};
 use stratus_engine::report::write_report;
 use stratus_engine::runner::{write_summary, RunReport};
-use stratus_engine::Context;
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
-    let payload = event.payload;
-    let out = tokio::task::spawn_blocking(move || handle(&dep, &payload)).await??;
-    Ok(serde_json::to_value(out)?)
+    crate::blocking(move || handle(&dep, &event.payload)).await
 }
 
 pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, String> {
@@ -27,7 +23,7 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, Strin
         let m = CompletionMessage::parse(body).map_err(|e| e.to_string())?;
         let span = tracing::info_span!("mosaic", run_id = %m.run_id, completion = m.completion);
         let _g = span.enter();
-        let ctx = Context::aws(&run_location(table, &m.run_id)?, table).map_err(|e| e.to_string())?;
+        let ctx = crate::open_run(table, &m.run_id)?;
         let mosaic = build_for_run(&ctx, &m.run_id, &MosaicOptions::default()).map_err(|e| e.to_string())?;
         let mut summary = RunReport { run_id: m.run_id.clone(), ..Default::default() };
         write_summary(&ctx, &m.run_id, &mut summary).map_err(|e| e.to_string())?;

@@ -22,8 +22,7 @@ use stratus_raster::GdalCrsTransform;
 /// Lambda entry point.
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
     let deadline = crate::runtime::deadline_of(&event.context, dep.deadline_margin);
-    let payload = event.payload;
-    tokio::task::spawn_blocking(move || handle(&dep, &payload, deadline)).await?.map_err(HandlerError::from)
+    crate::blocking(move || handle(&dep, &event.payload, deadline)).await
 }
 
 /// Plan every run the event names. Returns what was planned.

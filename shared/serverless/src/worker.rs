@@ -5,7 +5,6 @@
 //! that says to use the container worker.
 
 use crate::deployment::Deployment;
-use crate::dispatcher::run_location;
 use crate::HandlerError;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::LambdaEvent;
@@ -16,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratus_engine::consumer::{Disposition, WorkerCache};
 use stratus_engine::messages::TaskMessage;
-use stratus_engine::Context;
 use stratus_ports::{Received, TaskQueue};
 
 /// Per run: its workers, the task queue (visibility, receive limit) and the completion queue.
@@ -24,9 +22,7 @@ type RunHandles = (WorkerCache, Arc<dyn TaskQueue>, Option<Arc<dyn TaskQueue>>);
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
     let deadline = crate::runtime::deadline_of(&event.context, dep.deadline_margin);
-    let payload = event.payload;
-    let out = tokio::task::spawn_blocking(move || handle(&dep, &payload, deadline)).await??;
-    Ok(serde_json::to_value(out)?)
+    crate::blocking(move || handle(&dep, &event.payload, deadline)).await
 }
 
 pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsBatchResponse, String> {
@@ -63,8 +59,7 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsB
             }
         };
         if !caches.contains_key(&run_id) {
-            let opened = run_location(table, &run_id).and_then(|location| {
-                let ctx = Context::aws(&location, table).map_err(|e| e.to_string())?;
+            let opened = crate::open_run(table, &run_id).and_then(|ctx| {
                 let queue = ctx.queue(Some(task_queue_url), &run_id, 3).map_err(|e| e.to_string())?;
                 let completion = match dep.completion_queue.as_str() {
                     "" => None,
