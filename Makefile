@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint fmt clean bench
+.PHONY: setup build demo test lint fmt clean bench package local-aws local-aws-down invoke sam-invoke
 
 setup:
 	@scripts/setup.sh
@@ -14,14 +14,43 @@ build: setup
 demo: build
 	@scripts/demo.sh
 
-## Format and lint checks, then every test.
+## Format and lint checks, infrastructure checks, the function image (debug build), then every test.
 test:
 	@scripts/setup.sh --test
 	@scripts/moto.sh install
 	@scripts/infra-check.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) build --workspace --bins
+	@scripts/container.sh image debug
 	$(CARGO) test --workspace --no-fail-fast
+
+## The Lambda container image (all four functions + the CLI), release build, with podman.
+package:
+	@scripts/setup.sh --test
+	$(CARGO) build --release --bin stratus --bin stratus-planner --bin stratus-dispatcher --bin stratus-worker --bin stratus-mosaic
+	@scripts/container.sh image release
+
+## A local stand-in deployment: moto + `terraform apply` of infra/examples/local + sample inputs and run file.
+local-aws: build
+	@scripts/moto.sh install
+	@scripts/infra-tools.sh install sam
+	@scripts/local-aws.sh up
+
+local-aws-down:
+	@scripts/local-aws.sh down
+
+## One function on one event, in the image, through the Lambda runtime interface emulator:
+##   make invoke FUNCTION=worker EVENT=events/local/sqs-task-batch-1.json
+FUNCTION ?= worker
+EVENT ?= events/local/sqs-task-batch-1.json
+invoke:
+	@scripts/invoke.sh $(FUNCTION) $(EVENT)
+
+## The same through `sam local invoke` and podman's Docker-compatible socket.
+SAM_FUNCTION ?= WorkerFunction
+sam-invoke:
+	@scripts/sam-invoke.sh $(SAM_FUNCTION) $(EVENT)
 
 fmt:
 	$(CARGO) fmt --all

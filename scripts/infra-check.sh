@@ -1,40 +1,31 @@
 #!/usr/bin/env bash
-# Checks the Terraform in infra/: formatting, then `terraform validate` of the example
-# deployment (which includes the module), with the AWS provider from a local mirror
-# (/opt/tf-plugins, or TF_PLUGIN_MIRROR) when there is one. Says loudly when terraform
-# is not installed, and then checks nothing.
+# Static checks of the infrastructure code:
+#   1. `sam validate --lint` of template.yaml (aws-sam-cli from scripts/infra-tools.sh);
+#   2. checkov on infra/: no failed check (each skip carries its reason next to the resource);
+#   3. `terraform fmt -check`, then `terraform init -backend=false` + `terraform validate` of
+#      both examples (which include both modules), with the AWS provider from a local mirror
+#      (/opt/tf-plugins, or TF_PLUGIN_MIRROR) when there is one. Says loudly when terraform
+#      is not installed, and then skips only this step.
+# The apply against moto is a test (tests/local_deployment.rs), not a static check.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/infra-tools.sh install sam checkov
 
-tf=${TERRAFORM:-$(command -v terraform || echo /usr/local/bin/terraform)}
-if [ ! -x "$tf" ]; then
+echo "infra-check: sam validate --lint template.yaml"
+SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint -t template.yaml
+echo "infra-check: checkov on infra/"
+.venv-checkov/bin/checkov -d infra --framework terraform --quiet --compact --skip-download
+
+source scripts/lib/terraform.sh
+if [ -z "$tf" ]; then
     echo "infra-check: ################################################################"
-    echo "infra-check: TERRAFORM NOT INSTALLED: infra/ was NOT validated on this machine."
+    echo "infra-check: TERRAFORM NOT INSTALLED: infra/ was NOT validated by terraform here."
     echo "infra-check: ################################################################"
     exit 0
 fi
-mirror=${TF_PLUGIN_MIRROR:-/opt/tf-plugins}
-rc=$(mktemp)
-trap 'rm -f "$rc"' EXIT
-if [ -d "$mirror" ]; then
-    cat >"$rc" <<RC
-provider_installation {
-  filesystem_mirror {
-    path    = "$mirror"
-    include = ["registry.terraform.io/*/*"]
-  }
-  direct {
-    exclude = ["registry.terraform.io/*/*"]
-  }
-}
-RC
-    export TF_CLI_CONFIG_FILE=$rc
-    echo "infra-check: $("$tf" version | head -1), AWS provider from $mirror"
-else
-    echo "infra-check: $("$tf" version | head -1), AWS provider from the registry (no mirror at $mirror)"
-fi
+echo "infra-check: $("$tf" version | head -1), AWS provider from $tf_source"
 "$tf" fmt -recursive -check infra
-for dir in infra/examples/dev; do
+for dir in infra/examples/dev infra/examples/local; do
     "$tf" -chdir="$dir" init -backend=false -input=false >/dev/null
     "$tf" -chdir="$dir" validate
 done

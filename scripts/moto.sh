@@ -14,6 +14,8 @@
 #   PYTHON          interpreter used to create the venv (default: python3)
 #   MOTO_PIP_SPEC   pip requirement (default: the pin below)
 #   MOTO_PORT       port for `start` (default 5077)
+#   MOTO_HOST       address for `start` (default 127.0.0.1; 0.0.0.0 lets containers reach
+#                   it at host.containers.internal, as `make local-aws` needs)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +24,7 @@ venv="$root/.venv-moto"
 python=${PYTHON:-python3}
 spec=${MOTO_PIP_SPEC:-"moto[server]==5.2.5"}
 port=${MOTO_PORT:-5077}
+host=${MOTO_HOST:-127.0.0.1}
 pidfile="$venv/moto_server.pid"
 
 say() { echo "moto.sh: $*"; }
@@ -50,14 +53,14 @@ case "${1:-install}" in
         if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
             say "already running (pid $(cat "$pidfile"))"
         else
-            "$venv/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >"$venv/moto_server.log" 2>&1 &
+            setsid "$venv/bin/python" scripts/moto_server.py -H "$host" -p "$port" >"$venv/moto_server.log" 2>&1 </dev/null &
             echo $! >"$pidfile"
             for _ in $(seq 50); do
                 curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break
                 sleep 0.2
             done
         fi
-        say "endpoint http://127.0.0.1:$port (log: $venv/moto_server.log)"
+        say "endpoint http://127.0.0.1:$port, listening on $host (log: $venv/moto_server.log)"
         ;;
     stop)
         if [ -f "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; rm -f "$pidfile"; fi

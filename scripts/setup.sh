@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what Stratus needs on a Debian/Ubuntu machine, if it is missing:
 # GDAL (library, headers, command-line tools), pkg-config and a C toolchain for the
-# GDAL/SQLite bindings; with --test also what the tests use besides (Chromium, to open the
-# run report headless; python3-venv for the moto server's venv). Idempotent: does nothing
-# when everything is present.
+# GDAL/SQLite bindings; with --test also what the tests and `make package` use besides
+# (Chromium, to open the run report headless; python3-venv for the moto, SAM and checkov
+# venvs; podman, runc, iptables and debootstrap to build and run the function image; curl
+# to invoke it). Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 pkgs=(libgdal-dev gdal-bin pkg-config build-essential)
 if [ "${1:-}" = "--test" ]; then
-    pkgs+=(chromium python3-venv)
+    pkgs+=(chromium python3-venv podman runc iptables debootstrap curl)
 fi
 need=()
 for pkg in "${pkgs[@]}"; do

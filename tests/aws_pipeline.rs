@@ -7,7 +7,6 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratus_aws::provision::{create_stack, Stack, StackSpec};
@@ -51,7 +50,7 @@ fn setup_with(prefix: &str, plugin: &str) -> Env {
     let inputs = dir.path().join("inputs");
     stratus_synth::generate(&spec, &inputs, &|_, _| {}).unwrap();
     let bucket = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
-    upload_dir(&bucket, &inputs, "inputs");
+    support::aws::upload_dir(&bucket, &inputs, "inputs");
     let run_id = format!("{prefix}-{plugin}");
     let run_file = format!(
         "run_id: {run_id}\ninputs: ['s3://{b}/inputs/catalog.json']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nfrequency: annual\nplugin: {plugin}\nproduct: {{name: t_pq, version: 1.0.0}}\nlocation: 's3://{b}/products'\nchunk_size: 64\njob_queue_max_lease: {LEASE_S}\nrenew_safety_margin: 2\n",
@@ -84,32 +83,6 @@ fn setup_with(prefix: &str, plugin: &str) -> Env {
         run_id,
         _dir: dir,
     }
-}
-
-fn upload_dir(store: &S3BlobStore, dir: &Path, prefix: &str) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        let key = format!("{prefix}/{}", p.file_name().unwrap().to_string_lossy());
-        if p.is_dir() {
-            upload_dir(store, &p, &key);
-        } else {
-            store.put_file(&key, &p).unwrap();
-        }
-    }
-}
-
-/// The S3 event notification Lambda receives for a new object.
-fn s3_notification(bucket: &str, key: &str) -> Value {
-    json!({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2026-11-22T03:00:00.000Z", "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "stratus-run-files",
-               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": format!("arn:aws:s3:::{bucket}")},
-               "object": {"key": key.replace(' ', "+"), "size": 512, "eTag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "0055AED6DCD90281E5"}}
-    }]})
 }
 
 /// Receive up to `max` messages as Lambda's event source mapping does, call `handler`
@@ -173,7 +146,7 @@ fn run_workers_until(env: &Env, done: &dyn Fn(&stratus_ports::RunCounts) -> bool
 }
 
 fn plan_and_dispatch(env: &Env) -> usize {
-    let event = s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
+    let event = support::aws::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
     let out = stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
     let tasks = out["planned"][0]["tasks"].as_u64().unwrap() as usize;
     assert!(tasks >= 4, "expected several tiles, planned {out}");

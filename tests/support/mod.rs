@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod aws;
 pub mod moto;
 
 use stratus_synth::{Granule, SynthSpec};

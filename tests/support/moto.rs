@@ -19,8 +19,18 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Start (once per test binary) and point the AWS SDK and GDAL at it.
+/// Start (once per test binary) on loopback and point the AWS SDK and GDAL at it.
 pub fn moto() -> &'static Moto {
+    start("127.0.0.1")
+}
+
+/// The same, listening on every interface, so that containers reach it at
+/// `host.containers.internal` (the function image tests).
+pub fn moto_for_containers() -> &'static Moto {
+    start("0.0.0.0")
+}
+
+fn start(host: &str) -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
         let server = repo_root().join(".venv-moto/bin/python");
@@ -34,7 +44,7 @@ pub fn moto() -> &'static Moto {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // A watcher shell stops the server when this test process goes away.
         let script = format!(
-            "\"{}\" \"{}\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill $m",
+            "\"{}\" \"{}\" -H {host} -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill $m",
             server.display(),
             launcher.display(),
             std::process::id()

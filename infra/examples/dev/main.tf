@@ -41,11 +41,18 @@ module "stratus" {
   tags                   = { project = "stratus", stage = "dev" }
 }
 
-output "stratus" {
-  value = {
-    bucket    = module.stratus.output_bucket
-    table     = module.stratus.table_name
-    queues    = module.stratus.queue_urls
-    functions = module.stratus.function_names
-  }
+output "bucket" {
+  value = module.stratus.output_bucket
+}
+
+output "table" {
+  value = module.stratus.table_name
+}
+
+output "task_queue_url" {
+  value = module.stratus.queue_urls["tasks"]
+}
+
+output "functions" {
+  value = module.stratus.function_names
 }

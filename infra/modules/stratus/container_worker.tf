@@ -72,8 +72,8 @@ resource "aws_ecs_task_definition" "container_worker" {
     essential  = true
     entryPoint = ["/usr/local/bin/stratus"]
     command = [
-      "worker", "--from-sqs", aws_sqs_queue.main["tasks"].url,
-      "--location", "s3://${aws_s3_bucket.output.id}",
+      "worker", "--from-sqs", module.data.queues["tasks"].url,
+      "--location", "s3://${module.data.bucket}",
       "--workers", tostring(var.container_worker.workers),
     ]
     environment = [for k, v in local.environment : { name = k, value = v }]

@@ -9,7 +9,7 @@ data "aws_region" "current" {}
 locals {
   input_object_arns = [for b in var.input_buckets : "arn:${data.aws_partition.current.partition}:s3:::${b.bucket}/${b.prefix}*"]
   input_bucket_arns = [for b in var.input_buckets : "arn:${data.aws_partition.current.partition}:s3:::${b.bucket}"]
-  output_objects    = "${aws_s3_bucket.output.arn}/*"
+  output_objects    = "${module.data.bucket_arn}/*"
 
   ledger_read  = ["dynamodb:GetItem", "dynamodb:Query"]
   ledger_write = ["dynamodb:UpdateItem", "dynamodb:TransactWriteItems", "dynamodb:ConditionCheckItem"]
@@ -22,30 +22,31 @@ locals {
   permissions = {
     planner = [
       { actions = ["s3:GetObject"], resources = concat([local.output_objects], local.input_object_arns) },
-      { actions = ["s3:ListBucket"], resources = concat([aws_s3_bucket.output.arn], local.input_bucket_arns) },
+      { actions = ["s3:ListBucket"], resources = concat([module.data.bucket_arn], local.input_bucket_arns) },
       { actions = ["s3:PutObject"], resources = [local.output_objects] },
-      { actions = concat(local.ledger_read, ["dynamodb:PutItem", "dynamodb:BatchWriteItem"]), resources = [aws_dynamodb_table.ledger.arn] },
-      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [aws_sqs_queue.main["dispatch"].arn, aws_sqs_queue.dlq["dispatch"].arn] },
+      { actions = concat(local.ledger_read, ["dynamodb:PutItem", "dynamodb:BatchWriteItem"]), resources = [module.data.table_arn] },
+      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [module.data.queues["dispatch"].arn, module.data.dead_letter_queues["dispatch"].arn] },
+      { actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.planner_dlq.arn] }, # its asynchronous-invocation DLQ
     ]
     dispatcher = [
-      { actions = concat(local.ledger_read, local.ledger_write), resources = [aws_dynamodb_table.ledger.arn] },
-      { actions = local.queue_consume, resources = [aws_sqs_queue.main["dispatch"].arn] },
-      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [aws_sqs_queue.main["tasks"].arn, aws_sqs_queue.dlq["tasks"].arn] },
+      { actions = concat(local.ledger_read, local.ledger_write), resources = [module.data.table_arn] },
+      { actions = local.queue_consume, resources = [module.data.queues["dispatch"].arn] },
+      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [module.data.queues["tasks"].arn, module.data.dead_letter_queues["tasks"].arn] },
     ]
     worker = [
       { actions = ["s3:GetObject"], resources = concat([local.output_objects], local.input_object_arns) },
       # ListBucket makes a missing object a 404, not a 403 (tile completeness checks).
-      { actions = ["s3:ListBucket"], resources = concat([aws_s3_bucket.output.arn], local.input_bucket_arns) },
+      { actions = ["s3:ListBucket"], resources = concat([module.data.bucket_arn], local.input_bucket_arns) },
       { actions = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], resources = [local.output_objects] },
-      { actions = concat(local.ledger_read, local.ledger_write), resources = [aws_dynamodb_table.ledger.arn] },
-      { actions = concat(local.queue_consume, ["sqs:GetQueueUrl"]), resources = [aws_sqs_queue.main["tasks"].arn, aws_sqs_queue.dlq["tasks"].arn] },
-      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [aws_sqs_queue.main["completion"].arn, aws_sqs_queue.dlq["completion"].arn] },
+      { actions = concat(local.ledger_read, local.ledger_write), resources = [module.data.table_arn] },
+      { actions = concat(local.queue_consume, ["sqs:GetQueueUrl"]), resources = [module.data.queues["tasks"].arn, module.data.dead_letter_queues["tasks"].arn] },
+      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [module.data.queues["completion"].arn, module.data.dead_letter_queues["completion"].arn] },
     ]
     mosaic = [
       { actions = ["s3:GetObject", "s3:PutObject"], resources = [local.output_objects] },
-      { actions = ["s3:ListBucket"], resources = [aws_s3_bucket.output.arn] },
-      { actions = local.ledger_read, resources = [aws_dynamodb_table.ledger.arn] },
-      { actions = local.queue_consume, resources = [aws_sqs_queue.main["completion"].arn] },
+      { actions = ["s3:ListBucket"], resources = [module.data.bucket_arn] },
+      { actions = local.ledger_read, resources = [module.data.table_arn] },
+      { actions = local.queue_consume, resources = [module.data.queues["completion"].arn] },
     ]
   }
 }

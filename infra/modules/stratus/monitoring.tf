@@ -2,12 +2,12 @@
 # too long (workers not keeping up, or throttled).
 
 resource "aws_cloudwatch_metric_alarm" "dlq_depth" {
-  for_each            = local.queues
+  for_each            = merge(module.data.dead_letter_queues, { planner = { name = aws_sqs_queue.planner_dlq.name } })
   alarm_name          = "${var.name}-${each.key}-dlq-not-empty"
-  alarm_description   = "Messages in ${aws_sqs_queue.dlq[each.key].name}: see `stratus status`, fix, then `stratus redrive`."
+  alarm_description   = "Messages in ${each.value.name}: see `stratus status`, fix, then `stratus redrive`."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateNumberOfMessagesVisible"
-  dimensions          = { QueueName = aws_sqs_queue.dlq[each.key].name }
+  dimensions          = { QueueName = each.value.name }
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 1
@@ -39,7 +39,7 @@ resource "aws_cloudwatch_metric_alarm" "oldest_task" {
   alarm_description   = "A task message has waited over 6 hours."
   namespace           = "AWS/SQS"
   metric_name         = "ApproximateAgeOfOldestMessage"
-  dimensions          = { QueueName = aws_sqs_queue.main["tasks"].name }
+  dimensions          = { QueueName = module.data.queues["tasks"].name }
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = 3

@@ -7,12 +7,12 @@ resource "aws_lambda_permission" "s3_invokes_planner" {
   action         = "lambda:InvokeFunction"
   function_name  = aws_lambda_function.fn["planner"].function_name
   principal      = "s3.amazonaws.com"
-  source_arn     = aws_s3_bucket.output.arn
+  source_arn     = module.data.bucket_arn
   source_account = data.aws_caller_identity.current.account_id
 }
 
 resource "aws_s3_bucket_notification" "run_files" {
-  bucket      = aws_s3_bucket.output.id
+  bucket      = module.data.bucket
   eventbridge = var.run_file_trigger == "eventbridge"
 
   dynamic "lambda_function" {
@@ -35,7 +35,7 @@ resource "aws_cloudwatch_event_rule" "run_files" {
     source        = ["aws.s3"]
     "detail-type" = ["Object Created"]
     detail = {
-      bucket = { name = [aws_s3_bucket.output.id] }
+      bucket = { name = [module.data.bucket] }
       object = { key = [{ prefix = "runs/" }] }
     }
   })

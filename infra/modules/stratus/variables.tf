@@ -119,6 +119,12 @@ variable "container_worker" {
   default = {}
 }
 
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete the output bucket with its objects (for test stacks only)."
+  type        = bool
+  default     = false
+}
+
 variable "tags" {
   description = "Tags on every resource."
   type        = map(string)

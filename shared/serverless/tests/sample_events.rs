@@ -48,3 +48,23 @@ fn sample_run_file_is_valid_and_names_the_runs_in_the_messages() {
     let scheduled = stratus_serverless::planner::scheduled_config(cfg, chrono::Utc::now()).unwrap();
     assert!(scheduled.temporal_range.is_some());
 }
+
+/// events/local/ addresses the stack of `make local-aws`: one run, whose task ids are those
+/// of its fan-out page, ending in its completion message.
+#[test]
+fn local_stack_events() {
+    let run_file = PlannerTrigger::RunFile { bucket: "stratus-local-outputs".into(), key: "runs/local-pq.yaml".into() };
+    assert_eq!(planner_triggers(&sample("local/s3-run-file-created.json")).unwrap(), vec![run_file]);
+    let page = FanOutPage::parse(&bodies("local/sqs-fan-out-page.json")[0]).unwrap();
+    assert_eq!(page.run_id, "local_pq-2021--P1Y");
+    let tasks: Vec<TaskMessage> =
+        bodies("local/sqs-task-batch-3.json").iter().map(|b| TaskMessage::parse(b).unwrap()).collect();
+    assert_eq!(tasks.len(), 3);
+    assert_eq!(bodies("local/sqs-task-batch-1.json"), bodies("local/sqs-task-batch-3.json")[..1]);
+    for t in &tasks {
+        assert_eq!(t.run_id, page.run_id);
+        assert!(page.task_ids.contains(&t.task_id), "{} is not in the page", t.task_id);
+    }
+    let done = CompletionMessage::parse(&bodies("local/sqs-completion.json")[0]).unwrap();
+    assert_eq!((done.run_id.as_str(), done.total), (page.run_id.as_str(), page.task_ids.len() as u64));
+}
