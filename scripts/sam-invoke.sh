@@ -42,6 +42,7 @@ env "${unset_stratus[@]}" DOCKER_HOST="unix://$sock" SAM_CLI_TELEMETRY=0 .venv-s
     "OutputBucket=$STRATUS_OUTPUT_BUCKET" "InputBucket=$STRATUS_INPUT_BUCKET" "LedgerTable=$STRATUS_TABLE" \
     "TaskQueueName=${STRATUS_TASK_QUEUE_URL##*/}" "DispatchQueueName=${STRATUS_DISPATCH_QUEUE_URL##*/}" \
     "CompletionQueueName=${STRATUS_COMPLETION_QUEUE_URL##*/}" | tee "$out"
+echo # SAM prints the response without a final newline
 response=$(tail -1 "$out")
 rm -f "$out"
 python3 - "$response" <<'PY'
