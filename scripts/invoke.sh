@@ -38,7 +38,7 @@ fi
 [ -n "${STRATUS_TABLE:-}" ] || die "STRATUS_TABLE is not set: run 'make local-aws' first (or export the deployment's variables)"
 image=${STRATUS_IMAGE:-localhost/stratus-lambda:latest}
 rie="$root/.venv-sam/lib/python3.11/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64"
-[ -x "$rie" ] || rie=$(ls "$root"/.venv-sam/lib/python3*/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64 2>/dev/null | head -1)
+[ -x "$rie" ] || rie=$(ls "$root"/.venv-sam/lib/python3*/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64 2>/dev/null | head -1 || true)
 [ -n "$rie" ] && [ -x "$rie" ] || die "the Lambda runtime interface emulator is missing: run scripts/infra-tools.sh install"
 scripts/container.sh podman image exists "$image" || die "image $image not found: run 'make package'"
 
