@@ -5,8 +5,9 @@
 #   .venv-sam/      aws-sam-cli: `sam validate --lint`, `sam local invoke`, and the Lambda
 #                   runtime interface emulator (samcli/local/rapid/aws-lambda-rie-x86_64)
 #   .venv-checkov/  checkov: static security checks of infra/
+#   .venv-moto/     moto[server] (+ boto3): the local AWS-protocol server (scripts/moto.sh)
 #
-#   scripts/infra-tools.sh install [sam|checkov ...]   (default: both)
+#   scripts/infra-tools.sh install [sam|checkov|moto ...]   (default: all)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python=${PYTHON:-python3}
@@ -14,6 +15,7 @@ python=${PYTHON:-python3}
 declare -A specs=(
     [sam]="aws-sam-cli==1.170.0"
     [checkov]="checkov==3.3.30"
+    [moto]="moto[server]==5.2.5"
 )
 
 install() {
@@ -32,11 +34,11 @@ install() {
     echo "$spec" >"$stamp"
 }
 
-[ "${1:-install}" = install ] || { echo "usage: scripts/infra-tools.sh install [sam|checkov ...]" >&2; exit 1; }
+[ "${1:-install}" = install ] || { echo "usage: scripts/infra-tools.sh install [sam|checkov|moto ...]" >&2; exit 1; }
 shift || true
-for name in "${@:-sam checkov}"; do
+for name in "${@:-sam checkov moto}"; do
     for n in $name; do
-        [ -n "${specs[$n]:-}" ] || { echo "infra-tools: unknown tool '$n' (sam, checkov)" >&2; exit 1; }
+        [ -n "${specs[$n]:-}" ] || { echo "infra-tools: unknown tool '$n' (sam, checkov, moto)" >&2; exit 1; }
         install "$n"
     done
 done

@@ -72,11 +72,4 @@ echo "invoke.sh: $fn <- $event ($image)" >&2
 response=$(curl -sS --max-time "${AWS_LAMBDA_FUNCTION_TIMEOUT:-900}" -XPOST "$url" --data-binary "@$event") \
     || die "the runtime interface emulator did not answer"
 echo "$response"
-python3 - "$response" <<'PY'
-import json, sys
-body = json.loads(sys.argv[1]) if sys.argv[1].strip() else None
-if isinstance(body, dict) and body.get("errorType"):
-    sys.exit(f"invoke.sh: the function failed: {body.get('errorType')}: {body.get('errorMessage')}")
-if isinstance(body, dict) and body.get("batchItemFailures"):
-    sys.exit(f"invoke.sh: {len(body['batchItemFailures'])} record(s) reported as failed (see the log above)")
-PY
+python3 scripts/lib/check_lambda_response.py "$response" invoke.sh

@@ -45,10 +45,5 @@ env "${unset_stratus[@]}" DOCKER_HOST="unix://$sock" SAM_CLI_TELEMETRY=0 .venv-s
 echo # SAM prints the response without a final newline
 response=$(tail -1 "$out")
 rm -f "$out"
-python3 - "$response" <<'PY'
-import json, sys
-body = json.loads(sys.argv[1])
-if isinstance(body, dict) and (body.get("errorType") or body.get("batchItemFailures")):
-    sys.exit("sam-invoke: the invocation failed or reported failed records")
-print("sam-invoke: ok")
-PY
+python3 scripts/lib/check_lambda_response.py "$response" sam-invoke
+echo "sam-invoke: ok"

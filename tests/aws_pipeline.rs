@@ -46,16 +46,10 @@ fn setup_with(prefix: &str, plugin: &str) -> Env {
     let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives: 3, visibility_s: LEASE_S as u32 })
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let spec = support::small_scenes(4);
-    let inputs = dir.path().join("inputs");
-    stratus_synth::generate(&spec, &inputs, &|_, _| {}).unwrap();
     let bucket = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
-    support::aws::upload_dir(&bucket, &inputs, "inputs");
     let run_id = format!("{prefix}-{plugin}");
-    let run_file = format!(
-        "run_id: {run_id}\ninputs: ['s3://{b}/inputs/catalog.json']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nfrequency: annual\nplugin: {plugin}\nproduct: {{name: t_pq, version: 1.0.0}}\nlocation: 's3://{b}/products'\nchunk_size: 64\njob_queue_max_lease: {LEASE_S}\nrenew_safety_margin: 2\n",
-        b = stack.bucket
-    );
+    let run_file = support::aws::inputs_and_run_file(&bucket, &stack.bucket, &run_id, plugin, dir.path());
+    let run_file = format!("{run_file}job_queue_max_lease: {LEASE_S}\nrenew_safety_margin: 2\n");
     let run_file = if plugin == "gm-s2" {
         // The synthetic scenes carry six of Sentinel-2's ten geomedian bands.
         format!("{run_file}plugin_config: {{bands: [B02, B03, B04, B08, B11, B12]}}\n")

@@ -36,18 +36,6 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// Synthetic inputs under `s3://{bucket}/inputs/` and a pq run file; returns the run file.
-fn inputs_and_run_file(store: &S3BlobStore, bucket: &str, run_id: &str, dir: &Path) -> String {
-    let inputs = dir.join("inputs");
-    stratus_synth::generate(&support::small_scenes(4), &inputs, &|_, _| {}).unwrap();
-    support::aws::upload_dir(store, &inputs, "inputs");
-    format!(
-        "run_id: {run_id}\ninputs: ['s3://{bucket}/inputs/catalog.json']\ngrid: 'epsg:6933;240;100'\n\
-         temporal_range: 2021--P1Y\nfrequency: annual\nplugin: pq\nproduct: {{name: t_pq, version: 1.0.0}}\n\
-         location: 's3://{bucket}/products'\nchunk_size: 64\n"
-    )
-}
-
 /// A Lambda SQS event of the next `count` real messages of `queue` (left in the queue).
 fn sqs_event(queue_url: &str, count: usize, dir: &Path, name: &str) -> PathBuf {
     let out = run(Command::new(repo().join(".venv-moto/bin/python"))
@@ -80,7 +68,7 @@ fn function_image_plans_dispatches_and_processes_a_task_through_the_runtime_inte
     let dir = tempfile::tempdir().unwrap();
     let store = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
     let run_id = "img-pq";
-    let run_file = inputs_and_run_file(&store, &stack.bucket, run_id, dir.path());
+    let run_file = support::aws::inputs_and_run_file(&store, &stack.bucket, run_id, "pq", dir.path());
     store.put("runs/img-pq.yaml", run_file.as_bytes()).unwrap();
 
     let invoke = |function: &str, event: &Path| -> Value {
@@ -202,7 +190,7 @@ fn terraform_apply_creates_what_a_pipeline_run_uses_then_destroy_removes_it() {
 
     // A run through the operator's CLI on exactly these resources.
     let store = S3BlobStore::open(aws.clone(), &format!("s3://{bucket}")).unwrap();
-    let run_file = inputs_and_run_file(&store, &bucket, "tf-pq", dir.path());
+    let run_file = support::aws::inputs_and_run_file(&store, &bucket, "tf-pq", "pq", dir.path());
     let run_path = dir.path().join("run.yaml");
     std::fs::write(&run_path, run_file).unwrap();
     let location = format!("s3://{bucket}/products");

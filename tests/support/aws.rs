@@ -20,6 +20,19 @@ pub fn upload_dir(store: &S3BlobStore, dir: &Path, prefix: &str) {
     }
 }
 
+/// Synthetic scenes (4 dates) uploaded under `s3://{bucket}/inputs/`, and the text of a run
+/// file planning them with `plugin` on a small grid, outputs under `s3://{bucket}/products`.
+pub fn inputs_and_run_file(store: &S3BlobStore, bucket: &str, run_id: &str, plugin: &str, dir: &Path) -> String {
+    let inputs = dir.join("inputs");
+    stratus_synth::generate(&super::small_scenes(4), &inputs, &|_, _| {}).unwrap();
+    upload_dir(store, &inputs, "inputs");
+    format!(
+        "run_id: {run_id}\ninputs: ['s3://{bucket}/inputs/catalog.json']\ngrid: 'epsg:6933;240;100'\n\
+         temporal_range: 2021--P1Y\nfrequency: annual\nplugin: {plugin}\nproduct: {{name: t_pq, version: 1.0.0}}\n\
+         location: 's3://{bucket}/products'\nchunk_size: 64\n"
+    )
+}
+
 /// The S3 event notification Lambda receives for a new object.
 pub fn s3_notification(bucket: &str, key: &str) -> Value {
     json!({"Records": [{
