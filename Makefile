@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint fmt clean bench package local-aws local-aws-down invoke sam-invoke
+.PHONY: setup build demo test lint fmt clean bench bench-continent package local-aws local-aws-down invoke sam-invoke
 
 setup:
 	@scripts/setup.sh
@@ -62,5 +62,12 @@ clean:
 bench: build
 	@scripts/parity/make_fixtures.sh --venv-only
 	.venv-parity/bin/python scripts/bench/kernels.py
-	$(CARGO) build --release --example bench_mosaic
+	$(CARGO) build --release --example bench_mosaic --example bench_tile
 	python3 scripts/bench/mosaic.py
+	python3 scripts/bench/planner.py
+	python3 scripts/bench/tile.py
+
+## One year of synthetic Sentinel-2 over Africa planned onto africa-10: tasks, observations,
+## tasks beyond Lambda's limits, the cost estimate (summary appended to BENCHMARKS.md).
+bench-continent: build
+	python3 scripts/bench/continent.py

@@ -12,7 +12,7 @@
 #   STRATUS_AWS_ENDPOINT      the AWS-protocol server as this machine sees it
 #                             (http://127.0.0.1:PORT); the container reaches it at
 #                             host.containers.internal:PORT, so it must listen on 0.0.0.0
-#   STRATUS_TABLE, STRATUS_TASK_QUEUE_URL, STRATUS_DISPATCH_QUEUE_URL,
+#   STRATUS_TABLE, STRATUS_TASK_QUEUE_URL, STRATUS_CONTAINER_QUEUE_URL, STRATUS_DISPATCH_QUEUE_URL,
 #   STRATUS_COMPLETION_QUEUE_URL, STRATUS_SCHEDULED_RUN_FILE, STRATUS_PAGE_SIZE
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION
 #   STRATUS_IMAGE             the image (default localhost/stratus-lambda:latest)
@@ -50,7 +50,7 @@ container_endpoint=${container_endpoint/localhost/host.containers.internal}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 name="stratus-invoke-$fn-$$"
 env_args=()
-for var in STRATUS_TABLE STRATUS_TASK_QUEUE_URL STRATUS_DISPATCH_QUEUE_URL STRATUS_COMPLETION_QUEUE_URL \
+for var in STRATUS_TABLE STRATUS_TASK_QUEUE_URL STRATUS_CONTAINER_QUEUE_URL STRATUS_DISPATCH_QUEUE_URL STRATUS_COMPLETION_QUEUE_URL \
     STRATUS_SCHEDULED_RUN_FILE STRATUS_PAGE_SIZE STRATUS_DEADLINE_MARGIN_S RUST_LOG; do
     [ -z "${!var:-}" ] || env_args+=(-e "$var=${!var}")
 done

@@ -9,7 +9,7 @@
 #                               runs/local-pq.yaml, and write .cache/local-aws/env
 #   scripts/local-aws.sh event QUEUE [COUNT]
 #                               print a Lambda SQS event made of the next COUNT real messages
-#                               of QUEUE (dispatch, tasks or completion), left in the queue
+#                               of QUEUE (dispatch, tasks, container_tasks or completion), left in the queue
 #   scripts/local-aws.sh down   `terraform destroy`, then stop moto
 #
 # The sample events in events/local/ address this stack: invoke the planner on the run file's
@@ -49,6 +49,7 @@ export STRATUS_AWS_ENDPOINT={endpoint}
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export STRATUS_TABLE={v['table']}
 export STRATUS_TASK_QUEUE_URL={v['queue_urls']['tasks']}
+export STRATUS_CONTAINER_QUEUE_URL={v['queue_urls']['container_tasks']}
 export STRATUS_DISPATCH_QUEUE_URL={v['queue_urls']['dispatch']}
 export STRATUS_COMPLETION_QUEUE_URL={v['queue_urls']['completion']}
 export STRATUS_OUTPUT_BUCKET={v['bucket']}
@@ -105,6 +106,7 @@ event() {
     case "${1:-}" in
         dispatch) var=$STRATUS_DISPATCH_QUEUE_URL ;;
         tasks) var=$STRATUS_TASK_QUEUE_URL ;;
+        container_tasks) var=$STRATUS_CONTAINER_QUEUE_URL ;;
         completion) var=$STRATUS_COMPLETION_QUEUE_URL ;;
         *) die "usage: scripts/local-aws.sh event dispatch|tasks|completion [COUNT]" ;;
     esac

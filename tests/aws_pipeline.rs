@@ -28,6 +28,7 @@ struct Env {
     dep: Deployment,
     bucket: S3BlobStore,
     tasks: SqsQueue,
+    container_tasks: SqsQueue,
     dispatch: SqsQueue,
     completion: SqsQueue,
     ledger: DynamoLedger,
@@ -42,6 +43,11 @@ fn setup(prefix: &str) -> Env {
 }
 
 fn setup_with(prefix: &str, plugin: &str) -> Env {
+    setup_run_file(prefix, plugin, "")
+}
+
+/// A stack and a run file (`extra` appended to it).
+fn setup_run_file(prefix: &str, plugin: &str, extra: &str) -> Env {
     let aws = aws();
     let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives: 3, visibility_s: LEASE_S as u32 })
         .unwrap();
@@ -56,10 +62,11 @@ fn setup_with(prefix: &str, plugin: &str) -> Env {
     } else {
         run_file
     };
-    bucket.put("runs/pq-2021.yaml", run_file.as_bytes()).unwrap();
+    bucket.put("runs/pq-2021.yaml", format!("{run_file}{extra}").as_bytes()).unwrap();
     let dep = Deployment {
         table: stack.table.clone(),
         task_queue: stack.task_queue.clone(),
+        container_queue: stack.container_queue.clone(),
         dispatch_queue: stack.dispatch_queue.clone(),
         completion_queue: stack.completion_queue.clone(),
         scheduled_run_file: None,
@@ -68,6 +75,7 @@ fn setup_with(prefix: &str, plugin: &str) -> Env {
     };
     Env {
         tasks: SqsQueue::open(aws.clone(), &stack.task_queue).unwrap(),
+        container_tasks: SqsQueue::open(aws.clone(), &stack.container_queue).unwrap(),
         dispatch: SqsQueue::open(aws.clone(), &stack.dispatch_queue).unwrap(),
         completion: SqsQueue::open(aws.clone(), &stack.completion_queue).unwrap(),
         ledger: DynamoLedger::new(aws.clone(), &stack.table, None),
@@ -327,6 +335,32 @@ fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
     let after = env.ledger.run(&env.run_id).unwrap().unwrap();
     assert_eq!(after.counts.failed, 0);
     assert!(after.completions > completions_before, "the run completed again after the console-style redrive");
+}
+
+#[test]
+fn tasks_beyond_the_lambda_budget_go_to_the_container_queue_and_the_container_worker_runs_them() {
+    // A Lambda of 128 MB fits no task: the plan sends every one to the container worker.
+    let env = setup_run_file("sized", "pq", "lambda: {memory_mb: 128}\n");
+    let event = support::aws::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
+    let out = stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
+    let tasks = out["planned"][0]["tasks"].as_u64().unwrap() as usize;
+    for t in env.ledger.tasks(&env.run_id, None).unwrap() {
+        assert_eq!(t.summary["executor"], "container", "{}", t.summary);
+        let why = t.summary["estimate"]["reason"].as_str().unwrap();
+        assert!(why.contains("memory") && why.contains("128 MB"), "{why}");
+    }
+    while deliver(&env.dispatch, 10, &dispatcher(&env.dep)) > 0 {}
+    assert_eq!(env.tasks.depth().unwrap().visible, 0, "nothing on the Lambda worker's queue");
+    assert_eq!(env.container_tasks.depth().unwrap().visible as usize, tasks, "every task on the container queue");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["worker", "--from-sqs", &env.stack.container_queue])
+        .args(["--location", &format!("s3://{}/products", env.stack.bucket), "--table", &env.stack.table])
+        .args(["--idle-exit", "3"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!((run.counts.done as usize, run.completions), (tasks, 1), "{:?}", run.counts);
 }
 
 #[test]

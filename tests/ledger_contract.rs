@@ -14,13 +14,26 @@ use stratus_ports::ledger::ResetScope;
 use stratus_ports::*;
 
 const LEASE: Duration = Duration::from_secs(60);
+const NO_DOCS: &Vec<serde_json::Value> = &Vec::new();
 
 fn plan(l: &dyn Ledger, run: &str, n: usize) -> Vec<String> {
+    // Task i uses datasets i and i+1: neighbouring tasks share one document.
+    let docs: Vec<serde_json::Value> = (0..=n).map(|i| json!({"id": format!("d{i}")})).collect();
     let tasks: Vec<NewTask> = (0..n)
-        .map(|i| NewTask { task_id: format!("t{i:03}"), index: i, summary: json!({"i": i}), payload: json!({"i": i}) })
+        .map(|i| NewTask {
+            task_id: format!("t{i:03}"),
+            index: i,
+            summary: json!({"i": i}),
+            datasets: vec![i as u32, i as u32 + 1],
+        })
         .collect();
-    l.create_run(&NewRun { run_id: run.into(), config: json!({"k": 1}), config_digest: "d".into() }, &tasks, false)
-        .unwrap();
+    l.create_run(
+        &NewRun { run_id: run.into(), config: json!({"k": 1}), config_digest: "d".into() },
+        &tasks,
+        &docs,
+        false,
+    )
+    .unwrap();
     tasks.into_iter().map(|t| t.task_id).collect()
 }
 
@@ -60,9 +73,10 @@ fn concurrent_workers(l: &dyn Ledger, run: &str, n: usize) {
 
 fn failures_resets_and_leases(l: &dyn Ledger, run: &str) {
     plan(l, run, 3);
-    let again = l.create_run(&NewRun { run_id: run.into(), config: json!({}), config_digest: "d".into() }, &[], false);
+    let again =
+        l.create_run(&NewRun { run_id: run.into(), config: json!({}), config_digest: "d".into() }, &[], NO_DOCS, false);
     assert!(matches!(again, Err(PortError::RunExists(_))), "{again:?}");
-    assert_eq!(l.payload(run, "t001").unwrap(), json!({"i": 1}));
+    assert_eq!(l.payload(run, "t001").unwrap(), json!({"datasets": [{"id": "d1"}, {"id": "d2"}]}));
     // A retryable failure goes back to pending; the final one is recorded with its reason.
     l.claim(run, "t000", "w", LEASE, false, false).unwrap();
     let t = l.fail(run, "t000", "w", "transient", false, None).unwrap();
@@ -147,11 +161,11 @@ fn dynamodb_failures_resets_and_leases() {
 #[test]
 fn dynamodb_payloads_too_big_for_an_item_go_to_an_s3_manifest() {
     let l = dynamodb("big");
-    let datasets: Vec<String> =
-        (0..20_000).map(|i| format!("s3://bucket/some/long/prefix/dataset-{i:06}.json")).collect();
-    let payload = json!({ "datasets": datasets });
-    let task = NewTask { task_id: "t000".into(), index: 0, summary: json!({}), payload: payload.clone() };
-    l.create_run(&NewRun { run_id: "big".into(), config: json!({}), config_digest: "d".into() }, &[task], false)
+    let docs: Vec<serde_json::Value> =
+        (0..20_000).map(|i| json!(format!("s3://bucket/some/long/prefix/dataset-{i:06}.json"))).collect();
+    let payload = json!({ "datasets": docs });
+    let task = NewTask { task_id: "t000".into(), index: 0, summary: json!({}), datasets: (0..20_000).collect() };
+    l.create_run(&NewRun { run_id: "big".into(), config: json!({}), config_digest: "d".into() }, &[task], &docs, false)
         .unwrap();
     assert!(payload.to_string().len() > 400_000);
     assert_eq!(l.payload("big", "t000").unwrap(), payload);
@@ -160,8 +174,9 @@ fn dynamodb_payloads_too_big_for_an_item_go_to_an_s3_manifest() {
 }
 
 fn plan_overwrite(l: &DynamoLedger) {
-    let tasks = vec![NewTask { task_id: "t111".into(), index: 0, summary: json!({}), payload: json!({}) }];
-    l.create_run(&NewRun { run_id: "big".into(), config: json!({}), config_digest: "e".into() }, &tasks, true).unwrap();
+    let tasks = vec![NewTask { task_id: "t111".into(), index: 0, summary: json!({}), datasets: vec![] }];
+    l.create_run(&NewRun { run_id: "big".into(), config: json!({}), config_digest: "e".into() }, &tasks, NO_DOCS, true)
+        .unwrap();
     let ids: Vec<String> = l.tasks("big", None).unwrap().into_iter().map(|t| t.task_id).collect();
     assert_eq!(ids, vec!["t111"]);
     assert_eq!(l.run("big").unwrap().unwrap().counts.total, 1);

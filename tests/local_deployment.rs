@@ -78,6 +78,7 @@ fn function_image_plans_dispatches_and_processes_a_task_through_the_runtime_inte
             .env("STRATUS_AWS_ENDPOINT", &moto.endpoint)
             .env("STRATUS_TABLE", &stack.table)
             .env("STRATUS_TASK_QUEUE_URL", &stack.task_queue)
+            .env("STRATUS_CONTAINER_QUEUE_URL", &stack.container_queue)
             .env("STRATUS_DISPATCH_QUEUE_URL", &stack.dispatch_queue)
             .env("STRATUS_COMPLETION_QUEUE_URL", &stack.completion_queue)
             .env("STRATUS_PAGE_SIZE", "100"));

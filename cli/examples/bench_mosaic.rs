@@ -9,19 +9,10 @@ use std::time::{Duration, Instant};
 use stratus_core::{GridSpec, TaskId, TileIndex};
 use stratus_engine::layout::Layout;
 use stratus_engine::mosaic::{build_for_run, MosaicOptions};
+use stratus_engine::tile::peak_rss_mb;
 use stratus_engine::Context;
 use stratus_ports::{ClaimOutcome, NewRun, NewTask};
 use stratus_raster::{write_cog, CogOptions};
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().nth(1).unwrap_or_else(|| "16".into()).parse()?;
@@ -42,17 +33,13 @@ fn main() -> anyhow::Result<()> {
     let tasks: Vec<NewTask> = ids
         .iter()
         .enumerate()
-        .map(|(i, t)| NewTask {
-            task_id: t.to_string(),
-            index: i,
-            summary: json!({}),
-            payload: json!({"datasets": []}),
-        })
+        .map(|(i, t)| NewTask { task_id: t.to_string(), index: i, summary: json!({}), datasets: vec![] })
         .collect();
     let run_id = cfg.run_id();
     ctx.ledger.create_run(
         &NewRun { run_id: run_id.clone(), config: serde_json::to_value(&cfg)?, config_digest: cfg.digest() },
         &tasks,
+        &Vec::new(),
         true,
     )?;
     let layout = Layout::new("bench_pq", "1.0.0");

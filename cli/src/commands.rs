@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use stratus_core::Selection;
 use stratus_engine::config::{CogOptsConfig, InputPolicy, ProductInfo, RunConfig};
 use stratus_engine::context::Place;
-use stratus_engine::runner::{publish_tasks, run_from_queue, run_plan, RunOptions, RunReport};
+use stratus_engine::estimate::{Prices, RunEstimate};
+use stratus_engine::runner::{publish_tasks, run_from_queue, run_plan, Queues, RunOptions, RunReport};
 use stratus_engine::Context;
 use stratus_ports::ledger::ResetScope;
 use stratus_ports::{TaskQueue, TaskState};
@@ -32,6 +33,7 @@ pub fn dispatch(cmd: Command) -> Result<i32> {
         Command::Retry(a) => retry(a),
         Command::Redrive(a) => redrive(a),
         Command::Stat(a) => stat(a),
+        Command::Estimate(a) => estimate(a),
     }
 }
 
@@ -65,9 +67,53 @@ pub struct SynthArgs {
     /// Skip the cloud-free truth twin.
     #[arg(long)]
     no_truth: bool,
+    /// Only STAC items (no pixels) over all of Africa, as NDJSON written to --out: MGRS-like
+    /// granules, 5-day revisit, from --year for --years years. For planning at scale.
+    #[arg(long)]
+    items_only: bool,
+    /// With --items-only: how many years.
+    #[arg(long, default_value_t = 1, requires = "items_only")]
+    years: u32,
+    /// With --items-only: days between overpasses of a granule.
+    #[arg(long, default_value_t = 5, requires = "items_only")]
+    revisit_days: u32,
+    /// With --items-only: stop after this many items.
+    #[arg(long, requires = "items_only")]
+    max_items: Option<usize>,
+}
+
+fn synth_items(a: &SynthArgs) -> Result<i32> {
+    let spec = stratus_synth::items::ItemsSpec {
+        seed: a.seed,
+        start_year: a.year,
+        years: a.years,
+        revisit_days: a.revisit_days,
+        max_items: a.max_items,
+        ..Default::default()
+    };
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let started = Instant::now();
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("synth items [{elapsed_precise}] {msg}").unwrap());
+    let s = stratus_synth::items::generate_items(&spec, &a.out, &|n| bar.set_message(format!("{n} items")))?;
+    bar.finish_and_clear();
+    println!(
+        "wrote {} items ({} granules, {:.2} GB) in {:.1} s: {}",
+        s.items,
+        s.granules,
+        s.bytes as f64 / 1e9,
+        started.elapsed().as_secs_f64(),
+        a.out.display()
+    );
+    Ok(0)
 }
 
 fn synth(a: SynthArgs) -> Result<i32> {
+    if a.items_only {
+        return synth_items(&a);
+    }
     let spec = SynthSpec {
         seed: a.seed,
         year: a.year,
@@ -189,6 +235,7 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
             max_processing_time: 3600,
             job_queue_max_lease: 300,
             renew_safety_margin: 60,
+            lambda: Default::default(),
         },
     };
     if !a.inputs.is_empty() {
@@ -262,17 +309,21 @@ fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
         Some(ctx) => stratus_engine::planner::save_tasks(&cfg, ctx, &GdalCrsTransform, a.overwrite, false)?,
         None => {
             // A dry run needs no store: plan in memory.
-            let (datasets, bad) = stratus_engine::planner::load_datasets(&cfg)?;
-            let (tasks, stats) = stratus_engine::planner::bin(&cfg, &datasets, &GdalCrsTransform)?;
+            let plan = stratus_engine::planner::build_plan(&cfg, &GdalCrsTransform)?;
             println!(
-                "dry run: {} datasets -> {} tasks ({} outside the time range, {} outside the tiles, {} unusable items)",
-                datasets.len(),
-                tasks.len(),
-                stats.outside_range,
-                stats.outside_tiles,
-                bad.len()
+                "dry run: {} datasets -> {} tasks in {:.1} s ({} outside the time range, {} outside the tiles, {} unusable items)",
+                plan.datasets(),
+                plan.tasks.len(),
+                started.elapsed().as_secs_f64(),
+                plan.stats.outside_range,
+                plan.stats.outside_tiles,
+                plan.bad_items.len()
             );
-            print!("{}", stratus_engine::plan_outputs::tasks_csv(&tasks));
+            let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
+            let sizer = stratus_engine::sizing::Sizer::new(&cfg, statistic.as_ref())?;
+            let estimates = stratus_engine::planner::estimate_tasks(&sizer, &plan.tasks);
+            print!("{}", stratus_engine::plan_outputs::tasks_csv(&plan.tasks, &estimates));
+            print_estimate(&RunEstimate::new(&sizer, &estimates, &Prices::default(), 1000, 10));
             return Ok(0);
         }
     };
@@ -301,7 +352,47 @@ fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
             println!("  wrote {p}");
         }
     }
+    print_estimate(&summary.estimate);
     println!("next: stratus run {run_id} --location {}", cfg.location);
+    Ok(0)
+}
+
+fn print_estimate(e: &RunEstimate) {
+    println!("estimate (default prices; `stratus estimate RUN --price NAME=VALUE` to change them):");
+    for line in e.render().lines() {
+        println!("  {line}");
+    }
+}
+
+#[derive(clap::Args)]
+pub struct EstimateArgs {
+    /// The run id (as printed by save-tasks).
+    run_id: String,
+    #[command(flatten)]
+    place: Where,
+    /// Lambda workers running at once.
+    #[arg(long, default_value_t = 1000)]
+    concurrency: usize,
+    /// Container workers running at once (for tasks beyond Lambda's limits).
+    #[arg(long, default_value_t = 10)]
+    containers: usize,
+    /// Override a unit price (USD), e.g. --price lambda_gb_second=0.0000133. Repeatable.
+    #[arg(long = "price", value_name = "NAME=VALUE")]
+    prices: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn estimate(a: EstimateArgs) -> Result<i32> {
+    let ctx = context(&a.place)?;
+    let prices = Prices::default().with_overrides(&a.prices).map_err(anyhow::Error::msg)?;
+    let e = stratus_engine::estimate::estimate_run(&ctx, &a.run_id, &prices, a.concurrency, a.containers)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"estimate": e, "prices": prices}))?);
+    } else {
+        print!("{}", e.render());
+    }
     Ok(0)
 }
 
@@ -417,19 +508,45 @@ pub struct PublishArgs {
     /// Show what would be sent; send nothing.
     #[arg(long)]
     dry_run: bool,
-    /// An SQS queue URL (default: the run's embedded queue).
+    /// An SQS queue URL for the Lambda worker (default: the run's embedded queue, which
+    /// takes every task).
     #[arg(long, env = "STRATUS_TASK_QUEUE_URL")]
     queue: Option<String>,
+    /// The container worker's SQS queue URL, for tasks sized beyond Lambda's limits.
+    /// Without it (and with --queue) those tasks stay pending.
+    #[arg(long, env = "STRATUS_CONTAINER_QUEUE_URL", requires = "queue")]
+    container_queue: Option<String>,
 }
 
 fn publish(a: PublishArgs) -> Result<i32> {
     let ctx = context(&a.place)?;
     let q = ctx.queue(a.queue.as_deref(), &a.run_id, MAX_RECEIVES)?;
-    let sent = publish_tasks(&ctx, &a.run_id, q.as_ref(), &selections(&a.selection)?, a.dry_run)?;
+    let cq = match (&a.queue, &a.container_queue) {
+        (Some(_), Some(url)) => Some(ctx.queue(Some(url), &a.run_id, MAX_RECEIVES)?),
+        _ => None,
+    };
+    // The embedded queue feeds local workers, which have no Lambda limits: it takes all.
+    let container: Option<&dyn TaskQueue> = if a.queue.is_none() { Some(q.as_ref()) } else { cq.as_deref() };
+    let queues = Queues { lambda: q.as_ref(), container };
+    let sent = publish_tasks(&ctx, &a.run_id, &queues, &selections(&a.selection)?, a.dry_run)?;
     let verb = if a.dry_run { "would send" } else { "sent" };
-    println!("{verb} {} task messages to {}", sent.len(), q.name());
+    if a.queue.is_none() {
+        println!("{verb} {} task messages to {}", sent.lambda.len() + sent.container.len(), q.name());
+    } else {
+        println!("{verb} {} task messages to {}", sent.lambda.len(), q.name());
+        if let Some(cq) = &cq {
+            println!("{verb} {} task messages (beyond Lambda's limits) to {}", sent.container.len(), cq.name());
+        }
+    }
+    if !sent.held.is_empty() {
+        println!(
+            "held back {} tasks sized beyond Lambda's limits (see `stratus estimate` and the plan's tasks.csv): \
+             give --container-queue URL for the container worker, or raise the lambda budget in the run file",
+            sent.held.len()
+        );
+    }
     if a.dry_run {
-        for t in &sent {
+        for t in sent.lambda.iter().chain(&sent.container) {
             println!("  {t}");
         }
     }

@@ -1,5 +1,9 @@
 //! `stratus`: the operator CLI. Thin: every command is a call into `stratus-engine`.
 
+// Planning parses millions of small JSON values: glibc's allocator dominated the profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod progress;
 
@@ -51,6 +55,8 @@ enum Command {
     Retry(commands::RetryArgs),
     /// Move dead-lettered messages back to the run's queue (SQS with --queue) and re-arm failed tasks.
     Redrive(commands::RedriveArgs),
+    /// What a planned run will cost: invocations, GB-seconds, S3 requests, USD, wall time.
+    Estimate(commands::EstimateArgs),
     /// Run one statistics kernel on a NumPy (y, x, band, time) stack; print the compute time.
     Stat(commands::StatArgs),
 }

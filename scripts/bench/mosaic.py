@@ -5,18 +5,11 @@ in its own process, so the peak RSS is that size's own."""
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXE = os.path.join(ROOT, "target", "release", "examples", "bench_mosaic")
+from common import EXAMPLES, ROOT, cpu
 
-
-def cpu():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+EXE = os.path.join(EXAMPLES, "bench_mosaic")
 
 
 rows = []

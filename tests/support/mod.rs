@@ -15,8 +15,8 @@ pub fn small_scenes(dates: usize) -> SynthSpec {
         granule_km: 40.0,
         truth: false,
         granules: vec![
-            Granule { region_code: "34LGK".into(), epsg: 32734, centre_lon: 23.82, centre_lat: -14.83 },
-            Granule { region_code: "35LKE".into(), epsg: 32735, centre_lon: 24.12, centre_lat: -14.83 },
+            Granule { region_code: "34LGK".into(), epsg: 32734, centre_lon: 23.82, centre_lat: -14.83, day_offset: 0 },
+            Granule { region_code: "35LKE".into(), epsg: 32735, centre_lon: 24.12, centre_lat: -14.83, day_offset: 0 },
         ],
         ..SynthSpec::default()
     }

@@ -19,7 +19,7 @@ output "table_arn" {
 }
 
 output "queues" {
-  description = "dispatch, tasks and completion queues: url, arn, name."
+  description = "dispatch, tasks, container_tasks and completion queues: url, arn, name."
   value       = { for k, q in aws_sqs_queue.main : k => { url = q.url, arn = q.arn, name = q.name } }
 }
 

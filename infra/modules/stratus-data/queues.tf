@@ -1,5 +1,6 @@
-# Three queues, each with a dead-letter queue: fan-out pages (planner -> dispatcher),
-# tasks (dispatcher -> worker) and completion (worker -> mosaic).
+# Four queues, each with a dead-letter queue: fan-out pages (planner -> dispatcher),
+# tasks (dispatcher -> Lambda worker), container tasks (dispatcher -> container worker,
+# for tasks the planner sized beyond Lambda's limits) and completion (worker -> mosaic).
 
 locals {
   queues = {
@@ -13,6 +14,11 @@ locals {
       visibility = 6 * var.worker_timeout_s
       receives   = var.max_receive_count
     }
+    container_tasks = {
+      # The container worker renews its messages' visibility while a tile runs.
+      visibility = 6 * var.worker_timeout_s
+      receives   = var.max_receive_count
+    }
     completion = {
       visibility = 6 * 900 # mosaic timeout 900 s
       receives   = 5
@@ -22,7 +28,7 @@ locals {
 
 resource "aws_sqs_queue" "dlq" {
   for_each                  = local.queues
-  name                      = "${var.name}-${each.key}-dlq"
+  name                      = "${var.name}-${replace(each.key, "_", "-")}-dlq"
   message_retention_seconds = 1209600 # 14 days
   sqs_managed_sse_enabled   = true
   tags                      = var.tags
@@ -30,7 +36,7 @@ resource "aws_sqs_queue" "dlq" {
 
 resource "aws_sqs_queue" "main" {
   for_each                   = local.queues
-  name                       = "${var.name}-${each.key}"
+  name                       = "${var.name}-${replace(each.key, "_", "-")}"
   visibility_timeout_seconds = min(each.value.visibility, 43200)
   message_retention_seconds  = 1209600
   sqs_managed_sse_enabled    = true

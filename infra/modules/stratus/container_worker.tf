@@ -1,7 +1,29 @@
 # Optional container path for tiles too big for Lambda: a Fargate task definition that
-# runs `stratus worker --from-sqs` on the task queue with the worker's permissions.
-# Start tasks with `aws ecs run-task` (or a service scaled on queue depth); each exits
-# when the queue stays empty.
+# runs `stratus worker --from-sqs` on the container task queue, where the dispatcher sends
+# the tasks the planner sized beyond the Lambda budget. Its permissions are the worker's,
+# with the container queue in place of the Lambda task queue. Start tasks with
+# `aws ecs run-task` (or a service scaled on queue depth); each exits when the queue
+# stays empty.
+
+locals {
+  container_worker_permissions = concat(
+    [for p in local.permissions["worker"] : p if !contains(p.resources, module.data.queues["tasks"].arn)],
+    [{
+      actions   = concat(local.queue_consume, ["sqs:GetQueueUrl"]),
+      resources = [module.data.queues["container_tasks"].arn, module.data.dead_letter_queues["container_tasks"].arn]
+    }],
+  )
+}
+
+data "aws_iam_policy_document" "container_worker" {
+  dynamic "statement" {
+    for_each = [for p in local.container_worker_permissions : p if length(p.resources) > 0]
+    content {
+      actions   = statement.value.actions
+      resources = statement.value.resources
+    }
+  }
+}
 
 data "aws_iam_policy_document" "ecs_assume" {
   statement {
@@ -41,7 +63,7 @@ resource "aws_iam_role_policy" "container_worker_task" {
   count  = var.enable_container_worker ? 1 : 0
   name   = "${var.name}-container-worker"
   role   = aws_iam_role.container_worker_task[0].id
-  policy = data.aws_iam_policy_document.fn["worker"].json
+  policy = data.aws_iam_policy_document.container_worker.json
 }
 
 resource "aws_iam_role" "container_worker_execution" {
@@ -72,7 +94,7 @@ resource "aws_ecs_task_definition" "container_worker" {
     essential  = true
     entryPoint = ["/usr/local/bin/stratus"]
     command = [
-      "worker", "--from-sqs", module.data.queues["tasks"].url,
+      "worker", "--from-sqs", module.data.queues["container_tasks"].url,
       "--location", "s3://${module.data.bucket}",
       "--workers", tostring(var.container_worker.workers),
     ]

@@ -7,7 +7,8 @@ locals {
     planner = {
       memory  = 3008
       timeout = 900
-      storage = 1024
+      # The plan's dataset documents wait in a spool file: ~0.6 KB per item (zstd).
+      storage = 4096
     }
     dispatcher = {
       memory  = 512
@@ -28,6 +29,7 @@ locals {
   environment = {
     STRATUS_TABLE                = module.data.table_name
     STRATUS_TASK_QUEUE_URL       = module.data.queues["tasks"].url
+    STRATUS_CONTAINER_QUEUE_URL  = module.data.queues["container_tasks"].url
     STRATUS_DISPATCH_QUEUE_URL   = module.data.queues["dispatch"].url
     STRATUS_COMPLETION_QUEUE_URL = module.data.queues["completion"].url
     STRATUS_PAGE_SIZE            = tostring(var.page_size)

@@ -32,6 +32,8 @@ locals {
       { actions = concat(local.ledger_read, local.ledger_write), resources = [module.data.table_arn] },
       { actions = local.queue_consume, resources = [module.data.queues["dispatch"].arn] },
       { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [module.data.queues["tasks"].arn, module.data.dead_letter_queues["tasks"].arn] },
+      # Tasks sized beyond the Lambda budget go to the container worker's queue.
+      { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [module.data.queues["container_tasks"].arn, module.data.dead_letter_queues["container_tasks"].arn] },
     ]
     worker = [
       { actions = ["s3:GetObject"], resources = concat([local.output_objects], local.input_object_arns) },

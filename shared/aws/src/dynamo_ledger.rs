@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use stratus_ports::ledger::ResetScope;
 use stratus_ports::{
-    BlobStore, ClaimOutcome, Ledger, NewRun, NewTask, PortError, RunCounts, RunRecord, TaskRecord, TaskState,
-    Transition,
+    payload_text, BlobStore, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask, PortError, RunCounts, RunRecord,
+    TaskRecord, TaskState, Transition,
 };
 
 type Result<T> = std::result::Result<T, PortError>;
@@ -407,7 +407,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Ledger for DynamoLedger {
-    fn create_run(&self, run: &NewRun, tasks: &[NewTask], overwrite: bool) -> Result<()> {
+    fn create_run(&self, run: &NewRun, tasks: &[NewTask], docs: &dyn DatasetDocs, overwrite: bool) -> Result<()> {
         self.aws.block_on(async {
             let existing = self.get_item(Self::key(&run.run_id, s(RUN_SK)), Some("pk")).await?;
             if existing.is_some() && !overwrite {
@@ -426,7 +426,8 @@ impl Ledger for DynamoLedger {
                 item.insert("attempts".into(), n(0));
                 item.insert("summary".into(), s(t.summary.to_string()));
                 item.insert("updated_at".into(), s(&now));
-                let payload = t.payload.to_string();
+                let payload =
+                    payload_text(&t.datasets.iter().map(|&i| docs.doc(i)).collect::<Result<Vec<String>>>()?);
                 if payload.len() > INLINE_PAYLOAD_LIMIT {
                     let store = self.overflow.as_ref().ok_or_else(|| {
                         PortError::Other(format!(

@@ -1,7 +1,7 @@
 //! Creating the AWS resources a deployment uses, for local AWS-protocol servers (tests,
 //! `make invoke`) and first experiments. Production stacks come from Terraform
 //! (`infra/`); this creates the same shapes: the output bucket, the ledger table (key
-//! `pk`/`sk`, on demand) and three queues, each with a dead-letter queue.
+//! `pk`/`sk`, on demand) and four queues, each with a dead-letter queue.
 
 use crate::client::{remote_error, Aws};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
@@ -26,6 +26,8 @@ pub struct Stack {
     pub bucket: String,
     pub table: String,
     pub task_queue: String,
+    /// Tasks sized beyond Lambda's limits, for the container worker.
+    pub container_queue: String,
     pub dispatch_queue: String,
     pub completion_queue: String,
 }
@@ -58,9 +60,12 @@ pub fn create_stack(aws: &Aws, spec: &StackSpec) -> Result<Stack> {
         }
         let task_queue =
             queue_with_dlq(aws, &format!("{}-tasks", spec.prefix), spec.max_receives, spec.visibility_s).await?;
+        let container_queue =
+            queue_with_dlq(aws, &format!("{}-container-tasks", spec.prefix), spec.max_receives, spec.visibility_s)
+                .await?;
         let dispatch_queue = queue_with_dlq(aws, &format!("{}-dispatch", spec.prefix), 3, 120).await?;
         let completion_queue = queue_with_dlq(aws, &format!("{}-completion", spec.prefix), 3, 900).await?;
-        Ok(Stack { bucket, table, task_queue, dispatch_queue, completion_queue })
+        Ok(Stack { bucket, table, task_queue, container_queue, dispatch_queue, completion_queue })
     })
 }
 

@@ -52,6 +52,10 @@ impl<'a> Binner<'a> {
         Binner { rules, transform, all_period, tasks: BTreeMap::new(), stats: BinningStats::default() }
     }
 
+    pub fn all_period(&self) -> Option<Period> {
+        self.all_period
+    }
+
     /// The tiles a dataset touches in the grid (subset applied).
     pub fn tiles_of(&self, d: &Dataset) -> Result<Vec<TileIndex>> {
         let rings = project_rings(self.transform, &d.footprint, self.rules.grid.epsg)?;
@@ -65,34 +69,63 @@ impl<'a> Binner<'a> {
         Ok(tiles.into_iter().collect())
     }
 
-    pub fn add(&mut self, index: usize, d: &Dataset) -> Result<()> {
-        self.stats.datasets_seen += 1;
+    /// Where a dataset goes (pure: run it in parallel over a batch).
+    pub fn place(&self, d: &Dataset) -> Result<Placement> {
         let day = solar_day(d.datetime, d.longitude());
         if let Some(r) = &self.rules.temporal_range {
             if !r.contains(day) {
-                self.stats.outside_range += 1;
-                return Ok(());
+                return Ok(Placement::OutsideRange);
             }
         }
         let periods = self.rules.frequency.periods_for(day, self.all_period);
         if periods.is_empty() {
-            self.stats.outside_range += 1;
-            return Ok(());
+            return Ok(Placement::OutsideRange);
         }
         let tiles = self.tiles_of(d)?;
         if tiles.is_empty() {
-            self.stats.outside_tiles += 1;
-            return Ok(());
+            return Ok(Placement::OutsideTiles);
         }
-        for p in &periods {
-            for t in &tiles {
-                let bin = self.tasks.entry(TaskId::new(*p, *t)).or_default();
-                bin.datasets.push(index);
-                bin.days.insert(day);
+        Ok(Placement::Tasks {
+            day,
+            tasks: periods.iter().flat_map(|p| tiles.iter().map(|t| TaskId::new(*p, *t))).collect(),
+        })
+    }
+
+    /// Record a placed dataset under `index`. Returns whether it went into any task.
+    pub fn record(&mut self, index: usize, placement: &Placement) -> bool {
+        self.stats.datasets_seen += 1;
+        match placement {
+            Placement::OutsideRange => self.stats.outside_range += 1,
+            Placement::OutsideTiles => self.stats.outside_tiles += 1,
+            Placement::Tasks { day, tasks } => {
+                for id in tasks {
+                    let bin = self.tasks.entry(*id).or_default();
+                    bin.datasets.push(index);
+                    bin.days.insert(*day);
+                }
+                return true;
             }
         }
+        false
+    }
+
+    pub fn add(&mut self, index: usize, d: &Dataset) -> Result<()> {
+        let p = self.place(d)?;
+        self.record(index, &p);
         Ok(())
     }
+}
+
+/// Where one dataset goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    OutsideRange,
+    OutsideTiles,
+    /// Its local solar day, and every task (period x tile) it belongs to.
+    Tasks {
+        day: NaiveDate,
+        tasks: Vec<TaskId>,
+    },
 }
 
 #[cfg(test)]

@@ -27,12 +27,35 @@ pub fn densify(ring: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
     out
 }
 
-/// A footprint's rings in `to_epsg`, densified first.
+/// Longest lon/lat edge (degrees) projected as a straight line: a quarter degree is
+/// about 28 km, along which the curvature of a projected edge stays within metres.
+const MAX_EDGE_DEG: f64 = 0.25;
+
+/// Split each edge longer than `max_len` (in the ring's units) into equal parts.
+pub fn densify_to(ring: &[(f64, f64)], max_len: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(ring.len() * 2);
+    for w in ring.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let len = (b.0 - a.0).hypot(b.1 - a.1);
+        let n = ((len / max_len).ceil() as usize).clamp(1, 64);
+        for i in 0..n {
+            let t = i as f64 / n as f64;
+            out.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
+        }
+    }
+    if let Some(last) = ring.last() {
+        out.push(*last);
+    }
+    out
+}
+
+/// A footprint's rings in `to_epsg`, long edges densified first. Footprints from
+/// catalogues are usually dense already, so this adds few points.
 pub fn project_rings(t: &dyn CrsTransform, rings: &[Vec<(f64, f64)>], to_epsg: u32) -> Result<Vec<Vec<(f64, f64)>>> {
     rings
         .iter()
         .map(|r| {
-            let mut pts = densify(r, 8);
+            let mut pts = densify_to(r, MAX_EDGE_DEG);
             t.transform(4326, to_epsg, &mut pts)?;
             Ok(pts)
         })
@@ -42,6 +65,15 @@ pub fn project_rings(t: &dyn CrsTransform, rings: &[Vec<(f64, f64)>], to_epsg: u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn densify_to_splits_only_long_edges() {
+        let r = [(0.0, 0.0), (1.0, 0.0), (1.0, 0.1)];
+        let d = densify_to(&r, 0.25);
+        assert_eq!(d.len(), 4 + 1 + 1);
+        assert_eq!(d[1], (0.25, 0.0));
+        assert_eq!(*d.last().unwrap(), (1.0, 0.1));
+    }
 
     #[test]
     fn densify_keeps_ends_and_adds_points() {

@@ -84,7 +84,7 @@ impl ProductExpr {
                 let mut left: BTreeMap<Key, Dataset> = BTreeMap::new();
                 let mut right: BTreeMap<Key, Dataset> = BTreeMap::new();
                 for d in datasets {
-                    let key = (d.datetime.timestamp(), d.region_code.clone());
+                    let key = fuse_key(&d);
                     if &d.collection == a {
                         left.insert(key, d);
                     } else if &d.collection == b {
@@ -92,21 +92,30 @@ impl ProductExpr {
                     }
                 }
                 let mut out = Vec::new();
-                for (key, mut l) in left {
-                    let Some(r) = right.remove(&key) else {
-                        continue;
-                    };
-                    let have: BTreeSet<String> = l.assets.iter().map(|x| x.key.clone()).collect();
-                    l.sources = vec![l.id.clone(), r.id.clone()];
-                    l.id = format!("{}+{}", l.id, r.id);
-                    l.collection = format!("{a}+{b}");
-                    l.assets.extend(r.assets.into_iter().filter(|x| !have.contains(&x.key)));
-                    out.push(l);
+                for (key, l) in left {
+                    if let Some(r) = right.remove(&key) {
+                        out.push(fuse_pair(a, b, l, r));
+                    }
                 }
                 out
             }
         }
     }
+}
+
+/// What pairs two datasets for fusing: acquisition time to the second, and region.
+pub fn fuse_key(d: &Dataset) -> (i64, Option<String>) {
+    (d.datetime.timestamp(), d.region_code.clone())
+}
+
+/// One virtual dataset from a pair of products `a` (`l`) and `b` (`r`).
+pub fn fuse_pair(a: &str, b: &str, mut l: Dataset, r: Dataset) -> Dataset {
+    let have: BTreeSet<String> = l.assets.iter().map(|x| x.key.clone()).collect();
+    l.sources = vec![l.id.clone(), r.id.clone()];
+    l.id = format!("{}+{}", l.id, r.id);
+    l.collection = format!("{a}+{b}");
+    l.assets.extend(r.assets.into_iter().filter(|x| !have.contains(&x.key)));
+    l
 }
 
 #[cfg(test)]

@@ -224,8 +224,27 @@ fn is_raster(asset: &stac::Asset) -> bool {
 /// not (GA's items).
 pub fn dataset_from_item(item: Value, base: Option<&str>, collection_hint: Option<&str>) -> Result<Dataset> {
     let id_hint = item.get("id").and_then(Value::as_str).unwrap_or("<item without id>").to_string();
+    let item: stac::Item = serde_json::from_value(item)
+        .map_err(|e| CoreError::BadItem { id: id_hint, why: format!("not a valid STAC item: {e}") })?;
+    dataset_from_stac_item(item, base, collection_hint)
+}
+
+/// The same from the item's JSON text (one NDJSON line), without an intermediate `Value`:
+/// the fast path when planning a million items.
+pub fn dataset_from_item_text(text: &str, base: Option<&str>, collection_hint: Option<&str>) -> Result<Dataset> {
+    match serde_json::from_str::<stac::Item>(text) {
+        Ok(item) => dataset_from_stac_item(item, base, collection_hint),
+        // Parse again loosely, to name the item in the error.
+        Err(e) => match serde_json::from_str::<Value>(text) {
+            Ok(v) => dataset_from_item(v, base, collection_hint),
+            Err(_) => Err(CoreError::BadItem { id: "<not JSON>".into(), why: format!("not JSON: {e}") }),
+        },
+    }
+}
+
+fn dataset_from_stac_item(item: stac::Item, base: Option<&str>, collection_hint: Option<&str>) -> Result<Dataset> {
+    let id_hint = item.id.clone();
     let bad = |why: String| CoreError::BadItem { id: id_hint.clone(), why };
-    let item: stac::Item = serde_json::from_value(item).map_err(|e| bad(format!("not a valid STAC item: {e}")))?;
     let props = &item.properties.additional_fields;
     let datetime = item
         .properties

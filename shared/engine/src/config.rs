@@ -85,6 +85,27 @@ pub struct RunConfig {
     /// Seconds before the lease ends at which it is renewed.
     #[serde(default = "default_margin")]
     pub renew_safety_margin: u64,
+    /// The Lambda worker's limits: tasks estimated beyond them go to the container queue.
+    #[serde(default)]
+    pub lambda: LambdaBudget,
+}
+
+/// `lambda`: the worker function's configured limits, and the share of them a task's
+/// estimate may use (estimates are estimates).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LambdaBudget {
+    pub memory_mb: u64,
+    pub timeout_s: u64,
+    pub tmp_mb: u64,
+    pub headroom: f64,
+}
+
+impl Default for LambdaBudget {
+    /// Lambda's maxima (10 240 MB, 15 minutes, 10 240 MB of /tmp), 80% usable.
+    fn default() -> Self {
+        LambdaBudget { memory_mb: 10_240, timeout_s: 900, tmp_mb: 10_240, headroom: 0.8 }
+    }
 }
 
 /// `cog_opts`: defaults for every band, and per-band `overrides`.
@@ -116,7 +137,7 @@ fn default_margin() -> u64 {
     60
 }
 
-const KEYS: &str = "run_id, inputs, products, grid, frequency, temporal_range, tiles, plugin, plugin_config, product, location, cog_opts, chunk_size, input_policy, resampling, warp_error_threshold, max_processing_time, job_queue_max_lease, renew_safety_margin";
+const KEYS: &str = "run_id, inputs, products, grid, frequency, temporal_range, tiles, plugin, plugin_config, product, location, cog_opts, chunk_size, input_policy, resampling, warp_error_threshold, max_processing_time, job_queue_max_lease, renew_safety_margin, lambda";
 
 impl RunConfig {
     /// Parse and validate a YAML (or JSON) run file.
@@ -173,6 +194,12 @@ impl RunConfig {
             {
                 return Err(EngineError::Config(format!("{what} '{s}' must be a plain name (no '/', '..' or spaces)")));
             }
+        }
+        let l = &self.lambda;
+        if l.memory_mb < 128 || l.timeout_s == 0 || l.tmp_mb < 512 || !(0.1..=1.0).contains(&l.headroom) {
+            return Err(EngineError::Config(format!(
+                "lambda budget {l:?} is not usable: memory_mb >= 128, timeout_s > 0, tmp_mb >= 512, headroom 0.1 to 1"
+            )));
         }
         if self.renew_safety_margin >= self.job_queue_max_lease {
             return Err(EngineError::Config("renew_safety_margin must be smaller than job_queue_max_lease".into()));

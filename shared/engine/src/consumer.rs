@@ -6,6 +6,7 @@
 use crate::context::Context;
 use crate::error::Result;
 use crate::messages::{CompletionMessage, FanOutPage, TaskMessage};
+use crate::sizing::Executor;
 use crate::worker::{TaskOutcome, TaskReport, Worker};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -196,17 +197,22 @@ pub fn publish_ids(ctx: &Context, run_id: &str, ids: &[String], queue: &dyn Task
     Ok(sent)
 }
 
-/// Cut a run's pending tasks into fan-out pages of `page_size`.
+/// Cut a run's pending tasks into fan-out pages of `page_size`, one series of pages per
+/// executor (the Lambda worker's tasks first), so each page goes to one queue.
 pub fn fan_out_pages(ctx: &Context, run_id: &str, page_size: usize) -> Result<Vec<FanOutPage>> {
     let pending = ctx.ledger.tasks(run_id, Some(stratus_ports::TaskState::Pending))?;
-    Ok(pending
-        .chunks(page_size.max(1))
-        .enumerate()
-        .map(|(page, ts)| FanOutPage {
-            run_id: run_id.into(),
-            page,
-            first_index: ts[0].index,
-            task_ids: ts.iter().map(|t| t.task_id.clone()).collect(),
-        })
-        .collect())
+    let mut pages = Vec::new();
+    for executor in [Executor::Lambda, Executor::Container] {
+        let mine: Vec<_> = pending.iter().filter(|t| Executor::of_summary(&t.summary) == executor).collect();
+        for ts in mine.chunks(page_size.max(1)) {
+            pages.push(FanOutPage {
+                run_id: run_id.into(),
+                page: pages.len(),
+                first_index: ts[0].index,
+                task_ids: ts.iter().map(|t| t.task_id.clone()).collect(),
+                executor,
+            });
+        }
+    }
+    Ok(pages)
 }

@@ -5,7 +5,9 @@
 pub mod config;
 pub mod consumer;
 pub mod context;
+pub mod dataset_spool;
 pub mod error;
+pub mod estimate;
 pub mod layout;
 pub mod messages;
 pub mod mosaic;
@@ -13,6 +15,7 @@ pub mod plan_outputs;
 pub mod planner;
 pub mod report;
 pub mod runner;
+pub mod sizing;
 pub mod sources;
 pub mod stac_output;
 pub mod stat_npy;

@@ -25,6 +25,9 @@ pub struct FanOutPage {
     pub page: usize,
     pub first_index: usize,
     pub task_ids: Vec<String>,
+    /// Which worker the page's tasks were sized for (and so which queue they go to).
+    #[serde(default)]
+    pub executor: crate::sizing::Executor,
 }
 
 /// Sent once each time a run's tasks have all ended (done + failed = total).
@@ -133,7 +136,11 @@ mod tests {
             page: 0,
             first_index: 0,
             task_ids: vec!["x+003/y-004/2021--P1Y".into(), "bad".into()],
+            executor: Default::default(),
         };
         assert!(FanOutPage::parse(&p.body()).is_err());
+        // Pages from before sizing (no executor) are Lambda pages.
+        let old = r#"{"run_id":"r","page":0,"first_index":0,"task_ids":["x+003/y-004/2021--P1Y"]}"#;
+        assert_eq!(FanOutPage::parse(old).unwrap().executor, crate::sizing::Executor::Lambda);
     }
 }

@@ -1,17 +1,29 @@
 //! The plan's human-readable artefacts: a CSV of tasks and per-period GeoJSON of tiles.
 
 use crate::error::Result;
+use crate::sizing::TaskEstimate;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use stratus_core::binning::TaskBin;
 use stratus_core::geometry::{densify, CrsTransform};
 use stratus_core::{GridSpec, TaskId, TileIndex};
 
-/// `task_id,period,x,y,datasets,observation_days`, one row per task in plan order.
-pub fn tasks_csv(tasks: &BTreeMap<TaskId, TaskBin>) -> String {
-    let mut s = String::from("task_id,period,x,y,datasets,observation_days\n");
-    for (id, bin) in tasks {
-        s += &format!("{id},{},{},{},{},{}\n", id.period, id.tile.x, id.tile.y, bin.datasets.len(), bin.days.len());
+/// `task_id,period,x,y,datasets,observation_days,executor,est_memory_mb,est_seconds`, one
+/// row per task in plan order (`estimates` in the same order).
+pub fn tasks_csv(tasks: &BTreeMap<TaskId, TaskBin>, estimates: &[TaskEstimate]) -> String {
+    let mut s = String::from("task_id,period,x,y,datasets,observation_days,executor,est_memory_mb,est_seconds\n");
+    for ((id, bin), e) in tasks.iter().zip(estimates) {
+        s += &format!(
+            "{id},{},{},{},{},{},{},{},{:.0}\n",
+            id.period,
+            id.tile.x,
+            id.tile.y,
+            bin.datasets.len(),
+            bin.days.len(),
+            e.executor.as_str(),
+            e.peak_memory_mb,
+            e.lambda_seconds
+        );
     }
     s
 }

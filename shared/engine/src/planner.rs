@@ -3,17 +3,21 @@
 
 use crate::config::{InputPolicy, RunConfig};
 use crate::context::Context;
+use crate::dataset_spool::{DatasetSpool, SpoolView};
 use crate::error::{EngineError, Result};
+use crate::estimate::{Prices, RunEstimate};
 use crate::layout::Layout;
 use crate::plan_outputs::{period_geojson, tasks_csv};
-use crate::sources::{for_each_dataset, BadItem};
+use crate::sizing::{Sizer, TaskEstimate};
+use crate::sources::{for_each_batch, BadItem, Parsed};
+use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
-use stratus_core::binning::{Binner, BinningRules, BinningStats, TaskBin};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use stratus_core::binning::{Binner, BinningRules, BinningStats, Placement, TaskBin};
 use stratus_core::geometry::CrsTransform;
-use stratus_core::period::{solar_day, whole_years};
-use stratus_core::product::ProductExpr;
+use stratus_core::period::{whole_years, Frequency, Period};
+use stratus_core::product::{fuse_pair, ProductExpr};
 use stratus_core::{Dataset, TaskId};
 use stratus_ports::{NewRun, NewTask, PortError};
 
@@ -32,41 +36,199 @@ pub struct PlanSummary {
     pub artefacts: Vec<String>,
     /// The plan already existed with the same configuration and was left as it was.
     pub unchanged: bool,
+    /// What the run is expected to need and cost (default prices, 1 000 concurrent Lambdas).
+    pub estimate: RunEstimate,
     pub dry_run: bool,
 }
 
-/// Read every input dataset of the configuration (product expression applied).
-pub fn load_datasets(cfg: &RunConfig) -> Result<(Vec<Dataset>, Vec<BadItem>)> {
-    let mut all = Vec::new();
-    let mut bad = Vec::new();
-    for src in &cfg.inputs {
-        for_each_dataset(
-            src,
-            &mut |d| {
-                all.push(d);
-                Ok(())
-            },
-            &mut |b| {
-                bad.push(b);
-                Ok(())
-            },
-        )?;
+/// A plan in the making or made: tasks whose dataset lists index the plan's datasets
+/// (in time, then id, order), whose documents wait in a spool file.
+pub struct Plan {
+    pub tasks: BTreeMap<TaskId, TaskBin>,
+    pub stats: BinningStats,
+    pub bad_items: Vec<BadItem>,
+    /// Items seen again (same id) and left out.
+    pub duplicates: usize,
+    spool: DatasetSpool,
+    /// Spool index of each plan dataset.
+    order: Vec<u32>,
+}
+
+impl Plan {
+    /// How many datasets the tasks use.
+    pub fn datasets(&self) -> usize {
+        self.order.len()
     }
-    if !bad.is_empty() && cfg.input_policy == InputPolicy::Fail {
-        let list: Vec<String> = bad.iter().take(10).map(|b| format!("  {}: {}", b.source, b.reason)).collect();
+    /// The documents, by plan index.
+    pub fn docs(&self) -> SpoolView<'_> {
+        SpoolView { spool: &self.spool, order: &self.order }
+    }
+    /// Bytes of dataset documents spooled while planning.
+    pub fn spooled_bytes(&self) -> u64 {
+        self.spool.bytes()
+    }
+    /// Dataset `index` of the plan.
+    pub fn dataset(&self, index: usize) -> Result<Dataset> {
+        let doc = self.spool.get(self.order[index])?;
+        serde_json::from_str(&doc).map_err(|e| EngineError::Config(format!("spooled dataset {index}: {e}")))
+    }
+}
+
+/// What planning keeps of each dataset: enough to order, fuse and count it.
+struct DatasetMeta {
+    id: Box<str>,
+    datetime: chrono::DateTime<chrono::Utc>,
+    day: NaiveDate,
+    collection: u16,
+    region: Option<Box<str>>,
+}
+
+/// Items are the same dataset when collection and id agree (a fused pair's halves share ids).
+fn id_hash(collection: &str, id: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    h.write(collection.as_bytes());
+    h.write_u8(0);
+    h.write(id.as_bytes());
+    h.finish()
+}
+
+/// Read the inputs as a stream and bin them into tasks. Memory holds each dataset's id,
+/// time and region and each task's dataset indices; the documents go to a spool file.
+pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan> {
+    let rules = BinningRules {
+        grid: cfg.grid_spec()?,
+        frequency: cfg.frequency()?,
+        temporal_range: cfg.temporal_range()?,
+        tiles: cfg.tile_subset()?.into_iter().collect(),
+    };
+    // `all` without a range spans the whole years of the data, known only at the end:
+    // bin into one wide period and name it then.
+    let provisional_all = rules.frequency == Frequency::All && rules.temporal_range.is_none();
+    let wide = Period::new(NaiveDate::from_ymd_opt(1, 1, 1).expect("valid date"), 12 * 9998, 0);
+    let mut binner = Binner::new(&rules, transform, rules.temporal_range.or(provisional_all.then_some(wide)));
+    let mut spool = DatasetSpool::new()?;
+    let mut metas: Vec<DatasetMeta> = Vec::new();
+    let mut by_id: HashMap<u64, u32> = HashMap::new();
+    let mut collections: Vec<String> = Vec::new();
+    let mut bad_items = Vec::new();
+    let mut duplicates = 0usize;
+    let mut seen = 0usize;
+    // Parsing, placing and compressing run in parallel; recording each batch is serial.
+    type Mapped = std::result::Result<(Dataset, stratus_core::error::Result<Placement>, Result<Vec<u8>>), BadItem>;
+    let shared = Binner::new(&rules, transform, binner.all_period());
+    let map = |p: Parsed| -> Mapped {
+        p.map(|d| {
+            let place = shared.place(&d);
+            let doc = DatasetSpool::compress(&serde_json::to_string(&d).expect("datasets serialise"));
+            (d, place, doc)
+        })
+    };
+    for src in &cfg.inputs {
+        for_each_batch(src, &map, &mut |placed: Vec<Mapped>| {
+            seen += placed.len();
+            for p in placed {
+                let (d, place, doc) = match p {
+                    Ok(x) => x,
+                    Err(b) => {
+                        bad_items.push(b);
+                        continue;
+                    }
+                };
+                let place = place.map_err(|e| EngineError::Source { source_name: d.id.clone(), why: e.to_string() })?;
+                let h = id_hash(&d.collection, &d.id);
+                if let Some(&i) = by_id.get(&h) {
+                    let m = &metas[i as usize];
+                    if *m.id == *d.id && collections[m.collection as usize] == d.collection {
+                        duplicates += 1;
+                        continue;
+                    }
+                }
+                if !matches!(place, Placement::Tasks { .. }) {
+                    binner.record(usize::MAX, &place);
+                    continue;
+                }
+                let index = spool.push_compressed(&doc?)?;
+                by_id.insert(h, index);
+                let collection = match collections.iter().position(|c| *c == d.collection) {
+                    Some(c) => c,
+                    None => {
+                        collections.push(d.collection.clone());
+                        collections.len() - 1
+                    }
+                } as u16;
+                let Placement::Tasks { day, .. } = &place else { unreachable!() };
+                metas.push(DatasetMeta {
+                    id: d.id.into_boxed_str(),
+                    datetime: d.datetime,
+                    day: *day,
+                    collection,
+                    region: d.region_code.map(String::into_boxed_str),
+                });
+                binner.record(index as usize, &place);
+            }
+            tracing::debug!(items = seen, datasets = metas.len(), "planning: read");
+            Ok(())
+        })?;
+    }
+    spool.flush()?;
+    if !bad_items.is_empty() && cfg.input_policy == InputPolicy::Fail {
+        let list: Vec<String> = bad_items.iter().take(10).map(|b| format!("  {}: {}", b.source, b.reason)).collect();
         return Err(EngineError::Config(format!(
             "{} input item(s) cannot be used:\n{}\nfix or remove them, or set input_policy: skip to plan without them",
-            bad.len(),
+            bad_items.len(),
             list.join("\n")
         )));
     }
-    let known: BTreeSet<String> = all.iter().map(|d| d.collection.clone()).collect();
-    if all.is_empty() {
+    if seen == bad_items.len() {
         return Err(EngineError::Config(format!("no usable datasets in the inputs ({})", cfg.inputs.join(", "))));
     }
+    let stats = binner.stats.clone();
+    let mut tasks = std::mem::take(&mut binner.tasks);
+    apply_products(cfg, &collections, &mut metas, &mut spool, &mut tasks)?;
+    // Number the used datasets in (time, id) order; each task's list follows that order.
+    let mut used: Vec<u32> = tasks.values().flat_map(|b| b.datasets.iter().map(|&i| i as u32)).collect();
+    used.sort_unstable();
+    used.dedup();
+    used.sort_by(|&a, &b| {
+        let (a, b) = (&metas[a as usize], &metas[b as usize]);
+        a.datetime.cmp(&b.datetime).then_with(|| a.id.cmp(&b.id))
+    });
+    let mut renumber = vec![u32::MAX; metas.len()];
+    for (new, &old) in used.iter().enumerate() {
+        renumber[old as usize] = new as u32;
+    }
+    for bin in tasks.values_mut() {
+        for i in bin.datasets.iter_mut() {
+            *i = renumber[*i] as usize;
+        }
+        bin.datasets.sort_unstable();
+        bin.days = bin.datasets.iter().map(|&i| metas[used[i] as usize].day).collect();
+    }
+    if provisional_all {
+        let first = metas.iter().map(|m| m.day).min();
+        let last = metas.iter().map(|m| m.day).max();
+        if let (Some(first), Some(last)) = (first, last) {
+            let period = whole_years(first, last);
+            tasks = tasks.into_iter().map(|(id, bin)| (TaskId::new(period, id.tile), bin)).collect();
+        }
+    }
+    Ok(Plan { tasks, stats, bad_items, duplicates, spool, order: used })
+}
+
+/// Apply the product expression (`a`, `a-b` pooled, `a+b` fused) to the binned datasets.
+fn apply_products(
+    cfg: &RunConfig,
+    collections: &[String],
+    metas: &mut Vec<DatasetMeta>,
+    spool: &mut DatasetSpool,
+    tasks: &mut BTreeMap<TaskId, TaskBin>,
+) -> Result<()> {
+    let known: BTreeSet<String> = collections.iter().cloned().collect();
     let expr = match &cfg.products {
         Some(e) => ProductExpr::parse(e, &known)?,
-        None if known.len() == 1 => ProductExpr::Single(known.iter().next().unwrap().clone()),
+        None if known.len() == 1 => ProductExpr::Single(collections[0].clone()),
+        None if known.is_empty() => return Ok(()),
         None => {
             return Err(EngineError::Config(format!(
                 "the inputs hold several collections ({}): say which with products ('a', 'a+b' to fuse, 'a-b' to pool)",
@@ -74,36 +236,59 @@ pub fn load_datasets(cfg: &RunConfig) -> Result<(Vec<Dataset>, Vec<BadItem>)> {
             )))
         }
     };
-    let mut datasets = expr.apply(all);
-    // Stable order: by time, then id (same-day fusing takes the first valid pixel).
-    datasets.sort_by(|a, b| a.datetime.cmp(&b.datetime).then_with(|| a.id.cmp(&b.id)));
-    datasets.dedup_by(|a, b| a.id == b.id);
-    Ok((datasets, bad))
+    let index_of = |name: &str| collections.iter().position(|c| c == name).map(|c| c as u16);
+    match &expr {
+        ProductExpr::Single(_) | ProductExpr::Pool(_) => {
+            let keep: BTreeSet<u16> = expr.collections().into_iter().filter_map(index_of).collect();
+            for bin in tasks.values_mut() {
+                bin.datasets.retain(|&i| keep.contains(&metas[i].collection));
+            }
+        }
+        ProductExpr::Fuse(a, b) => {
+            let (ai, bi) = (index_of(a), index_of(b));
+            let mut right: HashMap<(i64, Option<&str>), usize> = HashMap::new();
+            for (i, m) in metas.iter().enumerate().filter(|(_, m)| Some(m.collection) == bi) {
+                right.insert((m.datetime.timestamp(), m.region.as_deref()), i);
+            }
+            let mut fused: HashMap<usize, usize> = HashMap::new();
+            let mut new_metas = Vec::new();
+            for (i, m) in metas.iter().enumerate().filter(|(_, m)| Some(m.collection) == ai) {
+                let Some(r) = right.remove(&(m.datetime.timestamp(), m.region.as_deref())) else { continue };
+                let read = |at: usize| -> Result<Dataset> {
+                    serde_json::from_str(&spool.get(at as u32)?)
+                        .map_err(|e| EngineError::Config(format!("spooled dataset {at}: {e}")))
+                };
+                let d = fuse_pair(a, b, read(i)?, read(r)?);
+                let index = metas.len() + new_metas.len();
+                fused.insert(i, index);
+                new_metas.push((d.id.clone().into_boxed_str(), i, serde_json::to_string(&d).expect("serialises")));
+            }
+            let fused_collection = metas.iter().map(|m| m.collection).max().unwrap_or(0) + 1;
+            for (id, left, doc) in new_metas {
+                spool.push(&doc)?;
+                let l = &metas[left];
+                let meta = DatasetMeta {
+                    id,
+                    datetime: l.datetime,
+                    day: l.day,
+                    collection: fused_collection,
+                    region: l.region.clone(),
+                };
+                metas.push(meta);
+            }
+            spool.flush()?;
+            for bin in tasks.values_mut() {
+                bin.datasets = bin.datasets.iter().filter_map(|i| fused.get(i).copied()).collect();
+            }
+        }
+    }
+    tasks.retain(|_, bin| !bin.datasets.is_empty());
+    Ok(())
 }
 
-/// Bin datasets into tasks.
-pub fn bin(
-    cfg: &RunConfig,
-    datasets: &[Dataset],
-    transform: &dyn CrsTransform,
-) -> Result<(BTreeMap<TaskId, TaskBin>, BinningStats)> {
-    let rules = BinningRules {
-        grid: cfg.grid_spec()?,
-        frequency: cfg.frequency()?,
-        temporal_range: cfg.temporal_range()?,
-        tiles: cfg.tile_subset()?.into_iter().collect(),
-    };
-    let days: Vec<_> = datasets.iter().map(|d| solar_day(d.datetime, d.longitude())).collect();
-    let all_period = rules.temporal_range.or_else(|| {
-        let first = days.iter().min()?;
-        let last = days.iter().max()?;
-        Some(whole_years(*first, *last))
-    });
-    let mut binner = Binner::new(&rules, transform, all_period);
-    for (i, d) in datasets.iter().enumerate() {
-        binner.add(i, d).map_err(|e| EngineError::Source { source_name: d.id.clone(), why: e.to_string() })?;
-    }
-    Ok((binner.tasks, binner.stats))
+/// Every task's estimate, in plan order.
+pub fn estimate_tasks(sizer: &Sizer, tasks: &BTreeMap<TaskId, TaskBin>) -> Vec<TaskEstimate> {
+    tasks.values().map(|b| sizer.estimate(b.days.len(), b.datasets.len())).collect()
 }
 
 /// Plan a run. With `dry_run`, nothing is written.
@@ -117,27 +302,38 @@ pub fn save_tasks(
     cfg.validate()?;
     let run_id = cfg.run_id();
     let digest = cfg.digest();
-    let (datasets, bad_items) = load_datasets(cfg)?;
-    let (tasks, stats) = bin(cfg, &datasets, transform)?;
+    let started = std::time::Instant::now();
+    let plan = build_plan(cfg, transform)?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        datasets = plan.datasets(),
+        tasks = plan.tasks.len(),
+        "planning: inputs read and binned"
+    );
+    let (tasks, stats) = (&plan.tasks, &plan.stats);
     let obs: Vec<usize> = tasks.values().map(|t| t.days.len()).collect();
+    let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
+    let sizer = Sizer::new(cfg, statistic.as_ref())?;
+    let estimates = estimate_tasks(&sizer, tasks);
     let mut summary = PlanSummary {
         run_id: run_id.clone(),
         tasks: tasks.len(),
-        datasets: datasets.len(),
+        datasets: plan.datasets(),
         periods: tasks.keys().map(|t| t.period.to_string()).collect::<BTreeSet<_>>().into_iter().collect(),
         observations_min: obs.iter().copied().min().unwrap_or(0),
         observations_max: obs.iter().copied().max().unwrap_or(0),
         outside_range: stats.outside_range,
         outside_tiles: stats.outside_tiles,
-        bad_items,
+        bad_items: plan.bad_items.clone(),
         artefacts: vec![],
         unchanged: false,
+        estimate: RunEstimate::new(&sizer, &estimates, &Prices::default(), 1000, 10),
         dry_run,
     };
     if tasks.is_empty() {
         return Err(EngineError::Config(format!(
             "no tasks: none of the {} datasets fall in the selected tiles and time range ({} outside the range, {} outside the tiles)",
-            datasets.len(),
+            stats.datasets_seen,
             stats.outside_range,
             stats.outside_tiles
         )));
@@ -158,17 +354,16 @@ pub fn save_tasks(
     let new_tasks: Vec<NewTask> = tasks
         .iter()
         .enumerate()
-        .map(|(index, (id, bin))| {
-            let ds: Vec<&Dataset> = bin.datasets.iter().map(|&i| &datasets[i]).collect();
-            NewTask {
-                task_id: id.to_string(),
-                index,
-                summary: json!({
-                    "period": id.period.to_string(), "x": id.tile.x, "y": id.tile.y,
-                    "datasets": ds.len(), "observation_days": bin.days.len(),
-                }),
-                payload: json!({ "datasets": ds }),
-            }
+        .zip(&estimates)
+        .map(|((index, (id, bin)), est)| NewTask {
+            task_id: id.to_string(),
+            index,
+            summary: json!({
+                "period": id.period.to_string(), "x": id.tile.x, "y": id.tile.y,
+                "datasets": bin.datasets.len(), "observation_days": bin.days.len(),
+                "executor": est.executor, "estimate": est,
+            }),
+            datasets: bin.datasets.iter().map(|&i| i as u32).collect(),
         })
         .collect();
     let run = NewRun {
@@ -176,15 +371,17 @@ pub fn save_tasks(
         config: serde_json::to_value(cfg).expect("config serialises"),
         config_digest: digest,
     };
-    ctx.ledger.create_run(&run, &new_tasks, overwrite)?;
+    let recording = std::time::Instant::now();
+    ctx.ledger.create_run(&run, &new_tasks, &plan.docs(), overwrite)?;
+    tracing::info!(seconds = recording.elapsed().as_secs_f64(), "planning: plan recorded in the ledger");
     // Plan artefacts, for people and debugging.
     let layout = Layout::new(&cfg.product.name, &cfg.product.version);
     let dir = layout.plan_dir(&run_id);
     let csv_key = format!("{dir}/tasks.csv");
-    ctx.output.put(&csv_key, tasks_csv(&tasks).as_bytes())?;
+    ctx.output.put(&csv_key, tasks_csv(tasks, &estimates).as_bytes())?;
     summary.artefacts.push(ctx.output.url(&csv_key));
     for period in &summary.periods {
-        let fc = period_geojson(&grid, &tasks, period, transform)?;
+        let fc = period_geojson(&grid, tasks, period, transform)?;
         let key = format!("{dir}/{period}.geojson");
         ctx.output.put(&key, serde_json::to_string_pretty(&fc).unwrap().as_bytes())?;
         summary.artefacts.push(ctx.output.url(&key));

@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
 pub use crate::messages::TaskMessage;
+use crate::sizing::Executor;
 use crate::worker::{TaskOutcome, TaskReport, Worker};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
@@ -175,18 +176,44 @@ pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn P
 pub fn publish_tasks(
     ctx: &Context,
     run_id: &str,
-    queue: &dyn TaskQueue,
+    queues: &Queues,
     selection: &[Selection],
     dry_run: bool,
-) -> Result<Vec<String>> {
-    let selected = select_tasks(ctx, run_id, selection)?;
-    let pending: HashSet<String> =
-        ctx.ledger.tasks(run_id, Some(TaskState::Pending))?.into_iter().map(|t| t.task_id).collect();
-    let to_send: Vec<String> = selected.into_iter().filter(|t| pending.contains(t)).collect();
-    if !dry_run {
-        publish_ids(ctx, run_id, &to_send, queue)?;
+) -> Result<Published> {
+    let selected: HashSet<String> = select_tasks(ctx, run_id, selection)?.into_iter().collect();
+    let mut out = Published::default();
+    for t in ctx.ledger.tasks(run_id, Some(TaskState::Pending))? {
+        if !selected.contains(&t.task_id) {
+            continue;
+        }
+        match (Executor::of_summary(&t.summary), queues.container) {
+            (Executor::Lambda, _) => out.lambda.push(t.task_id),
+            (Executor::Container, Some(_)) => out.container.push(t.task_id),
+            (Executor::Container, None) => out.held.push(t.task_id),
+        }
     }
-    Ok(to_send)
+    if !dry_run {
+        publish_ids(ctx, run_id, &out.lambda, queues.lambda)?;
+        if let Some(q) = queues.container {
+            publish_ids(ctx, run_id, &out.container, q)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Where tasks go: the Lambda worker's queue, and the container worker's for tasks sized
+/// beyond Lambda's limits (without one, those tasks stay pending).
+pub struct Queues<'a> {
+    pub lambda: &'a dyn TaskQueue,
+    pub container: Option<&'a dyn TaskQueue>,
+}
+
+/// Task ids sent to each queue, and those held back for want of a container queue.
+#[derive(Debug, Default)]
+pub struct Published {
+    pub lambda: Vec<String>,
+    pub container: Vec<String>,
+    pub held: Vec<String>,
 }
 
 /// Consume a queue with `workers` threads until it stays empty for `idle_exit`. With a

@@ -3,9 +3,13 @@
 //! one at a time, so the caller decides what to keep.
 
 use crate::error::{EngineError, Result};
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use stratus_core::stac_input::{dataset_from_item, parse_document, resolve_href, StacDocument};
+use stratus_core::stac_input::{dataset_from_item, dataset_from_item_text, parse_document, resolve_href, StacDocument};
 use stratus_core::Dataset;
+use stratus_raster::vsi::VsiReader;
 
 /// An item that could not be used, and why.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,18 +28,47 @@ fn read_text(path: &str) -> Result<String> {
     std::fs::read_to_string(p).map_err(|e| EngineError::Source { source_name: path.into(), why: e.to_string() })
 }
 
-/// Every dataset in `source`, in a stable order. `on_bad` receives items that cannot be
-/// parsed (the caller decides whether that is fatal).
+/// A dataset parsed from an item, or the item that could not be used.
+pub type Parsed = std::result::Result<Dataset, BadItem>;
+
+/// Items are parsed this many at a time, in parallel.
+const BATCH: usize = 4096;
+
+/// Every dataset in `source`, one at a time, in a stable order. `on_bad` receives items
+/// that cannot be parsed (the caller decides whether that is fatal).
 pub fn for_each_dataset(
     source: &str,
     on_dataset: &mut dyn FnMut(Dataset) -> Result<()>,
     on_bad: &mut dyn FnMut(BadItem) -> Result<()>,
 ) -> Result<()> {
+    let mut all = Vec::new();
+    for_each_batch(source, &|p| p, &mut |batch| {
+        all.extend(batch);
+        Ok(())
+    })?;
+    for p in all {
+        match p {
+            Ok(d) => on_dataset(d)?,
+            Err(b) => on_bad(b)?,
+        }
+    }
+    Ok(())
+}
+
+/// Every item of `source` parsed and passed through `map` in parallel, then handed to
+/// `on_batch` in batches, in a stable order. NDJSON is a pipeline: one thread reads lines,
+/// the pool parses and maps, and `on_batch` runs on its own thread, so a file of a million
+/// items keeps both cores busy and never sits in memory whole.
+pub fn for_each_batch<T: Send>(
+    source: &str,
+    map: &(dyn Fn(Parsed) -> T + Sync),
+    on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
+) -> Result<()> {
     let path = Path::new(source.strip_prefix("file://").unwrap_or(source));
     if path.is_dir() {
         let catalog = path.join("catalog.json");
         if catalog.is_file() {
-            return for_each_in_document(&catalog.display().to_string(), on_dataset, on_bad, 0);
+            return for_each_in_document(&catalog.display().to_string(), map, on_batch, 0);
         }
         let mut files: Vec<PathBuf> = Vec::new();
         collect_files(path, &mut files)
@@ -48,14 +81,14 @@ pub fn for_each_dataset(
             });
         }
         for f in files {
-            for_each_in_document(&f.display().to_string(), on_dataset, on_bad, 0)?;
+            for_each_in_document(&f.display().to_string(), map, on_batch, 0)?;
         }
         return Ok(());
     }
     if !source.contains("://") && !path.exists() {
         return Err(EngineError::Source { source_name: source.into(), why: "no such file or directory".into() });
     }
-    for_each_in_document(source, on_dataset, on_bad, 0)
+    for_each_in_document(source, map, on_batch, 0)
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -70,10 +103,10 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn for_each_in_document(
+fn for_each_in_document<T: Send>(
     href: &str,
-    on_dataset: &mut dyn FnMut(Dataset) -> Result<()>,
-    on_bad: &mut dyn FnMut(BadItem) -> Result<()>,
+    map: &(dyn Fn(Parsed) -> T + Sync),
+    on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
     depth: usize,
 ) -> Result<()> {
     if depth > 32 {
@@ -82,22 +115,133 @@ fn for_each_in_document(
             why: "catalog links nest more than 32 deep (a cycle?)".into(),
         });
     }
+    if let Some(lines) = ndjson_lines(href)? {
+        return stream_ndjson(href, lines, map, on_batch);
+    }
     let text = read_text(href)?;
     match parse_document(&text, href)? {
-        StacDocument::Items(items) => {
-            for item in items {
-                let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
-                match dataset_from_item(item, Some(href), None) {
-                    Ok(d) => on_dataset(d)?,
-                    Err(e) => on_bad(BadItem { source: format!("{href} (item {id})"), reason: e.to_string() })?,
-                }
+        StacDocument::Items(mut items) => {
+            while !items.is_empty() {
+                let rest = items.split_off(items.len().min(BATCH));
+                on_batch(items.into_par_iter().map(|item| map(parse_item(item, href))).collect())?;
+                items = rest;
             }
         }
         StacDocument::Catalog { items, children } => {
             for i in items.iter().chain(children.iter()) {
-                for_each_in_document(&resolve_href(i, Some(href)), on_dataset, on_bad, depth + 1)?;
+                for_each_in_document(&resolve_href(i, Some(href)), map, on_batch, depth + 1)?;
             }
         }
     }
     Ok(())
+}
+
+fn parse_item(item: serde_json::Value, href: &str) -> Parsed {
+    let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+    dataset_from_item(item, Some(href), None)
+        .map_err(|e| BadItem { source: format!("{href} (item {id})"), reason: e.to_string() })
+}
+
+type Lines = Box<dyn BufRead + Send>;
+
+/// If `href` is NDJSON (by name, or a first line that is a whole STAC item), its lines.
+fn ndjson_lines(href: &str) -> Result<Option<Lines>> {
+    let named = href.ends_with(".ndjson") || href.ends_with(".jsonl");
+    let open_err = |e: String| EngineError::Source { source_name: href.into(), why: e };
+    let mut reader: Lines = if href.contains("://") && !href.starts_with("file://") {
+        if !named {
+            return Ok(None);
+        }
+        Box::new(BufReader::with_capacity(1 << 20, VsiReader::open(href).map_err(|e| open_err(e.to_string()))?))
+    } else {
+        let p = href.strip_prefix("file://").unwrap_or(href);
+        Box::new(BufReader::with_capacity(1 << 20, File::open(p).map_err(|e| open_err(e.to_string()))?))
+    };
+    if !named {
+        let head = reader.fill_buf().map_err(|e| open_err(e.to_string()))?;
+        let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        let is_item = serde_json::from_slice::<serde_json::Value>(first)
+            .ok()
+            .is_some_and(|v| v.get("type").and_then(|t| t.as_str()) == Some("Feature"));
+        // A single item on one line is parsed as a document; several lines are NDJSON.
+        if !is_item || first.len() == head.len() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(reader))
+}
+
+/// Read up to `BATCH` non-empty lines, numbered from 1.
+fn read_batch(href: &str, lines: &mut Lines, line_no: &mut usize) -> Result<Vec<(usize, String)>> {
+    let mut batch = Vec::with_capacity(BATCH);
+    while batch.len() < BATCH {
+        let mut line = String::new();
+        let n = lines.read_line(&mut line).map_err(|e| EngineError::Source {
+            source_name: format!("{href} line {}", *line_no + 1),
+            why: e.to_string(),
+        })?;
+        if n == 0 {
+            break;
+        }
+        *line_no += 1;
+        if !line.trim().is_empty() {
+            batch.push((*line_no, line));
+        }
+    }
+    Ok(batch)
+}
+
+fn stream_ndjson<T: Send>(
+    href: &str,
+    mut lines: Lines,
+    map: &(dyn Fn(Parsed) -> T + Sync),
+    on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
+) -> Result<()> {
+    use std::sync::mpsc::sync_channel;
+    std::thread::scope(|scope| {
+        let (line_tx, line_rx) = sync_channel::<Result<Vec<(usize, String)>>>(2);
+        let (done_tx, done_rx) = sync_channel::<Vec<T>>(1);
+        scope.spawn(move || {
+            let mut line_no = 0usize;
+            loop {
+                let batch = read_batch(href, &mut lines, &mut line_no);
+                let end = matches!(&batch, Ok(b) if b.is_empty()) || batch.is_err();
+                if line_tx.send(batch).is_err() || end {
+                    return;
+                }
+            }
+        });
+        let consumer = scope.spawn(move || -> Result<()> {
+            for batch in done_rx {
+                on_batch(batch)?;
+            }
+            Ok(())
+        });
+        let mut result = Ok(());
+        for batch in line_rx {
+            let batch = match batch {
+                Ok(b) if b.is_empty() => break,
+                Ok(b) => b,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let mapped: Vec<T> = batch
+                .into_par_iter()
+                .map(|(no, line)| {
+                    map(dataset_from_item_text(&line, Some(href), None)
+                        .map_err(|e| BadItem { source: format!("{href} line {no}"), reason: e.to_string() }))
+                })
+                .collect();
+            // The consumer stopped: its error is reported below.
+            if done_tx.send(mapped).is_err() {
+                break;
+            }
+        }
+        drop(done_tx);
+        let consumed =
+            consumer.join().unwrap_or_else(|_| Err(EngineError::Config("the plan consumer panicked".into())));
+        result.and(consumed)
+    })
 }

@@ -45,6 +45,9 @@ pub struct TileResult {
     pub skipped_inputs: Vec<SkippedInput>,
     pub timings: Timings,
     pub chunks: usize,
+    /// The worker process's peak resident memory when the tile finished (MB).
+    #[serde(default)]
+    pub peak_rss_mb: u64,
 }
 
 /// Everything a tile needs besides its datasets.
@@ -57,6 +60,9 @@ pub struct TileJob<'a> {
     /// Set to stop early (Ctrl-C, lease lost).
     pub stop: &'a AtomicBool,
     pub deadline: Instant,
+    /// Only read and warp the inputs (no statistic, nothing written): what the benchmark
+    /// compares a tile's time with.
+    pub reads_only: bool,
 }
 
 /// A dataset failed to read: which and why.
@@ -215,17 +221,32 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             let t0 = Instant::now();
             let stack = read_chunk(job, &prepared, &days, &inputs, &window, continuous)?;
             let t1 = Instant::now();
+            timings.read_s += (t1 - t0).as_secs_f64();
+            if job.reads_only {
+                continue;
+            }
             let results = job.statistic.reduce(&stack)?;
             let t2 = Instant::now();
             for (writer, data) in writers.iter_mut().zip(results) {
                 write_cropped(writer, data, col0, row0, w, h, halo)?;
             }
-            timings.read_s += (t1 - t0).as_secs_f64();
             timings.compute_s += (t2 - t1).as_secs_f64();
             timings.write_s += t2.elapsed().as_secs_f64();
         }
     }
     check_stop(job)?;
+    if job.reads_only {
+        return Ok(TileResult {
+            outputs: vec![],
+            stac_item: String::new(),
+            datasets: active.len(),
+            observation_days: days.len(),
+            skipped_inputs: vec![],
+            timings,
+            chunks: n_chunks,
+            peak_rss_mb: peak_rss_mb(),
+        });
+    }
 
     // COGs, uploaded one by one; then the STAC item, which marks the tile complete.
     let t_write = Instant::now();
@@ -264,7 +285,20 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         skipped_inputs: vec![],
         timings,
         chunks: n_chunks,
+        peak_rss_mb: peak_rss_mb(),
     })
+}
+
+/// The process's peak resident memory so far (MB), from /proc (Linux); 0 elsewhere. For a
+/// worker that runs one tile per process it is the tile's peak, checked against the plan's
+/// estimate.
+pub fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 /// Read one chunk's stack: every day's datasets, fused, in parallel across days.

@@ -153,6 +153,7 @@ impl Worker {
                     compute_s = tile.timings.compute_s,
                     write_s = tile.timings.write_s,
                     skipped_inputs = tile.skipped_inputs.len(),
+                    peak_rss_mb = tile.peak_rss_mb,
                     "tile done"
                 );
                 Ok(report(TaskOutcome::Done(Box::new(tile)), t.completion_fired))
@@ -192,6 +193,7 @@ impl Worker {
                 EngineError::Task { task: task_id.into(), why: format!("unreadable dataset list in the ledger: {e}") }
             })?;
         let job = TileJob {
+            reads_only: false,
             cfg: &self.cfg,
             run_id: &self.run_id,
             task,

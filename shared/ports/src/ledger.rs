@@ -60,13 +60,66 @@ pub struct NewRun {
     pub config_digest: String,
 }
 
-/// A task to create. `payload` is what a worker needs (the task's datasets).
+/// A task to create. A worker needs its datasets: `datasets` indexes the plan's dataset
+/// documents ([`DatasetDocs`]), so a dataset that touches four tiles is held once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewTask {
     pub task_id: String,
     pub index: usize,
     pub summary: serde_json::Value,
-    pub payload: serde_json::Value,
+    pub datasets: Vec<u32>,
+}
+
+/// The dataset documents of a plan (JSON objects), by index. A continental plan holds a
+/// million of them, so the planner keeps them out of memory and hands them over by index.
+pub trait DatasetDocs: Sync {
+    fn count(&self) -> usize;
+    /// The JSON text of dataset `index`.
+    fn doc(&self, index: u32) -> Result<String>;
+    /// The same, zstd-compressed (how the embedded ledger stores it: a quarter of the bytes).
+    fn doc_zstd(&self, index: u32) -> Result<Vec<u8>> {
+        compress_doc(&self.doc(index)?)
+    }
+}
+
+/// Compress one dataset document for storage.
+pub fn compress_doc(doc: &str) -> Result<Vec<u8>> {
+    thread_local! {
+        // A context per thread: making one per document costs more than compressing it.
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> = const { std::cell::RefCell::new(None) };
+    }
+    let fail = |e: std::io::Error| crate::PortError::Other(format!("compressing a dataset: {e}"));
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(1).map_err(fail)?);
+        }
+        c.as_mut().expect("set above").compress(doc.as_bytes()).map_err(fail)
+    })
+}
+
+/// Undo [`compress_doc`].
+pub fn decompress_doc(bytes: &[u8]) -> Result<String> {
+    let bad = |why: String| crate::PortError::Other(format!("stored dataset document: {why}"));
+    let raw = zstd::stream::decode_all(bytes).map_err(|e| bad(e.to_string()))?;
+    String::from_utf8(raw).map_err(|_| bad("not UTF-8".into()))
+}
+
+/// Documents held in memory (tests, small plans).
+impl DatasetDocs for Vec<serde_json::Value> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn doc(&self, index: u32) -> Result<String> {
+        self.get(index as usize)
+            .map(|v| v.to_string())
+            .ok_or_else(|| crate::PortError::Other(format!("no dataset document {index}")))
+    }
+}
+
+/// A task's payload as the worker reads it: `{"datasets": [doc, ...]}`.
+pub fn payload_text(docs: &[String]) -> String {
+    format!("{{\"datasets\":[{}]}}", docs.join(","))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,14 +207,15 @@ pub enum ResetScope {
 }
 
 pub trait Ledger: Send + Sync {
-    /// Create a run and its tasks. Refuses an existing run unless `overwrite`.
-    fn create_run(&self, run: &NewRun, tasks: &[NewTask], overwrite: bool) -> Result<()>;
+    /// Create a run and its tasks (their datasets from `docs`). Refuses an existing run
+    /// unless `overwrite`.
+    fn create_run(&self, run: &NewRun, tasks: &[NewTask], docs: &dyn DatasetDocs, overwrite: bool) -> Result<()>;
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
     fn runs(&self) -> Result<Vec<RunRecord>>;
     /// Tasks of a run, in plan order, optionally in one state.
     fn tasks(&self, run_id: &str, state: Option<TaskState>) -> Result<Vec<TaskRecord>>;
     fn task(&self, run_id: &str, task_id: &str) -> Result<Option<TaskRecord>>;
-    /// The task's payload (its datasets).
+    /// The task's payload: `{"datasets": [...]}`.
     fn payload(&self, run_id: &str, task_id: &str) -> Result<serde_json::Value>;
     /// pending -> queued. Returns the ids that changed (already-queued ones do not).
     fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>>;

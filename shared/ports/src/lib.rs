@@ -17,7 +17,10 @@ pub mod worker_id;
 
 pub use blob::{BlobStore, ObjectMeta};
 pub use error::PortError;
-pub use ledger::{ClaimOutcome, Ledger, NewRun, NewTask, RunCounts, RunRecord, TaskRecord, TaskState, Transition};
+pub use ledger::{
+    compress_doc, decompress_doc, payload_text, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask, RunCounts,
+    RunRecord, TaskRecord, TaskState, Transition,
+};
 pub use local_blob::LocalBlobStore;
 pub use queue::{QueueDepth, Received, TaskQueue};
 pub use sqlite::{SqliteLedger, SqliteQueue};

@@ -4,7 +4,8 @@
 
 use crate::error::{PortError, Result};
 use crate::ledger::{
-    ClaimOutcome, Ledger, NewRun, NewTask, ResetScope, RunCounts, RunRecord, TaskRecord, TaskState, Transition,
+    decompress_doc, payload_text, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask, ResetScope, RunCounts, RunRecord,
+    TaskRecord, TaskState, Transition,
 };
 use crate::queue::{QueueDepth, Received, TaskQueue};
 use crate::worker_id::owner_is_dead_local_process;
@@ -47,6 +48,13 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (run_id, task_id)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (run_id, state, idx);
+-- A plan's dataset documents, once each; a task's payload lists the indices it uses.
+CREATE TABLE IF NOT EXISTS datasets (
+    run_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    doc_zstd BLOB NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -208,7 +216,7 @@ fn maybe_complete(tx: &rusqlite::Transaction, run: &str) -> rusqlite::Result<boo
 }
 
 impl Ledger for SqliteLedger {
-    fn create_run(&self, run: &NewRun, tasks: &[NewTask], overwrite: bool) -> Result<()> {
+    fn create_run(&self, run: &NewRun, tasks: &[NewTask], docs: &dyn DatasetDocs, overwrite: bool) -> Result<()> {
         let e = self.db.err();
         self.db.write(|tx| {
             let exists: bool = tx
@@ -220,6 +228,7 @@ impl Ledger for SqliteLedger {
                 return Err(PortError::RunExists(run.run_id.clone()));
             }
             tx.execute("DELETE FROM tasks WHERE run_id = ?1", params![run.run_id]).map_err(&e)?;
+            tx.execute("DELETE FROM datasets WHERE run_id = ?1", params![run.run_id]).map_err(&e)?;
             tx.execute("DELETE FROM runs WHERE run_id = ?1", params![run.run_id]).map_err(&e)?;
             tx.execute(
                 "INSERT INTO runs (run_id, created_at, config, config_digest, total, pending, completion_armed)
@@ -232,8 +241,13 @@ impl Ledger for SqliteLedger {
                 .map_err(&e)?;
             let now = now_text();
             for t in tasks {
-                ins.execute(params![run.run_id, t.task_id, t.index as i64, json_text(&t.summary), json_text(&t.payload), now])
+                let refs = serde_json::to_string(&t.datasets).expect("indices serialise");
+                ins.execute(params![run.run_id, t.task_id, t.index as i64, json_text(&t.summary), refs, now])
                     .map_err(&e)?;
+            }
+            let mut ins = tx.prepare("INSERT INTO datasets (run_id, idx, doc_zstd) VALUES (?1, ?2, ?3)").map_err(&e)?;
+            for i in 0..docs.count() as u32 {
+                ins.execute(params![run.run_id, i, docs.doc_zstd(i)?]).map_err(&e)?;
             }
             Ok(())
         })
@@ -273,15 +287,30 @@ impl Ledger for SqliteLedger {
 
     fn payload(&self, run_id: &str, task_id: &str) -> Result<serde_json::Value> {
         let e = self.db.err();
-        let text: Option<String> = self.db.read(|c| {
-            c.query_row("SELECT payload FROM tasks WHERE run_id = ?1 AND task_id = ?2", params![run_id, task_id], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(&e)
+        let corrupt = |why: String| PortError::Other(format!("task {task_id}: corrupt payload: {why}"));
+        let text = self.db.read(|c| {
+            let refs: Option<String> = c
+                .query_row(
+                    "SELECT payload FROM tasks WHERE run_id = ?1 AND task_id = ?2",
+                    params![run_id, task_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&e)?;
+            let refs = refs.ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
+            let refs: Vec<u32> = serde_json::from_str(&refs).map_err(|err| corrupt(err.to_string()))?;
+            let mut get =
+                c.prepare_cached("SELECT doc_zstd FROM datasets WHERE run_id = ?1 AND idx = ?2").map_err(&e)?;
+            let docs: Vec<String> = refs
+                .iter()
+                .map(|i| {
+                    let bytes: Vec<u8> = get.query_row(params![run_id, i], |r| r.get(0)).map_err(&e)?;
+                    decompress_doc(&bytes)
+                })
+                .collect::<Result<_>>()?;
+            Ok(payload_text(&docs))
         })?;
-        let text = text.ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
-        serde_json::from_str(&text).map_err(|err| PortError::Other(format!("task {task_id}: corrupt payload: {err}")))
+        serde_json::from_str(&text).map_err(|err| corrupt(err.to_string()))
     }
 
     fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>> {

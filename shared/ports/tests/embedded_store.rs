@@ -9,11 +9,12 @@ use stratus_ports::sqlite::Db;
 use stratus_ports::*;
 
 fn plan(ledger: &SqliteLedger, run: &str, n: usize) -> Vec<String> {
+    let docs: Vec<serde_json::Value> = (0..n).map(|i| json!({"i": i})).collect();
     let tasks: Vec<NewTask> = (0..n)
-        .map(|i| NewTask { task_id: format!("t{i:03}"), index: i, summary: json!({}), payload: json!({"i": i}) })
+        .map(|i| NewTask { task_id: format!("t{i:03}"), index: i, summary: json!({}), datasets: vec![i as u32] })
         .collect();
     ledger
-        .create_run(&NewRun { run_id: run.into(), config: json!({}), config_digest: "d".into() }, &tasks, false)
+        .create_run(&NewRun { run_id: run.into(), config: json!({}), config_digest: "d".into() }, &tasks, &docs, false)
         .unwrap();
     tasks.into_iter().map(|t| t.task_id).collect()
 }
@@ -25,11 +26,16 @@ fn create_refuses_overwrite_and_counts() {
     let dir = tempfile::tempdir().unwrap();
     let l = SqliteLedger::open(dir.path().join("s.db")).unwrap();
     plan(&l, "r", 3);
-    let again = l.create_run(&NewRun { run_id: "r".into(), config: json!({}), config_digest: "d".into() }, &[], false);
+    let again = l.create_run(
+        &NewRun { run_id: "r".into(), config: json!({}), config_digest: "d".into() },
+        &[],
+        &Vec::new(),
+        false,
+    );
     assert!(matches!(again, Err(PortError::RunExists(_))));
     let c = l.run("r").unwrap().unwrap().counts;
     assert_eq!((c.total, c.pending), (3, 3));
-    assert_eq!(l.payload("r", "t001").unwrap(), json!({"i": 1}));
+    assert_eq!(l.payload("r", "t001").unwrap(), json!({"datasets": [{"i": 1}]}));
 }
 
 #[test]

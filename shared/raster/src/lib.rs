@@ -17,8 +17,12 @@ pub use error::RasterError;
 pub use resampling::Resampling;
 pub use warp::{open_input, read_warped};
 
+/// GDAL's block cache cap (MB) unless `GDAL_CACHEMAX` says otherwise: GDAL's own default
+/// is 5% of physical memory, which would make a worker's peak depend on the machine.
+pub const GDAL_CACHE_MB: u64 = 256;
+
 /// Quiet GDAL's own stderr output (errors reach us as `Result`s) and set defaults that
-/// matter for cloud reads. Safe to call more than once.
+/// matter for cloud reads and bounded memory. Safe to call more than once.
 pub fn init_gdal() {
     use std::sync::Once;
     static ONCE: Once = Once::new();
@@ -35,6 +39,7 @@ pub fn init_gdal() {
             ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff,.TIF,.TIFF,.json,.geojson,.ndjson,.jsonl"),
             ("GDAL_HTTP_MAX_RETRY", "3"),
             ("GDAL_HTTP_RETRY_DELAY", "1"),
+            ("GDAL_CACHEMAX", &format!("{GDAL_CACHE_MB}MB")),
         ] {
             if std::env::var_os(k).is_none() {
                 let _ = gdal::config::set_config_option(k, v);

@@ -31,6 +31,51 @@ pub fn read_text(href: &str) -> Result<String, RasterError> {
     String::from_utf8(bytes).map_err(|_| RasterError::Input { path: href.into(), why: "not UTF-8 text".into() })
 }
 
+/// A streaming reader over a GDAL virtual file (`/vsis3/`, `/vsicurl/`, local), for
+/// documents too big to read whole (NDJSON of a continent's items).
+pub struct VsiReader {
+    handle: *mut gdal_sys::VSILFILE,
+    href: String,
+}
+
+// SAFETY: the handle is used by one thread at a time (`Read` takes `&mut self`).
+unsafe impl Send for VsiReader {}
+
+impl VsiReader {
+    pub fn open(href: &str) -> Result<VsiReader, RasterError> {
+        crate::init_gdal();
+        let c_path = CString::new(gdal_path(href))
+            .map_err(|_| RasterError::Input { path: href.into(), why: "address contains a NUL byte".into() })?;
+        // SAFETY: both arguments are NUL-terminated; a null handle means failure.
+        let handle = unsafe { gdal_sys::VSIFOpenL(c_path.as_ptr(), c"rb".as_ptr()) };
+        if handle.is_null() {
+            let why = last_gdal_error().unwrap_or_else(|| "not found or not readable".into());
+            return Err(RasterError::Input { path: href.into(), why });
+        }
+        Ok(VsiReader { handle, href: href.into() })
+    }
+}
+
+impl std::io::Read for VsiReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: `buf` is valid for `buf.len()` bytes; the handle is open.
+        let n = unsafe { gdal_sys::VSIFReadL(buf.as_mut_ptr() as *mut std::ffi::c_void, 1, buf.len(), self.handle) };
+        // A short read before the end of the file is an error (GDAL 3.6 has no VSIFErrorL).
+        if n < buf.len() && n == 0 && !buf.is_empty() && unsafe { gdal_sys::VSIFEofL(self.handle) } == 0 {
+            let why = last_gdal_error().unwrap_or_else(|| "read error".into());
+            return Err(std::io::Error::other(format!("{}: {why}", self.href)));
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for VsiReader {
+    fn drop(&mut self) {
+        // SAFETY: opened by VSIFOpenL and closed once.
+        unsafe { gdal_sys::VSIFCloseL(self.handle) };
+    }
+}
+
 fn last_gdal_error() -> Option<String> {
     // SAFETY: CPLGetLastErrorMsg returns a thread-local, NUL-terminated string.
     let msg = unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }.to_string_lossy().into_owned();
@@ -55,6 +100,11 @@ mod tests {
         let p = dir.path().join("a.json");
         std::fs::write(&p, "{\"a\": 1}").unwrap();
         assert_eq!(super::read_text(p.to_str().unwrap()).unwrap(), "{\"a\": 1}");
+        let mut streamed = String::new();
+        std::io::Read::read_to_string(&mut super::VsiReader::open(p.to_str().unwrap()).unwrap(), &mut streamed)
+            .unwrap();
+        assert_eq!(streamed, "{\"a\": 1}");
+        assert!(super::VsiReader::open("/nonexistent/c.json").is_err());
         let err = super::read_text("/nonexistent/b.json").unwrap_err().to_string();
         assert!(err.contains("/nonexistent/b.json"), "{err}");
     }

@@ -8,6 +8,9 @@ pub struct Deployment {
     pub table: String,
     /// Task queue URL (`STRATUS_TASK_QUEUE_URL`): dispatcher sends, worker extends.
     pub task_queue: String,
+    /// Container task queue URL (`STRATUS_CONTAINER_QUEUE_URL`): the dispatcher sends the
+    /// tasks sized beyond Lambda's limits here, for `stratus worker --from-sqs`.
+    pub container_queue: String,
     /// Fan-out page queue URL (`STRATUS_DISPATCH_QUEUE_URL`): the planner sends pages.
     pub dispatch_queue: String,
     /// Completion queue URL (`STRATUS_COMPLETION_QUEUE_URL`): the worker that ends a run
@@ -30,6 +33,7 @@ impl Deployment {
         Deployment {
             table: var("STRATUS_TABLE").unwrap_or_default(),
             task_queue: var("STRATUS_TASK_QUEUE_URL").unwrap_or_default(),
+            container_queue: var("STRATUS_CONTAINER_QUEUE_URL").unwrap_or_default(),
             dispatch_queue: var("STRATUS_DISPATCH_QUEUE_URL").unwrap_or_default(),
             completion_queue: var("STRATUS_COMPLETION_QUEUE_URL").unwrap_or_default(),
             scheduled_run_file: var("STRATUS_SCHEDULED_RUN_FILE"),

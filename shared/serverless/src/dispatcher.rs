@@ -1,5 +1,6 @@
 //! The dispatcher function: each SQS record is a fan-out page; its tasks are marked
-//! queued and their messages sent to the task queue (batches of 10, several in flight).
+//! queued and their messages sent to the task queue (batches of 10, several in flight), or,
+//! for tasks the planner sized beyond Lambda's limits, to the container task queue.
 //! Records that fail are returned as `batchItemFailures` and retried by SQS.
 
 use crate::deployment::Deployment;
@@ -9,6 +10,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use stratus_engine::consumer::dispatch_page;
 use stratus_engine::messages::FanOutPage;
+use stratus_engine::sizing::Executor;
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
     crate::blocking(move || handle(&dep, &event.payload)).await
@@ -22,9 +24,13 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, Strin
         let span = tracing::info_span!("page", run_id = %page.run_id, page = page.page);
         let _g = span.enter();
         let ctx = crate::open_run(table, &page.run_id)?;
-        let queue = ctx.queue(Some(task_queue), &page.run_id, 3).map_err(|e| e.to_string())?;
+        let url = match page.executor {
+            Executor::Lambda => task_queue,
+            Executor::Container => dep.need(&dep.container_queue, "STRATUS_CONTAINER_QUEUE_URL")?,
+        };
+        let queue = ctx.queue(Some(url), &page.run_id, 3).map_err(|e| e.to_string())?;
         let sent = dispatch_page(&ctx, &page, queue.as_ref()).map_err(|e| e.to_string())?;
-        tracing::info!(tasks = page.task_ids.len(), sent, "page dispatched");
+        tracing::info!(tasks = page.task_ids.len(), sent, executor = page.executor.as_str(), "page dispatched");
         Ok(())
     })
 }

@@ -10,7 +10,7 @@ use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
 use crate::morphology::MorphOp;
 use crate::percentile::percentiles_chunk;
 use crate::stack::Stack;
-use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatError, Statistic};
+use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +75,10 @@ impl TcwPercentiles {
 pub const TC_NODATA: i32 = -9999;
 
 impl Statistic for TcwPercentiles {
+    /// An index per observation, then percentiles of it (see `Summary`).
+    fn cost(&self) -> StatCost {
+        StatCost { compute_ns_per_value: 8.0, working_memory_fraction: 0.5 }
+    }
     fn name(&self) -> &str {
         "tcw-percentiles"
     }
@@ -160,6 +164,10 @@ impl FcPercentiles {
 }
 
 impl Statistic for FcPercentiles {
+    /// An index per observation, then percentiles of it (see `Summary`).
+    fn cost(&self) -> StatCost {
+        StatCost { compute_ns_per_value: 8.0, working_memory_fraction: 0.5 }
+    }
     fn name(&self) -> &str {
         "fc-percentiles"
     }

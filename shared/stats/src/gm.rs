@@ -6,7 +6,7 @@ use crate::geomedian::{geomedian_mads_chunk, Dims, GeomedianParams};
 use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
 use crate::morphology::MorphOp;
 use crate::stack::Stack;
-use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatError, Statistic};
+use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +100,11 @@ pub fn to_dn(v: f32, scale: f64, offset: f64) -> u16 {
 }
 
 impl Statistic for Gm {
+    /// Geomedian + MADs: 12 to 14 Mpix-obs/s of 6 bands on one core (kernel bench), about
+    /// 13 ns per value; the per-pixel gather buffers add about 22% of the stack.
+    fn cost(&self) -> StatCost {
+        StatCost { compute_ns_per_value: 13.0, working_memory_fraction: 0.25 }
+    }
     fn name(&self) -> &str {
         &self.name
     }

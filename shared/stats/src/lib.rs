@@ -17,4 +17,4 @@ pub mod summaries;
 
 pub use registry::{build_statistic, plugin_names};
 pub use stack::Stack;
-pub use statistic::{InputBand, OutputBand, OutputData, PixelType, StatError, Statistic};
+pub use statistic::{InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};

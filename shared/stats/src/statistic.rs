@@ -89,7 +89,28 @@ impl OutputData {
     }
 }
 
+/// What a statistic costs per value of its input stack (one pixel x observation x band),
+/// measured by `make bench` on one core of the benchmark machine (see BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatCost {
+    /// Single-core compute time per stack value.
+    pub compute_ns_per_value: f64,
+    /// Working memory of `reduce` as a fraction of the stack's bytes (on top of the stack).
+    pub working_memory_fraction: f64,
+}
+
+impl Default for StatCost {
+    /// Per-pixel summaries (counts, masks, means): a few nanoseconds per value.
+    fn default() -> Self {
+        StatCost { compute_ns_per_value: 3.0, working_memory_fraction: 0.25 }
+    }
+}
+
 pub trait Statistic: Send + Sync {
+    /// Measured cost, for sizing tasks before running them.
+    fn cost(&self) -> StatCost {
+        StatCost::default()
+    }
     /// The plugin name (`pq`, `gm-s2`).
     fn name(&self) -> &str;
     fn input_bands(&self) -> Vec<InputBand>;

@@ -6,7 +6,7 @@ use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
 use crate::morphology::MorphOp;
 use crate::percentile::{mean_chunk, percentiles_chunk};
 use crate::stack::Stack;
-use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatError, Statistic};
+use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +76,14 @@ impl Summary {
 }
 
 impl Statistic for Summary {
+    /// Percentiles and medians sort each pixel's series: 17 to 38 Mpix-obs/s of 6 bands on
+    /// one core (kernel bench), about 7 ns per value; results and sort buffers add ~40%.
+    fn cost(&self) -> StatCost {
+        match self.kind {
+            SummaryKind::Mean => StatCost::default(),
+            _ => StatCost { compute_ns_per_value: 7.0, working_memory_fraction: 0.4 },
+        }
+    }
     fn name(&self) -> &str {
         &self.name
     }

@@ -12,6 +12,7 @@
 //! SCL band of the cloudy scenes itself is the cloud mask.
 
 pub mod field;
+pub mod items;
 pub mod scene;
 pub mod spec;
 pub mod truth;

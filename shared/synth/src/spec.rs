@@ -8,6 +8,14 @@ pub struct Granule {
     pub epsg: u32,
     pub centre_lon: f64,
     pub centre_lat: f64,
+    /// Days added to every acquisition date: neighbouring orbit paths are imaged on
+    /// different days (Landsat's adjacent paths), so each granule adds its own observations.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub day_offset: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,8 +46,20 @@ impl Default for SynthSpec {
             resolution: 60.0,
             granule_km: 109.8,
             granules: vec![
-                Granule { region_code: "34LGK".into(), epsg: 32734, centre_lon: 23.40, centre_lat: -14.83 },
-                Granule { region_code: "35LKE".into(), epsg: 32735, centre_lon: 24.38, centre_lat: -14.83 },
+                Granule {
+                    region_code: "34LGK".into(),
+                    epsg: 32734,
+                    centre_lon: 23.40,
+                    centre_lat: -14.83,
+                    day_offset: 0,
+                },
+                Granule {
+                    region_code: "35LKE".into(),
+                    epsg: 32735,
+                    centre_lon: 24.38,
+                    centre_lat: -14.83,
+                    day_offset: 0,
+                },
             ],
             collection: "sentinel-2-l2a".into(),
             truth: true,

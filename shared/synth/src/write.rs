@@ -206,7 +206,7 @@ pub fn generate(
         .par_iter()
         .map(|&(g, t)| -> Result<String, SynthError> {
             let grid = &grids[g];
-            let when = times[t];
+            let when = times[t] + Duration::days(grid.granule.day_offset);
             let (bl, offset) = baseline(when.date_naive());
             let scene: Scene = render(spec, grid, t, when.ordinal(), offset);
             let id = item_id(grid, t, when);

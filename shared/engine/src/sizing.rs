@@ -1,0 +1,247 @@
+//! Task sizing: each task's peak memory, scratch disk and time, estimated from its pixels,
+//! observations and bands and the statistic's measured cost, and the executor it fits:
+//! the Lambda worker or, beyond the Lambda budget, the container worker.
+//!
+//! Memory is set by the chunk, not the tile: a chunk's stack (observations x bands x
+//! chunk pixels, 16-bit) plus the statistic's working share of it, per-thread read
+//! buffers (GDAL's cache is capped, see `stratus_raster`, and holds only open files'
+//! blocks), the chunk's outputs and the process itself. Time scales with the whole tile. The constants below are measured by
+//! `make bench` (BENCHMARKS.md); `tests/sizing.rs` checks the memory estimate against a
+//! measured run.
+
+use crate::config::{LambdaBudget, RunConfig};
+use serde::{Deserialize, Serialize};
+use stratus_stats::{PixelType, Statistic};
+
+/// The process without data: binary, GDAL and PROJ, allocator arenas (MB; a one-tile
+/// `stratus run` measured 115 to 120 MB before its stack, see tests/sizing.rs).
+pub const BASE_MEMORY_MB: f64 = 128.0;
+/// Reading and warping one stack value (pixel x dataset x band) from a COG, one core (ns):
+/// the au-30 tile bench read 46 datasets x 7 bands x 10.24 Mpx in 243 core-seconds.
+pub const READ_NS_PER_VALUE: f64 = 75.0;
+/// Building and writing one output value (COG with overviews, compressed), one core (ns).
+pub const WRITE_NS_PER_VALUE: f64 = 20.0;
+/// Datasets of one day overlap a tile by about this much in all (MGRS granules of 110 km
+/// on 96 km tiles): the worker reads a dataset only in the chunks its footprint touches.
+pub const DAY_COVERAGE: f64 = 1.3;
+/// Lambda gives one vCPU per 1 769 MB of memory, up to 6.
+pub const LAMBDA_MB_PER_VCPU: f64 = 1769.0;
+/// Share of a second core our reads and kernels use.
+pub const PARALLEL_EFFICIENCY: f64 = 0.8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    /// The Lambda worker (task queue).
+    #[default]
+    Lambda,
+    /// The long-running container worker (`stratus worker --from-sqs` on the container queue).
+    Container,
+}
+
+impl Executor {
+    /// The executor a planned task was sized for (plans without sizing: Lambda).
+    pub fn of_summary(summary: &serde_json::Value) -> Executor {
+        serde_json::from_value(summary["executor"].clone()).unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Executor::Lambda => "lambda",
+            Executor::Container => "container",
+        }
+    }
+}
+
+/// What one task is expected to need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEstimate {
+    pub pixels: u64,
+    pub observations: usize,
+    pub datasets: usize,
+    pub bands: usize,
+    pub peak_memory_mb: u64,
+    pub tmp_mb: u64,
+    /// Single-core seconds (read, compute, write).
+    pub core_seconds: f64,
+    /// Wall seconds on the Lambda worker (its vCPUs from its memory).
+    pub lambda_seconds: f64,
+    pub executor: Executor,
+    /// Why this executor: the figures against the budget, and the fix where there is one.
+    pub reason: String,
+}
+
+/// Sizes tasks of one run.
+pub struct Sizer<'a> {
+    pub chunk_size: usize,
+    pub tile_width: usize,
+    pub tile_height: usize,
+    pub statistic: &'a dyn Statistic,
+    pub budget: LambdaBudget,
+}
+
+impl<'a> Sizer<'a> {
+    pub fn new(cfg: &RunConfig, statistic: &'a dyn Statistic) -> crate::error::Result<Sizer<'a>> {
+        let grid = cfg.grid_spec()?;
+        let size = grid.tile_pixels;
+        Ok(Sizer {
+            chunk_size: cfg.chunk_size,
+            tile_width: size,
+            tile_height: size,
+            statistic,
+            budget: cfg.lambda.clone(),
+        })
+    }
+
+    /// Peak memory (MB) for `observations` (from `datasets`) at `chunk` pixels a side, with
+    /// `threads` readers.
+    pub fn memory_mb(&self, observations: usize, datasets: usize, chunk: usize, threads: usize) -> f64 {
+        let halo = self.statistic.halo();
+        let bands = self.statistic.input_bands().len() as f64;
+        let side_x = (chunk.min(self.tile_width) + 2 * halo) as f64;
+        let side_y = (chunk.min(self.tile_height) + 2 * halo) as f64;
+        let chunk_px = side_x * side_y;
+        let stack = observations as f64 * bands * chunk_px * 2.0;
+        let working = stack * self.statistic.cost().working_memory_fraction;
+        // Each reading thread holds a day's planes, its warp buffer, the fill mask and the
+        // decoded source blocks of the file it has open (GDAL's cache releases a file's
+        // blocks when it is closed, after each read).
+        let reads = threads as f64 * chunk_px * (bands * 2.0 * 2.0 + 1.0 + 2.0 * 2.0);
+        let outputs: f64 = self.statistic.output_bands().iter().map(|o| dtype_bytes(o.dtype) * chunk_px).sum();
+        let _ = datasets;
+        BASE_MEMORY_MB + (stack + working + reads + outputs) / MB
+    }
+
+    pub fn estimate(&self, observations: usize, datasets: usize) -> TaskEstimate {
+        let pixels = (self.tile_width * self.tile_height) as u64;
+        let bands = self.statistic.input_bands().len();
+        let outputs = self.statistic.output_bands();
+        let cost = self.statistic.cost();
+        let px = pixels as f64;
+        let core_seconds = (full_reads(observations, datasets) * bands as f64 * px * READ_NS_PER_VALUE
+            + observations as f64 * bands as f64 * px * cost.compute_ns_per_value
+            + outputs.len() as f64 * px * WRITE_NS_PER_VALUE)
+            / 1e9;
+        let vcpus = (self.budget.memory_mb as f64 / LAMBDA_MB_PER_VCPU).clamp(1.0, 6.0);
+        let speedup = 1.0 + (vcpus - 1.0) * PARALLEL_EFFICIENCY;
+        let lambda_seconds = core_seconds / speedup;
+        let threads = vcpus.ceil() as usize;
+        let memory = self.memory_mb(observations, datasets, self.chunk_size, threads);
+        // Scratch bands (compressed, sparse) and the finished COGs: about the raw size.
+        let tmp = outputs.iter().map(|o| dtype_bytes(o.dtype) * px).sum::<f64>() / MB;
+        let b = &self.budget;
+        let (mem_limit, s_limit, tmp_limit) =
+            (b.memory_mb as f64 * b.headroom, b.timeout_s as f64 * b.headroom, b.tmp_mb as f64 * b.headroom);
+        let mut over = Vec::new();
+        if memory > mem_limit {
+            let fit = self.largest_chunk_within(observations, datasets, threads, mem_limit);
+            over.push(format!(
+                "memory {memory:.0} MB > {mem_limit:.0} MB ({:.0}% of {} MB){}",
+                b.headroom * 100.0,
+                b.memory_mb,
+                match fit {
+                    Some(c) => format!("; chunk_size {c} would fit"),
+                    None => String::new(),
+                }
+            ));
+        }
+        if lambda_seconds > s_limit {
+            over.push(format!(
+                "time {lambda_seconds:.0} s > {s_limit:.0} s ({:.0}% of the {} s timeout)",
+                b.headroom * 100.0,
+                b.timeout_s
+            ));
+        }
+        if tmp > tmp_limit {
+            over.push(format!("/tmp {tmp:.0} MB > {tmp_limit:.0} MB"));
+        }
+        let (executor, reason) = if over.is_empty() {
+            (Executor::Lambda, format!("fits Lambda: {memory:.0} MB, {lambda_seconds:.0} s, /tmp {tmp:.0} MB"))
+        } else {
+            (Executor::Container, format!("beyond Lambda: {}", over.join("; ")))
+        };
+        TaskEstimate {
+            pixels,
+            observations,
+            datasets,
+            bands,
+            peak_memory_mb: memory.ceil() as u64,
+            tmp_mb: tmp.ceil() as u64,
+            core_seconds,
+            lambda_seconds,
+            executor,
+            reason,
+        }
+    }
+
+    /// The largest chunk side (a multiple of 256) whose memory stays within `limit_mb`.
+    fn largest_chunk_within(
+        &self,
+        observations: usize,
+        datasets: usize,
+        threads: usize,
+        limit_mb: f64,
+    ) -> Option<usize> {
+        (1..=self.chunk_size / 256)
+            .rev()
+            .map(|k| k * 256)
+            .find(|&c| self.memory_mb(observations, datasets, c, threads) <= limit_mb)
+    }
+}
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Whole-tile reads a task's datasets add up to (each read only where it covers).
+pub fn full_reads(observations: usize, datasets: usize) -> f64 {
+    (observations as f64 * DAY_COVERAGE).min(datasets as f64).max(observations as f64)
+}
+
+fn dtype_bytes(t: PixelType) -> f64 {
+    match t {
+        PixelType::Uint8 => 1.0,
+        PixelType::Uint16 | PixelType::Int16 => 2.0,
+        PixelType::Float32 => 4.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizer<'a>(stat: &'a dyn Statistic, grid: &str, chunk: usize) -> Sizer<'a> {
+        let cfg = RunConfig::from_yaml(
+            &format!("inputs: [x]\ngrid: {grid}\nplugin: gm-s2\nproduct: {{name: p}}\nlocation: /tmp/x\nchunk_size: {chunk}\n"),
+            "t",
+        )
+        .unwrap();
+        Sizer::new(&cfg, stat).unwrap()
+    }
+
+    #[test]
+    fn memory_follows_the_chunk_and_time_the_tile() {
+        let gm = stratus_stats::build_statistic("gm-s2", &serde_json::Value::Null).unwrap();
+        let small = sizer(gm.as_ref(), "africa-30", 512).estimate(70, 140);
+        let big = sizer(gm.as_ref(), "africa-30", 2048).estimate(70, 140);
+        assert!(big.peak_memory_mb > 3 * small.peak_memory_mb / 2, "{small:?} {big:?}");
+        assert!((small.core_seconds - big.core_seconds).abs() < 1e-9);
+        let africa10 = sizer(gm.as_ref(), "africa-10", 512).estimate(70, 140);
+        assert!((africa10.core_seconds / small.core_seconds - 9.0).abs() < 0.01, "9x the pixels");
+    }
+
+    #[test]
+    fn routes_beyond_the_budget_to_the_container_and_says_why() {
+        let gm = stratus_stats::build_statistic("gm-s2", &serde_json::Value::Null).unwrap();
+        let s = sizer(gm.as_ref(), "africa-30", 1024);
+        let ok = s.estimate(40, 80);
+        assert_eq!(ok.executor, Executor::Lambda, "{ok:?}");
+        // An annual Sentinel-2 stack of a 10 m tile takes longer than 15 minutes.
+        let s10 = sizer(gm.as_ref(), "africa-10", 1024);
+        let slow = s10.estimate(150, 300);
+        assert_eq!(slow.executor, Executor::Container);
+        assert!(slow.reason.contains("time"), "{}", slow.reason);
+        // A deep stack at a large chunk overflows memory; a smaller chunk is suggested.
+        let deep = sizer(gm.as_ref(), "africa-30", 4096).estimate(150, 150);
+        assert_eq!(deep.executor, Executor::Container);
+        assert!(deep.reason.contains("memory") && deep.reason.contains("chunk_size"), "{}", deep.reason);
+    }
+}
