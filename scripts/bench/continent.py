@@ -1,7 +1,8 @@
 """Continental simulation (`make bench-continent`): one year of synthetic Sentinel-2 items
 over Africa planned onto africa-10 (annual geomedian with MADs, gm-s2), then the
 distribution of observations per task, the tasks beyond the Lambda budget and the
-estimate, with the wall time at 1 000 concurrent Lambdas."""
+estimate, with the wall time at 1 000 concurrent Lambdas (and 1 000 container workers
+for the tasks beyond Lambda). The same items on africa-20 for comparison."""
 
 import csv
 import glob
@@ -16,37 +17,51 @@ os.makedirs(CACHE, exist_ok=True)
 items = os.path.join(CACHE, "africa-items-1y.ndjson")
 if not os.path.exists(items):
     print(run([STRATUS, "synth", "--items-only", "--out", items, "--year", "2021", "--years", "1"])[0].strip())
-location = os.path.join(CACHE, "continent")
-shutil.rmtree(location, ignore_errors=True)
-out, wall, rss, _ = run([STRATUS, "save-tasks", "--input", items, "--grid", "africa-10", "--frequency", "annual",
-                         "--plugin", "gm-s2", "--location", location])
-run_id = re.search(r"planned run '([^']+)'", out).group(1)
-est, _, _, _ = run([STRATUS, "estimate", run_id, "--location", location, "--concurrency", "1000"])
-rows = list(csv.DictReader(open(glob.glob(os.path.join(location, "*", "*", "_plan", run_id, "tasks.csv"))[0])))
-obs = sorted(int(r["observation_days"]) for r in rows)
-over = [r for r in rows if r["executor"] != "lambda"]
-secs = sorted(float(r["est_seconds"]) for r in rows)
+
+
+def simulate(grid):
+    location = os.path.join(CACHE, f"continent-{grid}")
+    shutil.rmtree(location, ignore_errors=True)
+    out, wall, rss, _ = run([STRATUS, "save-tasks", "--input", items, "--grid", grid, "--frequency", "annual",
+                             "--plugin", "gm-s2", "--location", location])
+    run_id = re.search(r"planned run '([^']+)'", out).group(1)
+    est, _, _, _ = run([STRATUS, "estimate", run_id, "--location", location, "--concurrency", "1000",
+                        "--containers", "1000"])
+    rows = list(csv.DictReader(open(glob.glob(os.path.join(location, "*", "*", "_plan", run_id, "tasks.csv"))[0])))
+    shutil.rmtree(location, ignore_errors=True)
+    return wall, rss, est, rows
+
+
 q = lambda v, p: v[min(len(v) - 1, int(p * len(v)))]
-hist = {}
-for o in obs:
-    hist[(o // 20) * 20] = hist.get((o // 20) * 20, 0) + 1
-lines = [
-    f"One year (2021) of synthetic Sentinel-2 L2A items over Africa ({os.path.getsize(items) / 1e9:.2f} GB NDJSON)"
-    f" planned onto africa-10 in {wall:.1f} s (peak {rss:.0f} MB): **{len(rows):,} tasks**.",
-    "",
-    f"- Observation days per task: min {obs[0]}, median {statistics.median(obs):.0f}, p90 {q(obs, 0.9)}, max {obs[-1]}.",
-    "  Histogram (days: tasks): " + ", ".join(f"{k}-{k + 19}: {v}" for k, v in sorted(hist.items())) + ".",
-    f"- Estimated Lambda seconds per task (10 240 MB, 6 vCPU): median {statistics.median(secs):.0f},"
-    f" p90 {q(secs, 0.9):.0f}, max {secs[-1]:.0f}.",
-    f"- **Beyond the Lambda budget (80% of 15 min / 10 GB): {len(over):,} tasks** -> container queue."
-    + (f" E.g. {over[0]['task_id']}: {over[0]['observation_days']} days, {over[0]['datasets']} datasets,"
-       f" {over[0]['est_seconds']} s." if over else ""),
-    "",
-    "Estimate (`stratus estimate --concurrency 1000`, default prices):",
-    "",
-    "```",
-    est.strip(),
-    "```",
-]
-shutil.rmtree(location, ignore_errors=True)
-append("Continental simulation (africa-10, one year)", "make bench-continent (scripts/bench/continent.py)", lines)
+lines = []
+for grid in ("africa-10", "africa-20"):
+    wall, rss, est, rows = simulate(grid)
+    obs = sorted(int(r["observation_days"]) for r in rows)
+    over = [r for r in rows if r["executor"] != "lambda"]
+    secs = sorted(float(r["est_seconds"]) for r in rows)
+    hist = {}
+    for o in obs:
+        hist[(o // 20) * 20] = hist.get((o // 20) * 20, 0) + 1
+    lines += [
+        f"### {grid}",
+        "",
+        f"One year (2021) of synthetic Sentinel-2 L2A items over Africa ({os.path.getsize(items) / 1e9:.2f} GB NDJSON,"
+        f" 256 303 items) planned onto {grid} in {wall:.1f} s (peak {rss:.0f} MB): **{len(rows):,} tasks**.",
+        "",
+        f"- Observation days per task: min {obs[0]}, median {statistics.median(obs):.0f}, p90 {q(obs, 0.9)}, max {obs[-1]}."
+        " Histogram (days: tasks): " + ", ".join(f"{k}-{k + 19}: {v}" for k, v in sorted(hist.items())) + ".",
+        f"- Estimated seconds per task on a 10 240 MB Lambda (6 vCPU): median {statistics.median(secs):.0f},"
+        f" p90 {q(secs, 0.9):.0f}, max {secs[-1]:.0f}.",
+        f"- **Beyond the Lambda budget (80% of 15 min / 10 GB / 10 GB /tmp): {len(over):,} of {len(rows):,} tasks**"
+        " -> container queue."
+        + (f" E.g. {over[0]['task_id']}: {over[0]['observation_days']} days, {over[0]['datasets']} datasets,"
+           f" {over[0]['est_seconds']} s, {over[0]['est_memory_mb']} MB." if over else ""),
+        "",
+        "`stratus estimate RUN --concurrency 1000 --containers 1000` (default prices):",
+        "",
+        "```",
+        est.strip(),
+        "```",
+        "",
+    ]
+append("Continental simulation (one year of Sentinel-2 over Africa)", "make bench-continent (scripts/bench/continent.py)", lines)

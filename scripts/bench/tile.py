@@ -26,7 +26,7 @@ est = full2["estimate"]
 lines = [
     f"Tile {full2['task']}: {full2['pixels']:,} px, {full2['datasets']} datasets on {full2['observation_days']} days,"
     f" {est['bands']} input bands (6 reflectance + SCL mask), chunk {full2['chunk_size']}, local COGs"
-    " (synthetic, zstd-free deflate as written by `stratus synth`), warped UTM -> EPSG:3577 bilinear.",
+    " (synthetic, deflate level 1, 512-px blocks, as `stratus synth` writes them), warped UTM -> EPSG:3577 bilinear.",
     "",
     "| threads | mode | wall s | read/warp s | compute s | write s | peak RSS MB | CPU s |",
     "|---|---|---|---|---|---|---|---|",

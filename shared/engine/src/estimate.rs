@@ -241,18 +241,20 @@ impl RunEstimate {
             self.queue_requests, self.ledger_writes, self.ledger_reads, self.usd_queue_and_ledger
         );
         let _ = writeln!(s, "total: ${:.2}", self.usd_total);
+        let lambda = if self.lambda_tasks > 0 {
+            format!("{} on {} concurrent Lambdas", human(self.lambda_wall_seconds), self.concurrency)
+        } else {
+            "no task fits Lambda".to_string()
+        };
+        let container = if self.container_tasks > 0 {
+            format!("; {} on {} container workers", human(self.container_wall_seconds), self.containers)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "wall time: {} on {} concurrent Lambdas (longest task {:.0} s, peak task memory {} MB){}",
-            human(self.lambda_wall_seconds),
-            self.concurrency,
-            self.longest_task_seconds,
-            self.peak_memory_mb_max,
-            if self.container_tasks > 0 {
-                format!("; {} on {} container workers", human(self.container_wall_seconds), self.containers)
-            } else {
-                String::new()
-            }
+            "wall time: {lambda}{container} (longest task {:.0} s on Lambda's 6 vCPUs, peak task memory {} MB)",
+            self.longest_task_seconds, self.peak_memory_mb_max
         );
         s
     }

@@ -14,6 +14,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use stratus_core::binning::{Binner, BinningRules, BinningStats, Placement, TaskBin};
 use stratus_core::geometry::CrsTransform;
 use stratus_core::period::{whole_years, Frequency, Period};
@@ -83,6 +84,24 @@ struct DatasetMeta {
     region: Option<Box<str>>,
 }
 
+/// The `by_id` keys are hashes already: use them as they are.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
 /// Items are the same dataset when collection and id agree (a fused pair's halves share ids).
 fn id_hash(collection: &str, id: &str) -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -109,7 +128,7 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
     let mut binner = Binner::new(&rules, transform, rules.temporal_range.or(provisional_all.then_some(wide)));
     let mut spool = DatasetSpool::new()?;
     let mut metas: Vec<DatasetMeta> = Vec::new();
-    let mut by_id: HashMap<u64, u32> = HashMap::new();
+    let mut by_id: HashMap<u64, u32, BuildHasherDefault<PreHashed>> = HashMap::default();
     let mut collections: Vec<String> = Vec::new();
     let mut bad_items = Vec::new();
     let mut duplicates = 0usize;

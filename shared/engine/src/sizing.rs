@@ -17,8 +17,8 @@ use stratus_stats::{PixelType, Statistic};
 /// `stratus run` measured 115 to 120 MB before its stack, see tests/sizing.rs).
 pub const BASE_MEMORY_MB: f64 = 128.0;
 /// Reading and warping one stack value (pixel x dataset x band) from a COG, one core (ns):
-/// the au-30 tile bench read 46 datasets x 7 bands x 10.24 Mpx in 243 core-seconds.
-pub const READ_NS_PER_VALUE: f64 = 75.0;
+/// the au-30 tile bench read 46 datasets x 7 bands x 10.24 Mpx in 214 s on one thread.
+pub const READ_NS_PER_VALUE: f64 = 65.0;
 /// Building and writing one output value (COG with overviews, compressed), one core (ns).
 pub const WRITE_NS_PER_VALUE: f64 = 20.0;
 /// Datasets of one day overlap a tile by about this much in all (MGRS granules of 110 km

@@ -92,7 +92,7 @@ pub fn compress_doc(doc: &str) -> Result<Vec<u8>> {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.is_none() {
-            *c = Some(zstd::bulk::Compressor::new(1).map_err(fail)?);
+            *c = Some(zstd::bulk::Compressor::new(-5).map_err(fail)?);
         }
         c.as_mut().expect("set above").compress(doc.as_bytes()).map_err(fail)
     })
