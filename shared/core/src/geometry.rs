@@ -12,19 +12,7 @@ pub trait CrsTransform: Send + Sync {
 /// Insert `n - 1` points along each edge so that straight lon/lat edges follow their
 /// curved image in a projected CRS.
 pub fn densify(ring: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
-    let n = n.max(1);
-    let mut out = Vec::with_capacity(ring.len() * n);
-    for w in ring.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        for i in 0..n {
-            let t = i as f64 / n as f64;
-            out.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
-        }
-    }
-    if let Some(last) = ring.last() {
-        out.push(*last);
-    }
-    out
+    split_edges(ring, |_, _| n.max(1))
 }
 
 /// Longest lon/lat edge (degrees) projected as a straight line: a quarter degree is
@@ -33,11 +21,15 @@ const MAX_EDGE_DEG: f64 = 0.25;
 
 /// Split each edge longer than `max_len` (in the ring's units) into equal parts.
 pub fn densify_to(ring: &[(f64, f64)], max_len: f64) -> Vec<(f64, f64)> {
+    split_edges(ring, |a, b| (((b.0 - a.0).hypot(b.1 - a.1) / max_len).ceil() as usize).clamp(1, 64))
+}
+
+/// Split each edge of `ring` into `parts(a, b)` equal pieces, keeping the last point.
+fn split_edges(ring: &[(f64, f64)], parts: impl Fn((f64, f64), (f64, f64)) -> usize) -> Vec<(f64, f64)> {
     let mut out = Vec::with_capacity(ring.len() * 2);
     for w in ring.windows(2) {
         let (a, b) = (w[0], w[1]);
-        let len = (b.0 - a.0).hypot(b.1 - a.1);
-        let n = ((len / max_len).ceil() as usize).clamp(1, 64);
+        let n = parts(a, b);
         for i in 0..n {
             let t = i as f64 / n as f64;
             out.push((a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t));
