@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use stratus_core::geometry::CrsTransform;
 use stratus_core::{Dataset, GridSpec, TileIndex};
-use stratus_engine::sources::for_each_dataset;
+use stratus_engine::sources::for_each_batch;
 use stratus_raster::GdalCrsTransform;
 
 fn data(name: &str) -> String {
@@ -14,14 +14,10 @@ fn data(name: &str) -> String {
 
 fn load(name: &str) -> Vec<Dataset> {
     let mut out = Vec::new();
-    for_each_dataset(
-        &data(name),
-        &mut |d| {
-            out.push(d);
-            Ok(())
-        },
-        &mut |b| panic!("{}: {}", b.source, b.reason),
-    )
+    for_each_batch(&data(name), &|p| p, &mut |batch| {
+        out.extend(batch.into_iter().map(|p| p.unwrap_or_else(|b| panic!("{}: {}", b.source, b.reason))));
+        Ok(())
+    })
     .unwrap();
     out
 }

@@ -46,7 +46,7 @@ fn estimate_and_measured(catalog: &Path, dir: &Path, chunk: usize) -> (f64, f64)
     let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config).unwrap();
     let sizer = Sizer::new(&cfg, statistic.as_ref()).unwrap();
     let n = |k: &str| task.summary[k].as_u64().unwrap() as usize;
-    let estimate = sizer.memory_mb(n("observation_days"), n("datasets"), chunk, 2);
+    let estimate = sizer.memory_mb(n("observation_days"), chunk, 2);
     // The plan recorded the estimate at the Lambda's thread count: at least this one.
     assert!(task.summary["estimate"]["peak_memory_mb"].as_f64().unwrap() >= estimate.floor());
     (estimate, measured)

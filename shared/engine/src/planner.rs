@@ -64,15 +64,6 @@ impl Plan {
     pub fn docs(&self) -> SpoolView<'_> {
         SpoolView { spool: &self.spool, order: &self.order }
     }
-    /// Bytes of dataset documents spooled while planning.
-    pub fn spooled_bytes(&self) -> u64 {
-        self.spool.bytes()
-    }
-    /// Dataset `index` of the plan.
-    pub fn dataset(&self, index: usize) -> Result<Dataset> {
-        let doc = self.spool.get(self.order[index])?;
-        serde_json::from_str(&doc).map_err(|e| EngineError::Config(format!("spooled dataset {index}: {e}")))
-    }
 }
 
 /// What planning keeps of each dataset: enough to order, fuse and count it.

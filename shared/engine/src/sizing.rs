@@ -93,9 +93,8 @@ impl<'a> Sizer<'a> {
         })
     }
 
-    /// Peak memory (MB) for `observations` (from `datasets`) at `chunk` pixels a side, with
-    /// `threads` readers.
-    pub fn memory_mb(&self, observations: usize, datasets: usize, chunk: usize, threads: usize) -> f64 {
+    /// Peak memory (MB) for `observations` at `chunk` pixels a side, with `threads` readers.
+    pub fn memory_mb(&self, observations: usize, chunk: usize, threads: usize) -> f64 {
         let halo = self.statistic.halo();
         let bands = self.statistic.input_bands().len() as f64;
         let side_x = (chunk.min(self.tile_width) + 2 * halo) as f64;
@@ -108,7 +107,6 @@ impl<'a> Sizer<'a> {
         // blocks when it is closed, after each read).
         let reads = threads as f64 * chunk_px * (bands * 2.0 * 2.0 + 1.0 + 2.0 * 2.0);
         let outputs: f64 = self.statistic.output_bands().iter().map(|o| dtype_bytes(o.dtype) * chunk_px).sum();
-        let _ = datasets;
         BASE_MEMORY_MB + (stack + working + reads + outputs) / MB
     }
 
@@ -126,7 +124,7 @@ impl<'a> Sizer<'a> {
         let speedup = 1.0 + (vcpus - 1.0) * PARALLEL_EFFICIENCY;
         let lambda_seconds = core_seconds / speedup;
         let threads = vcpus.ceil() as usize;
-        let memory = self.memory_mb(observations, datasets, self.chunk_size, threads);
+        let memory = self.memory_mb(observations, self.chunk_size, threads);
         // Scratch bands (compressed, sparse) and the finished COGs: about the raw size.
         let tmp = outputs.iter().map(|o| dtype_bytes(o.dtype) * px).sum::<f64>() / MB;
         let b = &self.budget;
@@ -134,7 +132,7 @@ impl<'a> Sizer<'a> {
             (b.memory_mb as f64 * b.headroom, b.timeout_s as f64 * b.headroom, b.tmp_mb as f64 * b.headroom);
         let mut over = Vec::new();
         if memory > mem_limit {
-            let fit = self.largest_chunk_within(observations, datasets, threads, mem_limit);
+            let fit = self.largest_chunk_within(observations, threads, mem_limit);
             over.push(format!(
                 "memory {memory:.0} MB > {mem_limit:.0} MB ({:.0}% of {} MB){}",
                 b.headroom * 100.0,
@@ -175,17 +173,11 @@ impl<'a> Sizer<'a> {
     }
 
     /// The largest chunk side (a multiple of 256) whose memory stays within `limit_mb`.
-    fn largest_chunk_within(
-        &self,
-        observations: usize,
-        datasets: usize,
-        threads: usize,
-        limit_mb: f64,
-    ) -> Option<usize> {
+    fn largest_chunk_within(&self, observations: usize, threads: usize, limit_mb: f64) -> Option<usize> {
         (1..=self.chunk_size / 256)
             .rev()
             .map(|k| k * 256)
-            .find(|&c| self.memory_mb(observations, datasets, c, threads) <= limit_mb)
+            .find(|&c| self.memory_mb(observations, c, threads) <= limit_mb)
     }
 }
 

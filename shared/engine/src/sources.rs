@@ -1,6 +1,6 @@
 //! Reading STAC sources: item / ItemCollection / NDJSON files, static catalogs (followed
 //! through their links) and directories of such files. Datasets are handed to a callback
-//! one at a time, so the caller decides what to keep.
+//! in batches as they are parsed, so the caller decides what to keep.
 
 use crate::error::{EngineError, Result};
 use rayon::prelude::*;
@@ -33,27 +33,6 @@ pub type Parsed = std::result::Result<Dataset, BadItem>;
 
 /// Items are parsed this many at a time, in parallel.
 const BATCH: usize = 4096;
-
-/// Every dataset in `source`, one at a time, in a stable order. `on_bad` receives items
-/// that cannot be parsed (the caller decides whether that is fatal).
-pub fn for_each_dataset(
-    source: &str,
-    on_dataset: &mut dyn FnMut(Dataset) -> Result<()>,
-    on_bad: &mut dyn FnMut(BadItem) -> Result<()>,
-) -> Result<()> {
-    let mut all = Vec::new();
-    for_each_batch(source, &|p| p, &mut |batch| {
-        all.extend(batch);
-        Ok(())
-    })?;
-    for p in all {
-        match p {
-            Ok(d) => on_dataset(d)?,
-            Err(b) => on_bad(b)?,
-        }
-    }
-    Ok(())
-}
 
 /// Every item of `source` parsed and passed through `map` in parallel, then handed to
 /// `on_batch` in batches, in a stable order. NDJSON is a pipeline: one thread reads lines,
