@@ -319,11 +319,9 @@ fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
                 plan.stats.outside_tiles,
                 plan.bad_items.len()
             );
-            let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
-            let sizer = stratus_engine::sizing::Sizer::new(&cfg, statistic.as_ref())?;
-            let estimates = stratus_engine::planner::estimate_tasks(&sizer, &plan.tasks);
+            let (estimates, estimate) = stratus_engine::planner::plan_estimates(&cfg, &plan.tasks)?;
             print!("{}", stratus_engine::plan_outputs::tasks_csv(&plan.tasks, &estimates));
-            print_estimate(&RunEstimate::new(&sizer, &estimates, &Prices::default(), 1000, 10));
+            print_estimate(&estimate);
             return Ok(0);
         }
     };

@@ -138,14 +138,7 @@ impl RunEstimate {
         let outputs = sizer.statistic.output_bands();
         let n_chunks =
             (sizer.tile_width.div_ceil(sizer.chunk_size) * sizer.tile_height.div_ceil(sizer.chunk_size)) as f64;
-        let out_bytes_per_px: f64 = outputs
-            .iter()
-            .map(|o| match o.dtype {
-                stratus_stats::PixelType::Uint8 => 1.0,
-                stratus_stats::PixelType::Float32 => 4.0,
-                _ => 2.0,
-            })
-            .sum();
+        let out_bytes_per_px: f64 = outputs.iter().map(|o| crate::sizing::dtype_bytes(o.dtype)).sum();
         let mut e = RunEstimate { concurrency, containers, ..Default::default() };
         let (mut lambda_s, mut container_s) = (0.0, 0.0);
         let gb = sizer.budget.memory_mb as f64 / 1024.0;
@@ -174,8 +167,7 @@ impl RunEstimate {
                 }
                 Executor::Container => {
                     e.container_tasks += 1;
-                    let speedup = 1.0 + (CONTAINER_VCPUS - 1.0) * crate::sizing::PARALLEL_EFFICIENCY;
-                    let secs = t.core_seconds / speedup;
+                    let secs = t.core_seconds / crate::sizing::speedup(CONTAINER_VCPUS);
                     e.container_vcpu_hours += secs * CONTAINER_VCPUS / 3600.0;
                     container_s += secs;
                 }

@@ -296,9 +296,14 @@ fn apply_products(
     Ok(())
 }
 
-/// Every task's estimate, in plan order.
-pub fn estimate_tasks(sizer: &Sizer, tasks: &BTreeMap<TaskId, TaskBin>) -> Vec<TaskEstimate> {
-    tasks.values().map(|b| sizer.estimate(b.days.len(), b.datasets.len())).collect()
+/// Every task's estimate (in plan order) and the run's, at default prices, 1 000
+/// concurrent Lambdas and 10 container workers (what `save-tasks` prints).
+pub fn plan_estimates(cfg: &RunConfig, tasks: &BTreeMap<TaskId, TaskBin>) -> Result<(Vec<TaskEstimate>, RunEstimate)> {
+    let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
+    let sizer = Sizer::new(cfg, statistic.as_ref())?;
+    let estimates: Vec<TaskEstimate> = tasks.values().map(|b| sizer.estimate(b.days.len(), b.datasets.len())).collect();
+    let run = RunEstimate::new(&sizer, &estimates, &Prices::default(), 1000, 10);
+    Ok((estimates, run))
 }
 
 /// Plan a run. With `dry_run`, nothing is written.
@@ -322,9 +327,7 @@ pub fn save_tasks(
     );
     let (tasks, stats) = (&plan.tasks, &plan.stats);
     let obs: Vec<usize> = tasks.values().map(|t| t.days.len()).collect();
-    let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
-    let sizer = Sizer::new(cfg, statistic.as_ref())?;
-    let estimates = estimate_tasks(&sizer, tasks);
+    let (estimates, estimate) = plan_estimates(cfg, tasks)?;
     let mut summary = PlanSummary {
         run_id: run_id.clone(),
         tasks: tasks.len(),
@@ -337,7 +340,7 @@ pub fn save_tasks(
         bad_items: plan.bad_items.clone(),
         artefacts: vec![],
         unchanged: false,
-        estimate: RunEstimate::new(&sizer, &estimates, &Prices::default(), 1000, 10),
+        estimate,
         dry_run,
     };
     if tasks.is_empty() {

@@ -121,8 +121,7 @@ impl<'a> Sizer<'a> {
             + outputs.len() as f64 * px * WRITE_NS_PER_VALUE)
             / 1e9;
         let vcpus = (self.budget.memory_mb as f64 / LAMBDA_MB_PER_VCPU).clamp(1.0, 6.0);
-        let speedup = 1.0 + (vcpus - 1.0) * PARALLEL_EFFICIENCY;
-        let lambda_seconds = core_seconds / speedup;
+        let lambda_seconds = core_seconds / speedup(vcpus);
         let threads = vcpus.ceil() as usize;
         let memory = self.memory_mb(observations, self.chunk_size, threads);
         // Scratch bands (compressed, sparse) and the finished COGs: about the raw size.
@@ -188,7 +187,13 @@ pub fn full_reads(observations: usize, datasets: usize) -> f64 {
     (observations as f64 * DAY_COVERAGE).min(datasets as f64).max(observations as f64)
 }
 
-fn dtype_bytes(t: PixelType) -> f64 {
+/// How much faster `vcpus` run a tile than one.
+pub fn speedup(vcpus: f64) -> f64 {
+    1.0 + (vcpus - 1.0) * PARALLEL_EFFICIENCY
+}
+
+/// Bytes per pixel of an output band.
+pub fn dtype_bytes(t: PixelType) -> f64 {
     match t {
         PixelType::Uint8 => 1.0,
         PixelType::Uint16 | PixelType::Int16 => 2.0,
