@@ -1,8 +1,12 @@
 # The commands a user types. `make demo` and `make test` install what they need first.
 SHELL := /bin/bash
 CARGO ?= cargo
+# CI builds once from cold: incremental-compilation caches would only fill its disk.
+ifdef CI
+export CARGO_INCREMENTAL := 0
+endif
 
-.PHONY: setup build demo test lint fmt clean bench bench-continent package local-aws local-aws-down invoke sam-invoke
+.PHONY: setup build demo test fuzz lint fmt clean bench bench-continent package local-aws local-aws-down invoke sam-invoke
 
 setup:
 	@scripts/setup.sh
@@ -19,11 +23,17 @@ test:
 	@scripts/setup.sh --test
 	@scripts/moto.sh install
 	@scripts/infra-check.sh
+	@scripts/audit.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --workspace --bins
 	@scripts/container.sh image debug
 	$(CARGO) test --workspace --no-fail-fast
+
+## Fuzz every parser of outside input for FUZZ_SECONDS each (default 60); crashes are
+## saved to fuzz/regressions/ and replayed by `make test`.
+fuzz: setup
+	@scripts/fuzz.sh
 
 ## The Lambda container image (all four functions + the CLI), release build, with podman.
 package:

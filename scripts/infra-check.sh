@@ -2,7 +2,8 @@
 # Static checks of the infrastructure code:
 #   1. `sam validate --lint` of template.yaml (aws-sam-cli from scripts/infra-tools.sh);
 #   2. checkov on infra/: no failed check (each skip carries its reason next to the resource);
-#   3. `terraform fmt -check`, then `terraform init -backend=false` + `terraform validate` of
+#   3. scripts/check_iam.py: each function's policy grants exactly the actions its code calls;
+#   4. `terraform fmt -check`, then `terraform init -backend=false` + `terraform validate` of
 #      both examples (which include both modules), with the AWS provider from a local mirror
 #      (/opt/tf-plugins, or TF_PLUGIN_MIRROR) when there is one. Says loudly when terraform
 #      is not installed, and then skips only this step.
@@ -15,6 +16,8 @@ echo "infra-check: sam validate --lint template.yaml"
 SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam validate --lint -t template.yaml
 echo "infra-check: checkov on infra/"
 .venv-checkov/bin/checkov -d infra --framework terraform --quiet --compact --skip-download
+echo "infra-check: IAM policies against the AWS calls the code makes (scripts/check_iam.py)"
+.venv-checkov/bin/python scripts/check_iam.py
 
 source scripts/lib/terraform.sh
 if [ -z "$tf" ]; then

@@ -181,3 +181,258 @@ fn plan_overwrite(l: &DynamoLedger) {
     assert_eq!(ids, vec!["t111"]);
     assert_eq!(l.run("big").unwrap().unwrap().counts.total, 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// The ledger as a state machine under property tests: random interleavings of several
+// workers' claims (with live or already-expired leases, with or without --overwrite),
+// heartbeats, completions, failures, releases, redeliveries (a claim again), publishing
+// and resets (retry, redrive, stale recovery), checked step by step against a reference
+// model: same outcomes, same task states, counters equal to the states, and the run's
+// completion firing exactly once per transition to "all ended".
+
+mod state_machine {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    const TASKS: usize = 3;
+    const WORKERS: usize = 3;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Claim { w: usize, t: usize, expired_lease: bool, overwrite: bool },
+        Heartbeat { w: usize, t: usize },
+        Complete { w: usize, t: usize },
+        Fail { w: usize, t: usize, final_attempt: bool },
+        Release { w: usize, t: usize },
+        MarkQueued { t: usize },
+        Reset { scope: u8 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let w = 0..WORKERS;
+        let t = 0..TASKS;
+        prop_oneof![
+            4 => (w.clone(), t.clone(), prop::bool::weighted(0.2), prop::bool::weighted(0.1))
+                .prop_map(|(w, t, expired_lease, overwrite)| Op::Claim { w, t, expired_lease, overwrite }),
+            1 => (w.clone(), t.clone()).prop_map(|(w, t)| Op::Heartbeat { w, t }),
+            4 => (w.clone(), t.clone()).prop_map(|(w, t)| Op::Complete { w, t }),
+            2 => (w.clone(), t.clone(), any::<bool>()).prop_map(|(w, t, final_attempt)| Op::Fail { w, t, final_attempt }),
+            1 => (w, t.clone()).prop_map(|(w, t)| Op::Release { w, t }),
+            1 => t.prop_map(|t| Op::MarkQueued { t }),
+            1 => (0u8..4).prop_map(|scope| Op::Reset { scope }),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct ModelTask {
+        state: TaskState,
+        owner: Option<usize>,
+        live: bool,
+        attempts: u32,
+    }
+
+    /// What the ledger must do, written as plainly as possible.
+    #[derive(Debug)]
+    struct Model {
+        tasks: Vec<ModelTask>,
+        armed: bool,
+        completions: u64,
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Out {
+        Claim(ClaimOutcome),
+        Applied(bool),
+        Transition(Transition),
+        Ids(Vec<String>),
+    }
+
+    fn id(t: usize) -> String {
+        format!("t{t:03}")
+    }
+    fn worker(w: usize) -> String {
+        format!("worker-{w}")
+    }
+    const SCOPES: [ResetScope; 4] = [ResetScope::Failed, ResetScope::Done, ResetScope::Stale, ResetScope::Queued];
+
+    impl Model {
+        fn new() -> Model {
+            let t = ModelTask { state: TaskState::Pending, owner: None, live: false, attempts: 0 };
+            Model { tasks: vec![t; TASKS], armed: true, completions: 0 }
+        }
+        fn all_ended(&self) -> bool {
+            self.tasks.iter().all(|t| matches!(t.state, TaskState::Done | TaskState::Failed))
+        }
+        fn maybe_fire(&mut self) -> bool {
+            let fire = self.armed && self.all_ended();
+            if fire {
+                self.armed = false;
+                self.completions += 1;
+            }
+            fire
+        }
+        fn owned(&self, w: usize, t: usize) -> bool {
+            self.tasks[t].state == TaskState::Running && self.tasks[t].owner == Some(w)
+        }
+        fn apply(&mut self, op: &Op) -> Out {
+            match *op {
+                Op::Claim { w, t, expired_lease, overwrite } => {
+                    let task = &self.tasks[t];
+                    let claimable = match task.state {
+                        TaskState::Pending | TaskState::Queued => true,
+                        TaskState::Done if overwrite => true,
+                        TaskState::Failed if overwrite => true,
+                        TaskState::Done => return Out::Claim(ClaimOutcome::AlreadyDone),
+                        TaskState::Failed => return Out::Claim(ClaimOutcome::AlreadyFailed),
+                        TaskState::Running => task.owner == Some(w) || !task.live,
+                    };
+                    if !claimable {
+                        return Out::Claim(ClaimOutcome::Busy { owner: worker(task.owner.unwrap()) });
+                    }
+                    if matches!(task.state, TaskState::Done | TaskState::Failed) {
+                        self.armed = true;
+                    }
+                    let task = &mut self.tasks[t];
+                    task.attempts += 1;
+                    *task = ModelTask {
+                        state: TaskState::Running,
+                        owner: Some(w),
+                        live: !expired_lease,
+                        attempts: task.attempts,
+                    };
+                    Out::Claim(ClaimOutcome::Claimed { attempt: task.attempts })
+                }
+                Op::Heartbeat { w, t } => {
+                    let ok = self.owned(w, t);
+                    if ok {
+                        self.tasks[t].live = true;
+                    }
+                    Out::Applied(ok)
+                }
+                Op::Complete { w, t } => {
+                    if !self.owned(w, t) {
+                        return Out::Transition(Transition::default());
+                    }
+                    self.tasks[t].state = TaskState::Done;
+                    let fired = self.maybe_fire();
+                    Out::Transition(Transition { applied: true, completion_fired: fired })
+                }
+                Op::Fail { w, t, final_attempt } => {
+                    if !self.owned(w, t) {
+                        return Out::Transition(Transition::default());
+                    }
+                    let task = &mut self.tasks[t];
+                    task.state = if final_attempt { TaskState::Failed } else { TaskState::Pending };
+                    task.owner = None;
+                    let fired = final_attempt && self.maybe_fire();
+                    Out::Transition(Transition { applied: true, completion_fired: fired })
+                }
+                Op::Release { w, t } => {
+                    let ok = self.owned(w, t);
+                    if ok {
+                        let task = &mut self.tasks[t];
+                        task.state = TaskState::Pending;
+                        task.owner = None;
+                        task.attempts -= 1;
+                    }
+                    Out::Applied(ok)
+                }
+                Op::MarkQueued { t } => {
+                    if self.tasks[t].state != TaskState::Pending {
+                        return Out::Ids(vec![]);
+                    }
+                    self.tasks[t].state = TaskState::Queued;
+                    Out::Ids(vec![id(t)])
+                }
+                Op::Reset { scope } => {
+                    let mut ids = Vec::new();
+                    for (i, task) in self.tasks.iter_mut().enumerate() {
+                        let hit = match SCOPES[scope as usize] {
+                            ResetScope::Failed => task.state == TaskState::Failed,
+                            ResetScope::Done => task.state == TaskState::Done,
+                            ResetScope::Stale => task.state == TaskState::Running && !task.live,
+                            ResetScope::Queued => task.state == TaskState::Queued,
+                        };
+                        if hit {
+                            if matches!(task.state, TaskState::Done | TaskState::Failed) {
+                                self.armed = true;
+                            }
+                            task.state = TaskState::Pending;
+                            task.owner = None;
+                            ids.push(id(i));
+                        }
+                    }
+                    Out::Ids(ids)
+                }
+            }
+        }
+    }
+
+    fn run_on(l: &dyn Ledger, run: &str, op: &Op) -> Out {
+        let lease = |expired: bool| if expired { Duration::ZERO } else { LEASE };
+        match *op {
+            Op::Claim { w, t, expired_lease, overwrite } => {
+                Out::Claim(l.claim(run, &id(t), &worker(w), lease(expired_lease), overwrite, overwrite).unwrap())
+            }
+            Op::Heartbeat { w, t } => Out::Applied(l.heartbeat(run, &id(t), &worker(w), LEASE).unwrap()),
+            Op::Complete { w, t } => Out::Transition(l.complete(run, &id(t), &worker(w), &json!({"w": w})).unwrap()),
+            Op::Fail { w, t, final_attempt } => {
+                Out::Transition(l.fail(run, &id(t), &worker(w), "injected", final_attempt, None).unwrap())
+            }
+            Op::Release { w, t } => Out::Applied(l.release(run, &id(t), &worker(w)).unwrap()),
+            Op::MarkQueued { t } => Out::Ids(l.mark_queued(run, &[id(t)]).unwrap()),
+            Op::Reset { scope } => {
+                let mut ids = l.reset(run, SCOPES[scope as usize], None).unwrap();
+                ids.sort();
+                Out::Ids(ids)
+            }
+        }
+    }
+
+    fn check(l: &dyn Ledger, run: &str, ops: &[Op]) -> Result<(), TestCaseError> {
+        plan(l, run, TASKS);
+        let mut model = Model::new();
+        for (step, op) in ops.iter().enumerate() {
+            let expected = model.apply(op);
+            let got = run_on(l, run, op);
+            prop_assert_eq!(&got, &expected, "step {} {:?}", step, op);
+            let tasks = l.tasks(run, None).unwrap();
+            for (t, m) in tasks.iter().zip(&model.tasks) {
+                prop_assert_eq!(t.state, m.state, "step {} {:?}: task {}", step, op, &t.task_id);
+                prop_assert_eq!(t.attempts, m.attempts, "step {} {:?}: attempts of {}", step, op, &t.task_id);
+            }
+            let r = l.run(run).unwrap().unwrap();
+            for s in TaskState::ALL {
+                let n = tasks.iter().filter(|t| t.state == s).count() as u64;
+                prop_assert_eq!(r.counts.get(s), n, "step {} {:?}: counter {} vs task states", step, op, s);
+            }
+            prop_assert_eq!(r.counts.total, TASKS as u64);
+            prop_assert_eq!(r.completions, model.completions, "step {} {:?}: completions", step, op);
+        }
+        Ok(())
+    }
+
+    fn explore(cases: u32, ledger: &dyn Ledger, prefix: &str) {
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        runner
+            .run(&prop::collection::vec(op(), 1..40), |ops| {
+                // A fresh run per case (and per shrinking step) on the same ledger.
+                let run = format!("{prefix}-{}", n.fetch_add(1, Ordering::Relaxed));
+                check(ledger, &run, &ops)
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn sqlite_ledger_follows_the_model() {
+        let (_d, l) = sqlite();
+        explore(300, &l, "prop");
+    }
+
+    #[test]
+    fn dynamodb_ledger_follows_the_model() {
+        explore(40, &dynamodb("prop"), "prop");
+    }
+}

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod aws;
+pub mod fault_proxy;
 pub mod moto;
 
 use stratus_synth::{Granule, SynthSpec};

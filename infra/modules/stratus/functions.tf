@@ -26,7 +26,15 @@ locals {
       storage = 4096
     }
   }
-  environment = {
+  # Where run files and messages may make the functions read and write (the engine's
+  # access_policy): outputs only in the output bucket; inputs only from input_buckets and
+  # allowed_input_urls (no list when both are empty: IAM still confines S3 reads).
+  allowed_inputs = concat(
+    [for b in var.input_buckets : "s3://${b.bucket}/${b.prefix}"],
+    var.allowed_input_urls,
+  )
+  environment = merge({
+    STRATUS_ALLOWED_OUTPUTS      = "s3://${module.data.bucket}"
     STRATUS_TABLE                = module.data.table_name
     STRATUS_TASK_QUEUE_URL       = module.data.queues["tasks"].url
     STRATUS_CONTAINER_QUEUE_URL  = module.data.queues["container_tasks"].url
@@ -34,7 +42,7 @@ locals {
     STRATUS_COMPLETION_QUEUE_URL = module.data.queues["completion"].url
     STRATUS_PAGE_SIZE            = tostring(var.page_size)
     RUST_LOG                     = "info"
-  }
+  }, length(local.allowed_inputs) > 0 ? { STRATUS_ALLOWED_INPUTS = join(",", local.allowed_inputs) } : {})
 }
 
 resource "aws_cloudwatch_log_group" "fn" {

@@ -12,7 +12,7 @@ locals {
   output_objects    = "${module.data.bucket_arn}/*"
 
   ledger_read  = ["dynamodb:GetItem", "dynamodb:Query"]
-  ledger_write = ["dynamodb:UpdateItem", "dynamodb:TransactWriteItems", "dynamodb:ConditionCheckItem"]
+  ledger_write = ["dynamodb:UpdateItem", "dynamodb:TransactWriteItems"] # transactions hold Update items only
   queue_open   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
   queue_consume = [
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",

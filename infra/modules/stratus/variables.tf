@@ -21,6 +21,16 @@ variable "input_buckets" {
   default = []
 }
 
+variable "allowed_input_urls" {
+  description = "HTTPS prefixes (such as a public STAC API or COG host) the functions may read inputs from, besides input_buckets. Everything else is refused."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for u in var.allowed_input_urls : can(regex("^https://[^/?#@]+(/[^?#]*)?$", u))])
+    error_message = "allowed_input_urls: https:// prefixes without credentials, queries or fragments."
+  }
+}
+
 variable "output_versioning" {
   description = "Keep object versions in the output bucket."
   type        = bool

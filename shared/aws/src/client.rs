@@ -9,6 +9,12 @@ use stratus_ports::PortError;
 /// Environment variable naming an endpoint for every service (a local AWS-protocol server
 /// such as moto). The SDK's own `AWS_ENDPOINT_URL` is honoured too.
 pub const ENDPOINT_ENV: &str = "STRATUS_AWS_ENDPOINT";
+/// Attempts per AWS request, counting the first (default 5: the SDK's own 3 leaves a
+/// one-in-a-few-thousand chance of failing a request through three transient faults).
+pub const MAX_ATTEMPTS_ENV: &str = "STRATUS_AWS_MAX_ATTEMPTS";
+/// Seconds one attempt of an AWS request may take before it is abandoned and retried
+/// (default 120: a stalled connection must not hang a worker until Lambda kills it).
+pub const ATTEMPT_TIMEOUT_ENV: &str = "STRATUS_AWS_ATTEMPT_TIMEOUT_S";
 
 pub struct Aws {
     rt: tokio::runtime::Runtime,
@@ -46,7 +52,16 @@ impl Aws {
             .enable_all()
             .build()
             .map_err(|e| PortError::Other(format!("could not start the AWS client runtime: {e}")))?;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let attempts = env_number(MAX_ATTEMPTS_ENV, 5)?;
+        let attempt_timeout = env_number(ATTEMPT_TIMEOUT_ENV, 120)?;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts.max(1) as u32))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(attempt_timeout.max(1)))
+                    .build(),
+            );
         if let Some(url) = &endpoint {
             loader = loader.endpoint_url(url);
         }
@@ -57,11 +72,14 @@ impl Aws {
             ));
         }
         // Local servers (and endpoint overrides in general) address buckets by path.
-        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(endpoint.is_some()).build();
+        let s3_conf =
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(endpoint.is_some()).interceptor(RetryLog).build();
+        let sqs_conf = aws_sdk_sqs::config::Builder::from(&sdk).interceptor(RetryLog).build();
+        let dynamodb_conf = aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(RetryLog).build();
         Ok(Aws {
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            sqs: aws_sdk_sqs::Client::new(&sdk),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs_conf),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_conf),
             rt,
             sdk,
             endpoint,
@@ -103,6 +121,48 @@ impl Aws {
             out.push(("AWS_VIRTUAL_HOSTING".into(), "FALSE".into()));
         }
         out
+    }
+}
+
+fn env_number(name: &str, default: u64) -> Result<u64, PortError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+            PortError::Other(format!("{name}={v:?} is not a whole number: unset it or give e.g. {default}"))
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// Logs every failed attempt the SDK is about to retry (server errors, throttling,
+/// timeouts, broken connections), so that retries show in the logs, not only in latency.
+#[derive(Debug)]
+struct RetryLog;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for RetryLog {
+    fn name(&self) -> &'static str {
+        "StratusRetryLog"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_smithy_runtime_api::client::orchestrator::Metadata;
+        use aws_smithy_runtime_api::client::retries::RequestAttempts;
+        let status = context.response().map(|r| r.status().as_u16());
+        let failed = match (status, context.output_or_error()) {
+            (Some(code), _) if code >= 500 || code == 429 => Some(format!("HTTP {code}")),
+            (None, Some(Err(e))) => Some(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(e))),
+            _ => None,
+        };
+        if let Some(why) = failed {
+            let attempt = cfg.load::<RequestAttempts>().map(|a| a.attempts()).unwrap_or(1);
+            let (service, op) = cfg.load::<Metadata>().map(|m| (m.service(), m.name())).unwrap_or(("AWS", "request"));
+            tracing::warn!(service, op, attempt, why = %why, "AWS request attempt failed; retrying if attempts remain");
+        }
+        Ok(())
     }
 }
 

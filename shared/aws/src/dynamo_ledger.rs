@@ -9,7 +9,13 @@
 //! its current state (and owner), and the run's counters. They commit together or not at
 //! all, so the counters always equal the task states. The completion is a conditional
 //! update of the run item (`armed AND ended = total`): exactly one caller wins it. Leaving
-//! `done`/`failed` re-arms it. Task payloads (dataset lists) larger than fits in an item go
+//! `done`/`failed` re-arms it.
+//!
+//! Every conditional write also records a unique operation token (`op_token` on the task,
+//! `fired_token` on the run). A write whose response was lost is retried (by the SDK or
+//! here) and then fails its own condition, because the first attempt took effect; reading
+//! the token back tells "mine, applied" from "someone else's", so a retry never reports a
+//! transition (or a completion) as not made when it was. Task payloads (dataset lists) larger than fits in an item go
 //! to an S3 manifest named by `payload_key`. Runs carry an optional TTL (`expires_at`).
 
 use crate::client::{remote_error, Aws};
@@ -56,6 +62,12 @@ fn task_sk(task: &str) -> AttributeValue {
 }
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+/// A token unique to one ledger operation (process, time, sequence).
+fn op_token() -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{}-{seq}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default())
 }
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -289,12 +301,15 @@ impl DynamoLedger {
         values.insert(":from".into(), s(from.as_str()));
         values.insert(":to".into(), s(to.as_str()));
         values.insert(":now".into(), s(now_text()));
+        let token = op_token();
+        values.insert(":tok".into(), s(&token));
         names.insert("#st".into(), "st".into());
         names.insert("#upd".into(), "updated_at".into());
+        names.insert("#tok".into(), "op_token".into());
         let task_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(run, task_sk(task))))
-            .update_expression(format!("SET #st = :to, #upd = :now{set}"))
+            .update_expression(format!("SET #st = :to, #upd = :now, #tok = :tok{set}"))
             .condition_expression(format!("#st = :from{cond}"))
             .set_expression_attribute_values(Some(values))
             .set_expression_attribute_names(Some(names))
@@ -332,19 +347,33 @@ impl DynamoLedger {
                 .map_err(|e| PortError::Other(format!("building a ledger update: {e}")))?;
             items.push(TransactWriteItem::builder().update(run_update).build());
         }
-        Ok(matches!(self.transact(items).await?, Write::Applied))
+        match self.transact(items).await? {
+            Write::Applied => Ok(true),
+            // Either the task was not in `from`, or an earlier attempt of this very write
+            // took effect and only its response was lost.
+            Write::ConditionFailed => Ok(self.token_is(Self::key(run, task_sk(task)), "op_token", &token).await?),
+        }
+    }
+
+    /// Whether the item's `attr` holds `token` (a consistent read).
+    async fn token_is(&self, key: Item, attr: &str, token: &str) -> Result<bool> {
+        let item = self.get_item(key, Some(attr)).await?;
+        Ok(item.as_ref().and_then(|i| get_s(i, attr)) == Some(token))
     }
 
     /// Fire the completion if every task has ended and it is armed: one caller wins.
     async fn maybe_complete(&self, run: &str) -> Result<bool> {
+        let token = op_token();
         let res = self
             .aws
             .dynamodb()
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(run, s(RUN_SK))))
-            .update_expression("SET #armed = :no ADD #c :one")
+            .update_expression("SET #armed = :no, #ft = :tok ADD #c :one")
             .condition_expression("#armed = :yes AND #ended = #total")
+            .expression_attribute_names("#ft", "fired_token")
+            .expression_attribute_values(":tok", s(&token))
             .expression_attribute_names("#armed", "armed")
             .expression_attribute_names("#c", "completions")
             .expression_attribute_names("#ended", "ended")
@@ -356,7 +385,10 @@ impl DynamoLedger {
             .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            // Lost to another caller, or our own earlier attempt won and its response was lost.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                self.token_is(Self::key(run, s(RUN_SK)), "fired_token", &token).await
+            }
             Err(e) => Err(remote_error("DynamoDB", "UpdateItem(completion)", e)),
         }
     }

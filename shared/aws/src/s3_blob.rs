@@ -16,6 +16,8 @@ type Result<T> = std::result::Result<T, PortError>;
 /// Files above this go up in parts.
 const MULTIPART_THRESHOLD: u64 = 64 << 20;
 const PART_SIZE: u64 = 32 << 20;
+/// Reads of one object's body before a cut-short body is an error.
+const BODY_ATTEMPTS: u32 = 3;
 const PARTS_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, Clone)]
@@ -115,7 +117,7 @@ impl S3BlobStore {
             .buffered(PARTS_IN_FLIGHT)
             .try_collect()
             .await;
-        let result = match uploaded {
+        let mut result = match uploaded {
             Ok(parts) => s3
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
@@ -128,11 +130,25 @@ impl S3BlobStore {
                 .map_err(|e| remote_error("S3", "CompleteMultipartUpload", e)),
             Err(e) => Err(e),
         };
+        let upload_gone = result.as_ref().is_err_and(|e| e.to_string().contains("NoSuchUpload"));
+        if upload_gone && self.completed_earlier(full, size).await {
+            // A retried CompleteMultipartUpload whose first attempt took effect (only its
+            // response was lost) finds the upload gone: the object is there, whole.
+            result = Ok(());
+        }
         if result.is_err() {
             // Nothing half-written stays behind (and no parts are billed).
             let _ = s3.abort_multipart_upload().bucket(&self.bucket).key(full).upload_id(&upload_id).send().await;
         }
         result
+    }
+}
+
+impl S3BlobStore {
+    /// Whether `full` exists with exactly `size` bytes.
+    async fn completed_earlier(&self, full: &str, size: u64) -> bool {
+        let head = self.aws.s3().head_object().bucket(&self.bucket).key(full).send().await;
+        head.is_ok_and(|h| h.content_length() == Some(size as i64))
     }
 }
 
@@ -228,23 +244,39 @@ impl BlobStore for S3BlobStore {
 }
 
 impl S3BlobStore {
+    /// GetObject, whole or a range. The body is read after the SDK's retry loop has
+    /// returned, so a body cut short (a dropped connection mid-transfer) is retried here.
     fn get_maybe_range(&self, key: &str, range: Option<String>) -> Result<Vec<u8>> {
         let full = self.full_key(key)?;
         self.aws.block_on(async {
-            let out = match self.aws.s3().get_object().bucket(&self.bucket).key(&full).set_range(range).send().await {
-                Ok(o) => o,
-                Err(e) if e.as_service_error().is_some_and(is_not_found) => {
-                    return Err(PortError::NotFound(self.url(key)))
+            let mut attempt = 1;
+            loop {
+                let req = self.aws.s3().get_object().bucket(&self.bucket).key(&full).set_range(range.clone());
+                let out = match req.send().await {
+                    Ok(o) => o,
+                    Err(e) if e.as_service_error().is_some_and(is_not_found) => {
+                        return Err(PortError::NotFound(self.url(key)))
+                    }
+                    Err(e) => return Err(remote_error("S3", "GetObject", e)),
+                };
+                let expected = out.content_length();
+                let why = match out.body.collect().await.map(|b| b.into_bytes()) {
+                    Ok(b) if expected.is_none_or(|n| n as usize == b.len()) => return Ok(b.to_vec()),
+                    Ok(b) => format!("got {} of {} bytes", b.len(), expected.unwrap_or_default()),
+                    Err(e) => e.to_string(),
+                };
+                if attempt >= BODY_ATTEMPTS {
+                    return Err(PortError::Remote {
+                        service: "S3".into(),
+                        op: "GetObject".into(),
+                        why: format!("reading the body of {} ({attempt} attempts): {why}", self.url(key)),
+                        transient: true,
+                    });
                 }
-                Err(e) => return Err(remote_error("S3", "GetObject", e)),
-            };
-            let bytes = out.body.collect().await.map_err(|e| PortError::Remote {
-                service: "S3".into(),
-                op: "GetObject".into(),
-                why: format!("reading the body of {}: {e}", self.url(key)),
-                transient: true,
-            })?;
-            Ok(bytes.into_bytes().to_vec())
+                tracing::warn!(object = %self.url(key), attempt, why = %why, "S3 object body cut short; reading it again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                attempt += 1;
+            }
         })
     }
 }

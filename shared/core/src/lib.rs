@@ -12,6 +12,7 @@ pub mod geometry;
 pub mod grid;
 pub mod period;
 pub mod product;
+pub mod redact;
 pub mod selection;
 pub mod stac_input;
 pub mod task_id;

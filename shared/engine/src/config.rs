@@ -185,16 +185,22 @@ impl RunConfig {
         if !(0.0..=10.0).contains(&self.warp_error_threshold) {
             return Err(EngineError::Config("warp_error_threshold must be between 0 and 10 pixels".into()));
         }
+        // Both become path segments of every output key: an allow-list of characters, so
+        // that no encoding, separator or look-alike can steer a write elsewhere.
         for (what, s) in [("product.name", &self.product.name), ("product.version", &self.product.version)] {
             if s.is_empty()
+                || s.len() > 100
                 || s.contains("..")
-                || s.contains('/')
-                || s.contains('\\')
-                || s.chars().any(|c| c.is_control() || c == ' ')
+                || s.starts_with('.')
+                || !s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                return Err(EngineError::Config(format!("{what} '{s}' must be a plain name (no '/', '..' or spaces)")));
+                return Err(EngineError::Config(format!(
+                    "{what} '{}' must be a plain name: letters, digits, '-', '_' and '.' (not first, no '..')",
+                    s.chars().take(80).collect::<String>().escape_debug()
+                )));
             }
         }
+        crate::messages::check_run_id(&self.run_id())?;
         let l = &self.lambda;
         if l.memory_mb < 128 || l.timeout_s == 0 || l.tmp_mb < 512 || !(0.1..=1.0).contains(&l.headroom) {
             return Err(EngineError::Config(format!(

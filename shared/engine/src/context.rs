@@ -42,6 +42,7 @@ pub fn aws() -> Result<Arc<Aws>> {
 
 /// Open an output location as a blob store: a local directory or `s3://bucket/prefix`.
 pub fn open_store(location: &str) -> Result<Arc<dyn BlobStore>> {
+    crate::access_policy::check_output(location)?;
     if location.starts_with("s3://") {
         return Ok(Arc::new(S3BlobStore::open(aws()?, location)?));
     }

@@ -22,8 +22,21 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// A location outside what this deployment may read or write (see `access_policy`).
+    #[error("{what} '{location}' refused: {why}")]
+    Refused { what: &'static str, location: String, why: String },
+    /// A task this worker cannot hold in memory (see `sizing::check_fits`).
+    #[error("task {task}: {why}")]
+    TooLarge { task: String, why: String },
     #[error("interrupted")]
     Interrupted,
+}
+
+impl EngineError {
+    /// Failures that the same worker would hit again on every attempt: no retry.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, EngineError::Refused { .. } | EngineError::TooLarge { .. })
+    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

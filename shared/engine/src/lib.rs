@@ -2,6 +2,7 @@
 //! local workers, and the output layout. It reaches storage, queues and the ledger only
 //! through the `stratus-ports` traits, so the embedded and AWS paths share this code.
 
+pub mod access_policy;
 pub mod config;
 pub mod consumer;
 pub mod context;

@@ -124,8 +124,7 @@ impl<'a> Sizer<'a> {
         let lambda_seconds = core_seconds / speedup(vcpus);
         let threads = vcpus.ceil() as usize;
         let memory = self.memory_mb(observations, self.chunk_size, threads);
-        // Scratch bands (compressed, sparse) and the finished COGs: about the raw size.
-        let tmp = outputs.iter().map(|o| dtype_bytes(o.dtype) * px).sum::<f64>() / MB;
+        let tmp = self.tmp_mb();
         let b = &self.budget;
         let (mem_limit, s_limit, tmp_limit) =
             (b.memory_mb as f64 * b.headroom, b.timeout_s as f64 * b.headroom, b.tmp_mb as f64 * b.headroom);
@@ -171,6 +170,33 @@ impl<'a> Sizer<'a> {
         }
     }
 
+    /// Scratch space (MB) a tile needs: its scratch bands (compressed, sparse) and the
+    /// finished COGs come to about the raw size of the outputs.
+    pub fn tmp_mb(&self) -> f64 {
+        let px = (self.tile_width * self.tile_height) as f64;
+        self.statistic.output_bands().iter().map(|o| dtype_bytes(o.dtype) * px).sum::<f64>() / MB
+    }
+
+    /// Whether a task of `observations` fits a worker with `limit_mb` of memory at the run's
+    /// chunk size; if not, what to change.
+    pub fn check_fits(&self, observations: usize, threads: usize, limit_mb: u64) -> Result<(), String> {
+        let need = self.memory_mb(observations, self.chunk_size, threads);
+        if need <= limit_mb as f64 {
+            return Ok(());
+        }
+        let fit = match self.largest_chunk_within(observations, threads, limit_mb as f64) {
+            Some(c) => format!("set chunk_size: {c} (or less) in the run file, or "),
+            None => String::new(),
+        };
+        Err(format!(
+            "needs an estimated {need:.0} MB for {observations} observations at chunk_size {} with {threads} \
+             threads, but this worker has {limit_mb} MB: {fit}route the task to the container worker \
+             (`stratus publish-tasks --container-queue`, or a lower `lambda.memory_mb` so the planner \
+             sends it there); nothing was read",
+            self.chunk_size
+        ))
+    }
+
     /// The largest chunk side (a multiple of 256) whose memory stays within `limit_mb`.
     fn largest_chunk_within(&self, observations: usize, threads: usize, limit_mb: f64) -> Option<usize> {
         (1..=self.chunk_size / 256)
@@ -181,6 +207,20 @@ impl<'a> Sizer<'a> {
 }
 
 const MB: f64 = 1024.0 * 1024.0;
+
+/// Set to the worker's memory (MB) where neither Lambda nor a cgroup says it.
+pub const WORKER_MEMORY_ENV: &str = "STRATUS_WORKER_MEMORY_MB";
+
+/// The memory this worker may use (MB): `STRATUS_WORKER_MEMORY_MB`, else the Lambda
+/// function's configured memory, else the cgroup v2 limit of a container; None when
+/// nothing limits it (a laptop).
+pub fn worker_memory_limit_mb() -> Option<u64> {
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.trim().parse::<u64>().ok());
+    env(WORKER_MEMORY_ENV).or_else(|| env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")).or_else(|| {
+        let max = std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok()?;
+        max.trim().parse::<u64>().ok().map(|bytes| bytes / (1024 * 1024))
+    })
+}
 
 /// Whole-tile reads a task's datasets add up to (each read only where it covers).
 pub fn full_reads(observations: usize, datasets: usize) -> f64 {

@@ -88,6 +88,7 @@ fn for_each_in_document<T: Send>(
     on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
     depth: usize,
 ) -> Result<()> {
+    crate::access_policy::check_input(href)?;
     if depth > 32 {
         return Err(EngineError::Source {
             source_name: href.into(),
@@ -117,8 +118,13 @@ fn for_each_in_document<T: Send>(
 
 fn parse_item(item: serde_json::Value, href: &str) -> Parsed {
     let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
-    dataset_from_item(item, Some(href), None)
-        .map_err(|e| BadItem { source: format!("{href} (item {id})"), reason: e.to_string() })
+    let bad = |reason: String| BadItem { source: format!("{href} (item {id})"), reason };
+    let dataset = dataset_from_item(item, Some(href), None).map_err(|e| bad(e.to_string()))?;
+    // Asset hrefs are refused here already, so a plan never holds what workers would refuse.
+    for b in &dataset.assets {
+        crate::access_policy::check_input(&b.href).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(dataset)
 }
 
 type Lines = Box<dyn BufRead + Send>;

@@ -15,10 +15,11 @@ use std::time::Instant;
 use stratus_core::geometry::project_rings;
 use stratus_core::grid::Bounds;
 use stratus_core::period::solar_day;
+use stratus_core::redact::redact;
 use stratus_core::{Dataset, GeoBox, TaskId};
 use stratus_ports::BlobStore;
 use stratus_raster::paths::gdal_path;
-use stratus_raster::{open_input, read_warped, BandWriter, GdalCrsTransform, Resampling};
+use stratus_raster::{read_input_with_retries, read_warped, BandWriter, GdalCrsTransform, Resampling};
 use stratus_stats::{OutputData, PixelType, Stack, Statistic};
 
 /// An input left out of a tile (input_policy: skip), recorded in the STAC item and ledger.
@@ -82,6 +83,19 @@ struct Prepared<'a> {
 /// Process a tile. Outputs are written only after every chunk succeeded; the STAC item is
 /// written after every band, so an item's presence means the tile is complete.
 pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
+    // Refuse inputs outside the allowed prefixes before anything is opened.
+    for b in job.statistic.input_bands() {
+        for d in datasets {
+            if let Some(asset) = d.band(&b.name) {
+                crate::access_policy::check_input(&asset.href).map_err(|e| match e {
+                    EngineError::Refused { what, location, why } => {
+                        EngineError::Refused { what, location, why: format!("{why} (dataset '{}')", d.id) }
+                    }
+                    other => other,
+                })?;
+            }
+        }
+    }
     let mut excluded: BTreeSet<usize> = BTreeSet::new();
     let mut skipped = Vec::new();
     loop {
@@ -97,9 +111,9 @@ pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
                         task: job.task.to_string(),
                         why: format!(
                             "input '{}' of dataset '{}' cannot be read: {}{}",
-                            f.href,
+                            redact(&f.href),
                             d.id,
-                            f.reason,
+                            redact(&f.reason),
                             if f.transient {
                                 " (transient: will be retried)"
                             } else {
@@ -109,7 +123,7 @@ pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
                     });
                 }
                 tracing::warn!(task = %job.task, dataset = %d.id, href = %f.href, reason = %f.reason, "skipping unreadable input");
-                skipped.push(SkippedInput { dataset: d.id.clone(), href: f.href, reason: f.reason });
+                skipped.push(SkippedInput { dataset: d.id.clone(), href: redact(&f.href), reason: redact(&f.reason) });
                 // Start the tile again without it, so every chunk sees the same inputs.
                 excluded.insert(f.dataset);
             }
@@ -333,9 +347,9 @@ fn read_chunk(
                     let asset = p.dataset.band(&b.name).expect("checked above");
                     let path = gdal_path(&asset.href);
                     let resampling = if b.categorical { Resampling::Nearest } else { continuous };
-                    let read = open_input(&path).and_then(|src| {
+                    let read = read_input_with_retries(&path, &asset.href, |src| {
                         read_warped::<u16>(
-                            &src,
+                            src,
                             &asset.href,
                             window,
                             resampling,

@@ -6,6 +6,7 @@ use crate::config::RunConfig;
 use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
+use crate::sizing;
 use crate::tile::{process_tile, remove_tile_outputs, tile_is_complete, TileJob, TileResult};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -167,7 +168,9 @@ impl Worker {
                 Ok(report(TaskOutcome::Interrupted, false))
             }
             Err(e) => {
-                let reason = e.to_string();
+                // Reasons reach the ledger, reports and logs: no signed URLs or keys.
+                let reason = stratus_core::redact::redact(&e.to_string());
+                let final_attempt = final_attempt || e.is_permanent();
                 tracing::error!(error = %reason, final_attempt, "tile failed");
                 let t = ledger.fail(&self.run_id, task_id, &self.worker_id, &reason, final_attempt, None)?;
                 Ok(report(TaskOutcome::Failed { reason, final_attempt }, t.completion_fired))
@@ -205,6 +208,32 @@ impl Worker {
                 self.deadline.map_or(own, |d| d.min(own))
             },
         };
+        self.check_resources(task_id, &datasets)?;
         process_tile(&job, &datasets).map(Some)
+    }
+
+    /// Refuse a tile this worker cannot hold in memory or in its scratch space, before
+    /// reading anything (and without retries: the next attempt would not fit either).
+    fn check_resources(&self, task_id: &str, datasets: &[Dataset]) -> Result<()> {
+        let sizer = sizing::Sizer::new(&self.cfg, self.statistic.as_ref())?;
+        let refuse = |why: String| EngineError::TooLarge { task: task_id.into(), why };
+        if let Some(limit) = sizing::worker_memory_limit_mb() {
+            let days: std::collections::BTreeSet<_> =
+                datasets.iter().map(|d| stratus_core::period::solar_day(d.datetime, d.longitude())).collect();
+            sizer.check_fits(days.len(), rayon::current_num_threads(), limit).map_err(refuse)?;
+        }
+        let scratch = std::env::temp_dir();
+        let need = sizer.tmp_mb();
+        if let Some(free) = stratus_raster::vsi::free_space_mb(&scratch) {
+            if need > free as f64 {
+                return Err(refuse(format!(
+                    "needs about {need:.0} MB of scratch space in {} but {free} MB is free: give the worker more \
+                     ephemeral storage (the Terraform module's worker_ephemeral_storage_mb) or point TMPDIR at a \
+                     larger disk; nothing was read",
+                    scratch.display()
+                )));
+            }
+        }
+        Ok(())
     }
 }

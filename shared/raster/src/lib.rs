@@ -15,7 +15,7 @@ pub use cog::{write_cog, BandWriter, CogOptions};
 pub use crs::GdalCrsTransform;
 pub use error::RasterError;
 pub use resampling::Resampling;
-pub use warp::{open_input, read_warped};
+pub use warp::{open_input, read_input_with_retries, read_warped};
 
 /// GDAL's block cache cap (MB) unless `GDAL_CACHEMAX` says otherwise: GDAL's own default
 /// is 5% of physical memory, which would make a worker's peak depend on the machine.
@@ -27,12 +27,17 @@ pub fn init_gdal() {
     use std::sync::Once;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // GDAL's messages go to our logs; failures still reach callers as errors.
-        gdal::config::set_error_handler(|class, code, msg| match class {
-            gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal => {
-                tracing::debug!(code, "GDAL: {msg}")
+        // GDAL's messages go to our logs without URL queries (signed URLs) or key ids.
+        gdal::config::set_error_handler(|class, code, msg| {
+            let msg = stratus_core::redact::redact(msg);
+            match class {
+                gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal => {
+                    tracing::debug!(code, "GDAL: {msg}")
+                }
+                // "HTTP error code: 503 ... Retrying again in 1.0 secs": retries show in the logs.
+                _ if msg.contains("Retrying") => tracing::warn!(code, "GDAL retry: {msg}"),
+                _ => tracing::trace!(code, "GDAL: {msg}"),
             }
-            _ => tracing::trace!(code, "GDAL: {msg}"),
         });
         for (k, v) in [
             ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),

@@ -82,6 +82,15 @@ fn last_gdal_error() -> Option<String> {
     (!msg.is_empty()).then_some(msg)
 }
 
+/// Free space (MB) on the file system holding `dir` (local or a GDAL virtual path), if
+/// GDAL can tell.
+pub fn free_space_mb(dir: &std::path::Path) -> Option<u64> {
+    let c = std::ffi::CString::new(dir.to_string_lossy().as_bytes()).ok()?;
+    // SAFETY: a NUL-terminated path; GDAL returns -1 when it cannot tell.
+    let bytes = unsafe { gdal_sys::VSIGetDiskFreeSpace(c.as_ptr()) };
+    (bytes >= 0).then_some(bytes as u64 / (1024 * 1024))
+}
+
 /// Set GDAL configuration options (for `/vsis3/` endpoints and the like) unless the
 /// environment already sets them.
 pub fn set_default_options(options: &[(String, String)]) {

@@ -23,13 +23,18 @@ pub fn decode_s3_key(key: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&key[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
+            // Hex digits read as bytes: slicing the text could split a multi-byte
+            // character (found by fuzzing).
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        out.push((hi * 16 + lo) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
                 }
-                Err(_) => out.push(b'%'),
-            },
+            }
             b => out.push(b),
         }
         i += 1;
@@ -93,6 +98,8 @@ mod tests {
     fn keys_are_decoded() {
         assert_eq!(decode_s3_key("runs/gm+s2%3A2023.yaml"), "runs/gm s2:2023.yaml");
         assert_eq!(decode_s3_key("runs/100%"), "runs/100%");
+        // A '%' before a multi-byte character is kept, not sliced through (a fuzz find).
+        assert_eq!(decode_s3_key("a%:\u{514}b"), "a%:\u{514}b");
     }
 
     #[test]

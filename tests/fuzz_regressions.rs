@@ -1,0 +1,63 @@
+//! Replays every saved fuzz input through the same functions the fuzz targets call
+//! (`fuzz/targets.rs`): the seed corpus in `fuzz/corpus/TARGET/` and every crash the
+//! fuzzer found in `fuzz/regressions/TARGET/`. `make fuzz` searches for new inputs; this
+//! keeps the ones found from coming back. Each input must be handled without a panic.
+
+#[path = "../fuzz/targets.rs"]
+mod targets;
+
+use std::path::PathBuf;
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut seen = 0;
+    for dir in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else { continue };
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            let data = std::fs::read(&path).unwrap();
+            let outcome = std::panic::catch_unwind(|| run(&data));
+            assert!(outcome.is_ok(), "fuzz input {} made {target} panic", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "no saved inputs for fuzz target {target} under fuzz/corpus or fuzz/regressions");
+}
+
+#[test]
+fn task_id() {
+    replay("task_id", targets::task_id);
+}
+
+#[test]
+fn period() {
+    replay("period", targets::period);
+}
+
+#[test]
+fn grid_spec() {
+    replay("grid_spec", targets::grid_spec);
+}
+
+#[test]
+fn run_file() {
+    replay("run_file", targets::run_file);
+}
+
+#[test]
+fn stac_item() {
+    replay("stac_item", targets::stac_item);
+}
+
+#[test]
+fn queue_message() {
+    replay("queue_message", targets::queue_message);
+}
+
+#[test]
+fn location() {
+    replay("location", targets::location);
+}
