@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh [TARGET...]     default: every target in fuzz/Cargo.toml
 #
-# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_JOBS (default 1).
+# Environment: FUZZ_SECONDS (per target, default 60).
 #
 # cargo-fuzz needs nightly compiler flags; the machine has only the stable toolchain, so
 # RUSTC_BOOTSTRAP=1 unlocks them. No sanitizer (`-s none`): the code under test is safe
@@ -50,7 +50,7 @@ for t in "${targets[@]}"; do
     # The working corpus grows in .cache; the committed seeds and regressions are read too.
     if "$bin_dir/$t" "$corpus" "fuzz/corpus/$t" "fuzz/regressions/$t" \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=65536 \
-        -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" -artifact_prefix="$artifacts" -print_final_stats=1 >"$log" 2>&1; then
+        -artifact_prefix="$artifacts" -print_final_stats=1 >"$log" 2>&1; then
         runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
         say "$t: no crash in ${runs:-?} runs"
     else
