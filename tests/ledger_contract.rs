@@ -87,13 +87,14 @@ fn failures_resets_and_leases(l: &dyn Ledger, run: &str) {
     let task = l.task(run, "t000").unwrap().unwrap();
     assert_eq!((task.state, task.attempts), (TaskState::Failed, 2));
     assert_eq!(task.error.as_deref(), Some("corrupt input B04.tif"));
-    // A short lease lapses: another worker takes over; the first cannot finish.
+    // A short lease lapses: another worker takes over; the first cannot finish. (Long
+    // enough to outlast the next call on a loaded moto: 300 ms did not, once in CI.)
     assert_eq!(
-        l.claim(run, "t001", "a", Duration::from_millis(300), false, false).unwrap(),
+        l.claim(run, "t001", "a", Duration::from_secs(3), false, false).unwrap(),
         ClaimOutcome::Claimed { attempt: 1 }
     );
     assert!(matches!(l.claim(run, "t001", "b", LEASE, false, false).unwrap(), ClaimOutcome::Busy { .. }));
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(3100));
     assert_eq!(l.claim(run, "t001", "b", LEASE, false, false).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
     assert!(!l.complete(run, "t001", "a", &json!({})).unwrap().applied);
     assert!(!l.heartbeat(run, "t001", "a", LEASE).unwrap());

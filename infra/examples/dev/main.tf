@@ -34,6 +34,11 @@ module "stratus" {
     { bucket = "sentinel-cogs", prefix = "sentinel-s2-l2a-cogs/" },
     { bucket = "stratus-dev-inputs" },
   ]
+  # Earth Search items give their COGs as HTTPS URLs of the same bucket.
+  allowed_input_urls = [
+    "https://sentinel-cogs.s3.us-west-2.amazonaws.com/sentinel-s2-l2a-cogs",
+    "https://earth-search.aws.element84.com/v1",
+  ]
   worker_max_concurrency = 200
   run_file_trigger       = "s3_notification"
   schedule_expression    = "cron(0 2 1 1 ? *)" # 1 January, 02:00 UTC: plan last year

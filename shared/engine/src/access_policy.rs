@@ -101,6 +101,12 @@ impl AccessPolicy {
             Use::Input => &self.inputs,
             Use::Output => &self.outputs,
         };
+        // A local `..` is an operator's relative path (`--location ../out`) until there is
+        // a prefix to stay under; then it could climb out of it.
+        if allowed.is_some() && matches!(loc, Location::Local(_)) && local_part(location).split('/').any(|s| s == "..")
+        {
+            return Err(refuse(format!("its path has '..' segments, refused while {} is set", what.env())));
+        }
         match allowed {
             Some(prefixes) if !prefixes.iter().any(|p| within(&loc, p)) => Err(refuse(format!(
                 "it is not under an allowed prefix ({}={}); write there, or add its prefix to {}",
@@ -200,7 +206,7 @@ fn parse(text: &str, what: Use) -> std::result::Result<Location, String> {
             return Err(format!("the scheme '{scheme}://' is not supported: use s3://, https:// or a file path"));
         }
         if scheme == "file" {
-            return local(&text["file://".len()..]);
+            return local(local_part(text));
         }
         if what == Use::Output {
             return Err("outputs go to s3:// or a local directory, not to HTTP".into());
@@ -229,17 +235,30 @@ fn parse(text: &str, what: Use) -> std::result::Result<Location, String> {
     local(text)
 }
 
+fn local_part(text: &str) -> &str {
+    text.strip_prefix("file://").unwrap_or(text)
+}
+
+/// A local path, made absolute and with `..` resolved lexically (how it compares with the
+/// allowed prefixes; `check` refuses `..` outright when there are any).
 fn local(path: &str) -> std::result::Result<Location, String> {
     let p = Path::new(path);
-    if p.components().any(|c| matches!(c, Component::ParentDir)) || path.split('/').any(|s| s == "..") {
-        return Err("its path has '..' segments".into());
-    }
     let abs = if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir().map_err(|e| format!("no current directory: {e}"))?.join(p)
     };
-    Ok(Location::Local(abs.components().filter(|c| !matches!(c, Component::CurDir)).collect()))
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    Ok(Location::Local(out))
 }
 
 /// `url` with any query string and user information removed: signed URLs carry their
@@ -320,7 +339,10 @@ mod tests {
         p.check_output("out").unwrap();
         p.check_output("s3://any-bucket/x").unwrap();
         p.check_input("https://example.com/a.tif").unwrap();
-        assert!(p.check_output("out/../../etc").is_err());
+        // Relative local paths are the operator's own while no prefix is configured.
+        p.check_output("../out").unwrap();
+        p.check_input("../tests/data/items.json").unwrap();
+        assert!(p.check_output("s3://any-bucket/x/../y").is_err());
         assert!(p.check_input("http://169.254.169.254/").is_err());
         assert!(p.check_input("/vsizip//tmp/a.zip").is_err());
     }
