@@ -78,6 +78,12 @@ impl S3BlobStore {
             .map_err(|e| remote_error("S3", "PutObject", e))
     }
 
+    /// Whether `full` exists with exactly `size` bytes.
+    async fn completed_earlier(&self, full: &str, size: u64) -> bool {
+        let head = self.aws.s3().head_object().bucket(&self.bucket).key(full).send().await;
+        head.is_ok_and(|h| h.content_length() == Some(size as i64))
+    }
+
     async fn put_multipart(&self, full: &str, path: &Path, size: u64) -> Result<()> {
         let s3 = self.aws.s3();
         let up = s3
@@ -141,14 +147,6 @@ impl S3BlobStore {
             let _ = s3.abort_multipart_upload().bucket(&self.bucket).key(full).upload_id(&upload_id).send().await;
         }
         result
-    }
-}
-
-impl S3BlobStore {
-    /// Whether `full` exists with exactly `size` bytes.
-    async fn completed_earlier(&self, full: &str, size: u64) -> bool {
-        let head = self.aws.s3().head_object().bucket(&self.bucket).key(full).send().await;
-        head.is_ok_and(|h| h.content_length() == Some(size as i64))
     }
 }
 

@@ -95,7 +95,11 @@ impl AccessPolicy {
     }
 
     fn check(&self, location: &str, what: Use) -> Result<()> {
-        let refuse = |why: String| EngineError::Refused { what: what.name(), location: redact_url(location), why };
+        let refuse = |why: String| EngineError::Refused {
+            what: what.name(),
+            location: stratus_core::redact::redact(location),
+            why,
+        };
         let loc = parse(location, what).map_err(refuse)?;
         let allowed = match what {
             Use::Input => &self.inputs,
@@ -259,12 +263,6 @@ fn local(path: &str) -> std::result::Result<Location, String> {
         }
     }
     Ok(Location::Local(out))
-}
-
-/// `url` with any query string and user information removed: signed URLs carry their
-/// credentials there, and they must not reach logs, reports or STAC items.
-pub fn redact_url(url: &str) -> String {
-    stratus_core::redact::redact(url)
 }
 
 #[cfg(test)]
