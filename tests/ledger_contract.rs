@@ -49,14 +49,22 @@ fn concurrent_workers(l: &dyn Ledger, run: &str, n: usize) {
                 // Every worker tries every task, twice (duplicate delivery).
                 for _round in 0..2 {
                     for id in ids.iter() {
-                        if let ClaimOutcome::Claimed { .. } = l.claim(run, id, &me, LEASE, false, false).unwrap() {
-                            let t = l.complete(run, id, &me, &json!({"by": me})).unwrap();
-                            assert!(t.applied);
-                            completed.fetch_add(1, Ordering::SeqCst);
-                            if t.completion_fired {
+                        match l.claim(run, id, &me, LEASE, false, false).unwrap() {
+                            ClaimOutcome::Claimed { .. } => {
+                                let t = l.complete(run, id, &me, &json!({"by": me})).unwrap();
+                                assert!(t.applied);
+                                completed.fetch_add(1, Ordering::SeqCst);
+                                if t.completion_fired {
+                                    fired.fetch_add(1, Ordering::SeqCst);
+                                }
+                                assert!(!l.complete(run, id, &me, &json!({})).unwrap().applied, "duplicate completion");
+                            }
+                            // A duplicate delivery that arrives between the last task's
+                            // end and its completion may fire it (DynamoDB); it counts.
+                            ClaimOutcome::AlreadyDone { completion_fired: true } => {
                                 fired.fetch_add(1, Ordering::SeqCst);
                             }
-                            assert!(!l.complete(run, id, &me, &json!({})).unwrap().applied, "duplicate completion");
+                            _ => {}
                         }
                     }
                 }
@@ -107,7 +115,10 @@ fn failures_resets_and_leases(l: &dyn Ledger, run: &str) {
     l.claim(run, "t002", "w", LEASE, false, false).unwrap();
     assert!(l.complete(run, "t002", "w", &json!({"ok": 1})).unwrap().completion_fired);
     assert_eq!(l.task(run, "t002").unwrap().unwrap().result, Some(json!({"ok": 1})));
-    assert_eq!(l.claim(run, "t000", "w", LEASE, false, false).unwrap(), ClaimOutcome::AlreadyFailed);
+    assert_eq!(
+        l.claim(run, "t000", "w", LEASE, false, false).unwrap(),
+        ClaimOutcome::AlreadyFailed { completion_fired: false }
+    );
     // Queued tasks whose messages were never sent go back to pending.
     // Redrive: failed -> pending, and the completion fires again when it is done.
     assert_eq!(l.reset(run, ResetScope::Failed, None).unwrap(), vec!["t000"]);
@@ -157,6 +168,45 @@ fn dynamodb_concurrent_workers() {
 #[test]
 fn dynamodb_failures_resets_and_leases() {
     failures_resets_and_leases(&dynamodb("fail"), "r");
+}
+
+/// On DynamoDB the completion is its own write after the last task's. A worker that dies
+/// between the two leaves the run ended but unfired; the next delivery of any ended task
+/// fires it and must say so, so that its caller sends the completion on.
+#[test]
+fn dynamodb_redelivery_fires_a_completion_its_worker_did_not() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let l = dynamodb("refire");
+    plan(&l, "r", 2);
+    for id in ["t000", "t001"] {
+        l.claim("r", id, "w", LEASE, false, false).unwrap();
+        l.fail("r", id, "w", "broken", id == "t001", None).unwrap();
+    }
+    l.claim("r", "t000", "w", LEASE, false, false).unwrap();
+    assert!(l.complete("r", "t000", "w", &json!({})).unwrap().completion_fired);
+    // The state a worker leaves when it dies after ending the last task, before firing:
+    // every task ended, the completion still armed.
+    let aws = stratus_engine::context::aws().unwrap();
+    aws.block_on(
+        aws.dynamodb()
+            .update_item()
+            .table_name(l.table())
+            .key("pk", AttributeValue::S("RUN#r".into()))
+            .key("sk", AttributeValue::S("#RUN".into()))
+            .update_expression("SET armed = :yes")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send(),
+    )
+    .unwrap();
+    assert_eq!(
+        l.claim("r", "t001", "w2", LEASE, false, false).unwrap(),
+        ClaimOutcome::AlreadyFailed { completion_fired: true }
+    );
+    assert_eq!(
+        l.claim("r", "t000", "w2", LEASE, false, false).unwrap(),
+        ClaimOutcome::AlreadyDone { completion_fired: false }
+    );
+    assert_eq!(l.run("r").unwrap().unwrap().completions, 2);
 }
 
 #[test]
@@ -284,8 +334,10 @@ mod state_machine {
                         TaskState::Pending | TaskState::Queued => true,
                         TaskState::Done if overwrite => true,
                         TaskState::Failed if overwrite => true,
-                        TaskState::Done => return Out::Claim(ClaimOutcome::AlreadyDone),
-                        TaskState::Failed => return Out::Claim(ClaimOutcome::AlreadyFailed),
+                        TaskState::Done => return Out::Claim(ClaimOutcome::AlreadyDone { completion_fired: false }),
+                        TaskState::Failed => {
+                            return Out::Claim(ClaimOutcome::AlreadyFailed { completion_fired: false })
+                        }
                         TaskState::Running => task.owner == Some(w) || !task.live,
                     };
                     if !claimable {

@@ -640,15 +640,18 @@ impl Ledger for DynamoLedger {
                     TaskState::Pending | TaskState::Queued => {}
                     TaskState::Done if rerun_done => {}
                     TaskState::Failed if rerun_failed => {}
+                    // A redelivered message of an ended task: if the worker that ended
+                    // the run's last task died before firing the completion, fire it now
+                    // and say so, so that this caller sends it on. (An error is returned,
+                    // not swallowed: the message is then retried, not deleted with the
+                    // completion unfired.)
                     TaskState::Done => {
-                        // A redelivered message of a finished task: if the worker that
-                        // finished the run died before firing the completion, fire it now.
-                        let _ = self.maybe_complete(run_id).await;
-                        return Ok(ClaimOutcome::AlreadyDone);
+                        let completion_fired = self.maybe_complete(run_id).await?;
+                        return Ok(ClaimOutcome::AlreadyDone { completion_fired });
                     }
                     TaskState::Failed => {
-                        let _ = self.maybe_complete(run_id).await;
-                        return Ok(ClaimOutcome::AlreadyFailed);
+                        let completion_fired = self.maybe_complete(run_id).await?;
+                        return Ok(ClaimOutcome::AlreadyFailed { completion_fired });
                     }
                     TaskState::Running => {
                         let owner = get_s(&item, "owner").unwrap_or_default().to_string();

@@ -103,8 +103,12 @@ impl Worker {
             self.rerun_failed || self.overwrite,
         )? {
             ClaimOutcome::Claimed { .. } => {}
-            ClaimOutcome::AlreadyDone => return Ok(report(TaskOutcome::AlreadyDone, false)),
-            ClaimOutcome::AlreadyFailed => return Ok(report(TaskOutcome::AlreadyFailed, false)),
+            ClaimOutcome::AlreadyDone { completion_fired } => {
+                return Ok(report(TaskOutcome::AlreadyDone, completion_fired))
+            }
+            ClaimOutcome::AlreadyFailed { completion_fired } => {
+                return Ok(report(TaskOutcome::AlreadyFailed, completion_fired))
+            }
             ClaimOutcome::Busy { owner } => return Ok(report(TaskOutcome::Busy { owner }, false)),
         }
         let span = tracing::info_span!("task", run_id = %self.run_id, task_id = %task_id, worker = %self.worker_id);

@@ -178,8 +178,16 @@ pub enum ClaimOutcome {
     Claimed {
         attempt: u32,
     },
-    AlreadyDone,
-    AlreadyFailed,
+    /// The task has ended. `completion_fired` says this call fired the run's completion:
+    /// a ledger whose completion is a separate write from the last task's (DynamoDB)
+    /// fires it here if the worker that ended the last task died before it could, and
+    /// the caller must then act on it as if it had completed the task itself.
+    AlreadyDone {
+        completion_fired: bool,
+    },
+    AlreadyFailed {
+        completion_fired: bool,
+    },
     /// Another live worker holds it.
     Busy {
         owner: String,

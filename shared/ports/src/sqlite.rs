@@ -355,8 +355,9 @@ impl Ledger for SqliteLedger {
                 TaskState::Pending | TaskState::Queued => state,
                 TaskState::Done if rerun_done => state,
                 TaskState::Failed if rerun_failed => state,
-                TaskState::Done => return Ok(ClaimOutcome::AlreadyDone),
-                TaskState::Failed => return Ok(ClaimOutcome::AlreadyFailed),
+                // The completion is fired in the same transaction as the last task's end.
+                TaskState::Done => return Ok(ClaimOutcome::AlreadyDone { completion_fired: false }),
+                TaskState::Failed => return Ok(ClaimOutcome::AlreadyFailed { completion_fired: false }),
                 TaskState::Running => {
                     let owner = owner.unwrap_or_default();
                     let expired = lease_until.is_none_or(|u| u <= now);

@@ -103,7 +103,10 @@ fn leases_expire_and_stale_owner_cannot_finish() {
     assert!(!l.heartbeat("r", "t000", "a", LEASE).unwrap());
     let t = l.complete("r", "t000", "b", &json!({})).unwrap();
     assert!(t.applied && t.completion_fired);
-    assert_eq!(l.claim("r", "t000", "c", LEASE, false, false).unwrap(), ClaimOutcome::AlreadyDone);
+    assert_eq!(
+        l.claim("r", "t000", "c", LEASE, false, false).unwrap(),
+        ClaimOutcome::AlreadyDone { completion_fired: false }
+    );
 }
 
 #[test]
@@ -122,7 +125,10 @@ fn failures_retry_then_fail_and_reset_rearms_completion() {
     assert_eq!(task.error.as_deref(), Some("corrupt input B04.tif"));
     l.claim("r", "t001", "w", LEASE, false, false).unwrap();
     assert!(l.complete("r", "t001", "w", &json!({})).unwrap().completion_fired);
-    assert_eq!(l.claim("r", "t000", "w", LEASE, false, false).unwrap(), ClaimOutcome::AlreadyFailed);
+    assert_eq!(
+        l.claim("r", "t000", "w", LEASE, false, false).unwrap(),
+        ClaimOutcome::AlreadyFailed { completion_fired: false }
+    );
     // Redrive: failed -> pending, and the completion fires again when it is done.
     assert_eq!(l.reset("r", ResetScope::Failed, None).unwrap(), vec!["t000"]);
     let c = l.run("r").unwrap().unwrap().counts;
