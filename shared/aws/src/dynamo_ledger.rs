@@ -645,13 +645,13 @@ impl Ledger for DynamoLedger {
                     // and say so, so that this caller sends it on. (An error is returned,
                     // not swallowed: the message is then retried, not deleted with the
                     // completion unfired.)
-                    TaskState::Done => {
+                    TaskState::Done | TaskState::Failed => {
                         let completion_fired = self.maybe_complete(run_id).await?;
-                        return Ok(ClaimOutcome::AlreadyDone { completion_fired });
-                    }
-                    TaskState::Failed => {
-                        let completion_fired = self.maybe_complete(run_id).await?;
-                        return Ok(ClaimOutcome::AlreadyFailed { completion_fired });
+                        return Ok(if state == TaskState::Done {
+                            ClaimOutcome::AlreadyDone { completion_fired }
+                        } else {
+                            ClaimOutcome::AlreadyFailed { completion_fired }
+                        });
                     }
                     TaskState::Running => {
                         let owner = get_s(&item, "owner").unwrap_or_default().to_string();
