@@ -2,10 +2,12 @@
 //! tile (3200 x 3200 at 30 m) from local COGs, 6 bands, two orbit paths in UTM zones 52 and
 //! 53 imaged on different days (46 observation days), geomedian with MADs.
 //!
-//! Usage: bench_tile DATA_DIR full|reads [CHUNK_SIZE]
+//! Usage: bench_tile DATA_DIR full|reads|decode|gdal-reads [CHUNK_SIZE]
 //!
 //! Generates the inputs under DATA_DIR once (reused while the spec is unchanged), plans the
-//! one tile, then processes it (`full`) or only reads and warps its inputs (`reads`), and
+//! one tile, then processes it (`full`), only reads and warps its inputs (`reads`), only
+//! decodes the source windows those reads use (`decode`), or reads them with GDAL's warper
+//! once per band as before the read path was rewritten (`gdal-reads`), and
 //! prints one JSON line: timings, peak RSS and the planner's estimate for the task. Threads
 //! follow RAYON_NUM_THREADS.
 
@@ -17,19 +19,21 @@ use stratus_core::geometry::CrsTransform;
 use stratus_core::{Dataset, GridSpec, TaskId};
 use stratus_engine::planner::save_tasks;
 use stratus_engine::sizing::Sizer;
-use stratus_engine::tile::{peak_rss_mb, process_tile, TileJob};
+use stratus_engine::tile::{peak_rss_mb, process_tile, TileJob, TileMode};
 use stratus_engine::{Context, RunConfig};
 use stratus_raster::GdalCrsTransform;
 use stratus_synth::{Granule, SynthSpec};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(args.len() >= 3, "usage: bench_tile DATA_DIR full|reads [CHUNK_SIZE]");
+    anyhow::ensure!(args.len() >= 3, "usage: bench_tile DATA_DIR full|reads|decode|gdal-reads [CHUNK_SIZE]");
     let data = PathBuf::from(&args[1]);
-    let reads_only = match args[2].as_str() {
-        "full" => false,
-        "reads" => true,
-        other => anyhow::bail!("mode '{other}': use full or reads"),
+    let mode = match args[2].as_str() {
+        "full" => TileMode::Full,
+        "reads" => TileMode::ReadsOnly,
+        "decode" => TileMode::DecodeOnly,
+        "gdal-reads" => TileMode::ReadsOnlyGdalWarp,
+        other => anyhow::bail!("mode '{other}': use full, reads, decode or gdal-reads"),
     };
     let chunk: usize = args.get(3).map_or(Ok(1024), |c| c.parse())?;
     let spec = SynthSpec {
@@ -72,7 +76,20 @@ fn main() -> anyhow::Result<()> {
     let task_rec = ctx.ledger.tasks(&plan.run_id, None)?.remove(0);
     let task: TaskId = task_rec.task_id.parse()?;
     let payload = ctx.ledger.payload(&plan.run_id, &task_rec.task_id)?;
-    let datasets: Vec<Dataset> = serde_json::from_value(payload["datasets"].clone())?;
+    let mut datasets: Vec<Dataset> = serde_json::from_value(payload["datasets"].clone())?;
+    // BENCH_HREF_BASE=http://127.0.0.1:PORT/ reads the same files over HTTP (served from
+    // DATA_DIR/inputs by scripts/bench/http_latency.py).
+    if let Ok(base) = std::env::var("BENCH_HREF_BASE") {
+        let local = inputs.canonicalize()?.display().to_string();
+        for d in &mut datasets {
+            for a in &mut d.assets {
+                let path = std::path::Path::new(a.href.strip_prefix("file://").unwrap_or(&a.href)).canonicalize()?;
+                let rel = path.display().to_string();
+                let rel = rel.strip_prefix(&local).ok_or_else(|| anyhow::anyhow!("{} is not under {local}", a.href))?;
+                a.href = format!("{}{}", base.trim_end_matches('/'), rel);
+            }
+        }
+    }
     let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
     let stop = AtomicBool::new(false);
     let job = TileJob {
@@ -83,7 +100,7 @@ fn main() -> anyhow::Result<()> {
         output: ctx.output.as_ref(),
         stop: &stop,
         deadline: Instant::now() + Duration::from_secs(86_400),
-        reads_only,
+        mode,
     };
     let rss_before = peak_rss_mb();
     let started = Instant::now();

@@ -19,6 +19,11 @@ pub const BASE_MEMORY_MB: f64 = 128.0;
 /// Reading and warping one stack value (pixel x dataset x band) from a COG, one core (ns):
 /// the au-30 tile bench read 46 datasets x 7 bands x 10.24 Mpx in 214 s on one thread.
 pub const READ_NS_PER_VALUE: f64 = 65.0;
+/// Memory one open input holds besides its cached blocks (MB): GDAL's dataset, TIFF
+/// directory and overview datasets (tests/sizing.rs: 336 open synthetic COGs with 2
+/// overview levels took about 55 MB beyond the block cache; the inputs are counted from
+/// observation days here, which undercounts a day of two granules).
+pub const OPEN_INPUT_MB: f64 = 0.4;
 /// Building and writing one output value (COG with overviews, compressed), one core (ns).
 pub const WRITE_NS_PER_VALUE: f64 = 20.0;
 /// Datasets of one day overlap a tile by about this much in all (MGRS granules of 110 km
@@ -102,12 +107,15 @@ impl<'a> Sizer<'a> {
         let chunk_px = side_x * side_y;
         let stack = observations as f64 * bands * chunk_px * 2.0;
         let working = stack * self.statistic.cost().working_memory_fraction;
-        // Each reading thread holds a day's planes, its warp buffer, the fill mask and the
-        // decoded source blocks of the file it has open (GDAL's cache releases a file's
-        // blocks when it is closed, after each read).
-        let reads = threads as f64 * chunk_px * (bands * 2.0 * 2.0 + 1.0 + 2.0 * 2.0);
+        // Each reading thread holds a dataset's planes, the decoded source windows of one of
+        // its grids (at most all its bands) and the fill mask.
+        let reads = threads as f64 * chunk_px * (bands * 2.0 * 2.0 + 1.0);
         let outputs: f64 = self.statistic.output_bands().iter().map(|o| dtype_bytes(o.dtype) * chunk_px).sum();
-        BASE_MEMORY_MB + (stack + working + reads + outputs) / MB
+        // Inputs stay open for the whole tile, so GDAL's block cache fills to its cap and
+        // each open input keeps its directory and overview structures.
+        let open_inputs = observations as f64 * DAY_COVERAGE * bands;
+        let inputs_mb = stratus_raster::GDAL_CACHE_MB as f64 + open_inputs * OPEN_INPUT_MB;
+        BASE_MEMORY_MB + inputs_mb + (stack + working + reads + outputs) / MB
     }
 
     pub fn estimate(&self, observations: usize, datasets: usize) -> TaskEstimate {

@@ -19,7 +19,7 @@ use stratus_core::redact::redact;
 use stratus_core::{Dataset, GeoBox, TaskId};
 use stratus_ports::BlobStore;
 use stratus_raster::paths::gdal_path;
-use stratus_raster::{read_input_with_retries, read_warped, BandWriter, GdalCrsTransform, Resampling};
+use stratus_raster::{read_bands, BandRequest, BandWriter, GdalCrsTransform, OpenInputs, ReadMode, Resampling};
 use stratus_stats::{OutputData, PixelType, Stack, Statistic};
 
 /// An input left out of a tile (input_policy: skip), recorded in the STAC item and ledger.
@@ -61,9 +61,32 @@ pub struct TileJob<'a> {
     /// Set to stop early (Ctrl-C, lease lost).
     pub stop: &'a AtomicBool,
     pub deadline: Instant,
-    /// Only read and warp the inputs (no statistic, nothing written): what the benchmark
-    /// compares a tile's time with.
-    pub reads_only: bool,
+    pub mode: TileMode,
+}
+
+/// What a tile run does: everything, or (for the benchmark) only part of the reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileMode {
+    Full,
+    /// Read and resample the inputs; no statistic, nothing written.
+    ReadsOnly,
+    /// Only decode the source windows the reads would use.
+    DecodeOnly,
+    /// Read with GDAL's warper once per band (the previous read path), for comparison.
+    ReadsOnlyGdalWarp,
+}
+
+impl TileMode {
+    fn reads_only(self) -> bool {
+        self != TileMode::Full
+    }
+    fn read_mode(self) -> ReadMode {
+        match self {
+            TileMode::Full | TileMode::ReadsOnly => ReadMode::Resample,
+            TileMode::DecodeOnly => ReadMode::DecodeOnly,
+            TileMode::ReadsOnlyGdalWarp => ReadMode::GdalWarp,
+        }
+    }
 }
 
 /// A dataset failed to read: which and why.
@@ -217,6 +240,14 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         })
         .collect::<std::result::Result<_, _>>()?;
 
+    // Each input is opened once for the whole tile.
+    let paths: Vec<String> = active
+        .iter()
+        .flat_map(|&i| inputs.iter().filter_map(move |b| datasets[i].band(&b.name)))
+        .map(|a| gdal_path(&a.href))
+        .collect();
+    let remote = paths.iter().any(|p| p.starts_with("/vsi"));
+    let open = OpenInputs::new(paths.iter().map(String::as_str));
     let halo = job.statistic.halo();
     let chunk = cfg.chunk_size;
     let mut timings = Timings::default();
@@ -233,10 +264,11 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
                 h + 2 * halo,
             );
             let t0 = Instant::now();
-            let stack = read_chunk(job, &prepared, &days, &inputs, &window, continuous)?;
+            let read = || read_chunk(job, &open, &prepared, &days, &inputs, &window, &tile_box, continuous);
+            let stack = if remote { remote_read_pool().install(read)? } else { read()? };
             let t1 = Instant::now();
             timings.read_s += (t1 - t0).as_secs_f64();
-            if job.reads_only {
+            if job.mode.reads_only() {
                 continue;
             }
             let results = job.statistic.reduce(&stack)?;
@@ -249,7 +281,7 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         }
     }
     check_stop(job)?;
-    if job.reads_only {
+    if job.mode.reads_only() {
         return Ok(TileResult {
             outputs: vec![],
             stac_item: String::new(),
@@ -315,13 +347,36 @@ pub fn peak_rss_mb() -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
+/// Remote inputs (S3, HTTP) wait on the network more than on the CPU: their chunks are
+/// read with more threads than cores, so that many range requests are in flight at once
+/// (GDAL already fetches the blocks of one window in parallel). Threads:
+/// `STRATUS_REMOTE_READ_THREADS`, default 4 per core.
+fn remote_read_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::env::var("STRATUS_REMOTE_READ_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(4 * rayon::current_num_threads());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("stratus-remote-read-{i}"))
+            .build()
+            .expect("a thread pool")
+    })
+}
+
 /// Read one chunk's stack: every day's datasets, fused, in parallel across days.
+#[allow(clippy::too_many_arguments)]
 fn read_chunk(
     job: &TileJob,
+    open: &OpenInputs,
     prepared: &[Prepared],
     days: &[(chrono::NaiveDate, Vec<usize>)],
     inputs: &[stratus_stats::InputBand],
     window: &GeoBox,
+    tile_box: &GeoBox,
     continuous: Resampling,
 ) -> Result<Stack, TileError> {
     let names: Vec<String> = inputs.iter().map(|b| b.name.clone()).collect();
@@ -342,51 +397,53 @@ fn read_chunk(
                 if p.bounds.is_some_and(|b| !b.intersects(&wb)) {
                     continue;
                 }
-                let mut planes: Vec<Vec<u16>> = Vec::with_capacity(inputs.len());
-                for b in inputs {
-                    let asset = p.dataset.band(&b.name).expect("checked above");
-                    let path = gdal_path(&asset.href);
-                    let resampling = if b.categorical { Resampling::Nearest } else { continuous };
-                    let read = read_input_with_retries(&path, &asset.href, |src| {
-                        read_warped::<u16>(
-                            src,
-                            &asset.href,
-                            window,
-                            resampling,
-                            b.nodata as f64,
-                            job.cfg.warp_error_threshold,
-                        )
-                    });
-                    match read {
-                        Ok(mut v) => {
-                            // Baseline 04.00+ digital numbers carry +1000: remove it so
-                            // composites mixing baselines are not shifted.
-                            if b.harmonize_s2_offset && p.dataset.has_boa_offset() {
-                                for px in v.iter_mut().filter(|px| **px != b.nodata) {
-                                    *px = px.saturating_sub(1000).max(1);
-                                }
-                            }
-                            planes.push(v)
-                        }
-                        Err(e) => {
-                            return Some(InputFailure {
-                                dataset: i,
-                                href: asset.href.clone(),
-                                reason: e.to_string(),
-                                transient: e.is_transient(),
-                            });
+                let assets: Vec<_> = inputs.iter().map(|b| p.dataset.band(&b.name).expect("checked above")).collect();
+                let paths: Vec<String> = assets.iter().map(|a| gdal_path(&a.href)).collect();
+                let requests: Vec<BandRequest> = inputs
+                    .iter()
+                    .zip(&assets)
+                    .zip(&paths)
+                    .map(|((b, a), path)| BandRequest {
+                        path,
+                        name: &a.href,
+                        resampling: if b.categorical { Resampling::Nearest } else { continuous },
+                        nodata: b.nodata,
+                    })
+                    .collect();
+                let mode = job.mode.read_mode();
+                let mut planes = match read_bands(open, &requests, window, tile_box, job.cfg.warp_error_threshold, mode)
+                {
+                    Ok(planes) => planes,
+                    Err(f) => {
+                        return Some(InputFailure {
+                            dataset: i,
+                            href: assets[f.index].href.clone(),
+                            reason: f.error.to_string(),
+                            transient: f.error.is_transient(),
+                        })
+                    }
+                };
+                if mode == ReadMode::DecodeOnly {
+                    continue;
+                }
+                // Baseline 04.00+ digital numbers carry +1000: remove it so composites
+                // mixing baselines are not shifted.
+                for (b, v) in inputs.iter().zip(planes.iter_mut()) {
+                    if b.harmonize_s2_offset && p.dataset.has_boa_offset() {
+                        for px in v.iter_mut().filter(|px| **px != b.nodata) {
+                            *px = px.saturating_sub(1000).max(1);
                         }
                     }
                 }
                 // Same-day fusing: the first dataset valid (all bands) at a pixel wins.
+                let dst = slot.as_slice_mut().expect("a day of the stack is contiguous");
                 for (px, f) in filled.iter_mut().enumerate() {
                     if *f || planes.iter().zip(&nodata).any(|(pl, nd)| pl[px] == *nd) {
                         continue;
                     }
                     *f = true;
-                    let (y, x) = (px / window.width, px % window.width);
                     for (bi, pl) in planes.iter().enumerate() {
-                        slot[[bi, y, x]] = pl[px];
+                        dst[bi * npix + px] = pl[px];
                     }
                 }
             }

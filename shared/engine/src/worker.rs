@@ -200,7 +200,7 @@ impl Worker {
                 EngineError::Task { task: task_id.into(), why: format!("unreadable dataset list in the ledger: {e}") }
             })?;
         let job = TileJob {
-            reads_only: false,
+            mode: crate::tile::TileMode::Full,
             cfg: &self.cfg,
             run_id: &self.run_id,
             task,

@@ -61,17 +61,17 @@ pub fn open_input(path: &str) -> Result<Dataset> {
 /// Attempts at reading one remote input before its failure counts.
 const REMOTE_READ_ATTEMPTS: u32 = 3;
 
-/// Open `path` and read it with `read`, retrying a remote input (S3, HTTP) with GDAL's
-/// cache of it cleared. GDAL retries HTTP 5xx and timeouts itself, but not a dropped
-/// connection, and it takes a truncated body for a short file; either then surfaces as an
-/// error that looks like a bad file ("not recognized", "read error"). A file that is
-/// really bad fails every attempt and is reported as it was. `name` (the href) is logged
-/// without its query string.
-pub fn read_input_with_retries<T>(path: &str, name: &str, read: impl Fn(&Dataset) -> Result<T>) -> Result<T> {
+/// Run `read` (which opens and reads `path`), retrying a remote input (S3, HTTP) with
+/// GDAL's cache of it cleared. GDAL retries HTTP 5xx and timeouts itself, but not a
+/// dropped connection, and it takes a truncated body for a short file; either then
+/// surfaces as an error that looks like a bad file ("not recognized", "read error"). A file
+/// that is really bad fails every attempt and is reported as it was. `name` (the href) is
+/// logged without its query string.
+pub fn with_remote_retries<T>(path: &str, name: &str, mut read: impl FnMut() -> Result<T>) -> Result<T> {
     let remote = path.starts_with("/vsis3/") || path.starts_with("/vsicurl/");
     let mut attempt = 1;
     loop {
-        match open_input(path).and_then(|src| read(&src)) {
+        match read() {
             Err(e) if remote && attempt < REMOTE_READ_ATTEMPTS => {
                 tracing::warn!(
                     input = %stratus_core::redact::redact(name),
@@ -88,7 +88,13 @@ pub fn read_input_with_retries<T>(path: &str, name: &str, read: impl Fn(&Dataset
     }
 }
 
-/// Read band 1 of `src` into `dst`'s pixel grid. Pixels the input does not cover (or
+/// Open `path` and read it with `read`, with [`with_remote_retries`].
+pub fn read_input_with_retries<T>(path: &str, name: &str, read: impl Fn(&Dataset) -> Result<T>) -> Result<T> {
+    with_remote_retries(path, name, || open_input(path).and_then(|src| read(&src)))
+}
+
+/// Read band 1 of `src` into `dst`'s pixel grid with GDAL's warper, once per band: the
+/// reference the tile read path ([`crate::read`]) is measured and tested against. Pixels the input does not cover (or
 /// covers with its own nodata) are `nodata`. `max_error` is the transformer's tolerance
 /// in pixels (0 = exact per-pixel reprojection; gdalwarp's default is 0.125).
 pub fn read_warped<T: GdalType + Copy + Default>(
