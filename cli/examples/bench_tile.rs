@@ -59,7 +59,9 @@ fn main() -> anyhow::Result<()> {
     let mut p = [(132.45, -25.0)];
     GdalCrsTransform.transform(4326, grid.epsg, &mut p)?;
     let tile = grid.tile_of(p[0].0, p[0].1);
-    let location = data.join(format!("out-{}-{}", args[2], std::process::id()));
+    // BENCH_OUT_DIR keeps the outputs there (for comparing with the peer benchmark's).
+    let keep = std::env::var("BENCH_OUT_DIR").ok().map(PathBuf::from);
+    let location = keep.clone().unwrap_or_else(|| data.join(format!("out-{}-{}", args[2], std::process::id())));
     let cfg = RunConfig::from_yaml(
         &format!(
             "inputs: ['{}']\ngrid: au-30\nfrequency: annual\ntemporal_range: 2021--P1Y\ntiles: ['{},{}']\nplugin: gm-s2\nplugin_config: {{bands: [B02, B03, B04, B08, B11, B12]}}\nproduct: {{name: bench_gm, version: 1.0.0}}\nlocation: '{}'\nchunk_size: {chunk}\n",
@@ -107,7 +109,9 @@ fn main() -> anyhow::Result<()> {
     let r = process_tile(&job, &datasets)?;
     let wall = started.elapsed().as_secs_f64();
     let estimate = Sizer::new(&cfg, statistic.as_ref())?.estimate(r.observation_days, r.datasets);
-    let _ = std::fs::remove_dir_all(&location);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&location);
+    }
     println!(
         "{}",
         json!({

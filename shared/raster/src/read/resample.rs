@@ -187,6 +187,9 @@ fn centre_in_window(points: &Points, i: usize, b: &Bounds) -> Option<(f64, f64)>
 /// ones renormalised; on the window's first row/column the point is clamped onto it.
 #[inline(always)]
 fn bilinear4(src: &Window, sx: f64, sy: f64) -> Option<f64> {
+    if let Some(v) = bilinear4_interior(src, sx, sy) {
+        return Some(v);
+    }
     let b = &src.bounds;
     // Window-relative, as GDAL computes it.
     let (wx, wy) = (sx - b.x0 as f64, sy - b.y0 as f64);
@@ -203,25 +206,6 @@ fn bilinear4(src: &Window, sx: f64, sy: f64) -> Option<f64> {
         ry = 1.0;
     }
     let (ix, iy) = (ix + b.x0, iy + b.y0);
-    // Interior and all four valid (nearly every pixel): the same sums in the same order,
-    // without the per-tap checks.
-    if ix + 1 < b.x1 && iy + 1 < b.y1 {
-        let i = src.index(ix, iy);
-        let (p00, p01, p10, p11) = (src.data[i], src.data[i + 1], src.data[i + src.w], src.data[i + src.w + 1]);
-        let nd = src.nodata;
-        if nd != Some(p00) && nd != Some(p01) && nd != Some(p10) && nd != Some(p11) {
-            let (w00, w01, w10, w11) = (rx * ry, (1.0 - rx) * ry, rx * (1.0 - ry), (1.0 - rx) * (1.0 - ry));
-            let div = w00 + w01 + w10 + w11;
-            let acc = p00 as f64 * w00 + p01 as f64 * w01 + p10 as f64 * w10 + p11 as f64 * w11;
-            return if div < 1e-5 {
-                None
-            } else if div == 1.0 {
-                Some(acc)
-            } else {
-                Some(acc / div)
-            };
-        }
-    }
     let mut acc = 0.0;
     let mut div = 0.0;
     for (dy, fy) in [(0, ry), (1, 1.0 - ry)] {
@@ -233,6 +217,36 @@ fn bilinear4(src: &Window, sx: f64, sy: f64) -> Option<f64> {
             }
         }
     }
+    if div < 1e-5 {
+        None
+    } else if div == 1.0 {
+        Some(acc)
+    } else {
+        Some(acc / div)
+    }
+}
+
+/// [`bilinear4`] where its four pixels are inside the window and valid (None otherwise,
+/// nearly never): the same sums in the same order, without the per-tap checks.
+#[inline(always)]
+fn bilinear4_interior(src: &Window, sx: f64, sy: f64) -> Option<f64> {
+    let b = &src.bounds;
+    let (wx, wy) = (sx - b.x0 as f64, sy - b.y0 as f64);
+    let (ix, iy) = (floor_i64(wx - 0.5), floor_i64(wy - 0.5));
+    if ix < 0 || iy < 0 || ix + 1 >= b.width() || iy + 1 >= b.height() {
+        return None;
+    }
+    let rx = 1.5 - (wx - ix as f64);
+    let ry = 1.5 - (wy - iy as f64);
+    let i = src.index(ix + b.x0, iy + b.y0);
+    let (p00, p01, p10, p11) = (src.data[i], src.data[i + 1], src.data[i + src.w], src.data[i + src.w + 1]);
+    let nd = src.nodata;
+    if nd == Some(p00) || nd == Some(p01) || nd == Some(p10) || nd == Some(p11) {
+        return None;
+    }
+    let (w00, w01, w10, w11) = (rx * ry, (1.0 - rx) * ry, rx * (1.0 - ry), (1.0 - rx) * (1.0 - ry));
+    let div = w00 + w01 + w10 + w11;
+    let acc = p00 as f64 * w00 + p01 as f64 * w01 + p10 as f64 * w10 + p11 as f64 * w11;
     if div < 1e-5 {
         None
     } else if div == 1.0 {
@@ -431,32 +445,13 @@ pub fn resample_footprints(
             _ => {
                 let (mut acc, mut wsum) = (0.0, 0.0);
                 for y in ya..yz {
-                    let wy = if y == ya {
-                        if ya + 1 == yz {
-                            1.0
-                        } else {
-                            1.0 - (ymin - ya as f64)
-                        }
-                    } else if y + 1 == yz {
-                        1.0 - (yz as f64 - ymax)
-                    } else {
-                        1.0
-                    };
+                    let wy = edge_weight(y, ya, yz, ymin, ymax);
                     for x in xa..xz {
                         let Some(v) = src.get(b.x0 + x, b.y0 + y) else { continue };
-                        let wx = if x == xa {
-                            if xa + 1 == xz {
-                                1.0
-                            } else {
-                                1.0 - (xmin - xa as f64)
-                            }
-                        } else if x + 1 == xz {
-                            1.0 - (xz as f64 - xmax)
-                        } else {
-                            1.0
-                        };
-                        acc += v * wx * wy;
-                        wsum += wx * wy;
+                        // As GDAL: the row's weight, times the column's share when partial.
+                        let w = if x == xa || x + 1 == xz { wy * edge_weight(x, xa, xz, xmin, xmax) } else { wy };
+                        acc += v * w;
+                        wsum += w;
                     }
                 }
                 (wsum > 0.0).then(|| acc / wsum)
@@ -465,6 +460,23 @@ pub fn resample_footprints(
         if let Some(v) = v {
             *o = to_u16(v, dst_nodata);
         }
+    }
+}
+
+/// The covered share of source pixel `i` of a footprint spanning pixels `a..z`, from `lo`
+/// to `hi` (GDAL's `COMPUTE_WEIGHT`): partly covered first and last pixels, whole ones 1.
+#[inline]
+fn edge_weight(i: i64, a: i64, z: i64, lo: f64, hi: f64) -> f64 {
+    if i == a {
+        if a + 1 == z {
+            1.0
+        } else {
+            1.0 - (lo - a as f64)
+        }
+    } else if i + 1 == z {
+        1.0 - (z as f64 - hi)
+    } else {
+        1.0
     }
 }
 
