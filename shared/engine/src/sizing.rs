@@ -131,7 +131,8 @@ impl<'a> Sizer<'a> {
             / 1e9;
         let vcpus = (self.budget.memory_mb as f64 / LAMBDA_MB_PER_VCPU).clamp(1.0, 6.0);
         let lambda_seconds = core_seconds / speedup(vcpus);
-        let threads = vcpus.ceil() as usize;
+        // A Lambda reads remote inputs: with several reading threads per vCPU.
+        let threads = vcpus.ceil() as usize * crate::tile::REMOTE_READ_THREADS_PER_CORE;
         let memory = self.memory_mb(observations, self.chunk_size, threads);
         let tmp = self.tmp_mb();
         let b = &self.budget;

@@ -347,20 +347,35 @@ pub fn peak_rss_mb() -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-/// Remote inputs (S3, HTTP) wait on the network more than on the CPU: their chunks are
-/// read with more threads than cores, so that many range requests are in flight at once
-/// (GDAL already fetches the blocks of one window in parallel). Threads:
-/// `STRATUS_REMOTE_READ_THREADS`, default 4 per core.
+/// Reading threads per core for remote inputs (S3, HTTP): they wait on the network more
+/// than on the CPU, so their chunks are read with more threads than cores, keeping many
+/// range requests in flight (GDAL already fetches the blocks of one window in parallel).
+/// `STRATUS_REMOTE_READ_THREADS` sets the total instead.
+pub const REMOTE_READ_THREADS_PER_CORE: usize = 4;
+
+/// Threads that read a tile's chunks: the worker's threads for local files, more for
+/// remote inputs (each holds one dataset's planes: the memory estimate counts them).
+pub fn read_threads(remote: bool) -> usize {
+    if !remote {
+        return rayon::current_num_threads();
+    }
+    std::env::var("STRATUS_REMOTE_READ_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(REMOTE_READ_THREADS_PER_CORE * rayon::current_num_threads())
+}
+
+/// Whether any of `datasets`' assets is remote (read through GDAL's network file systems).
+pub fn has_remote_inputs(datasets: &[Dataset]) -> bool {
+    datasets.iter().flat_map(|d| &d.assets).any(|a| gdal_path(&a.href).starts_with("/vsi"))
+}
+
 fn remote_read_pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
-        let threads = std::env::var("STRATUS_REMOTE_READ_THREADS")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(4 * rayon::current_num_threads());
         rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            .num_threads(read_threads(true))
             .thread_name(|i| format!("stratus-remote-read-{i}"))
             .build()
             .expect("a thread pool")

@@ -224,7 +224,8 @@ impl Worker {
         if let Some(limit) = sizing::worker_memory_limit_mb() {
             let days: std::collections::BTreeSet<_> =
                 datasets.iter().map(|d| stratus_core::period::solar_day(d.datetime, d.longitude())).collect();
-            sizer.check_fits(days.len(), rayon::current_num_threads(), limit).map_err(refuse)?;
+            let threads = crate::tile::read_threads(crate::tile::has_remote_inputs(datasets));
+            sizer.check_fits(days.len(), threads, limit).map_err(refuse)?;
         }
         let scratch = std::env::temp_dir();
         let need = sizer.tmp_mb();
