@@ -187,9 +187,6 @@ fn centre_in_window(points: &Points, i: usize, b: &Bounds) -> Option<(f64, f64)>
 /// ones renormalised; on the window's first row/column the point is clamped onto it.
 #[inline(always)]
 fn bilinear4(src: &Window, sx: f64, sy: f64) -> Option<f64> {
-    if let Some(v) = bilinear4_interior(src, sx, sy) {
-        return Some(v);
-    }
     let b = &src.bounds;
     // Window-relative, as GDAL computes it.
     let (wx, wy) = (sx - b.x0 as f64, sy - b.y0 as f64);
@@ -217,36 +214,6 @@ fn bilinear4(src: &Window, sx: f64, sy: f64) -> Option<f64> {
             }
         }
     }
-    if div < 1e-5 {
-        None
-    } else if div == 1.0 {
-        Some(acc)
-    } else {
-        Some(acc / div)
-    }
-}
-
-/// [`bilinear4`] where its four pixels are inside the window and valid (None otherwise,
-/// nearly never): the same sums in the same order, without the per-tap checks.
-#[inline(always)]
-fn bilinear4_interior(src: &Window, sx: f64, sy: f64) -> Option<f64> {
-    let b = &src.bounds;
-    let (wx, wy) = (sx - b.x0 as f64, sy - b.y0 as f64);
-    let (ix, iy) = (floor_i64(wx - 0.5), floor_i64(wy - 0.5));
-    if ix < 0 || iy < 0 || ix + 1 >= b.width() || iy + 1 >= b.height() {
-        return None;
-    }
-    let rx = 1.5 - (wx - ix as f64);
-    let ry = 1.5 - (wy - iy as f64);
-    let i = src.index(ix + b.x0, iy + b.y0);
-    let (p00, p01, p10, p11) = (src.data[i], src.data[i + 1], src.data[i + src.w], src.data[i + src.w + 1]);
-    let nd = src.nodata;
-    if nd == Some(p00) || nd == Some(p01) || nd == Some(p10) || nd == Some(p11) {
-        return None;
-    }
-    let (w00, w01, w10, w11) = (rx * ry, (1.0 - rx) * ry, rx * (1.0 - ry), (1.0 - rx) * (1.0 - ry));
-    let div = w00 + w01 + w10 + w11;
-    let acc = p00 as f64 * w00 + p01 as f64 * w01 + p10 as f64 * w10 + p11 as f64 * w11;
     if div < 1e-5 {
         None
     } else if div == 1.0 {
