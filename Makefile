@@ -6,7 +6,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: setup build demo test fuzz lint fmt clean bench bench-continent package local-aws local-aws-down invoke sam-invoke
+.PHONY: setup build demo test fuzz lint fmt clean bench bench-peer bench-continent package local-aws local-aws-down invoke sam-invoke
 
 setup:
 	@scripts/setup.sh
@@ -76,6 +76,14 @@ bench: build
 	python3 scripts/bench/mosaic.py
 	python3 scripts/bench/planner.py
 	python3 scripts/bench/tile.py
+
+## The au-30 bench tile with the Python stack users run today (odc-stac + odc-algo), compared
+## with our outputs of the same tile (figures printed as JSON; see BENCHMARKS.md).
+bench-peer: build
+	$(CARGO) build --release --example bench_tile
+	python3 scripts/bench/peer_tile.py --setup
+	BENCH_OUT_DIR=$(CURDIR)/.cache/bench/au-tile/ours RAYON_NUM_THREADS=2 target/release/examples/bench_tile .cache/bench/au-tile full
+	.venv-parity/bin/python scripts/bench/peer_tile.py --threads 2 --ours .cache/bench/au-tile/ours/bench_gm/1.0.0/x28/y28/2021--P1Y
 
 ## One year of synthetic Sentinel-2 over Africa planned onto africa-10: tasks, observations,
 ## tasks beyond Lambda's limits, the cost estimate (summary appended to BENCHMARKS.md).
