@@ -49,7 +49,7 @@ fn concurrent_workers(l: &dyn Ledger, run: &str, n: usize) {
                 // Every worker tries every task, twice (duplicate delivery).
                 for _round in 0..2 {
                     for id in ids.iter() {
-                        match l.claim(run, id, &me, LEASE, false, false).unwrap() {
+                        match l.claim(run, id, &me, &ClaimOptions::new(LEASE)).unwrap() {
                             ClaimOutcome::Claimed { .. } => {
                                 let t = l.complete(run, id, &me, &json!({"by": me})).unwrap();
                                 assert!(t.applied);
@@ -58,11 +58,6 @@ fn concurrent_workers(l: &dyn Ledger, run: &str, n: usize) {
                                     fired.fetch_add(1, Ordering::SeqCst);
                                 }
                                 assert!(!l.complete(run, id, &me, &json!({})).unwrap().applied, "duplicate completion");
-                            }
-                            // A duplicate delivery that arrives between the last task's
-                            // end and its completion may fire it (DynamoDB); it counts.
-                            ClaimOutcome::AlreadyDone { completion_fired: true } => {
-                                fired.fetch_add(1, Ordering::SeqCst);
                             }
                             _ => {}
                         }
@@ -86,11 +81,11 @@ fn failures_resets_and_leases(l: &dyn Ledger, run: &str) {
     assert!(matches!(again, Err(PortError::RunExists(_))), "{again:?}");
     assert_eq!(l.payload(run, "t001").unwrap(), json!({"datasets": [{"id": "d1"}, {"id": "d2"}]}));
     // A retryable failure goes back to pending; the final one is recorded with its reason.
-    l.claim(run, "t000", "w", LEASE, false, false).unwrap();
+    l.claim(run, "t000", "w", &ClaimOptions::new(LEASE)).unwrap();
     let t = l.fail(run, "t000", "w", "transient", false, None).unwrap();
     assert!(t.applied && !t.completion_fired);
     assert_eq!(l.task(run, "t000").unwrap().unwrap().state, TaskState::Pending);
-    l.claim(run, "t000", "w", LEASE, false, false).unwrap();
+    l.claim(run, "t000", "w", &ClaimOptions::new(LEASE)).unwrap();
     l.fail(run, "t000", "w", "corrupt input B04.tif", true, None).unwrap();
     let task = l.task(run, "t000").unwrap().unwrap();
     assert_eq!((task.state, task.attempts), (TaskState::Failed, 2));
@@ -98,26 +93,26 @@ fn failures_resets_and_leases(l: &dyn Ledger, run: &str) {
     // A short lease lapses: another worker takes over; the first cannot finish. (Long
     // enough to outlast the next call on a loaded moto: 300 ms did not, once in CI.)
     assert_eq!(
-        l.claim(run, "t001", "a", Duration::from_secs(3), false, false).unwrap(),
+        l.claim(run, "t001", "a", &ClaimOptions::new(Duration::from_secs(3))).unwrap(),
         ClaimOutcome::Claimed { attempt: 1 }
     );
-    assert!(matches!(l.claim(run, "t001", "b", LEASE, false, false).unwrap(), ClaimOutcome::Busy { .. }));
+    assert!(matches!(l.claim(run, "t001", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Busy { .. }));
     std::thread::sleep(Duration::from_millis(3100));
-    assert_eq!(l.claim(run, "t001", "b", LEASE, false, false).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
+    assert_eq!(l.claim(run, "t001", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
     assert!(!l.complete(run, "t001", "a", &json!({})).unwrap().applied);
     assert!(!l.heartbeat(run, "t001", "a", LEASE).unwrap());
     assert!(l.heartbeat(run, "t001", "b", LEASE).unwrap());
     assert!(!l.complete(run, "t001", "b", &json!({})).unwrap().completion_fired);
     // Release gives a task back without counting the attempt.
-    l.claim(run, "t002", "w", LEASE, false, false).unwrap();
+    l.claim(run, "t002", "w", &ClaimOptions::new(LEASE)).unwrap();
     assert!(l.release(run, "t002", "w").unwrap());
     assert_eq!(l.task(run, "t002").unwrap().unwrap().attempts, 0);
-    l.claim(run, "t002", "w", LEASE, false, false).unwrap();
+    l.claim(run, "t002", "w", &ClaimOptions::new(LEASE)).unwrap();
     assert!(l.complete(run, "t002", "w", &json!({"ok": 1})).unwrap().completion_fired);
     assert_eq!(l.task(run, "t002").unwrap().unwrap().result, Some(json!({"ok": 1})));
     assert_eq!(
-        l.claim(run, "t000", "w", LEASE, false, false).unwrap(),
-        ClaimOutcome::AlreadyFailed { completion_fired: false }
+        l.claim(run, "t000", "w", &ClaimOptions::new(LEASE)).unwrap(),
+        ClaimOutcome::AlreadyFailed
     );
     // Queued tasks whose messages were never sent go back to pending.
     // Redrive: failed -> pending, and the completion fires again when it is done.
@@ -126,7 +121,7 @@ fn failures_resets_and_leases(l: &dyn Ledger, run: &str) {
     assert_eq!((c.pending, c.failed, c.done), (1, 0, 2));
     assert_eq!(l.mark_queued(run, &["t000".to_string(), "t001".to_string()]).unwrap(), vec!["t000"]);
     assert_eq!(l.reset(run, ResetScope::Queued, None).unwrap(), vec!["t000"]);
-    l.claim(run, "t000", "w", LEASE, false, false).unwrap();
+    l.claim(run, "t000", "w", &ClaimOptions::new(LEASE)).unwrap();
     assert!(l.complete(run, "t000", "w", &json!({})).unwrap().completion_fired);
     let r = l.run(run).unwrap().unwrap();
     assert_eq!((r.completions, r.counts.done, r.counts.ended()), (2, 3, 3));
@@ -168,45 +163,6 @@ fn dynamodb_concurrent_workers() {
 #[test]
 fn dynamodb_failures_resets_and_leases() {
     failures_resets_and_leases(&dynamodb("fail"), "r");
-}
-
-/// On DynamoDB the completion is its own write after the last task's. A worker that dies
-/// between the two leaves the run ended but unfired; the next delivery of any ended task
-/// fires it and must say so, so that its caller sends the completion on.
-#[test]
-fn dynamodb_redelivery_fires_a_completion_its_worker_did_not() {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let l = dynamodb("refire");
-    plan(&l, "r", 2);
-    for id in ["t000", "t001"] {
-        l.claim("r", id, "w", LEASE, false, false).unwrap();
-        l.fail("r", id, "w", "broken", id == "t001", None).unwrap();
-    }
-    l.claim("r", "t000", "w", LEASE, false, false).unwrap();
-    assert!(l.complete("r", "t000", "w", &json!({})).unwrap().completion_fired);
-    // The state a worker leaves when it dies after ending the last task, before firing:
-    // every task ended, the completion still armed.
-    let aws = stratus_engine::context::aws().unwrap();
-    aws.block_on(
-        aws.dynamodb()
-            .update_item()
-            .table_name(l.table())
-            .key("pk", AttributeValue::S("RUN#r".into()))
-            .key("sk", AttributeValue::S("#RUN".into()))
-            .update_expression("SET armed = :yes")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .send(),
-    )
-    .unwrap();
-    assert_eq!(
-        l.claim("r", "t001", "w2", LEASE, false, false).unwrap(),
-        ClaimOutcome::AlreadyFailed { completion_fired: true }
-    );
-    assert_eq!(
-        l.claim("r", "t000", "w2", LEASE, false, false).unwrap(),
-        ClaimOutcome::AlreadyDone { completion_fired: false }
-    );
-    assert_eq!(l.run("r").unwrap().unwrap().completions, 2);
 }
 
 #[test]
@@ -251,26 +207,35 @@ mod state_machine {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Claim { w: usize, t: usize, expired_lease: bool, overwrite: bool },
+        /// `redrive`: a queue's first delivery (a failed task runs again only if marked
+        /// dead-lettered).
+        Claim { w: usize, t: usize, expired_lease: bool, overwrite: bool, redrive: bool },
         Heartbeat { w: usize, t: usize },
         Complete { w: usize, t: usize },
         Fail { w: usize, t: usize, final_attempt: bool },
         Release { w: usize, t: usize },
         MarkQueued { t: usize },
+        MarkDispatched { t: usize },
+        MarkDeadLettered { t: usize },
         Reset { scope: u8 },
     }
+
+    /// The attempt cap the model's claims use (small, so random runs reach it).
+    const CAP: u32 = 3;
 
     fn op() -> impl Strategy<Value = Op> {
         let w = 0..WORKERS;
         let t = 0..TASKS;
         prop_oneof![
-            4 => (w.clone(), t.clone(), prop::bool::weighted(0.2), prop::bool::weighted(0.1))
-                .prop_map(|(w, t, expired_lease, overwrite)| Op::Claim { w, t, expired_lease, overwrite }),
+            4 => (w.clone(), t.clone(), prop::bool::weighted(0.3), prop::bool::weighted(0.1), any::<bool>())
+                .prop_map(|(w, t, expired_lease, overwrite, redrive)| Op::Claim { w, t, expired_lease, overwrite, redrive }),
             1 => (w.clone(), t.clone()).prop_map(|(w, t)| Op::Heartbeat { w, t }),
             4 => (w.clone(), t.clone()).prop_map(|(w, t)| Op::Complete { w, t }),
             2 => (w.clone(), t.clone(), any::<bool>()).prop_map(|(w, t, final_attempt)| Op::Fail { w, t, final_attempt }),
             1 => (w, t.clone()).prop_map(|(w, t)| Op::Release { w, t }),
-            1 => t.prop_map(|t| Op::MarkQueued { t }),
+            1 => t.clone().prop_map(|t| Op::MarkQueued { t }),
+            1 => t.clone().prop_map(|t| Op::MarkDispatched { t }),
+            1 => t.prop_map(|t| Op::MarkDeadLettered { t }),
             1 => (0u8..4).prop_map(|scope| Op::Reset { scope }),
         ]
     }
@@ -281,6 +246,8 @@ mod state_machine {
         owner: Option<usize>,
         live: bool,
         attempts: u32,
+        dispatched: bool,
+        dead_lettered: bool,
     }
 
     /// What the ledger must do, written as plainly as possible.
@@ -309,7 +276,14 @@ mod state_machine {
 
     impl Model {
         fn new() -> Model {
-            let t = ModelTask { state: TaskState::Pending, owner: None, live: false, attempts: 0 };
+            let t = ModelTask {
+                state: TaskState::Pending,
+                owner: None,
+                live: false,
+                attempts: 0,
+                dispatched: false,
+                dead_lettered: false,
+            };
             Model { tasks: vec![t; TASKS], armed: true, completions: 0 }
         }
         fn all_ended(&self) -> bool {
@@ -328,33 +302,42 @@ mod state_machine {
         }
         fn apply(&mut self, op: &Op) -> Out {
             match *op {
-                Op::Claim { w, t, expired_lease, overwrite } => {
+                Op::Claim { w, t, expired_lease, overwrite, redrive } => {
                     let task = &self.tasks[t];
                     let claimable = match task.state {
                         TaskState::Pending | TaskState::Queued => true,
                         TaskState::Done if overwrite => true,
-                        TaskState::Failed if overwrite => true,
-                        TaskState::Done => return Out::Claim(ClaimOutcome::AlreadyDone { completion_fired: false }),
-                        TaskState::Failed => {
-                            return Out::Claim(ClaimOutcome::AlreadyFailed { completion_fired: false })
-                        }
+                        TaskState::Failed if overwrite || (redrive && task.dead_lettered) => true,
+                        TaskState::Done => return Out::Claim(ClaimOutcome::AlreadyDone),
+                        TaskState::Failed => return Out::Claim(ClaimOutcome::AlreadyFailed),
                         TaskState::Running => task.owner == Some(w) || !task.live,
                     };
                     if !claimable {
                         return Out::Claim(ClaimOutcome::Busy { owner: worker(task.owner.unwrap()) });
                     }
-                    if matches!(task.state, TaskState::Done | TaskState::Failed) {
+                    let rerun = matches!(task.state, TaskState::Done | TaskState::Failed);
+                    if rerun {
                         self.armed = true;
                     }
+                    let attempts = if rerun { 0 } else { task.attempts };
                     let task = &mut self.tasks[t];
-                    task.attempts += 1;
+                    if attempts >= CAP {
+                        task.state = TaskState::Failed;
+                        task.owner = None;
+                        task.dispatched = false;
+                        task.dead_lettered = false;
+                        let completion_fired = self.maybe_fire();
+                        return Out::Claim(ClaimOutcome::GaveUp { attempts, completion_fired });
+                    }
                     *task = ModelTask {
                         state: TaskState::Running,
                         owner: Some(w),
                         live: !expired_lease,
-                        attempts: task.attempts,
+                        attempts: attempts + 1,
+                        dispatched: false,
+                        dead_lettered: false,
                     };
-                    Out::Claim(ClaimOutcome::Claimed { attempt: task.attempts })
+                    Out::Claim(ClaimOutcome::Claimed { attempt: attempts + 1 })
                 }
                 Op::Heartbeat { w, t } => {
                     let ok = self.owned(w, t);
@@ -378,6 +361,7 @@ mod state_machine {
                     let task = &mut self.tasks[t];
                     task.state = if final_attempt { TaskState::Failed } else { TaskState::Pending };
                     task.owner = None;
+                    task.dead_lettered = false;
                     let fired = final_attempt && self.maybe_fire();
                     Out::Transition(Transition { applied: true, completion_fired: fired })
                 }
@@ -392,11 +376,30 @@ mod state_machine {
                     Out::Applied(ok)
                 }
                 Op::MarkQueued { t } => {
-                    if self.tasks[t].state != TaskState::Pending {
-                        return Out::Ids(vec![]);
+                    let task = &mut self.tasks[t];
+                    match task.state {
+                        TaskState::Pending => {
+                            task.state = TaskState::Queued;
+                            task.dispatched = false;
+                            Out::Ids(vec![id(t)])
+                        }
+                        // Stranded by a dispatcher that stopped before sending: send again.
+                        TaskState::Queued if !task.dispatched => Out::Ids(vec![id(t)]),
+                        _ => Out::Ids(vec![]),
                     }
-                    self.tasks[t].state = TaskState::Queued;
-                    Out::Ids(vec![id(t)])
+                }
+                Op::MarkDispatched { t } => {
+                    let task = &mut self.tasks[t];
+                    if task.state == TaskState::Queued {
+                        task.dispatched = true;
+                    }
+                    Out::Applied(true)
+                }
+                Op::MarkDeadLettered { t } => {
+                    let task = &mut self.tasks[t];
+                    let ok = task.state == TaskState::Failed;
+                    task.dead_lettered |= ok;
+                    Out::Applied(ok)
                 }
                 Op::Reset { scope } => {
                     let mut ids = Vec::new();
@@ -405,14 +408,17 @@ mod state_machine {
                             ResetScope::Failed => task.state == TaskState::Failed,
                             ResetScope::Done => task.state == TaskState::Done,
                             ResetScope::Stale => task.state == TaskState::Running && !task.live,
-                            ResetScope::Queued => task.state == TaskState::Queued,
+                            ResetScope::Queued => task.state == TaskState::Queued && !task.dispatched,
                         };
                         if hit {
                             if matches!(task.state, TaskState::Done | TaskState::Failed) {
                                 self.armed = true;
+                                task.attempts = 0;
                             }
                             task.state = TaskState::Pending;
                             task.owner = None;
+                            task.dispatched = false;
+                            task.dead_lettered = false;
                             ids.push(id(i));
                         }
                     }
@@ -425,8 +431,20 @@ mod state_machine {
     fn run_on(l: &dyn Ledger, run: &str, op: &Op) -> Out {
         let lease = |expired: bool| if expired { Duration::ZERO } else { LEASE };
         match *op {
-            Op::Claim { w, t, expired_lease, overwrite } => {
-                Out::Claim(l.claim(run, &id(t), &worker(w), lease(expired_lease), overwrite, overwrite).unwrap())
+            Op::Claim { w, t, expired_lease, overwrite, redrive } => {
+                let opts = ClaimOptions {
+                    lease: lease(expired_lease),
+                    rerun_done: overwrite,
+                    rerun_failed: if overwrite {
+                        RerunFailed::Always
+                    } else if redrive {
+                        RerunFailed::IfDeadLettered
+                    } else {
+                        RerunFailed::Never
+                    },
+                    max_attempts: CAP,
+                };
+                Out::Claim(l.claim(run, &id(t), &worker(w), &opts).unwrap())
             }
             Op::Heartbeat { w, t } => Out::Applied(l.heartbeat(run, &id(t), &worker(w), LEASE).unwrap()),
             Op::Complete { w, t } => Out::Transition(l.complete(run, &id(t), &worker(w), &json!({"w": w})).unwrap()),
@@ -435,6 +453,11 @@ mod state_machine {
             }
             Op::Release { w, t } => Out::Applied(l.release(run, &id(t), &worker(w)).unwrap()),
             Op::MarkQueued { t } => Out::Ids(l.mark_queued(run, &[id(t)]).unwrap()),
+            Op::MarkDispatched { t } => {
+                l.mark_dispatched(run, &[id(t)]).unwrap();
+                Out::Applied(true)
+            }
+            Op::MarkDeadLettered { t } => Out::Applied(l.mark_dead_lettered(run, &id(t)).unwrap()),
             Op::Reset { scope } => {
                 let mut ids = l.reset(run, SCOPES[scope as usize], None).unwrap();
                 ids.sort();
@@ -454,6 +477,9 @@ mod state_machine {
             for (t, m) in tasks.iter().zip(&model.tasks) {
                 prop_assert_eq!(t.state, m.state, "step {} {:?}: task {}", step, op, &t.task_id);
                 prop_assert_eq!(t.attempts, m.attempts, "step {} {:?}: attempts of {}", step, op, &t.task_id);
+                prop_assert!(t.attempts <= CAP, "step {} {:?}: attempts of {} above the cap", step, op, &t.task_id);
+                prop_assert_eq!(t.dispatched, m.dispatched, "step {} {:?}: dispatched {}", step, op, &t.task_id);
+                prop_assert_eq!(t.dead_lettered, m.dead_lettered, "step {} {:?}: dead-lettered {}", step, op, &t.task_id);
             }
             let r = l.run(run).unwrap().unwrap();
             for s in TaskState::ALL {

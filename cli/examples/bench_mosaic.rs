@@ -11,7 +11,7 @@ use stratus_engine::layout::Layout;
 use stratus_engine::mosaic::{build_for_run, MosaicOptions};
 use stratus_engine::tile::peak_rss_mb;
 use stratus_engine::Context;
-use stratus_ports::{ClaimOutcome, NewRun, NewTask};
+use stratus_ports::{ClaimOptions, ClaimOutcome, NewRun, NewTask};
 use stratus_raster::{write_cog, CogOptions};
 
 fn main() -> anyhow::Result<()> {
@@ -59,7 +59,7 @@ fn main() -> anyhow::Result<()> {
         }
         let id = t.to_string();
         if let ClaimOutcome::Claimed { .. } =
-            ctx.ledger.claim(&run_id, &id, "bench", Duration::from_secs(60), false, false)?
+            ctx.ledger.claim(&run_id, &id, "bench", &ClaimOptions::new(Duration::from_secs(60)))?
         {
             ctx.ledger.complete(&run_id, &id, "bench", &json!({}))?;
         }

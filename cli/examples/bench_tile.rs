@@ -103,6 +103,7 @@ fn main() -> anyhow::Result<()> {
         stop: &stop,
         deadline: Instant::now() + Duration::from_secs(86_400),
         mode,
+        before_commit: None,
     };
     let rss_before = peak_rss_mb();
     let started = Instant::now();

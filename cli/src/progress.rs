@@ -30,6 +30,7 @@ impl Progress for Bar {
             TaskOutcome::SkippedExisting | TaskOutcome::AlreadyDone => "already complete",
             TaskOutcome::Failed { .. } | TaskOutcome::AlreadyFailed => "FAILED",
             TaskOutcome::Busy { .. } => "held by another worker",
+            TaskOutcome::Superseded => "taken over by another worker",
             TaskOutcome::Interrupted => "interrupted",
         };
         if matches!(r.outcome, TaskOutcome::Failed { .. }) {

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use stratus_ports::ledger::ResetScope;
 use stratus_ports::{
-    payload_text, BlobStore, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask, PortError, RunCounts, RunRecord,
-    TaskRecord, TaskState, Transition,
+    gave_up_reason, payload_text, BlobStore, ClaimOptions, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask,
+    PortError, RerunFailed, RunCounts, RunRecord, TaskRecord, TaskState, Transition,
 };
 
 type Result<T> = std::result::Result<T, PortError>;
@@ -78,6 +78,9 @@ fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
 fn get_n(item: &Item, k: &str) -> Option<i64> {
     item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
+fn get_bool(item: &Item, k: &str) -> bool {
+    item.get(k).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false)
+}
 fn json_of(item: &Item, k: &str) -> serde_json::Value {
     get_s(item, k).and_then(|t| serde_json::from_str(t).ok()).unwrap_or(serde_json::Value::Null)
 }
@@ -94,7 +97,8 @@ fn is_terminal(st: TaskState) -> bool {
 /// How a conditional write ended.
 enum Write {
     Applied,
-    ConditionFailed,
+    TaskConditionFailed,
+    RunConditionFailed,
 }
 
 impl DynamoLedger {
@@ -131,6 +135,8 @@ impl DynamoLedger {
                 failed: c("failed"),
             },
             completions: c("completions"),
+            completions_sent: c("completions_sent"),
+            completions_handled: c("completions_handled"),
         }
     }
 
@@ -146,6 +152,8 @@ impl DynamoLedger {
             summary: json_of(item, "summary"),
             result: item.get("result").and_then(|v| v.as_s().ok()).and_then(|t| serde_json::from_str(t).ok()),
             updated_at: get_s(item, "updated_at").unwrap_or_default().to_string(),
+            dispatched: get_bool(item, "dispatched"),
+            dead_lettered: get_bool(item, "dead_lettered"),
         }
     }
 
@@ -169,7 +177,7 @@ impl DynamoLedger {
         let attrs = if keys_only {
             "pk, sk"
         } else {
-            "task_id, idx, st, attempts, owner, lease_until, error, summary, result, updated_at"
+            "task_id, idx, st, attempts, owner, lease_until, error, summary, result, updated_at, dispatched, dead_lettered"
         };
         let mut names: HashMap<String, String> = attrs.split(", ").map(|a| (format!("#{a}"), a.to_string())).collect();
         names.insert("#pkey".into(), "pk".into());
@@ -241,8 +249,8 @@ impl DynamoLedger {
         results.into_iter().collect()
     }
 
-    /// A transaction, retried on conflicts with other transactions. Condition failures of
-    /// the first item are reported, not retried.
+    /// A transaction, retried on conflicts with other transactions. Condition failures
+    /// are reported (which item), not retried.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Write> {
         for attempt in 0..TRANSACTION_ATTEMPTS {
             let res = self.aws.dynamodb().transact_write_items().set_transact_items(Some(items.clone())).send().await;
@@ -255,13 +263,10 @@ impl DynamoLedger {
             {
                 let codes: Vec<&str> = c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
                 if codes.first() == Some(&"ConditionalCheckFailed") {
-                    return Ok(Write::ConditionFailed);
+                    return Ok(Write::TaskConditionFailed);
                 }
                 if codes.contains(&"ConditionalCheckFailed") {
-                    return Err(PortError::Other(format!(
-                        "ledger table '{}': the run item is missing (was the run deleted while it ran?)",
-                        self.table
-                    )));
+                    return Ok(Write::RunConditionFailed);
                 }
                 if codes.iter().any(|c| *c == "TransactionConflict" || *c == "ThrottlingError") || codes.is_empty() {
                     tokio::time::sleep(backoff(attempt)).await;
@@ -283,9 +288,23 @@ impl DynamoLedger {
         })
     }
 
+    /// The run item's counters that decide whether a task's end is the run's last.
+    async fn run_progress(&self, run: &str) -> Result<(i64, i64, bool)> {
+        let item = self.get_item(Self::key(run, s(RUN_SK)), Some("total, ended, armed")).await?.ok_or_else(|| {
+            PortError::Other(format!("ledger table '{}': run '{run}' is missing (deleted while it ran?)", self.table))
+        })?;
+        let armed = item.get("armed").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+        Ok((get_n(&item, "total").unwrap_or(0), get_n(&item, "ended").unwrap_or(0), armed))
+    }
+
     /// Move one task `from` -> `to` with its run's counters, atomically. `set` adds task
     /// attribute changes (an update expression fragment after the state's SET), `cond`
     /// extra conditions; `values` and `names` bind the `:value` and `#name` tokens they use.
+    ///
+    /// A move into `done`/`failed` that ends the run's last task fires the completion in
+    /// the same transaction: the run update comes in two forms with complementary
+    /// conditions (this is the last end and the completion is armed, or not), and the one
+    /// the run's counters call for is tried first, the other if they changed meanwhile.
     #[allow(clippy::too_many_arguments)]
     async fn move_state(
         &self,
@@ -297,100 +316,138 @@ impl DynamoLedger {
         cond: &str,
         mut values: HashMap<String, AttributeValue>,
         mut names: HashMap<String, String>,
-    ) -> Result<bool> {
+    ) -> Result<Transition> {
         values.insert(":from".into(), s(from.as_str()));
         values.insert(":to".into(), s(to.as_str()));
         values.insert(":now".into(), s(now_text()));
+        values.insert(":nope".into(), AttributeValue::Bool(false));
         let token = op_token();
         values.insert(":tok".into(), s(&token));
         names.insert("#st".into(), "st".into());
         names.insert("#upd".into(), "updated_at".into());
         names.insert("#tok".into(), "op_token".into());
+        // Both marks belong to the state being left.
+        names.insert("#disp".into(), "dispatched".into());
+        names.insert("#dlq".into(), "dead_lettered".into());
         let task_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(run, task_sk(task))))
-            .update_expression(format!("SET #st = :to, #upd = :now, #tok = :tok{set}"))
+            .update_expression(format!("SET #st = :to, #upd = :now, #tok = :tok, #disp = :nope, #dlq = :nope{set}"))
             .condition_expression(format!("#st = :from{cond}"))
             .set_expression_attribute_values(Some(values))
             .set_expression_attribute_names(Some(names))
             .build()
             .map_err(|e| PortError::Other(format!("building a ledger update: {e}")))?;
-        let mut items = vec![TransactWriteItem::builder().update(task_update).build()];
-        if from != to {
-            let mut add = "#f :minus, #t :plus".to_string();
-            let mut names = HashMap::from([
-                ("#f".to_string(), counter(from).to_string()),
-                ("#t".to_string(), counter(to).to_string()),
-                ("#pkey".to_string(), "pk".to_string()),
-            ]);
-            let mut values = HashMap::from([(":minus".to_string(), n(-1)), (":plus".to_string(), n(1))]);
-            if is_terminal(to) != is_terminal(from) {
-                add.push_str(", #ended :e");
-                names.insert("#ended".into(), "ended".into());
-                values.insert(":e".into(), n(if is_terminal(to) { 1 } else { -1 }));
-            }
-            let mut expr = format!("ADD {add}");
-            if is_terminal(from) {
-                // Leaving done/failed re-arms the completion.
-                expr.push_str(" SET #armed = :yes");
-                names.insert("#armed".into(), "armed".into());
-                values.insert(":yes".into(), AttributeValue::Bool(true));
-            }
-            let run_update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(run, s(RUN_SK))))
-                .update_expression(expr)
-                .condition_expression("attribute_exists(#pkey)")
-                .set_expression_attribute_values(Some(values))
-                .set_expression_attribute_names(Some(names))
-                .build()
-                .map_err(|e| PortError::Other(format!("building a ledger update: {e}")))?;
-            items.push(TransactWriteItem::builder().update(run_update).build());
+        let task_item = TransactWriteItem::builder().update(task_update).build();
+        if from == to {
+            return match self.transact(vec![task_item]).await? {
+                Write::Applied => Ok(Transition { applied: true, completion_fired: false }),
+                _ => Ok(Transition {
+                    applied: self.token_is(Self::key(run, task_sk(task)), "op_token", &token).await?,
+                    completion_fired: false,
+                }),
+            };
         }
-        match self.transact(items).await? {
-            Write::Applied => Ok(true),
-            // Either the task was not in `from`, or an earlier attempt of this very write
-            // took effect and only its response was lost.
-            Write::ConditionFailed => Ok(self.token_is(Self::key(run, task_sk(task)), "op_token", &token).await?),
+        let ends = is_terminal(to) && !is_terminal(from);
+        // Which form of the run update to try first: the last end fires the completion.
+        // The run's total never changes (an overwrite makes a new run), so the last end
+        // is the one that finds `ended = total - 1`.
+        let (mut fire, last) = if ends {
+            let (total, ended, armed) = self.run_progress(run).await?;
+            (armed && ended + 1 == total, total - 1)
+        } else {
+            (false, 0)
+        };
+        for _ in 0..4 {
+            let run_item = self.run_update(run, from, to, ends.then_some(last), fire, &token)?;
+            match self.transact(vec![task_item.clone(), run_item]).await? {
+                Write::Applied => return Ok(Transition { applied: true, completion_fired: fire }),
+                // Either the task was not in `from`, or an earlier attempt of this very
+                // write took effect and only its response was lost.
+                Write::TaskConditionFailed => {
+                    let applied = self.token_is(Self::key(run, task_sk(task)), "op_token", &token).await?;
+                    let fired = applied && self.token_is(Self::key(run, s(RUN_SK)), "fired_token", &token).await?;
+                    return Ok(Transition { applied, completion_fired: fired });
+                }
+                // The run's counters moved between our read and write: the other form.
+                Write::RunConditionFailed if ends => fire = !fire,
+                Write::RunConditionFailed => break,
+            }
         }
+        Err(PortError::Other(format!(
+            "ledger table '{}': the run item of '{run}' refused a counter update (was the run deleted while it ran?)",
+            self.table
+        )))
+    }
+
+    /// The run item's part of a task's move: its counters, and, when `fire`, the completion.
+    fn run_update(
+        &self,
+        run: &str,
+        from: TaskState,
+        to: TaskState,
+        ends_at_last: Option<i64>,
+        fire: bool,
+        token: &str,
+    ) -> Result<TransactWriteItem> {
+        let mut add = "#f :minus, #t :plus".to_string();
+        let mut names = HashMap::from([
+            ("#f".to_string(), counter(from).to_string()),
+            ("#t".to_string(), counter(to).to_string()),
+            ("#pkey".to_string(), "pk".to_string()),
+        ]);
+        let mut values = HashMap::from([(":minus".to_string(), n(-1)), (":plus".to_string(), n(1))]);
+        let mut sets = Vec::new();
+        let mut cond = "attribute_exists(#pkey)".to_string();
+        if is_terminal(to) != is_terminal(from) {
+            add.push_str(", #ended :e");
+            names.insert("#ended".into(), "ended".into());
+            values.insert(":e".into(), n(if is_terminal(to) { 1 } else { -1 }));
+        }
+        if is_terminal(from) {
+            // Leaving done/failed re-arms the completion.
+            sets.push("#armed = :yes");
+            names.insert("#armed".into(), "armed".into());
+            values.insert(":yes".into(), AttributeValue::Bool(true));
+        }
+        if let Some(last) = ends_at_last {
+            names.insert("#armed".into(), "armed".into());
+            values.insert(":yes".into(), AttributeValue::Bool(true));
+            // Conditions see `ended` before the ADD: this end is the last when it is total - 1.
+            values.insert(":last".into(), n(last));
+            if fire {
+                cond.push_str(" AND #armed = :yes AND #ended = :last");
+                add.push_str(", #c :plus");
+                names.insert("#c".into(), "completions".into());
+                names.insert("#ft".into(), "fired_token".into());
+                values.insert(":tok".into(), s(token));
+                values.insert(":no".into(), AttributeValue::Bool(false));
+                sets.push("#armed = :no");
+                sets.push("#ft = :tok");
+            } else {
+                cond.push_str(" AND NOT (#armed = :yes AND #ended = :last)");
+            }
+        }
+        let mut expr = format!("ADD {add}");
+        if !sets.is_empty() {
+            expr.push_str(&format!(" SET {}", sets.join(", ")));
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(run, s(RUN_SK))))
+            .update_expression(expr)
+            .condition_expression(cond)
+            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_names(Some(names))
+            .build()
+            .map_err(|e| PortError::Other(format!("building a ledger update: {e}")))?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Whether the item's `attr` holds `token` (a consistent read).
     async fn token_is(&self, key: Item, attr: &str, token: &str) -> Result<bool> {
         let item = self.get_item(key, Some(attr)).await?;
         Ok(item.as_ref().and_then(|i| get_s(i, attr)) == Some(token))
-    }
-
-    /// Fire the completion if every task has ended and it is armed: one caller wins.
-    async fn maybe_complete(&self, run: &str) -> Result<bool> {
-        let token = op_token();
-        let res = self
-            .aws
-            .dynamodb()
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(run, s(RUN_SK))))
-            .update_expression("SET #armed = :no, #ft = :tok ADD #c :one")
-            .condition_expression("#armed = :yes AND #ended = #total")
-            .expression_attribute_names("#ft", "fired_token")
-            .expression_attribute_values(":tok", s(&token))
-            .expression_attribute_names("#armed", "armed")
-            .expression_attribute_names("#c", "completions")
-            .expression_attribute_names("#ended", "ended")
-            .expression_attribute_names("#total", "total")
-            .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            // Lost to another caller, or our own earlier attempt won and its response was lost.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                self.token_is(Self::key(run, s(RUN_SK)), "fired_token", &token).await
-            }
-            Err(e) => Err(remote_error("DynamoDB", "UpdateItem(completion)", e)),
-        }
     }
 
     /// A transition out of `running` that only the owner may make.
@@ -404,10 +461,56 @@ impl DynamoLedger {
         set: &str,
         mut values: HashMap<String, AttributeValue>,
         mut names: HashMap<String, String>,
-    ) -> Result<bool> {
+    ) -> Result<Transition> {
         values.insert(":w".into(), s(worker));
         names.insert("#ow".into(), "owner".into());
         self.move_state(run, task, TaskState::Running, to, set, " AND #ow = :w", values, names).await
+    }
+
+    /// Set `attr` to `value` if `cond` (on `#st` = `:want`) holds; false if it did not.
+    async fn set_if(&self, key: Item, attr: &str, value: AttributeValue, cond: &str, want: AttributeValue) -> Result<bool> {
+        let res = self
+            .aws
+            .dynamodb()
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression("SET #a = :v")
+            .condition_expression(cond)
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_names("#st", "st")
+            .expression_attribute_values(":v", value)
+            .expression_attribute_values(":want", want)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(remote_error("DynamoDB", "UpdateItem(mark)", e)),
+        }
+    }
+
+    /// Raise a run's counter mark to `n` (never lowers it).
+    async fn raise_mark(&self, run: &str, attr: &str, value: u64) -> Result<()> {
+        let res = self
+            .aws
+            .dynamodb()
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(run, s(RUN_SK))))
+            .update_expression("SET #a = :v")
+            .condition_expression("attribute_exists(#pkey) AND (attribute_not_exists(#a) OR #a < :v)")
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_names("#pkey", "pk")
+            .expression_attribute_values(":v", n(value))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Already at or above `value` (or the run is gone: nothing to mark).
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(remote_error("DynamoDB", "UpdateItem(run mark)", e)),
+        }
     }
 
     fn payload_key(run: &str, task: &str) -> String {
@@ -555,7 +658,7 @@ impl Ledger for DynamoLedger {
             let item = self
                 .get_item(
                     Self::key(run_id, task_sk(task_id)),
-                    Some("task_id, idx, st, attempts, owner, error, summary, result, updated_at"),
+                    Some("task_id, idx, st, attempts, owner, error, summary, result, updated_at, dispatched, dead_lettered"),
                 )
                 .await?;
             Ok(item.map(|i| Self::task_to_record(run_id, &i)))
@@ -585,7 +688,7 @@ impl Ledger for DynamoLedger {
         self.aws.block_on(async {
             let results: Vec<Result<Option<String>>> = futures::stream::iter(task_ids)
                 .map(|t| async move {
-                    let ok = self
+                    let moved = self
                         .move_state(
                             run_id,
                             t,
@@ -596,8 +699,15 @@ impl Ledger for DynamoLedger {
                             HashMap::new(),
                             HashMap::new(),
                         )
-                        .await?;
-                    Ok(ok.then(|| t.clone()))
+                        .await?
+                        .applied;
+                    // Already queued but never dispatched: stranded, send it now.
+                    let stranded = !moved
+                        && self
+                            .get_item(Self::key(run_id, task_sk(t)), Some("st, dispatched"))
+                            .await?
+                            .is_some_and(|i| get_s(&i, "st") == Some("queued") && !get_bool(&i, "dispatched"));
+                    Ok((moved || stranded).then(|| t.clone()))
                 })
                 .buffered(WRITES_IN_FLIGHT)
                 .collect()
@@ -606,53 +716,83 @@ impl Ledger for DynamoLedger {
         })
     }
 
-    fn claim(
-        &self,
-        run_id: &str,
-        task_id: &str,
-        worker: &str,
-        lease: Duration,
-        rerun_done: bool,
-        rerun_failed: bool,
-    ) -> Result<ClaimOutcome> {
+    fn mark_dispatched(&self, run_id: &str, task_ids: &[String]) -> Result<()> {
+        self.aws.block_on(async {
+            let results: Vec<Result<bool>> = futures::stream::iter(task_ids)
+                .map(|t| {
+                    self.set_if(
+                        Self::key(run_id, task_sk(t)),
+                        "dispatched",
+                        AttributeValue::Bool(true),
+                        "#st = :want",
+                        s("queued"),
+                    )
+                })
+                .buffered(WRITES_IN_FLIGHT)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<_>>>().map(|_| ())
+        })
+    }
+
+    fn mark_dead_lettered(&self, run_id: &str, task_id: &str) -> Result<bool> {
+        self.aws.block_on(self.set_if(
+            Self::key(run_id, task_sk(task_id)),
+            "dead_lettered",
+            AttributeValue::Bool(true),
+            "#st = :want",
+            s("failed"),
+        ))
+    }
+
+    fn mark_completion_sent(&self, run_id: &str, n_: u64) -> Result<()> {
+        self.aws.block_on(self.raise_mark(run_id, "completions_sent", n_))
+    }
+
+    fn mark_completion_handled(&self, run_id: &str, n_: u64) -> Result<()> {
+        self.aws.block_on(self.raise_mark(run_id, "completions_handled", n_))
+    }
+
+    fn claim(&self, run_id: &str, task_id: &str, worker: &str, opts: &ClaimOptions) -> Result<ClaimOutcome> {
         self.aws.block_on(async {
             for _ in 0..5 {
                 let item = self
-                    .get_item(Self::key(run_id, task_sk(task_id)), Some("st, owner, lease_until, attempts"))
+                    .get_item(
+                        Self::key(run_id, task_sk(task_id)),
+                        Some("st, owner, lease_until, attempts, dead_lettered"),
+                    )
                     .await?
                     .ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
                 let state = get_s(&item, "st").and_then(TaskState::parse).unwrap_or(TaskState::Pending);
                 let attempts = get_n(&item, "attempts").unwrap_or(0) as u32;
+                let dead_lettered = get_bool(&item, "dead_lettered");
                 let now = now_ms();
-                let mut values = HashMap::from([
-                    (":w".to_string(), s(worker)),
-                    (":until".to_string(), n(now + lease.as_millis() as i64)),
-                    (":one".to_string(), n(1)),
-                ]);
+                let mut values = HashMap::new();
                 let names = HashMap::from([
                     ("#ow".to_string(), "owner".to_string()),
                     ("#lu".to_string(), "lease_until".to_string()),
                     ("#at".to_string(), "attempts".to_string()),
                     ("#er".to_string(), "error".to_string()),
                 ]);
+                let rerun_failed = match opts.rerun_failed {
+                    RerunFailed::Never => false,
+                    RerunFailed::Always => true,
+                    RerunFailed::IfDeadLettered => dead_lettered,
+                };
                 let mut cond = String::new();
                 match state {
                     TaskState::Pending | TaskState::Queued => {}
-                    TaskState::Done if rerun_done => {}
-                    TaskState::Failed if rerun_failed => {}
-                    // A redelivered message of an ended task: if the worker that ended
-                    // the run's last task died before firing the completion, fire it now
-                    // and say so, so that this caller sends it on. (An error is returned,
-                    // not swallowed: the message is then retried, not deleted with the
-                    // completion unfired.)
-                    TaskState::Done | TaskState::Failed => {
-                        let completion_fired = self.maybe_complete(run_id).await?;
-                        return Ok(if state == TaskState::Done {
-                            ClaimOutcome::AlreadyDone { completion_fired }
-                        } else {
-                            ClaimOutcome::AlreadyFailed { completion_fired }
-                        });
+                    TaskState::Done if opts.rerun_done => {}
+                    TaskState::Failed if rerun_failed => {
+                        if opts.rerun_failed == RerunFailed::IfDeadLettered {
+                            // The mark is consumed by this claim: one redrive, one run.
+                            cond = " AND #dlq = :yes".into();
+                            values.insert(":yes".into(), AttributeValue::Bool(true));
+                        }
                     }
+                    // The completion fires in the same transaction as the last task's end.
+                    TaskState::Done => return Ok(ClaimOutcome::AlreadyDone),
+                    TaskState::Failed => return Ok(ClaimOutcome::AlreadyFailed),
                     TaskState::Running => {
                         let owner = get_s(&item, "owner").unwrap_or_default().to_string();
                         let until = get_n(&item, "lease_until");
@@ -668,18 +808,45 @@ impl Ledger for DynamoLedger {
                         }
                     }
                 }
+                // Running an ended task again starts a fresh attempt budget.
+                let attempts = if is_terminal(state) { 0 } else { attempts };
+                cond.push_str(" AND (attribute_not_exists(#at) OR #at = :old_at)");
+                values.insert(":old_at".into(), n(get_n(&item, "attempts").unwrap_or(0)));
+                if attempts >= opts.max_attempts {
+                    values.insert(":err".into(), s(gave_up_reason(attempts)));
+                    let t = self
+                        .move_state(
+                            run_id,
+                            task_id,
+                            state,
+                            TaskState::Failed,
+                            ", #er = :err REMOVE #ow, #lu",
+                            &cond,
+                            values,
+                            names,
+                        )
+                        .await?;
+                    if t.applied {
+                        return Ok(ClaimOutcome::GaveUp { attempts, completion_fired: t.completion_fired });
+                    }
+                    continue;
+                }
+                values.insert(":w".into(), s(worker));
+                values.insert(":until".into(), n(now + opts.lease.as_millis() as i64));
+                values.insert(":next".into(), n(attempts + 1));
                 let applied = self
                     .move_state(
                         run_id,
                         task_id,
                         state,
                         TaskState::Running,
-                        ", #ow = :w, #lu = :until ADD #at :one REMOVE #er",
+                        ", #ow = :w, #lu = :until, #at = :next REMOVE #er",
                         &cond,
                         values,
                         names,
                     )
-                    .await?;
+                    .await?
+                    .applied;
                 if applied {
                     return Ok(ClaimOutcome::Claimed { attempt: attempts + 1 });
                 }
@@ -727,11 +894,7 @@ impl Ledger for DynamoLedger {
                 ("#res".to_string(), "result".to_string()),
                 ("#lu".to_string(), "lease_until".to_string()),
             ]);
-            let applied = self
-                .move_owned(run_id, task_id, worker, TaskState::Done, ", #res = :res REMOVE #lu", values, names)
-                .await?;
-            let fired = applied && self.maybe_complete(run_id).await?;
-            Ok(Transition { applied, completion_fired: fired })
+            self.move_owned(run_id, task_id, worker, TaskState::Done, ", #res = :res REMOVE #lu", values, names).await
         })
     }
 
@@ -755,11 +918,7 @@ impl Ledger for DynamoLedger {
                 ("#lu".to_string(), "lease_until".to_string()),
                 ("#er".to_string(), "error".to_string()),
             ]);
-            let applied = self
-                .move_owned(run_id, task_id, worker, to, ", #res = :res, #er = :err REMOVE #lu", values, names)
-                .await?;
-            let fired = applied && final_attempt && self.maybe_complete(run_id).await?;
-            Ok(Transition { applied, completion_fired: fired })
+            self.move_owned(run_id, task_id, worker, to, ", #res = :res, #er = :err REMOVE #lu", values, names).await
         })
     }
 
@@ -770,8 +929,10 @@ impl Ledger for DynamoLedger {
                 ("#at".to_string(), "attempts".to_string()),
                 ("#lu".to_string(), "lease_until".to_string()),
             ]);
-            self.move_owned(run_id, task_id, worker, TaskState::Pending, " ADD #at :one REMOVE #lu", values, names)
-                .await
+            Ok(self
+                .move_owned(run_id, task_id, worker, TaskState::Pending, " ADD #at :one REMOVE #lu", values, names)
+                .await?
+                .applied)
         })
     }
 
@@ -794,27 +955,39 @@ impl Ledger for DynamoLedger {
                 })
                 // Only expired leases count as stale: owners run on other machines.
                 .filter(|i| scope != ResetScope::Stale || get_n(i, "lease_until").is_none_or(|u| u <= now))
+                .filter(|i| scope != ResetScope::Queued || !get_bool(i, "dispatched"))
                 .collect();
             let results: Vec<Result<Option<String>>> = futures::stream::iter(candidates)
                 .map(|i| async move {
                     let id = get_s(&i, "task_id").unwrap_or_default().to_string();
-                    let names = HashMap::from([
+                    let mut names = HashMap::from([
                         ("#ow".to_string(), "owner".to_string()),
                         ("#lu".to_string(), "lease_until".to_string()),
                     ]);
-                    let ok = self
-                        .move_state(
-                            run_id,
-                            &id,
-                            from,
-                            TaskState::Pending,
-                            " REMOVE #ow, #lu",
-                            "",
-                            HashMap::new(),
-                            names,
-                        )
-                        .await?;
-                    Ok(ok.then_some(id))
+                    let mut values = HashMap::new();
+                    // The condition re-checks what made it a candidate, in the same write.
+                    let cond = match scope {
+                        ResetScope::Stale => {
+                            values.insert(":now_ms".to_string(), n(now));
+                            values.insert(":old_owner".to_string(), s(get_s(&i, "owner").unwrap_or_default()));
+                            " AND #ow = :old_owner AND (attribute_not_exists(#lu) OR #lu <= :now_ms)"
+                        }
+                        ResetScope::Queued => {
+                            values.insert(":yes".to_string(), AttributeValue::Bool(true));
+                            " AND NOT #disp = :yes"
+                        }
+                        ResetScope::Failed | ResetScope::Done => "",
+                    };
+                    // Ended tasks start again with a fresh attempt budget.
+                    let set = if is_terminal(from) {
+                        names.insert("#at".to_string(), "attempts".to_string());
+                        values.insert(":zero".to_string(), n(0));
+                        ", #at = :zero REMOVE #ow, #lu"
+                    } else {
+                        " REMOVE #ow, #lu"
+                    };
+                    let ok = self.move_state(run_id, &id, from, TaskState::Pending, set, cond, values, names).await?;
+                    Ok(ok.applied.then_some(id))
                 })
                 .buffered(WRITES_IN_FLIGHT)
                 .collect()

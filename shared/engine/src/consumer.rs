@@ -7,13 +7,13 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::messages::{CompletionMessage, FanOutPage, TaskMessage};
 use crate::sizing::Executor;
-use crate::worker::{TaskOutcome, TaskReport, Worker};
+use crate::error::EngineError;
+use crate::worker::{Delivery, TaskOutcome, TaskReport, Worker};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratus_ports::ledger::ResetScope;
-use stratus_ports::{Received, TaskQueue};
+use stratus_ports::{PortError, Received, TaskQueue};
 
 /// What to do with a message after handling it.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,10 +57,6 @@ impl WorkerCache {
             let mut w = Worker::new(self.ctx.clone(), run_id, self.stop.clone())?;
             w.overwrite = self.overwrite;
             w.deadline = self.deadline;
-            // A message for a failed task comes back only through a redrive (its last
-            // receive sent it to the dead-letter queue): that is a request to retry it,
-            // so a console redrive alone completes the run.
-            w.rerun_failed = true;
             self.workers.insert(run_id.to_string(), w);
         }
         Ok(&self.workers[run_id])
@@ -86,48 +82,78 @@ impl WorkerCache {
         let span =
             tracing::info_span!("message", run_id = %body.run_id, task_id = %body.task_id, attempt = msg.receive_count);
         let _g = span.enter();
-        let final_attempt = msg.receive_count >= max_receives;
+        // A failed task runs again only on a redriven message (see `Delivery::from_queue`).
+        let delivery = Delivery::from_queue(msg.receive_count, max_receives);
         let ctx = self.ctx.clone();
         let worker = match self.worker(&body.run_id) {
             Ok(w) => w,
-            Err(e) => {
-                tracing::error!(error = %e, "task message for a run that cannot be loaded");
+            Err(e @ EngineError::Port(PortError::RunNotFound(_))) => {
+                tracing::error!(error = %e, "task message for a run that is not in the ledger");
                 return Handled { disposition: Disposition::DeadLetter { why: e.to_string() }, report: None };
             }
-        };
-        let report = match worker.process(&body.task_id, final_attempt, Some(extend)) {
-            Ok(r) => r,
             Err(e) => {
-                // The ledger could not be reached or the task is unknown: retry (a
-                // transient ledger error) until the queue dead-letters it.
-                tracing::error!(error = %e, "task could not be processed");
-                let why = e.to_string();
-                return Handled {
-                    disposition: if why.contains("not found") {
-                        Disposition::DeadLetter { why }
-                    } else {
-                        Disposition::Retry { after: backoff(msg.receive_count) }
-                    },
-                    report: None,
-                };
+                tracing::error!(error = %e, "the task's run could not be loaded; retrying");
+                return Handled { disposition: Disposition::Retry { after: backoff(msg.receive_count) }, report: None };
             }
         };
-        if report.completion_fired {
+        let lease = worker.lease();
+        let report = match worker.process(&body.task_id, &delivery, Some(extend)) {
+            Ok(r) => r,
+            // An unknown run or task will not appear by waiting: dead-letter it.
+            Err(e @ EngineError::Port(PortError::TaskNotFound { .. } | PortError::RunNotFound(_))) => {
+                tracing::error!(error = %e, "task message for a task not in the ledger");
+                return Handled { disposition: Disposition::DeadLetter { why: e.to_string() }, report: None };
+            }
+            Err(e) => {
+                // The ledger could not be reached: retry until the queue dead-letters it.
+                tracing::error!(error = %e, "task could not be processed");
+                return Handled { disposition: Disposition::Retry { after: backoff(msg.receive_count) }, report: None };
+            }
+        };
+        // The completion outbox: a fired completion's message goes out before this task
+        // message is let go of, so a worker killed in between leaves the task message to
+        // come back, and its next handler sends the completion.
+        if report.completion_fired || report.outcome.is_ended() {
             if let Some(q) = completion {
-                send_completion(&ctx, &body.run_id, q);
+                if let Err(e) = flush_completion(&ctx, &body.run_id, q) {
+                    tracing::warn!(error = %e, "the run's completion message is not sent yet; the task message comes back to send it");
+                    return Handled { disposition: Disposition::Retry { after: backoff(msg.receive_count) }, report: Some(report) };
+                }
             }
         }
         let disposition = match &report.outcome {
-            TaskOutcome::Done(_)
-            | TaskOutcome::SkippedExisting
-            | TaskOutcome::AlreadyDone
-            | TaskOutcome::AlreadyFailed => Disposition::Delete,
-            TaskOutcome::Failed { reason, final_attempt: true } => Disposition::FailedFinal { why: reason.clone() },
-            TaskOutcome::Failed { .. } | TaskOutcome::Interrupted | TaskOutcome::Busy { .. } => {
+            TaskOutcome::Done(_) | TaskOutcome::SkippedExisting | TaskOutcome::AlreadyDone => Disposition::Delete,
+            // A failed task's message goes on to the dead-letter queue (so a redrive can
+            // run it again): on its last receive, the ledger is told it is on its way.
+            TaskOutcome::Failed { reason, final_attempt: true } => {
+                note_dead_lettered(&ctx, &body.run_id, &body.task_id, &delivery);
+                Disposition::FailedFinal { why: reason.clone() }
+            }
+            TaskOutcome::AlreadyFailed => {
+                note_dead_lettered(&ctx, &body.run_id, &body.task_id, &delivery);
+                Disposition::FailedFinal { why: "the task has failed; this message goes to the dead-letter queue".into() }
+            }
+            TaskOutcome::Failed { .. } | TaskOutcome::Interrupted => {
                 Disposition::Retry { after: backoff(msg.receive_count) }
             }
+            // Another worker holds the task: look again when its lease would have lapsed,
+            // not sooner (a shorter visibility would hand its message to a third worker).
+            TaskOutcome::Busy { .. } | TaskOutcome::Superseded => Disposition::Retry { after: lease },
         };
         Handled { disposition, report: Some(report) }
+    }
+}
+
+/// On a failed task's message's last receive, mark the task `dead_lettered`: the queue
+/// moves the message to its dead-letter queue next, and a redrive of it may run the task.
+fn note_dead_lettered(ctx: &Context, run_id: &str, task_id: &str, delivery: &Delivery) {
+    if !delivery.final_attempt {
+        return;
+    }
+    if let Err(e) = ctx.ledger.mark_dead_lettered(run_id, task_id) {
+        // Without the mark a console redrive of this message leaves the task failed (it
+        // says so); `stratus redrive` still retries it.
+        tracing::warn!(error = %e, "could not mark the failed task dead-lettered");
     }
 }
 
@@ -136,63 +162,60 @@ fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(u64::from(receive_count.max(1)).pow(2).min(30))
 }
 
-/// Send the run's completion message (retrying a few times: it is sent once per
-/// completion, and the ledger has already recorded that it fired).
-pub fn send_completion(ctx: &Context, run_id: &str, queue: &dyn TaskQueue) {
-    let counts = match ctx.ledger.run(run_id) {
-        Ok(Some(r)) => r,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!(error = %e, run_id, "completion fired but the run could not be read; completion message not sent");
-            return;
-        }
-    };
+/// Send the run's completion message if one has fired and is not known to be sent (the
+/// outbox), then record it sent. A duplicate send (two handlers at once) is absorbed by
+/// the mosaic, which handles each completion number once.
+pub fn flush_completion(ctx: &Context, run_id: &str, queue: &dyn TaskQueue) -> Result<()> {
+    let Some(run) = ctx.ledger.run(run_id)? else { return Ok(()) };
+    if !run.completion_unsent() {
+        return Ok(());
+    }
     let msg = CompletionMessage {
         run_id: run_id.into(),
-        completion: counts.completions,
-        total: counts.counts.total,
-        done: counts.counts.done,
-        failed: counts.counts.failed,
+        completion: run.completions,
+        total: run.counts.total,
+        done: run.counts.done,
+        failed: run.counts.failed,
     };
-    for attempt in 1..=5u32 {
+    let mut attempt = 1u32;
+    loop {
         match queue.send_batch(&[msg.body()]) {
-            Ok(()) => {
-                tracing::info!(run_id, completion = msg.completion, done = msg.done, failed = msg.failed, queue = %queue.name(), "run complete: completion message sent");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, attempt, "sending the completion message failed");
+            Ok(()) => break,
+            Err(e) if attempt < 3 && e.is_transient() => {
+                tracing::warn!(error = %e, attempt, "sending the completion message failed; retrying");
                 std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                attempt += 1;
             }
+            Err(e) => return Err(e.into()),
         }
     }
-    tracing::error!(
-        run_id,
-        "the completion message could not be sent: start the mosaic by hand (stratus generate-mosaic)"
-    );
+    ctx.ledger.mark_completion_sent(run_id, msg.completion)?;
+    tracing::info!(run_id, completion = msg.completion, done = msg.done, failed = msg.failed, queue = %queue.name(), "run complete: completion message sent");
+    Ok(())
 }
 
-/// Publish one fan-out page: mark its tasks queued and send a message for each task that
-/// changed. Tasks already queued, running or ended are not sent again, so a page
-/// delivered twice publishes nothing twice. If sending fails, the tasks it marked go back
-/// to pending (so the page's retry sends them) and the error is returned.
+/// Publish one fan-out page: mark its tasks queued, send a message for each, then mark
+/// them dispatched. Tasks already dispatched, running or ended are not sent again, so a
+/// page delivered twice publishes nothing twice; a page whose dispatcher stopped between
+/// marking and sending sends the stranded tasks on its next delivery. If sending fails,
+/// the error is returned and the tasks stay queued, undispatched, for the retry.
 pub fn dispatch_page(ctx: &Context, page: &FanOutPage, queue: &dyn TaskQueue) -> Result<usize> {
     publish_ids(ctx, &page.run_id, &page.task_ids, queue)
 }
 
-/// Mark `ids` queued and send their messages, in slices of 100.
+/// Mark `ids` queued, send their messages and mark them dispatched, in slices of 100.
 pub fn publish_ids(ctx: &Context, run_id: &str, ids: &[String], queue: &dyn TaskQueue) -> Result<usize> {
     let mut sent = 0;
     for slice in ids.chunks(100) {
-        let changed = ctx.ledger.mark_queued(run_id, slice)?;
+        let to_send = ctx.ledger.mark_queued(run_id, slice)?;
         let bodies: Vec<String> =
-            changed.iter().map(|t| TaskMessage { run_id: run_id.into(), task_id: t.clone() }.body()).collect();
+            to_send.iter().map(|t| TaskMessage { run_id: run_id.into(), task_id: t.clone() }.body()).collect();
         if let Err(e) = queue.send_batch(&bodies) {
-            let undone = ctx.ledger.reset(run_id, ResetScope::Queued, Some(&changed))?;
-            tracing::warn!(error = %e, returned_to_pending = undone.len(), "sending task messages failed");
+            tracing::warn!(error = %e, undispatched = to_send.len(), "sending task messages failed; they are sent on the next try");
             return Err(e.into());
         }
-        sent += changed.len();
+        ctx.ledger.mark_dispatched(run_id, &to_send)?;
+        sent += to_send.len();
     }
     Ok(sent)
 }

@@ -30,6 +30,9 @@ pub enum EngineError {
     TooLarge { task: String, why: String },
     #[error("interrupted")]
     Interrupted,
+    /// The worker no longer holds the task's lease (another worker took it over).
+    #[error("task {task}: the lease passed to another worker")]
+    LeaseLost { task: String },
 }
 
 impl EngineError {

@@ -372,3 +372,33 @@ fn mosaic_stac_item(target: &MosaicTarget, r: &MosaicReport, lonlat: &[(f64, f64
         "links": [],
     })
 }
+
+/// What handling one completion message did.
+#[derive(Debug)]
+pub enum CompletionHandled {
+    /// The mosaic (if any tile is done) and the run report were made.
+    Made { mosaic: Option<Box<MosaicReport>>, report: String },
+    /// This completion (or a later one) was handled already: a duplicate message.
+    AlreadyHandled { handled: u64 },
+}
+
+/// Handle a run's completion `n`: the mosaic of its done tiles (none when every tile
+/// failed: the report then lists the failures), the run summary and the HTML report, and
+/// the ledger's note that completion `n` is handled, so a duplicate message does nothing.
+pub fn handle_completion(ctx: &Context, run_id: &str, n: u64, opts: &MosaicOptions) -> Result<CompletionHandled> {
+    let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
+    if run.completions_handled >= n {
+        return Ok(CompletionHandled::AlreadyHandled { handled: run.completions_handled });
+    }
+    let mosaic = if run.counts.done > 0 {
+        Some(build_for_run(ctx, run_id, opts)?)
+    } else {
+        tracing::warn!(run_id, failed = run.counts.failed, "no tile is done: no mosaic; the report lists the failures");
+        None
+    };
+    let mut summary = crate::runner::RunReport { run_id: run_id.into(), ..Default::default() };
+    crate::runner::write_summary(ctx, run_id, &mut summary)?;
+    let report = crate::report::write_report(ctx, run_id, mosaic.clone())?;
+    ctx.ledger.mark_completion_handled(run_id, n)?;
+    Ok(CompletionHandled::Made { mosaic: mosaic.map(Box::new), report })
+}

@@ -7,7 +7,7 @@ use crate::error::{EngineError, Result};
 use crate::layout::Layout;
 pub use crate::messages::TaskMessage;
 use crate::sizing::Executor;
-use crate::worker::{TaskOutcome, TaskReport, Worker};
+use crate::worker::{Delivery, TaskOutcome, TaskReport, Worker};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,7 +86,7 @@ impl RunReport {
             TaskOutcome::Done(_) => self.processed += 1,
             TaskOutcome::SkippedExisting => self.skipped_existing += 1,
             TaskOutcome::AlreadyDone => self.already_done += 1,
-            TaskOutcome::Busy { .. } => self.busy += 1,
+            TaskOutcome::Busy { .. } | TaskOutcome::Superseded => self.busy += 1,
             TaskOutcome::Failed { reason, final_attempt: true } => {
                 self.failed.push(FailedTask { task_id: r.task_id.clone(), reason: reason.clone() })
             }
@@ -118,8 +118,6 @@ pub fn select_tasks(ctx: &Context, run_id: &str, selection: &[Selection]) -> Res
 fn new_worker(ctx: &Context, run_id: &str, opts: &RunOptions) -> Result<Worker> {
     let mut w = Worker::new(ctx.clone(), run_id, opts.stop.clone())?;
     w.overwrite = opts.overwrite;
-    // A new run of a plan retries what failed before: those tiles are not complete.
-    w.rerun_failed = true;
     Ok(w)
 }
 
@@ -154,7 +152,8 @@ pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn P
                     let Some(task) = queue.lock().unwrap().pop_front() else {
                         return;
                     };
-                    match worker.process(&task, true, None) {
+                    // A new run of a plan retries what failed before: those tiles are not complete.
+                    match worker.process(&task, &Delivery::local(), None) {
                         Ok(r) => {
                             report.lock().unwrap().add(&r);
                             progress.advance(&r);
@@ -172,7 +171,8 @@ pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn P
 }
 
 /// Send the selected tasks of a run to a queue (marking them queued). Tasks already
-/// queued or done are not sent again.
+/// dispatched, running or ended are not sent again; queued tasks whose message was never
+/// sent (a dispatcher stopped between marking and sending) are.
 pub fn publish_tasks(
     ctx: &Context,
     run_id: &str,
@@ -182,7 +182,9 @@ pub fn publish_tasks(
 ) -> Result<Published> {
     let selected: HashSet<String> = select_tasks(ctx, run_id, selection)?.into_iter().collect();
     let mut out = Published::default();
-    for t in ctx.ledger.tasks(run_id, Some(TaskState::Pending))? {
+    let pending = ctx.ledger.tasks(run_id, Some(TaskState::Pending))?;
+    let stranded = ctx.ledger.tasks(run_id, Some(TaskState::Queued))?.into_iter().filter(|t| !t.dispatched);
+    for t in pending.into_iter().chain(stranded) {
         if !selected.contains(&t.task_id) {
             continue;
         }

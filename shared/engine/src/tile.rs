@@ -62,6 +62,9 @@ pub struct TileJob<'a> {
     pub stop: &'a AtomicBool,
     pub deadline: Instant,
     pub mode: TileMode,
+    /// Called just before the STAC item (the completeness marker) is written; an error
+    /// stops the tile uncommitted (the worker checks it still holds the task).
+    pub before_commit: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
 }
 
 /// What a tile run does: everything, or (for the benchmark) only part of the reading.
@@ -321,6 +324,9 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         self_url: job.output.url(&layout.stac_key(&job.task)),
     })?;
     let stac_key = layout.stac_key(&job.task);
+    if let Some(check) = job.before_commit {
+        check()?;
+    }
     job.output.put(&stac_key, serde_json::to_string_pretty(&item).unwrap().as_bytes())?;
     timings.write_s += t_write.elapsed().as_secs_f64();
     Ok(TileResult {
@@ -495,8 +501,32 @@ fn write_cropped(
 }
 
 /// True if the tile's STAC item (written last) exists: the tile is complete.
-pub fn tile_is_complete(output: &dyn BlobStore, layout: &Layout, task: &TaskId) -> Result<bool> {
-    Ok(output.head(&layout.stac_key(task))?.is_some())
+/// What a tile's outputs say before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingOutputs {
+    /// No STAC item: the tile is not complete (partial bands may exist; they are replaced).
+    Absent,
+    /// Complete, made with this configuration.
+    Complete,
+    /// Complete, but made with another configuration (its item records another digest).
+    OtherConfig,
+}
+
+/// Look at a tile's STAC item (the completeness marker) and the configuration it records.
+pub fn existing_outputs(
+    output: &dyn BlobStore,
+    layout: &Layout,
+    task: &TaskId,
+    config_digest: &str,
+) -> Result<ExistingOutputs> {
+    let bytes = match output.get(&layout.stac_key(task)) {
+        Ok(bytes) => bytes,
+        Err(stratus_ports::PortError::NotFound(_)) => return Ok(ExistingOutputs::Absent),
+        Err(e) => return Err(e.into()),
+    };
+    let item: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    let recorded = item.pointer("/properties/stratus:config_digest").and_then(|v| v.as_str());
+    Ok(if recorded == Some(config_digest) { ExistingOutputs::Complete } else { ExistingOutputs::OtherConfig })
 }
 
 /// Remove a tile's outputs (before an overwrite, the item first so the tile never looks

@@ -7,13 +7,13 @@ use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
 use crate::sizing;
-use crate::tile::{process_tile, remove_tile_outputs, tile_is_complete, TileJob, TileResult};
+use crate::tile::{existing_outputs, process_tile, remove_tile_outputs, ExistingOutputs, TileJob, TileResult};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratus_core::{Dataset, TaskId};
-use stratus_ports::ClaimOutcome;
+use stratus_ports::{ClaimOptions, ClaimOutcome, RerunFailed, DEFAULT_MAX_ATTEMPTS};
 use stratus_stats::Statistic;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +31,54 @@ pub enum TaskOutcome {
     Busy {
         owner: String,
     },
+    /// This worker lost the task's lease while it ran (it was too slow to renew, or was
+    /// paused): another worker took the task over, and this one's result was not recorded.
+    Superseded,
     Interrupted,
+}
+
+impl TaskOutcome {
+    /// The task has ended in the ledger (this worker ended it, or it had ended before).
+    pub fn is_ended(&self) -> bool {
+        matches!(
+            self,
+            TaskOutcome::Done(_)
+                | TaskOutcome::SkippedExisting
+                | TaskOutcome::AlreadyDone
+                | TaskOutcome::AlreadyFailed
+                | TaskOutcome::Failed { final_attempt: true, .. }
+        )
+    }
+}
+
+/// How a task reached this worker: what a failure now means, and whether a failed task
+/// may run again.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// A failure now is the last word (no queue redelivery will follow).
+    pub final_attempt: bool,
+    pub rerun_failed: RerunFailed,
+    /// The ledger's attempt cap (a task whose attempts all died is failed, not claimed).
+    pub max_attempts: u32,
+}
+
+impl Delivery {
+    /// A task taken straight from the ledger by a local run: one attempt per run, and a
+    /// new run of the plan retries what failed before.
+    pub fn local() -> Delivery {
+        Delivery { final_attempt: true, rerun_failed: RerunFailed::Always, max_attempts: DEFAULT_MAX_ATTEMPTS }
+    }
+
+    /// A task message on its `receive_count`-th receive from a queue that allows
+    /// `max_receives`. A failed task runs again only on a redriven message: the first
+    /// receive of a message after one of the task's went to the dead-letter queue.
+    pub fn from_queue(receive_count: u32, max_receives: u32) -> Delivery {
+        Delivery {
+            final_attempt: receive_count >= max_receives,
+            rerun_failed: if receive_count <= 1 { RerunFailed::IfDeadLettered } else { RerunFailed::Never },
+            max_attempts: max_receives.max(1),
+        }
+    }
 }
 
 /// What happened, plus whether this finished the run.
@@ -52,7 +99,6 @@ pub struct Worker {
     /// Global stop (Ctrl-C): in-flight tiles stop and are released, not failed.
     pub stop: Arc<AtomicBool>,
     pub overwrite: bool,
-    pub rerun_failed: bool,
     /// A deadline beyond the run's `max_processing_time` (a Lambda invocation's end).
     pub deadline: Option<Instant>,
 }
@@ -71,22 +117,25 @@ impl Worker {
             worker_id: stratus_ports::worker_id::new_worker_id(),
             stop,
             overwrite: false,
-            rerun_failed: false,
             deadline: None,
         })
     }
 
-    /// Process one task. `final_attempt` says whether a failure now is the last word (no
-    /// queue redelivery will follow). `on_heartbeat` runs with each lease renewal (to
-    /// extend a queue message's visibility too).
+    /// How long a claim holds a task without renewal.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.cfg.job_queue_max_lease)
+    }
+
+    /// Process one task. `on_heartbeat` runs with each lease renewal (to extend a queue
+    /// message's visibility too).
     pub fn process(
         &self,
         task_id: &str,
-        final_attempt: bool,
+        delivery: &Delivery,
         on_heartbeat: Option<&(dyn Fn() + Sync)>,
     ) -> Result<TaskReport> {
         let started = Instant::now();
-        let lease = Duration::from_secs(self.cfg.job_queue_max_lease);
+        let lease = self.lease();
         let ledger = &self.ctx.ledger;
         let report = |outcome, fired| TaskReport {
             task_id: task_id.to_string(),
@@ -94,22 +143,22 @@ impl Worker {
             completion_fired: fired,
             elapsed_s: started.elapsed().as_secs_f64(),
         };
-        match ledger.claim(
-            &self.run_id,
-            task_id,
-            &self.worker_id,
+        let opts = ClaimOptions {
             lease,
-            self.overwrite,
-            self.rerun_failed || self.overwrite,
-        )? {
+            rerun_done: self.overwrite,
+            rerun_failed: if self.overwrite { RerunFailed::Always } else { delivery.rerun_failed },
+            max_attempts: delivery.max_attempts,
+        };
+        match ledger.claim(&self.run_id, task_id, &self.worker_id, &opts)? {
             ClaimOutcome::Claimed { .. } => {}
-            ClaimOutcome::AlreadyDone { completion_fired } => {
-                return Ok(report(TaskOutcome::AlreadyDone, completion_fired))
-            }
-            ClaimOutcome::AlreadyFailed { completion_fired } => {
-                return Ok(report(TaskOutcome::AlreadyFailed, completion_fired))
-            }
+            ClaimOutcome::AlreadyDone => return Ok(report(TaskOutcome::AlreadyDone, false)),
+            ClaimOutcome::AlreadyFailed => return Ok(report(TaskOutcome::AlreadyFailed, false)),
             ClaimOutcome::Busy { owner } => return Ok(report(TaskOutcome::Busy { owner }, false)),
+            ClaimOutcome::GaveUp { attempts, completion_fired } => {
+                let reason = stratus_ports::gave_up_reason(attempts);
+                tracing::error!(run_id = %self.run_id, task_id, attempts, "task failed: its attempts all died");
+                return Ok(report(TaskOutcome::Failed { reason, final_attempt: true }, completion_fired));
+            }
         }
         let span = tracing::info_span!("task", run_id = %self.run_id, task_id = %task_id, worker = %self.worker_id);
         let _g = span.enter();
@@ -117,19 +166,23 @@ impl Worker {
         let finished = AtomicBool::new(false);
         let renew_every =
             Duration::from_secs(self.cfg.job_queue_max_lease.saturating_sub(self.cfg.renew_safety_margin).max(1));
+        // After a failed renewal, try again soon: one lost call must not let the lease lapse.
+        let retry_every = Duration::from_secs(2).min(renew_every);
         let result = std::thread::scope(|s| {
             // Heartbeat: renew the lease; if it was lost, stop the tile.
             s.spawn(|| {
                 let mut last = Instant::now();
+                let mut wait = renew_every;
                 while !finished.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(100));
                     if self.stop.load(Ordering::Relaxed) {
                         task_stop.store(true, Ordering::Relaxed);
                     }
-                    if last.elapsed() >= renew_every {
+                    if last.elapsed() >= wait {
                         last = Instant::now();
                         match ledger.heartbeat(&self.run_id, task_id, &self.worker_id, lease) {
                             Ok(true) => {
+                                wait = renew_every;
                                 if let Some(f) = on_heartbeat {
                                     f();
                                 }
@@ -138,12 +191,22 @@ impl Worker {
                                 tracing::warn!("lease lost to another worker; stopping this tile");
                                 task_stop.store(true, Ordering::Relaxed);
                             }
-                            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                            Err(e) => {
+                                wait = retry_every;
+                                tracing::warn!(error = %e, "heartbeat failed; trying again shortly");
+                            }
                         }
                     }
                 }
             });
-            let r = self.run_claimed(task_id, &task_stop);
+            // The STAC item marks the tile complete: write it only while still the owner,
+            // so a worker that lost its lease never commits over its successor.
+            let still_owner = || match ledger.heartbeat(&self.run_id, task_id, &self.worker_id, lease) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(EngineError::LeaseLost { task: task_id.to_string() }),
+                Err(e) => Err(e.into()),
+            };
+            let r = self.run_claimed(task_id, &task_stop, &still_owner);
             finished.store(true, Ordering::Relaxed);
             r
         });
@@ -151,6 +214,10 @@ impl Worker {
             Ok(Some(tile)) => {
                 let t =
                     ledger.complete(&self.run_id, task_id, &self.worker_id, &serde_json::to_value(&tile).unwrap())?;
+                if !t.applied {
+                    tracing::warn!("tile written, but the lease had passed to another worker: its result stands");
+                    return Ok(report(TaskOutcome::Superseded, false));
+                }
                 tracing::info!(
                     datasets = tile.datasets,
                     days = tile.observation_days,
@@ -165,7 +232,14 @@ impl Worker {
             }
             Ok(None) => {
                 let t = ledger.complete(&self.run_id, task_id, &self.worker_id, &json!({"skipped_existing": true}))?;
+                if !t.applied {
+                    return Ok(report(TaskOutcome::Superseded, false));
+                }
                 Ok(report(TaskOutcome::SkippedExisting, t.completion_fired))
+            }
+            Err(EngineError::LeaseLost { .. }) => {
+                tracing::warn!("lease lost before the tile was committed; left to the worker that holds it");
+                Ok(report(TaskOutcome::Superseded, false))
             }
             Err(EngineError::Interrupted) if self.stop.load(Ordering::Relaxed) => {
                 ledger.release(&self.run_id, task_id, &self.worker_id)?;
@@ -174,25 +248,39 @@ impl Worker {
             Err(e) => {
                 // Reasons reach the ledger, reports and logs: no signed URLs or keys.
                 let reason = stratus_core::redact::redact(&e.to_string());
-                let final_attempt = final_attempt || e.is_permanent();
-                tracing::error!(error = %reason, final_attempt, "tile failed");
+                let final_attempt = delivery.final_attempt || e.is_permanent();
                 let t = ledger.fail(&self.run_id, task_id, &self.worker_id, &reason, final_attempt, None)?;
+                if !t.applied {
+                    // Our lease had passed to another worker, which decides the outcome.
+                    tracing::warn!(error = %reason, "tile failed after its lease passed to another worker; not recorded");
+                    return Ok(report(TaskOutcome::Superseded, false));
+                }
+                tracing::error!(error = %reason, final_attempt, "tile failed");
                 Ok(report(TaskOutcome::Failed { reason, final_attempt }, t.completion_fired))
             }
         }
     }
 
     /// The claimed part: None if the outputs were already complete.
-    fn run_claimed(&self, task_id: &str, stop: &AtomicBool) -> Result<Option<TileResult>> {
+    fn run_claimed(
+        &self,
+        task_id: &str,
+        stop: &AtomicBool,
+        before_commit: &(dyn Fn() -> Result<()> + Sync),
+    ) -> Result<Option<TileResult>> {
         let task: TaskId = task_id.parse()?;
         let layout = Layout::new(&self.cfg.product.name, &self.cfg.product.version);
         let out = self.ctx.output.as_ref();
-        if tile_is_complete(out, &layout, &task)? {
-            if !self.overwrite {
-                return Ok(None);
+        match existing_outputs(out, &layout, &task, &self.cfg.digest())? {
+            ExistingOutputs::Absent => {}
+            ExistingOutputs::Complete if !self.overwrite => return Ok(None),
+            existing => {
+                if existing == ExistingOutputs::OtherConfig {
+                    tracing::info!("outputs exist from another configuration; making the tile again");
+                }
+                let bands: Vec<String> = self.statistic.output_bands().into_iter().map(|b| b.name).collect();
+                remove_tile_outputs(out, &layout, &task, &bands)?;
             }
-            let bands: Vec<String> = self.statistic.output_bands().into_iter().map(|b| b.name).collect();
-            remove_tile_outputs(out, &layout, &task, &bands)?;
         }
         let payload = self.ctx.ledger.payload(&self.run_id, task_id)?;
         let datasets: Vec<Dataset> =
@@ -201,6 +289,7 @@ impl Worker {
             })?;
         let job = TileJob {
             mode: crate::tile::TileMode::Full,
+            before_commit: Some(before_commit),
             cfg: &self.cfg,
             run_id: &self.run_id,
             task,

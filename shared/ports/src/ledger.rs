@@ -10,8 +10,25 @@
 //!      +--------------- reset (retry, redrive, overwrite) <------ failed | done
 //! ```
 //! A running task whose lease expired (or whose local owner process died) can be claimed
-//! again. The transition that makes `done + failed == total` fires the run's completion
-//! exactly once; a reset re-arms it.
+//! again, up to the attempt cap: a claim beyond it fails the task instead (its attempts
+//! ended without a word: the process was killed). The transition that makes
+//! `done + failed == total` fires the run's completion exactly once, in the same atomic
+//! step; a reset re-arms it.
+//!
+//! Two marks make queue delivery safe:
+//! - `dispatched`: a queued task's message was sent. A queued task without it was
+//!   stranded by a dispatcher that stopped between marking and sending; publishing sends
+//!   it again.
+//! - `dead_lettered`: since it failed, a message of the task has gone to the dead-letter
+//!   queue. Only then is a first delivery of a failed task's message a redrive (console or
+//!   CLI) and allowed to run it again, once: the claim consumes the mark. Any other
+//!   delivery of a failed task (the failing message on its way to the dead-letter queue, a
+//!   duplicate) leaves it failed.
+//!
+//! The completion is also an outbox: `completions` counts firings, `completions_sent`
+//! the completion messages known to be sent. A consumer sends the message before it lets
+//! go of the task message that ended the run, so a worker killed in between leaves the
+//! task message to be delivered again, and its next handler sends the completion.
 
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -156,6 +173,17 @@ pub struct RunRecord {
     pub counts: RunCounts,
     /// How many times the run's completion has fired (once per completion).
     pub completions: u64,
+    /// The highest completion whose message is known to be sent (the outbox).
+    pub completions_sent: u64,
+    /// The highest completion whose mosaic and report were made.
+    pub completions_handled: u64,
+}
+
+impl RunRecord {
+    /// A completion fired whose message is not known to be sent.
+    pub fn completion_unsent(&self) -> bool {
+        self.completions > self.completions_sent
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -171,6 +199,12 @@ pub struct TaskRecord {
     /// What the worker recorded when it finished (outputs, timings, skipped inputs).
     pub result: Option<serde_json::Value>,
     pub updated_at: String,
+    /// Queued and its message sent.
+    #[serde(default)]
+    pub dispatched: bool,
+    /// Failed, and a message of it has gone to the dead-letter queue since.
+    #[serde(default)]
+    pub dead_lettered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,16 +216,60 @@ pub enum ClaimOutcome {
     /// a ledger whose completion is a separate write from the last task's (DynamoDB)
     /// fires it here if the worker that ended the last task died before it could, and
     /// the caller must then act on it as if it had completed the task itself.
-    AlreadyDone {
-        completion_fired: bool,
-    },
-    AlreadyFailed {
-        completion_fired: bool,
-    },
+    /// The task has ended (a duplicate or late delivery).
+    AlreadyDone,
+    AlreadyFailed,
     /// Another live worker holds it.
     Busy {
         owner: String,
     },
+    /// The task had used its attempts without ending (each attempt's process died): it
+    /// is now failed, with a reason that says so. `completion_fired` as for [`Transition`].
+    GaveUp {
+        attempts: u32,
+        completion_fired: bool,
+    },
+}
+
+/// Whether a claim may run a failed task again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RerunFailed {
+    /// No: a failed task stays failed.
+    #[default]
+    Never,
+    /// Yes (a new local run of the plan, an overwrite).
+    Always,
+    /// Only if it is marked `dead_lettered`: the delivery is a redrive of its dead-lettered
+    /// message. The claim clears the mark, so one redrive runs the task once.
+    IfDeadLettered,
+}
+
+/// How to claim a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimOptions {
+    pub lease: Duration,
+    /// Claim done tasks too (overwrite).
+    pub rerun_done: bool,
+    pub rerun_failed: RerunFailed,
+    /// Attempts a task may use; a claim that would exceed it fails the task instead.
+    pub max_attempts: u32,
+}
+
+/// The attempt cap when nothing else sets it (the task queues' receive limit).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+impl ClaimOptions {
+    pub fn new(lease: Duration) -> ClaimOptions {
+        ClaimOptions { lease, rerun_done: false, rerun_failed: RerunFailed::Never, max_attempts: DEFAULT_MAX_ATTEMPTS }
+    }
+}
+
+/// The reason recorded when the attempt cap fails a task.
+pub fn gave_up_reason(attempts: u32) -> String {
+    format!(
+        "gave up after {attempts} attempts that each ended without a result: the worker process was killed \
+         (out of memory, a timeout or a crash in a native library?); see the worker's logs, then `stratus retry --failed`"
+    )
 }
 
 /// What a state change did.
@@ -208,9 +286,10 @@ pub struct Transition {
 pub enum ResetScope {
     Failed,
     Done,
-    /// Running tasks whose lease has expired or whose local owner died.
+    /// Running tasks whose lease has expired or whose local owner died (checked in the
+    /// same atomic step as the move, so a renewed lease is never taken).
     Stale,
-    /// Queued tasks whose message was never sent (a dispatch that failed part-way).
+    /// Queued tasks whose message was never sent (a dispatch that stopped part-way).
     Queued,
 }
 
@@ -225,19 +304,22 @@ pub trait Ledger: Send + Sync {
     fn task(&self, run_id: &str, task_id: &str) -> Result<Option<TaskRecord>>;
     /// The task's payload: `{"datasets": [...]}`.
     fn payload(&self, run_id: &str, task_id: &str) -> Result<serde_json::Value>;
-    /// pending -> queued. Returns the ids that changed (already-queued ones do not).
+    /// pending -> queued (not yet dispatched). Returns the ids whose message must be sent
+    /// now: those that changed, and those already queued but never dispatched (stranded
+    /// by a dispatcher that stopped before sending).
     fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>>;
-    /// pending | queued | (running with an expired lease) -> running.
-    /// `rerun_done` also claims done tasks (overwrite); `rerun_failed` failed ones.
-    fn claim(
-        &self,
-        run_id: &str,
-        task_id: &str,
-        worker: &str,
-        lease: Duration,
-        rerun_done: bool,
-        rerun_failed: bool,
-    ) -> Result<ClaimOutcome>;
+    /// Record that the messages of these queued tasks were sent.
+    fn mark_dispatched(&self, run_id: &str, task_ids: &[String]) -> Result<()>;
+    /// pending | queued | (running with an expired lease) -> running, within the attempt
+    /// cap; done and failed tasks as `opts` allows.
+    fn claim(&self, run_id: &str, task_id: &str, worker: &str, opts: &ClaimOptions) -> Result<ClaimOutcome>;
+    /// Mark a failed task `dead_lettered` (a message of it is going to the dead-letter
+    /// queue). False if the task is not failed.
+    fn mark_dead_lettered(&self, run_id: &str, task_id: &str) -> Result<bool>;
+    /// Record that completion `n`'s message was sent (never lowers the mark).
+    fn mark_completion_sent(&self, run_id: &str, n: u64) -> Result<()>;
+    /// Record that completion `n` was handled (mosaic and report made).
+    fn mark_completion_handled(&self, run_id: &str, n: u64) -> Result<()>;
     /// Extend a lease. False if the worker no longer holds the task.
     fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration) -> Result<bool>;
     /// running -> done.
@@ -255,6 +337,7 @@ pub trait Ledger: Send + Sync {
     /// running -> pending without counting an attempt (a clean shutdown).
     fn release(&self, run_id: &str, task_id: &str, worker: &str) -> Result<bool>;
     /// Tasks in `scope` -> pending (retry, redrive, overwrite, crash recovery). `task_ids`
-    /// limits it. Re-arms the run's completion. Returns the ids reset.
+    /// limits it. Re-arms the run's completion. Resetting ended tasks gives them a fresh
+    /// attempt budget. Returns the ids reset.
     fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>>;
 }

@@ -4,8 +4,8 @@
 
 use crate::error::{PortError, Result};
 use crate::ledger::{
-    decompress_doc, payload_text, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask, ResetScope, RunCounts, RunRecord,
-    TaskRecord, TaskState, Transition,
+    decompress_doc, gave_up_reason, payload_text, ClaimOptions, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask,
+    RerunFailed, ResetScope, RunCounts, RunRecord, TaskRecord, TaskState, Transition,
 };
 use crate::queue::{QueueDepth, Received, TaskQueue};
 use crate::worker_id::owner_is_dead_local_process;
@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS runs (
     pending INTEGER NOT NULL, queued INTEGER NOT NULL DEFAULT 0, running INTEGER NOT NULL DEFAULT 0,
     done INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
     completion_armed INTEGER NOT NULL DEFAULT 1,
-    completions INTEGER NOT NULL DEFAULT 0
+    completions INTEGER NOT NULL DEFAULT 0,
+    completions_sent INTEGER NOT NULL DEFAULT 0,
+    completions_handled INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS tasks (
     run_id TEXT NOT NULL,
@@ -45,6 +47,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     payload TEXT NOT NULL,
     result TEXT,
     updated_at TEXT NOT NULL,
+    dispatched INTEGER NOT NULL DEFAULT 0,
+    dead_lettered INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, task_id)
 );
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (run_id, state, idx);
@@ -68,6 +72,27 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, dead, visible_at);
 "#;
 
+/// Columns added since the first release: a store file made by an older version gets them.
+const ADDED_COLUMNS: [(&str, &str); 4] = [
+    ("runs", "completions_sent INTEGER NOT NULL DEFAULT 0"),
+    ("runs", "completions_handled INTEGER NOT NULL DEFAULT 0"),
+    ("tasks", "dispatched INTEGER NOT NULL DEFAULT 0"),
+    ("tasks", "dead_lettered INTEGER NOT NULL DEFAULT 0"),
+];
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, def) in ADDED_COLUMNS {
+        let name = def.split_whitespace().next().expect("a column definition starts with its name");
+        let have: bool = conn
+            .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))?
+            .exists(params![name])?;
+        if !have {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {def}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// One connection to the embedded store file, shared by the threads of a process.
 #[derive(Clone)]
 pub struct Db {
@@ -88,6 +113,7 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        add_missing_columns(&conn).map_err(err)?;
         Ok(Db { path, conn: Arc::new(Mutex::new(conn)), clock: Arc::new(system_ms) })
     }
 
@@ -165,10 +191,13 @@ fn row_to_task(r: &rusqlite::Row) -> rusqlite::Result<TaskRecord> {
         summary: parse_json(&r.get::<_, String>(7)?),
         result: r.get::<_, Option<String>>(8)?.map(|s| parse_json(&s)),
         updated_at: r.get(9)?,
+        dispatched: r.get(10)?,
+        dead_lettered: r.get(11)?,
     })
 }
 
-const TASK_COLS: &str = "run_id, task_id, idx, state, attempts, owner, error, summary, result, updated_at";
+const TASK_COLS: &str =
+    "run_id, task_id, idx, state, attempts, owner, error, summary, result, updated_at, dispatched, dead_lettered";
 
 /// Move one task from `from` to `to` (conditionally) and the counters with it. Returns
 /// whether it applied.
@@ -181,8 +210,11 @@ fn move_state(
     set: &str,
     extra: &[&dyn rusqlite::ToSql],
 ) -> rusqlite::Result<bool> {
-    let sql =
-        format!("UPDATE tasks SET state = ?1, updated_at = ?2 {set} WHERE run_id = ?3 AND task_id = ?4 AND state = ?5");
+    // Both marks belong to the state being left.
+    let sql = format!(
+        "UPDATE tasks SET state = ?1, updated_at = ?2, dispatched = 0, dead_lettered = 0 {set}
+         WHERE run_id = ?3 AND task_id = ?4 AND state = ?5"
+    );
     let now = now_text();
     let (to_s, from_s) = (to.as_str(), from.as_str());
     let mut p: Vec<&dyn rusqlite::ToSql> = vec![&to_s, &now, &run, &task, &from_s];
@@ -316,48 +348,89 @@ impl Ledger for SqliteLedger {
     fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>> {
         let e = self.db.err();
         self.db.write(|tx| {
-            let mut changed = Vec::new();
+            let mut to_send = Vec::new();
             for t in task_ids {
-                if move_state(tx, run_id, t, TaskState::Pending, TaskState::Queued, "", &[]).map_err(&e)? {
-                    changed.push(t.clone());
+                let moved = move_state(tx, run_id, t, TaskState::Pending, TaskState::Queued, "", &[]).map_err(&e)?;
+                let stranded = !moved
+                    && tx
+                        .prepare_cached(
+                            "SELECT 1 FROM tasks WHERE run_id = ?1 AND task_id = ?2 AND state = 'queued' AND dispatched = 0",
+                        )
+                        .and_then(|mut st| st.exists(params![run_id, t]))
+                        .map_err(&e)?;
+                if moved || stranded {
+                    to_send.push(t.clone());
                 }
             }
-            Ok(changed)
+            Ok(to_send)
         })
     }
 
-    fn claim(
-        &self,
-        run_id: &str,
-        task_id: &str,
-        worker: &str,
-        lease: Duration,
-        rerun_done: bool,
-        rerun_failed: bool,
-    ) -> Result<ClaimOutcome> {
+    fn mark_dispatched(&self, run_id: &str, task_ids: &[String]) -> Result<()> {
+        let e = self.db.err();
+        self.db.write(|tx| {
+            let mut st = tx
+                .prepare_cached(
+                    "UPDATE tasks SET dispatched = 1 WHERE run_id = ?1 AND task_id = ?2 AND state = 'queued'",
+                )
+                .map_err(&e)?;
+            for t in task_ids {
+                st.execute(params![run_id, t]).map_err(&e)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn mark_dead_lettered(&self, run_id: &str, task_id: &str) -> Result<bool> {
+        let e = self.db.err();
+        self.db.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE tasks SET dead_lettered = 1 WHERE run_id = ?1 AND task_id = ?2 AND state = 'failed'",
+                    params![run_id, task_id],
+                )
+                .map_err(&e)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn mark_completion_sent(&self, run_id: &str, n: u64) -> Result<()> {
+        self.raise_run_mark(run_id, "completions_sent", n)
+    }
+
+    fn mark_completion_handled(&self, run_id: &str, n: u64) -> Result<()> {
+        self.raise_run_mark(run_id, "completions_handled", n)
+    }
+
+    fn claim(&self, run_id: &str, task_id: &str, worker: &str, opts: &ClaimOptions) -> Result<ClaimOutcome> {
         let e = self.db.err();
         let now = self.db.now();
-        let until = now + lease.as_millis() as i64;
+        let until = now + opts.lease.as_millis() as i64;
         self.db.write(|tx| {
-            let row: Option<(String, Option<String>, Option<i64>, i64)> = tx
+            let row: Option<(String, Option<String>, Option<i64>, i64, bool)> = tx
                 .query_row(
-                    "SELECT state, owner, lease_until, attempts FROM tasks WHERE run_id = ?1 AND task_id = ?2",
+                    "SELECT state, owner, lease_until, attempts, dead_lettered FROM tasks WHERE run_id = ?1 AND task_id = ?2",
                     params![run_id, task_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .optional()
                 .map_err(&e)?;
-            let Some((state, owner, lease_until, attempts)) = row else {
+            let Some((state, owner, lease_until, attempts, dead_lettered)) = row else {
                 return Err(PortError::TaskNotFound { run: run_id.into(), task: task_id.into() });
             };
             let state = TaskState::parse(&state).unwrap_or(TaskState::Pending);
+            let rerun_failed = match opts.rerun_failed {
+                RerunFailed::Never => false,
+                RerunFailed::Always => true,
+                RerunFailed::IfDeadLettered => dead_lettered,
+            };
             let from = match state {
                 TaskState::Pending | TaskState::Queued => state,
-                TaskState::Done if rerun_done => state,
+                TaskState::Done if opts.rerun_done => state,
                 TaskState::Failed if rerun_failed => state,
                 // The completion is fired in the same transaction as the last task's end.
-                TaskState::Done => return Ok(ClaimOutcome::AlreadyDone { completion_fired: false }),
-                TaskState::Failed => return Ok(ClaimOutcome::AlreadyFailed { completion_fired: false }),
+                TaskState::Done => return Ok(ClaimOutcome::AlreadyDone),
+                TaskState::Failed => return Ok(ClaimOutcome::AlreadyFailed),
                 TaskState::Running => {
                     let owner = owner.unwrap_or_default();
                     let expired = lease_until.is_none_or(|u| u <= now);
@@ -367,19 +440,37 @@ impl Ledger for SqliteLedger {
                     state
                 }
             };
-            let attempt = attempts as u32 + 1;
+            // Running an ended task again starts a fresh attempt budget.
+            let rerun = matches!(from, TaskState::Done | TaskState::Failed);
+            let attempts = if rerun { 0 } else { attempts as u32 };
+            if attempts >= opts.max_attempts {
+                let reason = gave_up_reason(attempts);
+                let applied = move_state(
+                    tx,
+                    run_id,
+                    task_id,
+                    from,
+                    TaskState::Failed,
+                    ", owner = NULL, lease_until = NULL, error = ?6",
+                    &[&reason],
+                )
+                .map_err(&e)?;
+                debug_assert!(applied);
+                let completion_fired = maybe_complete(tx, run_id).map_err(&e)?;
+                return Ok(ClaimOutcome::GaveUp { attempts, completion_fired });
+            }
             let ok = move_state(
                 tx,
                 run_id,
                 task_id,
                 from,
                 TaskState::Running,
-                ", owner = ?6, lease_until = ?7, attempts = attempts + 1, error = NULL",
-                &[&worker, &until],
+                ", owner = ?6, lease_until = ?7, attempts = ?8, error = NULL",
+                &[&worker, &until, &(attempts + 1)],
             )
             .map_err(&e)?;
             debug_assert!(ok);
-            Ok(ClaimOutcome::Claimed { attempt })
+            Ok(ClaimOutcome::Claimed { attempt: attempts + 1 })
         })
     }
 
@@ -463,46 +554,49 @@ impl Ledger for SqliteLedger {
     fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>> {
         let e = self.db.err();
         let now = self.db.now();
-        let candidates: Vec<(String, Option<String>, Option<i64>)> = {
-            let state = match scope {
-                ResetScope::Failed => "failed",
-                ResetScope::Done => "done",
-                ResetScope::Stale => "running",
-                ResetScope::Queued => "queued",
-            };
-            self.db.read(|c| {
-                let mut st = c
-                    .prepare(
-                        "SELECT task_id, owner, lease_until FROM tasks WHERE run_id = ?1 AND state = ?2 ORDER BY idx",
-                    )
-                    .map_err(&e)?;
-                let rows =
-                    st.query_map(params![run_id, state], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(&e)?;
-                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
-            })?
-        };
         let from = match scope {
             ResetScope::Failed => TaskState::Failed,
             ResetScope::Done => TaskState::Done,
             ResetScope::Stale => TaskState::Running,
             ResetScope::Queued => TaskState::Queued,
         };
+        // Ended tasks start again with a fresh attempt budget; a stale one keeps its count
+        // (its attempt died: the cap must see it).
+        let set = match scope {
+            ResetScope::Failed | ResetScope::Done => ", owner = NULL, lease_until = NULL, attempts = 0",
+            ResetScope::Stale | ResetScope::Queued => ", owner = NULL, lease_until = NULL",
+        };
         let wanted = |id: &str| task_ids.is_none_or(|ids| ids.iter().any(|x| x == id));
+        // Candidates are read and moved in one transaction, so a lease renewed or a
+        // message sent meanwhile is seen.
         self.db.write(|tx| {
+            let candidates: Vec<(String, Option<String>, Option<i64>, bool)> = {
+                let mut st = tx
+                    .prepare(
+                        "SELECT task_id, owner, lease_until, dispatched FROM tasks WHERE run_id = ?1 AND state = ?2 ORDER BY idx",
+                    )
+                    .map_err(&e)?;
+                let rows = st
+                    .query_map(params![run_id, from.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .map_err(&e)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)?
+            };
             let mut out = Vec::new();
-            for (id, owner, until) in &candidates {
+            for (id, owner, until, dispatched) in &candidates {
                 if !wanted(id) {
                     continue;
                 }
-                if scope == ResetScope::Stale {
-                    let expired = until.is_none_or(|u| u <= now);
-                    if !expired && !owner.as_deref().is_some_and(owner_is_dead_local_process) {
-                        continue;
+                match scope {
+                    ResetScope::Stale => {
+                        let expired = until.is_none_or(|u| u <= now);
+                        if !expired && !owner.as_deref().is_some_and(owner_is_dead_local_process) {
+                            continue;
+                        }
                     }
+                    ResetScope::Queued if *dispatched => continue,
+                    _ => {}
                 }
-                if move_state(tx, run_id, id, from, TaskState::Pending, ", owner = NULL, lease_until = NULL", &[])
-                    .map_err(&e)?
-                {
+                if move_state(tx, run_id, id, from, TaskState::Pending, set, &[]).map_err(&e)? {
                     out.push(id.clone());
                 }
             }
@@ -537,12 +631,23 @@ fn move_state_owned(
 }
 
 impl SqliteLedger {
+    /// Raise a run's counter mark to `n` (never lowers it).
+    fn raise_run_mark(&self, run_id: &str, column: &str, n: u64) -> Result<()> {
+        let e = self.db.err();
+        self.db.write(|tx| {
+            tx.execute(&format!("UPDATE runs SET {column} = MAX({column}, ?1) WHERE run_id = ?2"), params![n as i64, run_id])
+                .map_err(&e)?;
+            Ok(())
+        })
+    }
+
     fn runs_where(&self, run_id: Option<&str>) -> Result<Vec<RunRecord>> {
         let e = self.db.err();
         self.db.read(|c| {
             let mut st = c
                 .prepare(
-                    "SELECT run_id, created_at, config, config_digest, total, pending, queued, running, done, failed, completions
+                    "SELECT run_id, created_at, config, config_digest, total, pending, queued, running, done, failed, completions,
+                            completions_sent, completions_handled
                      FROM runs WHERE (?1 IS NULL OR run_id = ?1) ORDER BY created_at",
                 )
                 .map_err(&e)?;
@@ -562,6 +667,8 @@ impl SqliteLedger {
                             failed: r.get::<_, i64>(9)? as u64,
                         },
                         completions: r.get::<_, i64>(10)? as u64,
+                        completions_sent: r.get::<_, i64>(11)? as u64,
+                        completions_handled: r.get::<_, i64>(12)? as u64,
                     })
                 })
                 .map_err(&e)?;

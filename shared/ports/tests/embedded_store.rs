@@ -58,7 +58,7 @@ fn concurrent_workers_each_task_done_once_and_completion_fires_once() {
                 // Every worker tries every task, twice (duplicate delivery).
                 for _round in 0..2 {
                     for id in &ids {
-                        if let ClaimOutcome::Claimed { .. } = l.claim("r", id, &me, LEASE, false, false).unwrap() {
+                        if let ClaimOutcome::Claimed { .. } = l.claim("r", id, &me, &ClaimOptions::new(LEASE)).unwrap() {
                             let t = l.complete("r", id, &me, &json!({"by": me})).unwrap();
                             assert!(t.applied);
                             completed.fetch_add(1, Ordering::SeqCst);
@@ -89,23 +89,23 @@ fn leases_expire_and_stale_owner_cannot_finish() {
     let db = Db::open(dir.path().join("s.db")).unwrap().with_clock(move || clock.load(Ordering::SeqCst));
     let l = SqliteLedger::new(db);
     plan(&l, "r", 1);
-    assert_eq!(l.claim("r", "t000", "a", LEASE, false, false).unwrap(), ClaimOutcome::Claimed { attempt: 1 });
-    assert!(matches!(l.claim("r", "t000", "b", LEASE, false, false).unwrap(), ClaimOutcome::Busy { .. }));
+    assert_eq!(l.claim("r", "t000", "a", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Claimed { attempt: 1 });
+    assert!(matches!(l.claim("r", "t000", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Busy { .. }));
     // Heartbeat keeps it.
     now.fetch_add(50_000, Ordering::SeqCst);
     assert!(l.heartbeat("r", "t000", "a", LEASE).unwrap());
     now.fetch_add(50_000, Ordering::SeqCst);
-    assert!(matches!(l.claim("r", "t000", "b", LEASE, false, false).unwrap(), ClaimOutcome::Busy { .. }));
+    assert!(matches!(l.claim("r", "t000", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Busy { .. }));
     // Lease lapses: b takes over; a's late completion is refused.
     now.fetch_add(61_000, Ordering::SeqCst);
-    assert_eq!(l.claim("r", "t000", "b", LEASE, false, false).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
+    assert_eq!(l.claim("r", "t000", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
     assert!(!l.complete("r", "t000", "a", &json!({})).unwrap().applied);
     assert!(!l.heartbeat("r", "t000", "a", LEASE).unwrap());
     let t = l.complete("r", "t000", "b", &json!({})).unwrap();
     assert!(t.applied && t.completion_fired);
     assert_eq!(
-        l.claim("r", "t000", "c", LEASE, false, false).unwrap(),
-        ClaimOutcome::AlreadyDone { completion_fired: false }
+        l.claim("r", "t000", "c", &ClaimOptions::new(LEASE)).unwrap(),
+        ClaimOutcome::AlreadyDone
     );
 }
 
@@ -114,26 +114,26 @@ fn failures_retry_then_fail_and_reset_rearms_completion() {
     let dir = tempfile::tempdir().unwrap();
     let l = SqliteLedger::open(dir.path().join("s.db")).unwrap();
     plan(&l, "r", 2);
-    l.claim("r", "t000", "w", LEASE, false, false).unwrap();
+    l.claim("r", "t000", "w", &ClaimOptions::new(LEASE)).unwrap();
     let t = l.fail("r", "t000", "w", "transient", false, None).unwrap();
     assert!(t.applied && !t.completion_fired);
     assert_eq!(l.task("r", "t000").unwrap().unwrap().state, TaskState::Pending);
-    l.claim("r", "t000", "w", LEASE, false, false).unwrap();
+    l.claim("r", "t000", "w", &ClaimOptions::new(LEASE)).unwrap();
     l.fail("r", "t000", "w", "corrupt input B04.tif", true, None).unwrap();
     let task = l.task("r", "t000").unwrap().unwrap();
     assert_eq!((task.state, task.attempts), (TaskState::Failed, 2));
     assert_eq!(task.error.as_deref(), Some("corrupt input B04.tif"));
-    l.claim("r", "t001", "w", LEASE, false, false).unwrap();
+    l.claim("r", "t001", "w", &ClaimOptions::new(LEASE)).unwrap();
     assert!(l.complete("r", "t001", "w", &json!({})).unwrap().completion_fired);
     assert_eq!(
-        l.claim("r", "t000", "w", LEASE, false, false).unwrap(),
-        ClaimOutcome::AlreadyFailed { completion_fired: false }
+        l.claim("r", "t000", "w", &ClaimOptions::new(LEASE)).unwrap(),
+        ClaimOutcome::AlreadyFailed
     );
     // Redrive: failed -> pending, and the completion fires again when it is done.
     assert_eq!(l.reset("r", ResetScope::Failed, None).unwrap(), vec!["t000"]);
     let c = l.run("r").unwrap().unwrap().counts;
     assert_eq!((c.pending, c.failed, c.done), (1, 0, 1));
-    l.claim("r", "t000", "w", LEASE, false, false).unwrap();
+    l.claim("r", "t000", "w", &ClaimOptions::new(LEASE)).unwrap();
     assert!(l.complete("r", "t000", "w", &json!({})).unwrap().completion_fired);
     assert_eq!(l.run("r").unwrap().unwrap().completions, 2);
 }
@@ -145,9 +145,9 @@ fn dead_local_owner_is_reclaimed_at_once() {
     plan(&l, "r", 1);
     let host = hostname::get().unwrap().to_string_lossy().to_string();
     let dead = format!("{host}:{}:0", u32::MAX - 3);
-    l.claim("r", "t000", &dead, LEASE, false, false).unwrap();
+    l.claim("r", "t000", &dead, &ClaimOptions::new(LEASE)).unwrap();
     assert_eq!(l.reset("r", ResetScope::Stale, None).unwrap(), vec!["t000"]);
-    assert_eq!(l.claim("r", "t000", "me", LEASE, false, false).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
+    assert_eq!(l.claim("r", "t000", "me", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
 }
 
 #[test]

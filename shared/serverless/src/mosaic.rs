@@ -1,7 +1,7 @@
 //! The mosaic function: on a run's completion message, build the low-resolution mosaic
-//! of its done tiles, rewrite the run summary and write the run report. A completion message for a completion
-//! that has been superseded (a redrive completed the run again) still rebuilds: the
-//! mosaic always reflects the ledger at the time it runs.
+//! of its done tiles, rewrite the run summary and write the run report. Each completion
+//! number is handled once (a duplicate message is acknowledged and skipped); a run whose
+//! tiles all failed gets its report, without a mosaic.
 
 use crate::deployment::Deployment;
 use crate::HandlerError;
@@ -9,9 +9,7 @@ use aws_lambda_events::sqs::SqsBatchResponse;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use stratus_engine::messages::CompletionMessage;
-use stratus_engine::mosaic::{build_for_run, MosaicOptions};
-use stratus_engine::report::write_report;
-use stratus_engine::runner::{write_summary, RunReport};
+use stratus_engine::mosaic::{handle_completion, CompletionHandled, MosaicOptions};
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
     crate::blocking(move || handle(&dep, &event.payload)).await
@@ -24,12 +22,16 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, Strin
         let span = tracing::info_span!("mosaic", run_id = %m.run_id, completion = m.completion);
         let _g = span.enter();
         let ctx = crate::open_run(table, &m.run_id)?;
-        let mosaic = build_for_run(&ctx, &m.run_id, &MosaicOptions::default()).map_err(|e| e.to_string())?;
-        let mut summary = RunReport { run_id: m.run_id.clone(), ..Default::default() };
-        write_summary(&ctx, &m.run_id, &mut summary).map_err(|e| e.to_string())?;
-        let (bands, missing, seconds) = (mosaic.bands.len(), mosaic.missing.len(), mosaic.elapsed_s);
-        let report = write_report(&ctx, &m.run_id, Some(mosaic)).map_err(|e| e.to_string())?;
-        tracing::info!(bands, missing, seconds, report = %report, "mosaic and run report written");
+        match handle_completion(&ctx, &m.run_id, m.completion, &MosaicOptions::default()).map_err(|e| e.to_string())? {
+            CompletionHandled::Made { mosaic, report } => {
+                let (bands, missing, seconds) =
+                    mosaic.as_ref().map_or((0, 0, 0.0), |m| (m.bands.len(), m.missing.len(), m.elapsed_s));
+                tracing::info!(bands, missing, seconds, report = %report, "mosaic and run report written");
+            }
+            CompletionHandled::AlreadyHandled { handled } => {
+                tracing::info!(handled, "completion already handled (a duplicate message); nothing to do");
+            }
+        }
         Ok(())
     })
 }
