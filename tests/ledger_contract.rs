@@ -319,6 +319,15 @@ mod state_machine {
                     if rerun {
                         self.armed = true;
                     }
+                    if task.state == TaskState::Failed && !overwrite {
+                        // A redrive: the run's other dead-lettered tasks go pending too.
+                        for (i, other) in self.tasks.iter_mut().enumerate() {
+                            if i != t && other.state == TaskState::Failed && other.dead_lettered {
+                                *other = ModelTask { state: TaskState::Pending, attempts: 0, owner: None, live: false, dispatched: false, dead_lettered: false };
+                            }
+                        }
+                    }
+                    let task = &self.tasks[t];
                     let attempts = if rerun { 0 } else { task.attempts };
                     let task = &mut self.tasks[t];
                     if attempts >= CAP {

@@ -467,6 +467,43 @@ impl DynamoLedger {
         self.move_state(run, task, TaskState::Running, to, set, " AND #ow = :w", values, names).await
     }
 
+    /// Every failed, dead-lettered task of the run but `except` -> pending (a redrive).
+    async fn reset_dead_lettered(&self, run: &str, except: &str) -> Result<()> {
+        let others: Vec<String> = self
+            .query_tasks(run, Some(TaskState::Failed), false)
+            .await?
+            .iter()
+            .filter(|i| get_bool(i, "dead_lettered"))
+            .filter_map(|i| get_s(i, "task_id").map(str::to_string))
+            .filter(|id| id != except)
+            .collect();
+        let results: Vec<Result<Transition>> = futures::stream::iter(others)
+            .map(|id| async move {
+                let names = HashMap::from([
+                    ("#ow".to_string(), "owner".to_string()),
+                    ("#lu".to_string(), "lease_until".to_string()),
+                    ("#at".to_string(), "attempts".to_string()),
+                ]);
+                let values =
+                    HashMap::from([(":zero".to_string(), n(0)), (":yes".to_string(), AttributeValue::Bool(true))]);
+                self.move_state(
+                    run,
+                    &id,
+                    TaskState::Failed,
+                    TaskState::Pending,
+                    ", #at = :zero REMOVE #ow, #lu",
+                    " AND #dlq = :yes",
+                    values,
+                    names,
+                )
+                .await
+            })
+            .buffered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<_>>>().map(|_| ())
+    }
+
     /// Set `attr` to `value` if `cond` (on `#st` = `:want`) holds; false if it did not.
     async fn set_if(&self, key: Item, attr: &str, value: AttributeValue, cond: &str, want: AttributeValue) -> Result<bool> {
         let res = self
@@ -785,6 +822,9 @@ impl Ledger for DynamoLedger {
                     TaskState::Done if opts.rerun_done => {}
                     TaskState::Failed if rerun_failed => {
                         if opts.rerun_failed == RerunFailed::IfDeadLettered {
+                            // The run's other dead-lettered tasks go back to pending first,
+                            // so the run completes once, after the last of them.
+                            self.reset_dead_lettered(run_id, task_id).await?;
                             // The mark is consumed by this claim: one redrive, one run.
                             cond = " AND #dlq = :yes".into();
                             values.insert(":yes".into(), AttributeValue::Bool(true));

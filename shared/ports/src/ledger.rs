@@ -240,7 +240,10 @@ pub enum RerunFailed {
     /// Yes (a new local run of the plan, an overwrite).
     Always,
     /// Only if it is marked `dead_lettered`: the delivery is a redrive of its dead-lettered
-    /// message. The claim clears the mark, so one redrive runs the task once.
+    /// message. The claim clears the mark, so one redrive runs the task once. A redrive
+    /// brings back every dead-lettered message of the run: the first claim of one sets
+    /// all the run's other dead-lettered tasks pending too, so the run completes once,
+    /// after the last of them.
     IfDeadLettered,
 }
 

@@ -440,6 +440,24 @@ impl Ledger for SqliteLedger {
                     state
                 }
             };
+            if from == TaskState::Failed && opts.rerun_failed == RerunFailed::IfDeadLettered {
+                // A redrive brings back every dead-lettered message of the run, one at a
+                // time: the first to arrive sets all their tasks pending in one step, so
+                // the run completes once, after the last of them, not once per task.
+                tx.execute(
+                    "UPDATE runs SET failed = failed - (SELECT COUNT(*) FROM tasks WHERE run_id = ?1 AND task_id <> ?2 AND state = 'failed' AND dead_lettered = 1),
+                                     pending = pending + (SELECT COUNT(*) FROM tasks WHERE run_id = ?1 AND task_id <> ?2 AND state = 'failed' AND dead_lettered = 1)
+                     WHERE run_id = ?1",
+                    params![run_id, task_id],
+                )
+                .map_err(&e)?;
+                tx.execute(
+                    "UPDATE tasks SET state = 'pending', attempts = 0, owner = NULL, lease_until = NULL, dead_lettered = 0, updated_at = ?3
+                     WHERE run_id = ?1 AND task_id <> ?2 AND state = 'failed' AND dead_lettered = 1",
+                    params![run_id, task_id, now_text()],
+                )
+                .map_err(&e)?;
+            }
             // Running an ended task again starts a fresh attempt budget.
             let rerun = matches!(from, TaskState::Done | TaskState::Failed);
             let attempts = if rerun { 0 } else { attempts as u32 };
