@@ -10,7 +10,7 @@ mod support;
 use std::path::Path;
 use std::process::Output;
 use stratus_engine::Context;
-use stratus_ports::{Ledger, TaskQueue, TaskState};
+use stratus_ports::{TaskQueue, TaskState};
 
 fn stratus(args: &[&str], env: &[(&str, &str)]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))

@@ -59,7 +59,8 @@ pub fn parse_document(text: &str, what: &str) -> Result<StacDocument> {
     }
 }
 
-/// Resolve an href relative to the document it was found in.
+/// Resolve an href relative to the document it was found in. `..` never climbs above the
+/// base's root (a URL's origin, an S3 bucket, `/`), as in RFC 3986.
 pub fn resolve_href(href: &str, base: Option<&str>) -> String {
     let absolute = href.starts_with('/') || href.contains("://") || href.starts_with("/vsi");
     match base {
@@ -68,10 +69,16 @@ pub fn resolve_href(href: &str, base: Option<&str>) -> String {
                 Some(i) => &base[..=i],
                 None => "",
             };
-            let mut parts: Vec<&str> = dir.trim_end_matches('/').split('/').collect();
-            if dir.is_empty() {
-                parts.clear();
-            }
+            // The root is kept apart so that `..` cannot pop it: `https://host`, `s3://bucket`.
+            let (root, path) = match dir.find("://") {
+                Some(i) => {
+                    let after = &dir[i + 3..];
+                    let end = after.find('/').map_or(dir.len(), |j| i + 3 + j);
+                    (&dir[..end], &dir[end..])
+                }
+                None => ("", dir),
+            };
+            let mut parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
             for seg in href.split('/') {
                 match seg {
                     "." | "" => {}
@@ -82,7 +89,9 @@ pub fn resolve_href(href: &str, base: Option<&str>) -> String {
                 }
             }
             let joined = parts.join("/");
-            if dir.starts_with('/') && !joined.starts_with('/') {
+            if !root.is_empty() {
+                format!("{root}/{joined}")
+            } else if dir.starts_with('/') {
                 format!("/{joined}")
             } else {
                 joined
@@ -310,6 +319,11 @@ mod tests {
         assert_eq!(resolve_href("B04.tif", Some("s3://bkt/items/a.json")), "s3://bkt/items/B04.tif");
         assert_eq!(resolve_href("s3://x/y.tif", Some("/a/b.json")), "s3://x/y.tif");
         assert_eq!(resolve_href("b.tif", None), "b.tif");
+        // `..` stops at the root: a URL's origin and an S3 bucket are never popped.
+        assert_eq!(resolve_href("../../../x.tif", Some("https://h/a/b.json")), "https://h/x.tif");
+        assert_eq!(resolve_href("../../x.tif", Some("s3://bkt/a.json")), "s3://bkt/x.tif");
+        assert_eq!(resolve_href("../x/y.json", Some("https://h/a/b/c.json")), "https://h/a/x/y.json");
+        assert_eq!(resolve_href("../../../../etc/passwd", Some("/data/a.json")), "/etc/passwd");
     }
 
     #[test]

@@ -10,11 +10,20 @@
 //!   location prefixes, set by the Terraform module on every function): outputs only under
 //!   the output prefixes, inputs (STAC sources and asset hrefs) only under the input ones.
 //!   A prefix matches at a path-segment boundary: `s3://b/out` allows `s3://b/out/x`, not
-//!   `s3://b/out-other`.
+//!   `s3://b/out-other`. Local paths are also checked by their real path (symlinks
+//!   resolved), so a link under an allowed prefix cannot point outside it;
+//! - HTTP hosts: link-local addresses (the instance metadata service) are always refused,
+//!   loopback and private ones unless an allowed input prefix names that origin. Host names
+//!   are resolved and every address checked; the same rules apply to every hop GDAL makes
+//!   for an HTTP input (redirects included), through the egress guard
+//!   (`stratus_raster::egress`), which connects only to the addresses it checked.
 
 use crate::error::{EngineError, Result};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Component, Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 pub const ALLOWED_OUTPUTS_ENV: &str = "STRATUS_ALLOWED_OUTPUTS";
 pub const ALLOWED_INPUTS_ENV: &str = "STRATUS_ALLOWED_INPUTS";
@@ -105,22 +114,220 @@ impl AccessPolicy {
             Use::Input => &self.inputs,
             Use::Output => &self.outputs,
         };
+        if let Location::Http { origin, .. } = &loc {
+            // Best effort here (a name that does not resolve now is checked again, and
+            // must resolve, when the egress guard connects).
+            self.check_hosts(location, origin, false).map_err(refuse)?;
+        }
         // A local `..` is an operator's relative path (`--location ../out`) until there is
         // a prefix to stay under; then it could climb out of it.
         if allowed.is_some() && matches!(loc, Location::Local(_)) && local_part(location).split('/').any(|s| s == "..")
         {
             return Err(refuse(format!("its path has '..' segments, refused while {} is set", what.env())));
         }
+        let outside = |loc: &Location, prefixes: &[Location]| {
+            !prefixes.iter().any(|p| within(loc, p) || within(loc, &real_location(p)))
+        };
         match allowed {
-            Some(prefixes) if !prefixes.iter().any(|p| within(&loc, p)) => Err(refuse(format!(
+            Some(prefixes) if outside(&loc, prefixes) => Err(refuse(format!(
                 "it is not under an allowed prefix ({}={}); write there, or add its prefix to {}",
                 what.env(),
                 prefixes.iter().map(describe).collect::<Vec<_>>().join(","),
                 what.env()
             ))),
+            // A symlink (anywhere on the path) under an allowed prefix that leads outside.
+            Some(prefixes) if matches!(loc, Location::Local(_)) && outside(&real_location(&loc), prefixes) => {
+                Err(refuse(format!(
+                    "it resolves (through a symbolic link) to '{}', which is not under an allowed prefix ({}={})",
+                    describe(&real_location(&loc)),
+                    what.env(),
+                    prefixes.iter().map(describe).collect::<Vec<_>>().join(",")
+                )))
+            }
             _ => Ok(()),
         }
     }
+
+    /// Whether an allowed input prefix names this HTTP origin (which allows its loopback
+    /// or private addresses).
+    fn names_origin(&self, origin: &str) -> bool {
+        self.inputs.iter().flatten().any(|p| matches!(p, Location::Http { origin: o, .. } if o == origin))
+    }
+
+    /// The address rules for an HTTP location's host: its addresses, or why not.
+    /// `must_resolve`: a name that does not resolve is an error (the guard is about to
+    /// connect), not a pass (a plan checks hrefs it reads later).
+    fn check_hosts(&self, url: &str, origin: &str, must_resolve: bool) -> std::result::Result<Vec<SocketAddr>, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("it is not a valid URL ({e})"))?;
+        let host = parsed.host().ok_or("it has no host")?;
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let addrs: Vec<SocketAddr> = match &host {
+            url::Host::Ipv4(ip) => vec![SocketAddr::new(IpAddr::V4(*ip), port)],
+            url::Host::Ipv6(ip) => vec![SocketAddr::new(IpAddr::V6(*ip), port)],
+            url::Host::Domain(name) => match resolve(name, port) {
+                Ok(a) => a,
+                Err(e) if must_resolve => return Err(format!("its host '{name}' does not resolve: {e}")),
+                Err(_) => return Ok(Vec::new()),
+            },
+        };
+        for a in &addrs {
+            match address_kind(a.ip()) {
+                AddressKind::Public => {}
+                AddressKind::LinkLocal => {
+                    return Err(format!(
+                        "its host is (or resolves to) the link-local address {} (such as the instance metadata service), always refused",
+                        a.ip()
+                    ))
+                }
+                AddressKind::Internal(what) if !self.names_origin(origin) => {
+                    return Err(format!(
+                        "its host is (or resolves to) the {what} address {}; to read from it, add {origin} to {ALLOWED_INPUTS_ENV}",
+                        a.ip()
+                    ))
+                }
+                AddressKind::Internal(_) => {}
+            }
+        }
+        Ok(addrs)
+    }
+
+    /// The egress guard's check of one hop GDAL makes for an HTTP input: under the input
+    /// allow-list (a `tunnel`, an HTTPS `CONNECT`, shows only its origin), and to
+    /// addresses the host rules allow. Returns the addresses to connect to.
+    pub fn check_hop(&self, url: &str, tunnel: bool) -> std::result::Result<Vec<SocketAddr>, String> {
+        let loc = parse(url, Use::Input)?;
+        let Location::Http { origin, .. } = &loc else { return Err("not an HTTP location".into()) };
+        if let Some(prefixes) = &self.inputs {
+            let ok = prefixes.iter().any(|p| match p {
+                Location::Http { origin: o, .. } if tunnel => o == origin,
+                _ => within(&loc, p),
+            });
+            if !ok {
+                return Err(format!(
+                    "not under an allowed input prefix ({ALLOWED_INPUTS_ENV}={}): a redirect from an allowed host is refused too",
+                    prefixes.iter().map(describe).collect::<Vec<_>>().join(",")
+                ));
+            }
+        }
+        self.check_hosts(url, origin, true)
+    }
+}
+
+/// What kind of address a host has, for the host rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AddressKind {
+    Public,
+    /// Link-local (169.254.0.0/16, fe80::/10) and AWS's metadata address fd00:ec2::254:
+    /// never read.
+    LinkLocal,
+    /// Loopback, private, shared (CGNAT), unique-local, unspecified: only when allowed by name.
+    Internal(&'static str),
+}
+
+fn address_kind(ip: IpAddr) -> AddressKind {
+    use AddressKind::*;
+    let v4 = |ip: std::net::Ipv4Addr| {
+        let o = ip.octets();
+        if ip.is_link_local() {
+            LinkLocal
+        } else if ip.is_loopback() {
+            Internal("loopback")
+        } else if ip.is_private() {
+            Internal("private")
+        } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
+            Internal("shared (carrier-grade NAT)")
+        } else if o[0] == 0 || ip.is_broadcast() || ip.is_multicast() || o[0] >= 240 {
+            Internal("reserved")
+        } else {
+            Public
+        }
+    };
+    match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
+            let seg = ip.segments();
+            if ip.is_loopback() {
+                return Internal("loopback");
+            }
+            if ip.is_unspecified() {
+                return Internal("unspecified");
+            }
+            // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64
+            // (64:ff9b::a.b.c.d) addresses reach the IPv4 address inside.
+            if let Some(inner) = ip.to_ipv4_mapped() {
+                return v4(inner);
+            }
+            if seg[..6] == [0, 0, 0, 0, 0, 0] || seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = ip.octets();
+                return v4(std::net::Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            }
+            if (seg[0] & 0xffc0) == 0xfe80 || seg[..4] == [0xfd00, 0xec2, 0, 0] {
+                LinkLocal
+            } else if (seg[0] & 0xfe00) == 0xfc00 {
+                Internal("unique-local (private)")
+            } else if (seg[0] & 0xffc0) == 0xfec0 {
+                Internal("site-local")
+            } else if seg[0] >> 8 == 0xff {
+                Internal("multicast")
+            } else {
+                Public
+            }
+        }
+    }
+}
+
+/// A host's addresses, cached for a minute (a plan checks thousands of hrefs on a few hosts).
+fn resolve(host: &str, port: u16) -> std::result::Result<Vec<SocketAddr>, String> {
+    type Cache = HashMap<(String, u16), (Instant, std::result::Result<Vec<SocketAddr>, String>)>;
+    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let key = (host.to_string(), port);
+    if let Some((at, r)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if at.elapsed() < Duration::from_secs(60) {
+            return r.clone();
+        }
+    }
+    let r = (host, port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()).map_err(|e| e.to_string());
+    let r = match r {
+        Ok(a) if a.is_empty() => Err("no addresses".to_string()),
+        other => other,
+    };
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (Instant::now(), r.clone()));
+    r
+}
+
+/// A local location with symlinks resolved (as far as the path exists); others as given.
+fn real_location(loc: &Location) -> Location {
+    let Location::Local(p) = loc else { return loc.clone() };
+    // The longest existing ancestor is resolved; the rest (not yet created) is appended.
+    let mut existing = p.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return Location::Local(out);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return loc.clone(),
+        }
+    }
+}
+
+/// Send GDAL's HTTP input reads through the egress guard, checked against the process's
+/// policy (once per process; cheap after that).
+pub fn guard_http_inputs() -> Result<()> {
+    let policy = AccessPolicy::current()?.clone();
+    let check: Arc<stratus_raster::egress::HopCheck> = Arc::new(move |url: &str, tunnel: bool| policy.check_hop(url, tunnel));
+    stratus_raster::egress::install(check)
+        .map(|_| ())
+        .map_err(|e| EngineError::Io { path: "the egress guard's loopback socket".into(), source: e })
 }
 
 /// Check an output location against the process's policy.
@@ -221,8 +428,8 @@ fn parse(text: &str, what: Use) -> std::result::Result<Location, String> {
         }
         let host = url.host().ok_or("it has no host")?;
         let link_local = match &host {
-            url::Host::Ipv4(ip) => ip.is_link_local() || ip.is_unspecified(),
-            url::Host::Ipv6(ip) => (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.segments()[..4] == [0xfd00, 0xec2, 0, 0],
+            url::Host::Ipv4(ip) => address_kind(IpAddr::V4(*ip)) == AddressKind::LinkLocal,
+            url::Host::Ipv6(ip) => address_kind(IpAddr::V6(*ip)) == AddressKind::LinkLocal,
             url::Host::Domain(_) => false,
         };
         if link_local {
@@ -343,6 +550,70 @@ mod tests {
         assert!(p.check_output("s3://any-bucket/x/../y").is_err());
         assert!(p.check_input("http://169.254.169.254/").is_err());
         assert!(p.check_input("/vsizip//tmp/a.zip").is_err());
+    }
+
+    #[test]
+    fn metadata_addresses_are_refused_in_every_spelling() {
+        let p = AccessPolicy::default();
+        for bad in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:169.254.169.254]/latest/meta-data/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://[64:ff9b::169.254.169.254]/",
+            "http://[::169.254.169.254]/",
+            "http://[fe80::1]/",
+            "http://[fd00:ec2::254]/",
+        ] {
+            let e = p.check_input(bad).expect_err(bad).to_string();
+            assert!(e.contains("link-local"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn loopback_and_private_hosts_only_when_their_origin_is_listed() {
+        let none = AccessPolicy::default();
+        for bad in [
+            "http://127.0.0.1:8080/a.tif",
+            "http://10.1.2.3/a.tif",
+            "http://192.168.0.7/a.tif",
+            "http://172.20.0.1/a.tif",
+            "http://100.64.0.1/a.tif",
+            "http://[::1]/a.tif",
+            "http://[::ffff:127.0.0.1]/a.tif",
+            "http://[fc00::1]/a.tif",
+            "http://localhost:8080/a.tif",
+        ] {
+            let e = none.check_input(bad).expect_err(bad).to_string();
+            assert!(e.contains(ALLOWED_INPUTS_ENV), "{bad}: the refusal says how to allow it: {e}");
+        }
+        let named = AccessPolicy::new(None, Some("http://127.0.0.1:8080/cogs")).unwrap();
+        named.check_input("http://127.0.0.1:8080/cogs/a.tif").unwrap();
+        assert!(named.check_input("http://127.0.0.1:8081/cogs/a.tif").is_err(), "another port is another origin");
+        // The egress guard's hop check: the full URL for plain HTTP, the origin for a tunnel.
+        assert_eq!(named.check_hop("http://127.0.0.1:8080/cogs/a.tif", false).unwrap().len(), 1);
+        assert!(named.check_hop("http://127.0.0.1:8080/private/a.tif", false).is_err());
+        assert!(named.check_hop("https://127.0.0.1:8080/", true).is_err(), "https is another origin");
+        let tls = AccessPolicy::new(None, Some("https://127.0.0.1:8443/cogs")).unwrap();
+        assert!(tls.check_hop("https://127.0.0.1:8443/", true).is_ok());
+        assert!(named.check_hop("http://169.254.169.254/latest/", false).is_err());
+    }
+
+    #[test]
+    fn symlinks_out_of_an_allowed_prefix_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = dir.path().join("allowed");
+        let secret = dir.path().join("secret.tif");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::fs::write(&secret, b"x").unwrap();
+        std::fs::write(allowed.join("fine.tif"), b"x").unwrap();
+        std::os::unix::fs::symlink(&secret, allowed.join("B04.tif")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), allowed.join("up")).unwrap();
+        let p = AccessPolicy::new(None, Some(allowed.to_str().unwrap())).unwrap();
+        p.check_input(allowed.join("fine.tif").to_str().unwrap()).unwrap();
+        for bad in [allowed.join("B04.tif"), allowed.join("up/secret.tif")] {
+            let e = p.check_input(bad.to_str().unwrap()).expect_err("a link out").to_string();
+            assert!(e.contains("symbolic link"), "{e}");
+        }
     }
 
     #[test]

@@ -4,8 +4,9 @@
 
 use crate::error::{EngineError, Result};
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use stratus_core::stac_input::{dataset_from_item, dataset_from_item_text, parse_document, resolve_href, StacDocument};
 use stratus_core::Dataset;
@@ -18,14 +19,37 @@ pub struct BadItem {
     pub reason: String,
 }
 
+/// The largest JSON document (item, ItemCollection, catalog) read whole; bigger sources
+/// are NDJSON, which is streamed.
+const MAX_DOCUMENT_BYTES: u64 = 512 << 20;
+/// The longest NDJSON line (one item).
+const MAX_LINE_BYTES: u64 = 64 << 20;
+
 fn read_text(path: &str) -> Result<String> {
-    if path.starts_with("s3://") || path.starts_with("http://") || path.starts_with("https://") {
-        // Through GDAL's virtual file systems: the same credentials and endpoint as the rasters.
-        return stratus_raster::vsi::read_text(path)
-            .map_err(|e| EngineError::Source { source_name: path.into(), why: e.to_string() });
+    let fail = |why: String| EngineError::Source { source_name: path.into(), why };
+    if is_remote(path) {
+        if path.starts_with("http") {
+            crate::access_policy::guard_http_inputs()?;
+        }
+        // Through GDAL's virtual file systems: the same credentials and endpoint as the
+        // rasters (and the same cap as below).
+        return stratus_raster::vsi::read_text(path).map_err(|e| fail(e.to_string()));
     }
     let p = path.strip_prefix("file://").unwrap_or(path);
-    std::fs::read_to_string(p).map_err(|e| EngineError::Source { source_name: path.into(), why: e.to_string() })
+    let file = File::open(p).map_err(|e| fail(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_DOCUMENT_BYTES + 1).read_to_string(&mut text).map_err(|e| fail(e.to_string()))?;
+    if text.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(fail(format!(
+            "larger than {} MB: give a collection this big as NDJSON (one item per line, streamed)",
+            MAX_DOCUMENT_BYTES >> 20
+        )));
+    }
+    Ok(text)
+}
+
+fn is_remote(path: &str) -> bool {
+    path.starts_with("s3://") || path.starts_with("http://") || path.starts_with("https://")
 }
 
 /// A dataset parsed from an item, or the item that could not be used.
@@ -47,7 +71,7 @@ pub fn for_each_batch<T: Send>(
     if path.is_dir() {
         let catalog = path.join("catalog.json");
         if catalog.is_file() {
-            return for_each_in_document(&catalog.display().to_string(), map, on_batch, 0);
+            return for_each_in_document(&catalog.display().to_string(), map, on_batch, 0, &mut HashSet::new());
         }
         let mut files: Vec<PathBuf> = Vec::new();
         collect_files(path, &mut files)
@@ -59,15 +83,16 @@ pub fn for_each_batch<T: Send>(
                 why: "directory holds no .json, .geojson or .ndjson files".into(),
             });
         }
+        let mut visited = HashSet::new();
         for f in files {
-            for_each_in_document(&f.display().to_string(), map, on_batch, 0)?;
+            for_each_in_document(&f.display().to_string(), map, on_batch, 0, &mut visited)?;
         }
         return Ok(());
     }
     if !source.contains("://") && !path.exists() {
         return Err(EngineError::Source { source_name: source.into(), why: "no such file or directory".into() });
     }
-    for_each_in_document(source, map, on_batch, 0)
+    for_each_in_document(source, map, on_batch, 0, &mut HashSet::new())
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -87,13 +112,22 @@ fn for_each_in_document<T: Send>(
     map: &(dyn Fn(Parsed) -> T + Sync),
     on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
     depth: usize,
+    visited: &mut HashSet<String>,
 ) -> Result<()> {
     crate::access_policy::check_input(href)?;
+    // Each document once: a catalog whose children link to the same documents (a DAG)
+    // would otherwise be read once per path to them, 2^depth times.
+    if !visited.insert(href.to_string()) {
+        return Ok(());
+    }
     if depth > 32 {
         return Err(EngineError::Source {
             source_name: href.into(),
             why: "catalog links nest more than 32 deep (a cycle?)".into(),
         });
+    }
+    if href.starts_with("http") {
+        crate::access_policy::guard_http_inputs()?;
     }
     if let Some(lines) = ndjson_lines(href)? {
         return stream_ndjson(href, lines, map, on_batch);
@@ -109,7 +143,7 @@ fn for_each_in_document<T: Send>(
         }
         StacDocument::Catalog { items, children } => {
             for i in items.iter().chain(children.iter()) {
-                for_each_in_document(&resolve_href(i, Some(href)), map, on_batch, depth + 1)?;
+                for_each_in_document(&resolve_href(i, Some(href)), map, on_batch, depth + 1, visited)?;
             }
         }
     }
@@ -120,9 +154,15 @@ fn parse_item(item: serde_json::Value, href: &str) -> Parsed {
     let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
     let bad = |reason: String| BadItem { source: format!("{href} (item {id})"), reason };
     let dataset = dataset_from_item(item, Some(href), None).map_err(|e| bad(e.to_string()))?;
-    // Asset hrefs are refused here already, so a plan never holds what workers would refuse.
+    check_assets(dataset, &format!("{href} (item {id})"))
+}
+
+/// Asset hrefs are refused at planning already (items from documents and NDJSON lines
+/// alike), so a plan never holds what workers would refuse.
+fn check_assets(dataset: Dataset, source: &str) -> Parsed {
     for b in &dataset.assets {
-        crate::access_policy::check_input(&b.href).map_err(|e| bad(e.to_string()))?;
+        crate::access_policy::check_input(&b.href)
+            .map_err(|e| BadItem { source: source.to_string(), reason: e.to_string() })?;
     }
     Ok(dataset)
 }
@@ -161,12 +201,13 @@ fn read_batch(href: &str, lines: &mut Lines, line_no: &mut usize) -> Result<Vec<
     let mut batch = Vec::with_capacity(BATCH);
     while batch.len() < BATCH {
         let mut line = String::new();
-        let n = lines.read_line(&mut line).map_err(|e| EngineError::Source {
-            source_name: format!("{href} line {}", *line_no + 1),
-            why: e.to_string(),
-        })?;
+        let fail = |why: String| EngineError::Source { source_name: format!("{href} line {}", *line_no + 1), why };
+        let n = lines.by_ref().take(MAX_LINE_BYTES + 1).read_line(&mut line).map_err(|e| fail(e.to_string()))?;
         if n == 0 {
             break;
+        }
+        if n as u64 > MAX_LINE_BYTES {
+            return Err(fail(format!("a line longer than {} MB (one STAC item per line)", MAX_LINE_BYTES >> 20)));
         }
         *line_no += 1;
         if !line.trim().is_empty() {
@@ -215,8 +256,11 @@ fn stream_ndjson<T: Send>(
             let mapped: Vec<T> = batch
                 .into_par_iter()
                 .map(|(no, line)| {
-                    map(dataset_from_item_text(&line, Some(href), None)
-                        .map_err(|e| BadItem { source: format!("{href} line {no}"), reason: e.to_string() }))
+                    let source = format!("{href} line {no}");
+                    let parsed = dataset_from_item_text(&line, Some(href), None)
+                        .map_err(|e| BadItem { source: source.clone(), reason: e.to_string() })
+                        .and_then(|d| check_assets(d, &source));
+                    map(parsed)
                 })
                 .collect();
             // The consumer stopped: its error is reported below.

@@ -122,6 +122,11 @@ pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
             }
         }
     }
+    // HTTP inputs are read through the egress guard, which checks every hop (redirects
+    // included) against the same policy.
+    if datasets.iter().flat_map(|d| &d.assets).any(|a| a.href.starts_with("http://") || a.href.starts_with("https://")) {
+        crate::access_policy::guard_http_inputs()?;
+    }
     let mut excluded: BTreeSet<usize> = BTreeSet::new();
     let mut skipped = Vec::new();
     loop {
@@ -148,7 +153,8 @@ pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
                         ),
                     });
                 }
-                tracing::warn!(task = %job.task, dataset = %d.id, href = %f.href, reason = %f.reason, "skipping unreadable input");
+                // Hrefs may be signed URLs: never logged whole.
+                tracing::warn!(task = %job.task, dataset = %d.id, href = %redact(&f.href), reason = %redact(&f.reason), "skipping unreadable input");
                 skipped.push(SkippedInput { dataset: d.id.clone(), href: redact(&f.href), reason: redact(&f.reason) });
                 // Start the tile again without it, so every chunk sees the same inputs.
                 excluded.insert(f.dataset);

@@ -5,6 +5,9 @@ pub enum RasterError {
     /// An input that cannot be read: names the file and says why.
     #[error("cannot read input '{path}': {why}")]
     Input { path: String, why: String },
+    /// An input that must not be opened (it would make GDAL read elsewhere).
+    #[error("input '{path}' refused: {why}")]
+    Refused { path: String, why: String },
     #[error("cannot write '{path}': {why}")]
     Output { path: String, why: String },
     #[error("unknown CRS EPSG:{epsg}: {why}")]
@@ -18,6 +21,9 @@ pub enum RasterError {
 impl RasterError {
     /// True for failures worth retrying (network hiccups), false for bad files.
     pub fn is_transient(&self) -> bool {
+        if matches!(self, RasterError::Refused { .. }) {
+            return false;
+        }
         let text = self.to_string().to_ascii_lowercase();
         [
             "timed out",

@@ -3,6 +3,7 @@
 
 pub mod cog;
 pub mod crs;
+pub mod egress;
 pub mod error;
 pub mod mosaic_warp;
 pub mod paths;
@@ -44,8 +45,13 @@ pub fn init_gdal() {
                 _ => tracing::trace!(code, "GDAL: {msg}"),
             }
         });
+        // Not overridable: with a directory listing or PAM, GDAL looks for sidecar files
+        // (.ovr, .msk, .aux, .aux.xml) and opens them with any driver, which could point
+        // it outside the allow-list. COGs carry their overviews and masks inside.
+        for (k, v) in [("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"), ("GDAL_PAM_ENABLED", "NO")] {
+            let _ = gdal::config::set_config_option(k, v);
+        }
         for (k, v) in [
-            ("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR"),
             ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff,.TIF,.TIFF,.json,.geojson,.ndjson,.jsonl"),
             ("GDAL_HTTP_MAX_RETRY", "3"),
             ("GDAL_HTTP_RETRY_DELAY", "1"),

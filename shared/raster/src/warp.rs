@@ -4,7 +4,7 @@ use crate::crs::spatial_ref;
 use crate::error::{RasterError, Result};
 use crate::resampling::Resampling;
 use gdal::raster::GdalType;
-use gdal::{Dataset, DriverManager};
+use gdal::{Dataset, DriverManager, Metadata};
 use std::ffi::CStr;
 use std::ptr::{null, null_mut};
 use stratus_core::GeoBox;
@@ -42,13 +42,56 @@ pub fn forget_cached(path: &str) {
     }
 }
 
-/// Open an input raster, with an error that names it.
+/// The GDAL drivers inputs open with: `STRATUS_INPUT_DRIVERS` (comma-separated), by
+/// default GTiff alone (which reads COGs). Formats that point at other files (VRT, and
+/// most multi-file formats) are refused unless listed, so an allowed path cannot make GDAL
+/// read one that is not.
+pub fn input_drivers() -> &'static [String] {
+    static DRIVERS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    DRIVERS.get_or_init(|| {
+        let list = std::env::var(INPUT_DRIVERS_ENV).unwrap_or_default();
+        let list: Vec<String> =
+            list.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::to_string).collect();
+        if list.is_empty() {
+            vec!["GTiff".to_string()]
+        } else {
+            list
+        }
+    })
+}
+
+pub const INPUT_DRIVERS_ENV: &str = "STRATUS_INPUT_DRIVERS";
+
+/// Open an input raster, with an error that names it. Only the allowed drivers may open
+/// it ([`input_drivers`]); a TIFF that names an external overview file in its own
+/// metadata (which GDAL would open with any driver) is refused.
 pub fn open_input(path: &str) -> Result<Dataset> {
     crate::init_gdal();
-    let ds = Dataset::open(path).map_err(|e| {
+    let drivers = input_drivers();
+    let names: Vec<&str> = drivers.iter().map(String::as_str).collect();
+    let opts = gdal::DatasetOptions {
+        open_flags: gdal::GdalOpenFlags::GDAL_OF_RASTER
+            | gdal::GdalOpenFlags::GDAL_OF_READONLY
+            | gdal::GdalOpenFlags::GDAL_OF_VERBOSE_ERROR,
+        allowed_drivers: Some(&names),
+        ..Default::default()
+    };
+    let ds = Dataset::open_ex(path, opts).map_err(|e| {
         forget_cached(path);
-        RasterError::Input { path: path.to_string(), why: e.to_string() }
+        RasterError::Input {
+            path: path.to_string(),
+            why: format!("{e} (inputs open only with the GDAL drivers {INPUT_DRIVERS_ENV}={})", drivers.join(",")),
+        }
     })?;
+    if let Some(file) = ds.metadata_item("OVERVIEW_FILE", "OVERVIEWS") {
+        return Err(RasterError::Refused {
+            path: path.into(),
+            why: format!(
+                "its metadata points GDAL at an external overview file ('{}'), which would be opened outside the allow-list",
+                stratus_core::redact::redact(&file)
+            ),
+        });
+    }
     if ds.raster_count() < 1 {
         return Err(RasterError::Input { path: path.into(), why: "has no raster bands".into() });
     }
@@ -68,7 +111,7 @@ const REMOTE_READ_ATTEMPTS: u32 = 3;
 /// that is really bad fails every attempt and is reported as it was. `name` (the href) is
 /// logged without its query string.
 pub fn with_remote_retries<T>(path: &str, name: &str, mut read: impl FnMut() -> Result<T>) -> Result<T> {
-    let remote = path.starts_with("/vsis3/") || path.starts_with("/vsicurl/");
+    let remote = crate::paths::is_remote(path);
     let mut attempt = 1;
     loop {
         match read() {
