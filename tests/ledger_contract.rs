@@ -49,17 +49,15 @@ fn concurrent_workers(l: &dyn Ledger, run: &str, n: usize) {
                 // Every worker tries every task, twice (duplicate delivery).
                 for _round in 0..2 {
                     for id in ids.iter() {
-                        match l.claim(run, id, &me, &ClaimOptions::new(LEASE)).unwrap() {
-                            ClaimOutcome::Claimed { .. } => {
-                                let t = l.complete(run, id, &me, &json!({"by": me})).unwrap();
-                                assert!(t.applied);
-                                completed.fetch_add(1, Ordering::SeqCst);
-                                if t.completion_fired {
-                                    fired.fetch_add(1, Ordering::SeqCst);
-                                }
-                                assert!(!l.complete(run, id, &me, &json!({})).unwrap().applied, "duplicate completion");
+                        if let ClaimOutcome::Claimed { .. } = l.claim(run, id, &me, &ClaimOptions::new(LEASE)).unwrap()
+                        {
+                            let t = l.complete(run, id, &me, &json!({"by": me})).unwrap();
+                            assert!(t.applied);
+                            completed.fetch_add(1, Ordering::SeqCst);
+                            if t.completion_fired {
+                                fired.fetch_add(1, Ordering::SeqCst);
                             }
-                            _ => {}
+                            assert!(!l.complete(run, id, &me, &json!({})).unwrap().applied, "duplicate completion");
                         }
                     }
                 }
@@ -110,10 +108,7 @@ fn failures_resets_and_leases(l: &dyn Ledger, run: &str) {
     l.claim(run, "t002", "w", &ClaimOptions::new(LEASE)).unwrap();
     assert!(l.complete(run, "t002", "w", &json!({"ok": 1})).unwrap().completion_fired);
     assert_eq!(l.task(run, "t002").unwrap().unwrap().result, Some(json!({"ok": 1})));
-    assert_eq!(
-        l.claim(run, "t000", "w", &ClaimOptions::new(LEASE)).unwrap(),
-        ClaimOutcome::AlreadyFailed
-    );
+    assert_eq!(l.claim(run, "t000", "w", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::AlreadyFailed);
     // Queued tasks whose messages were never sent go back to pending.
     // Redrive: failed -> pending, and the completion fires again when it is done.
     assert_eq!(l.reset(run, ResetScope::Failed, None).unwrap(), vec!["t000"]);
@@ -209,15 +204,42 @@ mod state_machine {
     enum Op {
         /// `redrive`: a queue's first delivery (a failed task runs again only if marked
         /// dead-lettered).
-        Claim { w: usize, t: usize, expired_lease: bool, overwrite: bool, redrive: bool },
-        Heartbeat { w: usize, t: usize },
-        Complete { w: usize, t: usize },
-        Fail { w: usize, t: usize, final_attempt: bool },
-        Release { w: usize, t: usize },
-        MarkQueued { t: usize },
-        MarkDispatched { t: usize },
-        MarkDeadLettered { t: usize },
-        Reset { scope: u8 },
+        Claim {
+            w: usize,
+            t: usize,
+            expired_lease: bool,
+            overwrite: bool,
+            redrive: bool,
+        },
+        Heartbeat {
+            w: usize,
+            t: usize,
+        },
+        Complete {
+            w: usize,
+            t: usize,
+        },
+        Fail {
+            w: usize,
+            t: usize,
+            final_attempt: bool,
+        },
+        Release {
+            w: usize,
+            t: usize,
+        },
+        MarkQueued {
+            t: usize,
+        },
+        MarkDispatched {
+            t: usize,
+        },
+        MarkDeadLettered {
+            t: usize,
+        },
+        Reset {
+            scope: u8,
+        },
     }
 
     /// The attempt cap the model's claims use (small, so random runs reach it).
@@ -323,7 +345,14 @@ mod state_machine {
                         // A redrive: the run's other dead-lettered tasks go pending too.
                         for (i, other) in self.tasks.iter_mut().enumerate() {
                             if i != t && other.state == TaskState::Failed && other.dead_lettered {
-                                *other = ModelTask { state: TaskState::Pending, attempts: 0, owner: None, live: false, dispatched: false, dead_lettered: false };
+                                *other = ModelTask {
+                                    state: TaskState::Pending,
+                                    attempts: 0,
+                                    owner: None,
+                                    live: false,
+                                    dispatched: false,
+                                    dead_lettered: false,
+                                };
                             }
                         }
                     }
@@ -488,7 +517,14 @@ mod state_machine {
                 prop_assert_eq!(t.attempts, m.attempts, "step {} {:?}: attempts of {}", step, op, &t.task_id);
                 prop_assert!(t.attempts <= CAP, "step {} {:?}: attempts of {} above the cap", step, op, &t.task_id);
                 prop_assert_eq!(t.dispatched, m.dispatched, "step {} {:?}: dispatched {}", step, op, &t.task_id);
-                prop_assert_eq!(t.dead_lettered, m.dead_lettered, "step {} {:?}: dead-lettered {}", step, op, &t.task_id);
+                prop_assert_eq!(
+                    t.dead_lettered,
+                    m.dead_lettered,
+                    "step {} {:?}: dead-lettered {}",
+                    step,
+                    op,
+                    &t.task_id
+                );
             }
             let r = l.run(run).unwrap().unwrap();
             for s in TaskState::ALL {

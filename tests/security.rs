@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use stratus_ports::{Ledger, SqliteLedger, TaskState};
@@ -151,9 +152,13 @@ fn signed_urls_and_keys_never_reach_the_ledger_the_report_or_the_logs() {
     let signed = dir.path().join("signed.json");
     std::fs::write(&signed, item.to_string()).unwrap();
     let out = dir.path().join("out");
-    let o = plan(&signed, out.to_str().unwrap(), "s_pq", &[]);
+    // A loopback host is read only when its origin is allowed by name.
+    let allow = format!("https://127.0.0.1:9,{}", dir.path().display());
+    let env = [("STRATUS_ALLOWED_INPUTS", allow.as_str())];
+    let o = plan(&signed, out.to_str().unwrap(), "s_pq", &env);
     assert!(o.status.success(), "{}", text(&o));
-    let run = stratus(&["run", "s", "--location", out.to_str().unwrap(), "--workers", "1"], &[("RUST_LOG", "debug")]);
+    let run =
+        stratus(&["run", "s", "--location", out.to_str().unwrap(), "--workers", "1"], &[("RUST_LOG", "debug"), env[0]]);
     let logs = text(&run);
     let ledger = SqliteLedger::open(out.join("_stratus/state.sqlite")).unwrap();
     let tasks = ledger.tasks("s", None).unwrap();
@@ -168,9 +173,176 @@ fn signed_urls_and_keys_never_reach_the_ledger_the_report_or_the_logs() {
             places.push((f.display().to_string(), String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned()));
         }
     }
+    // Under input_policy: skip, each unreadable input is logged as it is left out: at the
+    // default log level too, without its signature.
+    let out2 = dir.path().join("out-skip");
+    let mut args = vec!["save-tasks", "--input", signed.to_str().unwrap(), "--grid", "epsg:6933;240;100"];
+    args.extend(["--year", "2021", "--plugin", "pq", "--product-name", "s_pq", "--run-id", "s"]);
+    args.extend(["--chunk-size", "64", "--input-policy", "skip", "--location", out2.to_str().unwrap()]);
+    assert!(stratus(&args, &env).status.success());
+    let run = stratus(&["run", "s", "--location", out2.to_str().unwrap(), "--workers", "1"], &env);
+    places.push(("logs of a run that skips inputs".into(), text(&run)));
+    assert!(text(&run).contains("skipping unreadable input"), "{}", text(&run));
     for (place, content) in places {
         for secret in ["SECRETSIGNATURE", "AKIAIOSFODNN7EXAMPLE"] {
-            assert!(!content.contains(secret), "{secret} leaked into {place}");
+            let line = content.lines().find(|l| l.contains(secret));
+            assert!(line.is_none(), "{secret} leaked into {place}: {}", line.unwrap_or_default());
         }
     }
+}
+
+/// The synthetic items' assets as (item file, asset key, absolute local path).
+fn assets(inputs: &Path) -> Vec<(PathBuf, String, PathBuf)> {
+    let mut out = Vec::new();
+    for f in files(inputs) {
+        if f.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let item: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        if item["type"] != "Feature" {
+            continue;
+        }
+        for (key, a) in item["assets"].as_object().unwrap() {
+            let href = a["href"].as_str().unwrap();
+            let path = stratus_core::stac_input::resolve_href(href, Some(f.to_str().unwrap()));
+            out.push((f.clone(), key.clone(), PathBuf::from(path)));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_vrt_named_tif_and_a_symlink_out_of_the_allow_list_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = synth(dir.path());
+    let inputs = dir.path().join("inputs");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let all = assets(&inputs);
+    // An allowed SCL.tif whose content is a VRT pointing at a file outside the list.
+    let (_, _, scl) = all.iter().find(|(_, k, _)| k == "scl").expect("an SCL asset").clone();
+    let real = outside.join("SCL-real.tif");
+    std::fs::copy(&scl, &real).unwrap();
+    let info = std::process::Command::new("gdal_translate")
+        .args(["-q", "-of", "VRT", real.to_str().unwrap(), scl.with_extension("vrt").to_str().unwrap()])
+        .status()
+        .expect("gdal_translate (GDAL's tools are installed by scripts/setup.sh)");
+    assert!(info.success());
+    std::fs::rename(scl.with_extension("vrt"), &scl).unwrap();
+    let out = dir.path().join("out");
+    let allow = format!("{},{}", inputs.display(), out.display());
+    let env = [("STRATUS_ALLOWED_INPUTS", allow.as_str())];
+    let o = plan(&catalog, out.to_str().unwrap(), "s_pq", &env);
+    assert!(o.status.success(), "{}", text(&o));
+    stratus(&["run", "s", "--location", out.to_str().unwrap(), "--workers", "1"], &env);
+    let ledger = SqliteLedger::open(out.join("_stratus/state.sqlite")).unwrap();
+    let failed: Vec<String> =
+        ledger.tasks("s", Some(TaskState::Failed)).unwrap().into_iter().filter_map(|t| t.error).collect();
+    assert!(!failed.is_empty(), "the VRT was read");
+    assert!(failed.iter().all(|e| e.contains("SCL.tif") && e.contains("STRATUS_INPUT_DRIVERS")), "{failed:?}");
+
+    // A B04.tif that is a symbolic link to a file outside the list: the planner refuses its
+    // item, naming the link.
+    let (_, _, b04) = all.iter().find(|(_, k, _)| k == "red").expect("a B04 asset").clone();
+    let real = outside.join("B04-real.tif");
+    std::fs::rename(&b04, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &b04).unwrap();
+    let out2 = dir.path().join("out2");
+    let o = plan(&catalog, out2.to_str().unwrap(), "s_pq", &env);
+    assert!(text(&o).contains("symbolic link"), "{}", text(&o));
+}
+
+#[test]
+fn http_inputs_are_read_through_the_egress_guard_which_refuses_redirects_out_of_the_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path());
+    let inputs = dir.path().join("inputs");
+    // Elsewhere: another origin (a loopback port nobody allowed); the guard must not reach it.
+    let elsewhere = support::http_files::serve(inputs.clone(), &["/"], vec![]);
+    let scl_rel = |p: &Path| p.strip_prefix(&inputs).unwrap().display().to_string();
+    let all = assets(&inputs);
+    let scl = all.iter().find(|(_, k, _)| k == "scl").map(|(_, _, p)| scl_rel(p)).unwrap();
+    let server = support::http_files::serve(
+        inputs.clone(),
+        &["/cogs", "/private"],
+        vec![
+            // Same origin, a path outside the allowed prefix.
+            (format!("/cogs/{scl}"), format!("/private/{scl}")),
+        ],
+    );
+    // Items rewritten to HTTP hrefs, as NDJSON (whose hrefs the planner checks too).
+    let write_items = |name: &str| {
+        let mut lines = Vec::new();
+        let mut seen = HashSet::new();
+        for (f, _, _) in &all {
+            if !seen.insert(f.clone()) {
+                continue;
+            }
+            let mut item: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            for a in item["assets"].as_object_mut().unwrap().values_mut() {
+                let path =
+                    stratus_core::stac_input::resolve_href(a["href"].as_str().unwrap(), Some(f.to_str().unwrap()));
+                let rel = scl_rel(Path::new(&path));
+                a["href"] = format!("{}/cogs/{rel}", server.base).into();
+            }
+            lines.push(item.to_string());
+        }
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            lines.join(
+                "
+",
+            ) + "
+",
+        )
+        .unwrap();
+        p
+    };
+    let items = write_items("items.ndjson");
+    let allow = format!("{}/cogs,{}", server.base, dir.path().display());
+    let env = [("STRATUS_ALLOWED_INPUTS", allow.as_str())];
+
+    // Without the origin named, a loopback host is refused at planning.
+    let o = plan(
+        &items,
+        dir.path().join("out0").to_str().unwrap(),
+        "s_pq",
+        &[("STRATUS_ALLOWED_INPUTS", dir.path().to_str().unwrap())],
+    );
+    assert!(text(&o).contains("loopback"), "{}", text(&o));
+
+    let out = dir.path().join("out");
+    let o = plan(&items, out.to_str().unwrap(), "s_pq", &env);
+    assert!(o.status.success(), "{}", text(&o));
+    stratus(&["run", "s", "--location", out.to_str().unwrap(), "--workers", "1"], &env);
+    let ledger = SqliteLedger::open(out.join("_stratus/state.sqlite")).unwrap();
+    let tasks = ledger.tasks("s", None).unwrap();
+    let hits = server.hits.lock().unwrap().clone();
+    // Tiles whose inputs are plain files on the allowed prefix are made through the guard;
+    // the SCL redirect to /private was refused before it was requested.
+    assert!(hits.iter().any(|h| h.starts_with("/cogs/")), "nothing was read over HTTP");
+    assert!(!hits.iter().any(|h| h.starts_with("/private/")), "the redirect was followed: {hits:?}");
+    let failed: Vec<String> =
+        tasks.iter().filter(|t| t.state == TaskState::Failed).filter_map(|t| t.error.clone()).collect();
+    assert!(!failed.is_empty() && failed.iter().all(|e| e.contains("SCL.tif")), "{failed:?}");
+    drop(hits);
+
+    // The same with a redirect to another origin: refused, and that origin never hears of it.
+    let other = support::http_files::serve(
+        inputs.clone(),
+        &["/cogs"],
+        vec![(format!("/cogs/{scl}"), format!("{}/{scl}", elsewhere.base))],
+    );
+    let mut lines = std::fs::read_to_string(&items).unwrap().replace(&server.base, &other.base);
+    lines.push('\n');
+    let items2 = dir.path().join("items2.ndjson");
+    std::fs::write(&items2, lines).unwrap();
+    let allow = format!("{}/cogs,{}", other.base, dir.path().display());
+    let env = [("STRATUS_ALLOWED_INPUTS", allow.as_str())];
+    let out = dir.path().join("out2");
+    assert!(plan(&items2, out.to_str().unwrap(), "s_pq", &env).status.success());
+    stratus(&["run", "s", "--location", out.to_str().unwrap(), "--workers", "1"], &env);
+    assert!(other.hits.lock().unwrap().iter().any(|h| h.ends_with("SCL.tif")), "the redirecting href was requested");
+    assert!(elsewhere.hits.lock().unwrap().is_empty(), "the guard let a redirect reach another origin");
 }

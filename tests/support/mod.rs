@@ -2,6 +2,8 @@
 
 pub mod aws;
 pub mod fault_proxy;
+#[allow(dead_code)] // not every test binary uses it
+pub mod http_files;
 pub mod moto;
 
 use stratus_synth::{Granule, SynthSpec};

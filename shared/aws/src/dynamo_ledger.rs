@@ -505,7 +505,14 @@ impl DynamoLedger {
     }
 
     /// Set `attr` to `value` if `cond` (on `#st` = `:want`) holds; false if it did not.
-    async fn set_if(&self, key: Item, attr: &str, value: AttributeValue, cond: &str, want: AttributeValue) -> Result<bool> {
+    async fn set_if(
+        &self,
+        key: Item,
+        attr: &str,
+        value: AttributeValue,
+        cond: &str,
+        want: AttributeValue,
+    ) -> Result<bool> {
         let res = self
             .aws
             .dynamodb()

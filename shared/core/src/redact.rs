@@ -7,7 +7,46 @@ use regex::Regex;
 use std::sync::OnceLock;
 
 /// `text` with URL queries, URL credentials and access key ids replaced by `REDACTED`.
+/// GDAL's option form of an HTTP path (`/vsicurl?proxy=...&url=<percent-encoded URL>`) is
+/// first written back as `/vsicurl/<URL>`, so its URL is redacted like any other.
 pub fn redact(text: &str) -> String {
+    static VSICURL_OPTIONS: OnceLock<Regex> = OnceLock::new();
+    let options = VSICURL_OPTIONS.get_or_init(|| Regex::new(r#"/vsicurl\?[^\s"'<>`]*"#).expect("valid"));
+    let text = options.replace_all(text, |c: &regex::Captures| {
+        let url = c[0].split('&').find_map(|kv| kv.strip_prefix("url=").or_else(|| kv.strip_prefix("/vsicurl?url=")));
+        match url {
+            Some(enc) => format!("/vsicurl/{}", percent_decode(enc)),
+            None => "/vsicurl?REDACTED".to_string(),
+        }
+    });
+    redact_urls(&text)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn redact_urls(text: &str) -> String {
     static PATTERNS: OnceLock<[(Regex, &'static str); 3]> = OnceLock::new();
     let patterns = PATTERNS.get_or_init(|| {
         [
@@ -38,6 +77,9 @@ mod tests {
         let r = redact(signed);
         assert_eq!(r, "reading https://b.s3.amazonaws.com/k/B04.tif?REDACTED failed");
         assert_eq!(redact("/vsicurl/https://u:p@host/a.tif: 403"), "/vsicurl/https://REDACTED@host/a.tif: 403");
+        // GDAL's option form, as the egress guard's paths are written.
+        let guarded = "cannot read input '/vsicurl?proxy=http%3A%2F%2F127.0.0.1%3A4&url=https%3A%2F%2Fh%2Fa.tif%3FX-Amz-Signature%3DSECRET%26X-Amz-Credential%3DAKIAIOSFODNN7EXAMPLE': 403";
+        assert_eq!(redact(guarded), "cannot read input '/vsicurl/https://h/a.tif?REDACTED': 403");
         assert_eq!(redact("key AKIAIOSFODNN7EXAMPLE used"), "key REDACTED-KEY-ID used");
         assert_eq!(redact("\"href\": \"https://h/a.tif?sig=1\""), "\"href\": \"https://h/a.tif?REDACTED\"");
     }

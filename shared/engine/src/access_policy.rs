@@ -324,7 +324,8 @@ fn real_location(loc: &Location) -> Location {
 /// policy (once per process; cheap after that).
 pub fn guard_http_inputs() -> Result<()> {
     let policy = AccessPolicy::current()?.clone();
-    let check: Arc<stratus_raster::egress::HopCheck> = Arc::new(move |url: &str, tunnel: bool| policy.check_hop(url, tunnel));
+    let check: Arc<stratus_raster::egress::HopCheck> =
+        Arc::new(move |url: &str, tunnel: bool| policy.check_hop(url, tunnel));
     stratus_raster::egress::install(check)
         .map(|_| ())
         .map_err(|e| EngineError::Io { path: "the egress guard's loopback socket".into(), source: e })

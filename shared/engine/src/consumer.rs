@@ -4,10 +4,10 @@
 //! too, so that all paths agree on what a message means.
 
 use crate::context::Context;
+use crate::error::EngineError;
 use crate::error::Result;
 use crate::messages::{CompletionMessage, FanOutPage, TaskMessage};
 use crate::sizing::Executor;
-use crate::error::EngineError;
 use crate::worker::{Delivery, TaskOutcome, TaskReport, Worker};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -117,7 +117,10 @@ impl WorkerCache {
             if let Some(q) = completion {
                 if let Err(e) = flush_completion(&ctx, &body.run_id, q) {
                     tracing::warn!(error = %e, "the run's completion message is not sent yet; the task message comes back to send it");
-                    return Handled { disposition: Disposition::Retry { after: backoff(msg.receive_count) }, report: Some(report) };
+                    return Handled {
+                        disposition: Disposition::Retry { after: backoff(msg.receive_count) },
+                        report: Some(report),
+                    };
                 }
             }
         }
@@ -131,7 +134,9 @@ impl WorkerCache {
             }
             TaskOutcome::AlreadyFailed => {
                 note_dead_lettered(&ctx, &body.run_id, &body.task_id, &delivery);
-                Disposition::FailedFinal { why: "the task has failed; this message goes to the dead-letter queue".into() }
+                Disposition::FailedFinal {
+                    why: "the task has failed; this message goes to the dead-letter queue".into(),
+                }
             }
             TaskOutcome::Failed { .. } | TaskOutcome::Interrupted => {
                 Disposition::Retry { after: backoff(msg.receive_count) }

@@ -124,7 +124,8 @@ pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
     }
     // HTTP inputs are read through the egress guard, which checks every hop (redirects
     // included) against the same policy.
-    if datasets.iter().flat_map(|d| &d.assets).any(|a| a.href.starts_with("http://") || a.href.starts_with("https://")) {
+    if datasets.iter().flat_map(|d| &d.assets).any(|a| a.href.starts_with("http://") || a.href.starts_with("https://"))
+    {
         crate::access_policy::guard_http_inputs()?;
     }
     let mut excluded: BTreeSet<usize> = BTreeSet::new();

@@ -18,8 +18,8 @@ pub mod worker_id;
 pub use blob::{BlobStore, ObjectMeta};
 pub use error::PortError;
 pub use ledger::{
-    compress_doc, decompress_doc, gave_up_reason, payload_text, ClaimOptions, ClaimOutcome, DatasetDocs, Ledger, NewRun,
-    NewTask, RerunFailed, RunCounts, RunRecord, TaskRecord, TaskState, Transition, DEFAULT_MAX_ATTEMPTS,
+    compress_doc, decompress_doc, gave_up_reason, payload_text, ClaimOptions, ClaimOutcome, DatasetDocs, Ledger,
+    NewRun, NewTask, RerunFailed, RunCounts, RunRecord, TaskRecord, TaskState, Transition, DEFAULT_MAX_ATTEMPTS,
 };
 pub use local_blob::LocalBlobStore;
 pub use queue::{QueueDepth, Received, TaskQueue};

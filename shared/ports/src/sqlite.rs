@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+/// What a claim reads of a task: state, owner, lease end, attempts, dead-lettered.
+type ClaimRow = (String, Option<String>, Option<i64>, i64, bool);
 
 fn system_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -407,7 +409,7 @@ impl Ledger for SqliteLedger {
         let now = self.db.now();
         let until = now + opts.lease.as_millis() as i64;
         self.db.write(|tx| {
-            let row: Option<(String, Option<String>, Option<i64>, i64, bool)> = tx
+            let row: Option<ClaimRow> = tx
                 .query_row(
                     "SELECT state, owner, lease_until, attempts, dead_lettered FROM tasks WHERE run_id = ?1 AND task_id = ?2",
                     params![run_id, task_id],
@@ -653,8 +655,11 @@ impl SqliteLedger {
     fn raise_run_mark(&self, run_id: &str, column: &str, n: u64) -> Result<()> {
         let e = self.db.err();
         self.db.write(|tx| {
-            tx.execute(&format!("UPDATE runs SET {column} = MAX({column}, ?1) WHERE run_id = ?2"), params![n as i64, run_id])
-                .map_err(&e)?;
+            tx.execute(
+                &format!("UPDATE runs SET {column} = MAX({column}, ?1) WHERE run_id = ?2"),
+                params![n as i64, run_id],
+            )
+            .map_err(&e)?;
             Ok(())
         })
     }

@@ -58,7 +58,8 @@ fn concurrent_workers_each_task_done_once_and_completion_fires_once() {
                 // Every worker tries every task, twice (duplicate delivery).
                 for _round in 0..2 {
                     for id in &ids {
-                        if let ClaimOutcome::Claimed { .. } = l.claim("r", id, &me, &ClaimOptions::new(LEASE)).unwrap() {
+                        if let ClaimOutcome::Claimed { .. } = l.claim("r", id, &me, &ClaimOptions::new(LEASE)).unwrap()
+                        {
                             let t = l.complete("r", id, &me, &json!({"by": me})).unwrap();
                             assert!(t.applied);
                             completed.fetch_add(1, Ordering::SeqCst);
@@ -103,10 +104,7 @@ fn leases_expire_and_stale_owner_cannot_finish() {
     assert!(!l.heartbeat("r", "t000", "a", LEASE).unwrap());
     let t = l.complete("r", "t000", "b", &json!({})).unwrap();
     assert!(t.applied && t.completion_fired);
-    assert_eq!(
-        l.claim("r", "t000", "c", &ClaimOptions::new(LEASE)).unwrap(),
-        ClaimOutcome::AlreadyDone
-    );
+    assert_eq!(l.claim("r", "t000", "c", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::AlreadyDone);
 }
 
 #[test]
@@ -125,10 +123,7 @@ fn failures_retry_then_fail_and_reset_rearms_completion() {
     assert_eq!(task.error.as_deref(), Some("corrupt input B04.tif"));
     l.claim("r", "t001", "w", &ClaimOptions::new(LEASE)).unwrap();
     assert!(l.complete("r", "t001", "w", &json!({})).unwrap().completion_fired);
-    assert_eq!(
-        l.claim("r", "t000", "w", &ClaimOptions::new(LEASE)).unwrap(),
-        ClaimOutcome::AlreadyFailed
-    );
+    assert_eq!(l.claim("r", "t000", "w", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::AlreadyFailed);
     // Redrive: failed -> pending, and the completion fires again when it is done.
     assert_eq!(l.reset("r", ResetScope::Failed, None).unwrap(), vec!["t000"]);
     let c = l.run("r").unwrap().unwrap().counts;

@@ -52,7 +52,6 @@ pub fn init_gdal() {
             let _ = gdal::config::set_config_option(k, v);
         }
         for (k, v) in [
-            ("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", ".tif,.tiff,.TIF,.TIFF,.json,.geojson,.ndjson,.jsonl"),
             ("GDAL_HTTP_MAX_RETRY", "3"),
             ("GDAL_HTTP_RETRY_DELAY", "1"),
             ("GDAL_CACHEMAX", &format!("{GDAL_CACHE_MB}MB")),

@@ -50,8 +50,7 @@ pub fn input_drivers() -> &'static [String] {
     static DRIVERS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     DRIVERS.get_or_init(|| {
         let list = std::env::var(INPUT_DRIVERS_ENV).unwrap_or_default();
-        let list: Vec<String> =
-            list.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::to_string).collect();
+        let list: Vec<String> = list.split(',').map(str::trim).filter(|d| !d.is_empty()).map(str::to_string).collect();
         if list.is_empty() {
             vec!["GTiff".to_string()]
         } else {
