@@ -164,3 +164,156 @@ fn find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
     }
     None
 }
+
+/// A completion queue whose first `fail` sends fail (a throttled or unreachable SQS).
+struct FlakyQueue {
+    inner: stratus_ports::SqliteQueue,
+    fail: std::sync::atomic::AtomicU32,
+}
+
+impl TaskQueue for FlakyQueue {
+    fn send_batch(&self, bodies: &[String]) -> stratus_ports::error::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            self.fail.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(stratus_ports::PortError::Remote {
+                service: "SQS".into(),
+                op: "SendMessageBatch".into(),
+                why: "injected: unreachable".into(),
+                transient: false,
+            });
+        }
+        self.inner.send_batch(bodies)
+    }
+    fn receive(
+        &self,
+        max: usize,
+        visibility: std::time::Duration,
+        wait: std::time::Duration,
+    ) -> stratus_ports::error::Result<Vec<stratus_ports::Received>> {
+        self.inner.receive(max, visibility, wait)
+    }
+    fn extend_visibility(&self, receipt: &str, visibility: std::time::Duration) -> stratus_ports::error::Result<()> {
+        self.inner.extend_visibility(receipt, visibility)
+    }
+    fn delete(&self, receipt: &str) -> stratus_ports::error::Result<()> {
+        self.inner.delete(receipt)
+    }
+    fn depth(&self) -> stratus_ports::error::Result<stratus_ports::QueueDepth> {
+        self.inner.depth()
+    }
+    fn redrive(&self) -> stratus_ports::error::Result<usize> {
+        self.inner.redrive()
+    }
+    fn max_receives(&self) -> u32 {
+        self.inner.max_receives()
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+}
+
+/// Handle every message of the run's task queue in this process, as a consumer does,
+/// with `completion` as the completion queue; returns how many receives were made.
+fn consume(ctx: &Context, completion: &dyn TaskQueue) -> usize {
+    use stratus_engine::consumer::{Disposition, WorkerCache};
+    let queue = ctx.embedded_queue("eo", 3).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = WorkerCache::new(ctx.clone(), stop, false, None);
+    let mut receives = 0;
+    loop {
+        let msgs = queue.receive(1, std::time::Duration::from_secs(60), std::time::Duration::ZERO).unwrap();
+        let Some(msg) = msgs.into_iter().next() else { return receives };
+        receives += 1;
+        let handled = workers.handle(&msg, 3, &|| {}, Some(completion));
+        match handled.disposition {
+            Disposition::Delete => queue.delete(&msg.receipt).unwrap(),
+            // Come back at once (the test's clock does not wait out backoffs).
+            _ => queue.extend_visibility(&msg.receipt, std::time::Duration::ZERO).unwrap(),
+        }
+    }
+}
+
+#[test]
+fn a_completion_whose_send_fails_or_whose_sender_dies_is_sent_by_the_next_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("out").display().to_string();
+    let tasks = plan(dir.path(), &location);
+    let ctx = Context::embedded(&location, None).unwrap();
+    ok(stratus(&["publish-tasks", "eo", "--location", &location], &[]));
+    let db = stratus_ports::sqlite::Db::open(dir.path().join("completions.sqlite")).unwrap();
+    let completion = FlakyQueue {
+        inner: stratus_ports::SqliteQueue::new(db, "done", 3),
+        fail: std::sync::atomic::AtomicU32::new(2),
+    };
+    let receives = consume(&ctx, &completion);
+    let run = ctx.ledger.run("eo").unwrap().unwrap();
+    assert_eq!((run.counts.done as usize, run.completions, run.completions_sent), (tasks.len(), 1, 1));
+    assert!(receives > tasks.len(), "the last task's message came back until its completion was sent");
+    assert_eq!(completion.inner.depth().unwrap().visible, 1, "one completion message");
+
+    // A worker killed after the last task's end, before sending: its message comes back
+    // (it was never deleted), and whoever handles it sends the completion.
+    let last = tasks.last().unwrap();
+    ctx.ledger.reset("eo", stratus_ports::ledger::ResetScope::Done, Some(std::slice::from_ref(last))).unwrap();
+    let opts = stratus_ports::ClaimOptions::new(std::time::Duration::from_secs(60));
+    assert!(matches!(
+        ctx.ledger.claim("eo", last, "doomed", &opts).unwrap(),
+        stratus_ports::ClaimOutcome::Claimed { .. }
+    ));
+    assert!(ctx.ledger.complete("eo", last, "doomed", &serde_json::json!({})).unwrap().completion_fired);
+    ctx.embedded_queue("eo", 3)
+        .unwrap()
+        .send_batch(&[serde_json::json!({"run_id": "eo", "task_id": last}).to_string()])
+        .unwrap();
+    consume(&ctx, &completion);
+    let run = ctx.ledger.run("eo").unwrap().unwrap();
+    assert_eq!((run.completions, run.completions_sent), (2, 2));
+    assert_eq!(completion.inner.depth().unwrap().visible, 2);
+}
+
+#[test]
+fn a_run_whose_tiles_all_failed_gets_its_report_once() {
+    use stratus_engine::mosaic::{handle_completion, CompletionHandled, MosaicOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("out").display().to_string();
+    plan(dir.path(), &location);
+    ok(stratus(&["publish-tasks", "eo", "--location", &location], &[]));
+    let nowhere = dir.path().join("nowhere");
+    std::fs::create_dir_all(&nowhere).unwrap();
+    from_queue(&location, &[("STRATUS_ALLOWED_INPUTS", nowhere.to_str().unwrap())], false);
+    let ctx = Context::embedded(&location, None).unwrap();
+    match handle_completion(&ctx, "eo", 1, &MosaicOptions::default()).unwrap() {
+        CompletionHandled::Made { mosaic, report } => {
+            assert!(mosaic.is_none(), "no tile is done: no mosaic");
+            let html = std::fs::read_to_string(find(dir.path(), "report.html").expect("the HTML report")).unwrap();
+            assert!(html.contains("refused"), "the report lists the failures: {report}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(find(dir.path(), "summary.json").is_some());
+    // The same completion delivered again does nothing.
+    assert!(matches!(
+        handle_completion(&ctx, "eo", 1, &MosaicOptions::default()).unwrap(),
+        CompletionHandled::AlreadyHandled { handled: 1 }
+    ));
+}
+
+#[test]
+fn save_tasks_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog =
+        stratus_synth::generate(&support::small_scenes(2), &dir.path().join("inputs"), &|_, _| {}).unwrap().catalog;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["save-tasks", "--input", catalog.to_str().unwrap(), "--grid", "epsg:6933;240;100", "--year", "2021"])
+        .args(["--plugin", "pq", "--product-name", "eo", "--run-id", "eo", "--location"])
+        .arg(dir.path().join("out"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -0`: the reader is gone before anything is written.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -78,6 +78,12 @@ fn init_logging(verbose: u8) {
 }
 
 fn main() {
+    // Like any Unix filter: when the reader of our output goes away (`save-tasks | head`),
+    // end quietly instead of panicking on the broken pipe. Rust ignores SIGPIPE by default.
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let code = match commands::dispatch(cli.command) {

@@ -16,6 +16,7 @@ pub mod plan_outputs;
 pub mod planner;
 pub mod report;
 pub mod runner;
+pub mod scratch;
 pub mod sizing;
 pub mod sources;
 pub mod stac_output;

@@ -236,10 +236,8 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         }
     }
 
-    let scratch = tempfile::Builder::new()
-        .prefix("stratus-tile-")
-        .tempdir()
-        .map_err(|e| EngineError::Io { path: "temporary directory".into(), source: e })?;
+    crate::scratch::reclaim_once();
+    let scratch = crate::scratch::Scratch::new()?;
     let mut writers: Vec<BandWriter> = outputs
         .iter()
         .map(|o| match o.dtype {
