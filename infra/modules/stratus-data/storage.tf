@@ -19,6 +19,32 @@ resource "aws_s3_bucket_public_access_block" "output" {
   restrict_public_buckets = true
 }
 
+# Plain-HTTP requests to the bucket are refused, whoever makes them.
+data "aws_iam_policy_document" "output_tls_only" {
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    resources = [aws_s3_bucket.output.arn, "${aws_s3_bucket.output.arn}/*"]
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "output" {
+  bucket = aws_s3_bucket.output.id
+  policy = data.aws_iam_policy_document.output_tls_only.json
+  # The public access block goes first (a policy applied before it could be judged public).
+  depends_on = [aws_s3_bucket_public_access_block.output]
+}
+
 resource "aws_s3_bucket_server_side_encryption_configuration" "output" {
   bucket = aws_s3_bucket.output.id
   rule {

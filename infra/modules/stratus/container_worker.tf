@@ -7,11 +7,11 @@
 
 locals {
   container_worker_permissions = concat(
-    [for p in local.permissions["worker"] : p if !contains(p.resources, module.data.queues["tasks"].arn)],
-    [{
-      actions   = concat(local.queue_consume, ["sqs:GetQueueUrl"]),
-      resources = [module.data.queues["container_tasks"].arn, module.data.dead_letter_queues["container_tasks"].arn]
-    }],
+    [for p in local.permissions["worker"] : p if !contains(p.resources, module.data.queues["tasks"].arn) && !contains(p.resources, module.data.dead_letter_queues["tasks"].arn)],
+    [
+      { actions = concat(local.queue_consume, ["sqs:GetQueueUrl"]), resources = [module.data.queues["container_tasks"].arn] },
+      { actions = local.queue_open, resources = [module.data.dead_letter_queues["container_tasks"].arn] },
+    ],
   )
 }
 
@@ -22,6 +22,12 @@ data "aws_iam_policy_document" "container_worker" {
       actions   = statement.value.actions
       resources = statement.value.resources
     }
+  }
+  statement {
+    sid       = "NoRunFiles"
+    effect    = "Deny"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = [local.run_file_objects]
   }
 }
 

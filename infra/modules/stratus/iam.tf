@@ -10,6 +10,7 @@ locals {
   input_object_arns = [for b in var.input_buckets : "arn:${data.aws_partition.current.partition}:s3:::${b.bucket}/${b.prefix}*"]
   input_bucket_arns = [for b in var.input_buckets : "arn:${data.aws_partition.current.partition}:s3:::${b.bucket}"]
   output_objects    = "${module.data.bucket_arn}/*"
+  run_file_objects  = "${module.data.bucket_arn}/runs/*"
 
   ledger_read  = ["dynamodb:GetItem", "dynamodb:Query"]
   ledger_write = ["dynamodb:UpdateItem", "dynamodb:TransactWriteItems"] # transactions hold Update items only
@@ -41,7 +42,9 @@ locals {
       { actions = ["s3:ListBucket"], resources = concat([module.data.bucket_arn], local.input_bucket_arns) },
       { actions = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], resources = [local.output_objects] },
       { actions = concat(local.ledger_read, local.ledger_write), resources = [module.data.table_arn] },
-      { actions = concat(local.queue_consume, ["sqs:GetQueueUrl"]), resources = [module.data.queues["tasks"].arn, module.data.dead_letter_queues["tasks"].arn] },
+      { actions = concat(local.queue_consume, ["sqs:GetQueueUrl"]), resources = [module.data.queues["tasks"].arn] },
+      # Its DLQ is only looked up (the redrive policy names it); SQS moves messages there.
+      { actions = local.queue_open, resources = [module.data.dead_letter_queues["tasks"].arn] },
       { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [module.data.queues["completion"].arn, module.data.dead_letter_queues["completion"].arn] },
     ]
     mosaic = [
@@ -82,6 +85,14 @@ data "aws_iam_policy_document" "fn" {
   statement {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.fn[each.key].arn}:*"]
+  }
+  # Run files (runs/) start the planner: no function writes or deletes them, so a
+  # compromised or confused function cannot start runs.
+  statement {
+    sid       = "NoRunFiles"
+    effect    = "Deny"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = [local.run_file_objects]
   }
 }
 
