@@ -101,3 +101,47 @@ pub fn location(data: &[u8]) {
     }
     let _ = stratus_core::redact::redact(s);
 }
+
+/// Catalog graphs as the planner follows them: up to 12 documents on disk, each a catalog
+/// linking to others (cycles, self-links, diamonds) or an item. However they link, the
+/// planner must end, read each document once, and hand over each item at most once.
+pub fn catalog_graph(data: &[u8]) {
+    let Some((&first, links)) = data.split_first() else { return };
+    let n = (first % 12) as usize + 1;
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let path = |i: usize| dir.path().join(format!("doc{i}.json"));
+    let mut items = 0;
+    for i in 0..n {
+        // Document i links to the documents named by its bytes; the last ones are items.
+        let is_item = i > 0 && links.get(i).is_some_and(|b| b & 0x80 != 0);
+        let doc = if is_item {
+            items += 1;
+            serde_json::json!({
+                "type": "Feature", "stac_version": "1.0.0", "id": format!("item{i}"),
+                "geometry": {"type": "Polygon", "coordinates": [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]]]},
+                "bbox": [0.0, 0.0, 1.0, 1.0],
+                "properties": {"datetime": "2021-01-01T00:00:00Z", "proj:epsg": 4326},
+                "assets": {"red": {"href": format!("./b{i}.tif")}},
+                "links": []
+            })
+        } else {
+            let targets: Vec<serde_json::Value> = links
+                .iter()
+                .skip(i * 2)
+                .take(2)
+                .map(|b| serde_json::json!({"rel": if b & 1 == 0 { "child" } else { "item" }, "href": format!("./doc{}.json", (*b as usize >> 1) % n)}))
+                .collect();
+            serde_json::json!({"type": "Catalog", "stac_version": "1.0.0", "id": format!("cat{i}"), "description": "fuzz", "links": targets})
+        };
+        if std::fs::write(path(i), doc.to_string()).is_err() {
+            return;
+        }
+    }
+    let mut handed = 0usize;
+    let root = path(0).display().to_string();
+    let _ = stratus_engine::sources::for_each_batch(&root, &|_parsed| (), &mut |batch: Vec<()>| {
+        handed += batch.len();
+        Ok(())
+    });
+    assert!(handed <= items, "{handed} items handed over from {items} item documents");
+}

@@ -61,3 +61,40 @@ fn queue_message() {
 fn location() {
     replay("location", targets::location);
 }
+
+#[test]
+fn catalog_graph() {
+    replay("catalog_graph", targets::catalog_graph);
+}
+
+/// A catalog whose every level links twice to the next (a diamond chain, 2^depth paths to
+/// the bottom): read once per document, it takes milliseconds; without a visited set it
+/// took 99 s at depth 20.
+#[test]
+fn a_catalog_dag_20_deep_is_read_once_per_document() {
+    let dir = tempfile::tempdir().unwrap();
+    for level in 0..20 {
+        let next = format!("./level{}.json", level + 1);
+        let doc = serde_json::json!({"type": "Catalog", "stac_version": "1.0.0", "id": format!("l{level}"), "description": "dag",
+            "links": [{"rel": "child", "href": next}, {"rel": "child", "href": format!("./sub/../level{}.json", level + 1)}]});
+        std::fs::write(dir.path().join(format!("level{level}.json")), doc.to_string()).unwrap();
+    }
+    let item = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/stac/S2A_28QCH_20200714_0_L2A.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("level20.json"), item).unwrap();
+    let started = std::time::Instant::now();
+    let mut handed = 0;
+    stratus_engine::sources::for_each_batch(
+        &dir.path().join("level0.json").display().to_string(),
+        &|_| (),
+        &mut |b: Vec<()>| {
+            handed += b.len();
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(handed, 1, "the item is handed over once");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+}
