@@ -236,7 +236,6 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         }
     }
 
-    crate::scratch::reclaim_once();
     let scratch = crate::scratch::Scratch::new()?;
     let mut writers: Vec<BandWriter> = outputs
         .iter()

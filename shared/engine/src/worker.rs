@@ -72,11 +72,18 @@ impl Delivery {
     /// A task message on its `receive_count`-th receive from a queue that allows
     /// `max_receives`. A failed task runs again only on a redriven message: the first
     /// receive of a message after one of the task's went to the dead-letter queue.
+    ///
+    /// A task gets one attempt fewer than the queue has receives: the last receive is kept
+    /// to record the outcome of a task whose attempts all died (the attempt cap fails it
+    /// then). Were the last receive an attempt too, a process killed during it would leave
+    /// the task running with its message in the dead-letter queue, and the run would never
+    /// complete. So failures on the second-to-last receive are final.
     pub fn from_queue(receive_count: u32, max_receives: u32) -> Delivery {
+        let max_attempts = max_receives.saturating_sub(1).max(1);
         Delivery {
-            final_attempt: receive_count >= max_receives,
+            final_attempt: receive_count >= max_attempts,
             rerun_failed: if receive_count <= 1 { RerunFailed::IfDeadLettered } else { RerunFailed::Never },
-            max_attempts: max_receives.max(1),
+            max_attempts,
         }
     }
 }
@@ -109,6 +116,8 @@ impl Worker {
         let cfg: RunConfig = serde_json::from_value(run.config)
             .map_err(|e| EngineError::Config(format!("run '{run_id}' has an unreadable configuration: {e}")))?;
         let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
+        // Scratch left by a worker killed earlier on this machine (or Lambda sandbox).
+        crate::scratch::reclaim_once();
         Ok(Worker {
             ctx,
             cfg,
