@@ -317,7 +317,9 @@ fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
         for key in env.bucket.list("products/").unwrap().iter().filter(|k| k.ends_with(".stac-item.json")) {
             env.bucket.delete(key).unwrap();
         }
-        let bodies: Vec<String> = ids.iter().map(|t| json!({"run_id": env.run_id, "task_id": t}).to_string()).collect();
+        // As the dispatcher sends them: each with its dispatch id, which a redrive keeps.
+        let bodies: Vec<String> =
+            ids.iter().map(|t| stratus_engine::messages::TaskMessage::new(&env.run_id, t).body()).collect();
         env.tasks.send_batch(&bodies).unwrap();
         run_workers_until(&env, &|c| c.ended() as usize == tasks);
         env.ledger.run(&env.run_id).unwrap().unwrap().counts.failed

@@ -202,14 +202,14 @@ mod state_machine {
 
     #[derive(Debug, Clone)]
     enum Op {
-        /// `redrive`: a queue's first delivery (a failed task runs again only if marked
-        /// dead-lettered).
+        /// `redrive`: a queue's first delivery of a message with this dispatch id (a
+        /// failed task runs again only if dead-lettered by that same dispatch).
         Claim {
             w: usize,
             t: usize,
             expired_lease: bool,
             overwrite: bool,
-            redrive: bool,
+            redrive: Option<u8>,
         },
         Heartbeat {
             w: usize,
@@ -236,6 +236,7 @@ mod state_machine {
         },
         MarkDeadLettered {
             t: usize,
+            dispatch: u8,
         },
         Reset {
             scope: u8,
@@ -249,7 +250,7 @@ mod state_machine {
         let w = 0..WORKERS;
         let t = 0..TASKS;
         prop_oneof![
-            4 => (w.clone(), t.clone(), prop::bool::weighted(0.3), prop::bool::weighted(0.1), any::<bool>())
+            4 => (w.clone(), t.clone(), prop::bool::weighted(0.3), prop::bool::weighted(0.1), prop::option::of(0u8..2))
                 .prop_map(|(w, t, expired_lease, overwrite, redrive)| Op::Claim { w, t, expired_lease, overwrite, redrive }),
             1 => (w.clone(), t.clone()).prop_map(|(w, t)| Op::Heartbeat { w, t }),
             4 => (w.clone(), t.clone()).prop_map(|(w, t)| Op::Complete { w, t }),
@@ -257,7 +258,7 @@ mod state_machine {
             1 => (w, t.clone()).prop_map(|(w, t)| Op::Release { w, t }),
             1 => t.clone().prop_map(|t| Op::MarkQueued { t }),
             1 => t.clone().prop_map(|t| Op::MarkDispatched { t }),
-            1 => t.prop_map(|t| Op::MarkDeadLettered { t }),
+            1 => (t, 0u8..2).prop_map(|(t, dispatch)| Op::MarkDeadLettered { t, dispatch }),
             1 => (0u8..4).prop_map(|scope| Op::Reset { scope }),
         ]
     }
@@ -269,7 +270,8 @@ mod state_machine {
         live: bool,
         attempts: u32,
         dispatched: bool,
-        dead_lettered: bool,
+        /// Dead-lettered by the message of this dispatch.
+        dead_lettered: Option<u8>,
     }
 
     /// What the ledger must do, written as plainly as possible.
@@ -304,7 +306,7 @@ mod state_machine {
                 live: false,
                 attempts: 0,
                 dispatched: false,
-                dead_lettered: false,
+                dead_lettered: None,
             };
             Model { tasks: vec![t; TASKS], armed: true, completions: 0 }
         }
@@ -329,7 +331,7 @@ mod state_machine {
                     let claimable = match task.state {
                         TaskState::Pending | TaskState::Queued => true,
                         TaskState::Done if overwrite => true,
-                        TaskState::Failed if overwrite || (redrive && task.dead_lettered) => true,
+                        TaskState::Failed if overwrite || (redrive.is_some() && task.dead_lettered == redrive) => true,
                         TaskState::Done => return Out::Claim(ClaimOutcome::AlreadyDone),
                         TaskState::Failed => return Out::Claim(ClaimOutcome::AlreadyFailed),
                         TaskState::Running => task.owner == Some(w) || !task.live,
@@ -344,14 +346,14 @@ mod state_machine {
                     if task.state == TaskState::Failed && !overwrite {
                         // A redrive: the run's other dead-lettered tasks go pending too.
                         for (i, other) in self.tasks.iter_mut().enumerate() {
-                            if i != t && other.state == TaskState::Failed && other.dead_lettered {
+                            if i != t && other.state == TaskState::Failed && other.dead_lettered.is_some() {
                                 *other = ModelTask {
                                     state: TaskState::Pending,
                                     attempts: 0,
                                     owner: None,
                                     live: false,
                                     dispatched: false,
-                                    dead_lettered: false,
+                                    dead_lettered: None,
                                 };
                             }
                         }
@@ -363,7 +365,7 @@ mod state_machine {
                         task.state = TaskState::Failed;
                         task.owner = None;
                         task.dispatched = false;
-                        task.dead_lettered = false;
+                        task.dead_lettered = None;
                         let completion_fired = self.maybe_fire();
                         return Out::Claim(ClaimOutcome::GaveUp { attempts, completion_fired });
                     }
@@ -373,7 +375,7 @@ mod state_machine {
                         live: !expired_lease,
                         attempts: attempts + 1,
                         dispatched: false,
-                        dead_lettered: false,
+                        dead_lettered: None,
                     };
                     Out::Claim(ClaimOutcome::Claimed { attempt: attempts + 1 })
                 }
@@ -399,7 +401,7 @@ mod state_machine {
                     let task = &mut self.tasks[t];
                     task.state = if final_attempt { TaskState::Failed } else { TaskState::Pending };
                     task.owner = None;
-                    task.dead_lettered = false;
+                    task.dead_lettered = None;
                     let fired = final_attempt && self.maybe_fire();
                     Out::Transition(Transition { applied: true, completion_fired: fired })
                 }
@@ -433,10 +435,12 @@ mod state_machine {
                     }
                     Out::Applied(true)
                 }
-                Op::MarkDeadLettered { t } => {
+                Op::MarkDeadLettered { t, dispatch } => {
                     let task = &mut self.tasks[t];
                     let ok = task.state == TaskState::Failed;
-                    task.dead_lettered |= ok;
+                    if ok {
+                        task.dead_lettered = Some(dispatch);
+                    }
                     Out::Applied(ok)
                 }
                 Op::Reset { scope } => {
@@ -456,7 +460,7 @@ mod state_machine {
                             task.state = TaskState::Pending;
                             task.owner = None;
                             task.dispatched = false;
-                            task.dead_lettered = false;
+                            task.dead_lettered = None;
                             ids.push(id(i));
                         }
                     }
@@ -475,8 +479,8 @@ mod state_machine {
                     rerun_done: overwrite,
                     rerun_failed: if overwrite {
                         RerunFailed::Always
-                    } else if redrive {
-                        RerunFailed::IfDeadLettered
+                    } else if let Some(d) = redrive {
+                        RerunFailed::IfDeadLettered(format!("dispatch-{d}"))
                     } else {
                         RerunFailed::Never
                     },
@@ -495,7 +499,9 @@ mod state_machine {
                 l.mark_dispatched(run, &[id(t)]).unwrap();
                 Out::Applied(true)
             }
-            Op::MarkDeadLettered { t } => Out::Applied(l.mark_dead_lettered(run, &id(t)).unwrap()),
+            Op::MarkDeadLettered { t, dispatch } => {
+                Out::Applied(l.mark_dead_lettered(run, &id(t), Some(&format!("dispatch-{dispatch}"))).unwrap())
+            }
             Op::Reset { scope } => {
                 let mut ids = l.reset(run, SCOPES[scope as usize], None).unwrap();
                 ids.sort();
@@ -519,7 +525,7 @@ mod state_machine {
                 prop_assert_eq!(t.dispatched, m.dispatched, "step {} {:?}: dispatched {}", step, op, &t.task_id);
                 prop_assert_eq!(
                     t.dead_lettered,
-                    m.dead_lettered,
+                    m.dead_lettered.is_some(),
                     "step {} {:?}: dead-lettered {}",
                     step,
                     op,

@@ -329,10 +329,14 @@ impl DynamoLedger {
         // Both marks belong to the state being left.
         names.insert("#disp".into(), "dispatched".into());
         names.insert("#dlq".into(), "dead_lettered".into());
+        names.insert("#dlqd".into(), "dead_letter_dispatch".into());
+        values.insert(":none".into(), s(""));
         let task_update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::key(run, task_sk(task))))
-            .update_expression(format!("SET #st = :to, #upd = :now, #tok = :tok, #disp = :nope, #dlq = :nope{set}"))
+            .update_expression(format!(
+                "SET #st = :to, #upd = :now, #tok = :tok, #disp = :nope, #dlq = :nope, #dlqd = :none{set}"
+            ))
             .condition_expression(format!("#st = :from{cond}"))
             .set_expression_attribute_values(Some(values))
             .set_expression_attribute_names(Some(names))
@@ -779,14 +783,30 @@ impl Ledger for DynamoLedger {
         })
     }
 
-    fn mark_dead_lettered(&self, run_id: &str, task_id: &str) -> Result<bool> {
-        self.aws.block_on(self.set_if(
-            Self::key(run_id, task_sk(task_id)),
-            "dead_lettered",
-            AttributeValue::Bool(true),
-            "#st = :want",
-            s("failed"),
-        ))
+    fn mark_dead_lettered(&self, run_id: &str, task_id: &str, dispatch: Option<&str>) -> Result<bool> {
+        self.aws.block_on(async {
+            let res = self
+                .aws
+                .dynamodb()
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(run_id, task_sk(task_id))))
+                .update_expression("SET #dlq = :yes, #dlqd = :d")
+                .condition_expression("#st = :failed")
+                .expression_attribute_names("#dlq", "dead_lettered")
+                .expression_attribute_names("#dlqd", "dead_letter_dispatch")
+                .expression_attribute_names("#st", "st")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":d", s(dispatch.unwrap_or_default()))
+                .expression_attribute_values(":failed", s("failed"))
+                .send()
+                .await;
+            match res {
+                Ok(_) => Ok(true),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+                Err(e) => Err(remote_error("DynamoDB", "UpdateItem(dead-lettered)", e)),
+            }
+        })
     }
 
     fn mark_completion_sent(&self, run_id: &str, n_: u64) -> Result<()> {
@@ -803,13 +823,14 @@ impl Ledger for DynamoLedger {
                 let item = self
                     .get_item(
                         Self::key(run_id, task_sk(task_id)),
-                        Some("st, owner, lease_until, attempts, dead_lettered"),
+                        Some("st, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch"),
                     )
                     .await?
                     .ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
                 let state = get_s(&item, "st").and_then(TaskState::parse).unwrap_or(TaskState::Pending);
                 let attempts = get_n(&item, "attempts").unwrap_or(0) as u32;
                 let dead_lettered = get_bool(&item, "dead_lettered");
+                let dead_letter_dispatch = get_s(&item, "dead_letter_dispatch").filter(|d| !d.is_empty());
                 let now = now_ms();
                 let mut values = HashMap::new();
                 let names = HashMap::from([
@@ -818,23 +839,24 @@ impl Ledger for DynamoLedger {
                     ("#at".to_string(), "attempts".to_string()),
                     ("#er".to_string(), "error".to_string()),
                 ]);
-                let rerun_failed = match opts.rerun_failed {
+                let rerun_failed = match &opts.rerun_failed {
                     RerunFailed::Never => false,
                     RerunFailed::Always => true,
-                    RerunFailed::IfDeadLettered => dead_lettered,
+                    RerunFailed::IfDeadLettered(d) => dead_lettered && dead_letter_dispatch == Some(d.as_str()),
                 };
                 let mut cond = String::new();
                 match state {
                     TaskState::Pending | TaskState::Queued => {}
                     TaskState::Done if opts.rerun_done => {}
                     TaskState::Failed if rerun_failed => {
-                        if opts.rerun_failed == RerunFailed::IfDeadLettered {
+                        if let RerunFailed::IfDeadLettered(d) = &opts.rerun_failed {
                             // The run's other dead-lettered tasks go back to pending first,
                             // so the run completes once, after the last of them.
                             self.reset_dead_lettered(run_id, task_id).await?;
                             // The mark is consumed by this claim: one redrive, one run.
-                            cond = " AND #dlq = :yes".into();
+                            cond = " AND #dlq = :yes AND #dlqd = :d".into();
                             values.insert(":yes".into(), AttributeValue::Bool(true));
+                            values.insert(":d".into(), s(d));
                         }
                     }
                     // The completion fires in the same transaction as the last task's end.

@@ -83,7 +83,7 @@ impl WorkerCache {
             tracing::info_span!("message", run_id = %body.run_id, task_id = %body.task_id, attempt = msg.receive_count);
         let _g = span.enter();
         // A failed task runs again only on a redriven message (see `Delivery::from_queue`).
-        let delivery = Delivery::from_queue(msg.receive_count, max_receives);
+        let delivery = Delivery::from_queue(msg.receive_count, max_receives, body.dispatch.as_deref());
         let ctx = self.ctx.clone();
         let worker = match self.worker(&body.run_id) {
             Ok(w) => w,
@@ -129,11 +129,11 @@ impl WorkerCache {
             // A failed task's message goes on to the dead-letter queue (so a redrive can
             // run it again): on its last receive, the ledger is told it is on its way.
             TaskOutcome::Failed { reason, final_attempt: true } => {
-                note_dead_lettered(&ctx, &body.run_id, &body.task_id, &delivery);
+                note_dead_lettered(&ctx, &body, &delivery);
                 Disposition::FailedFinal { why: reason.clone() }
             }
             TaskOutcome::AlreadyFailed => {
-                note_dead_lettered(&ctx, &body.run_id, &body.task_id, &delivery);
+                note_dead_lettered(&ctx, &body, &delivery);
                 Disposition::FailedFinal {
                     why: "the task has failed; this message goes to the dead-letter queue".into(),
                 }
@@ -151,11 +151,11 @@ impl WorkerCache {
 
 /// On a failed task's message's last receive, mark the task `dead_lettered`: the queue
 /// moves the message to its dead-letter queue next, and a redrive of it may run the task.
-fn note_dead_lettered(ctx: &Context, run_id: &str, task_id: &str, delivery: &Delivery) {
+fn note_dead_lettered(ctx: &Context, msg: &TaskMessage, delivery: &Delivery) {
     if !delivery.final_attempt {
         return;
     }
-    if let Err(e) = ctx.ledger.mark_dead_lettered(run_id, task_id) {
+    if let Err(e) = ctx.ledger.mark_dead_lettered(&msg.run_id, &msg.task_id, msg.dispatch.as_deref()) {
         // Without the mark a console redrive of this message leaves the task failed (it
         // says so); `stratus redrive` still retries it.
         tracing::warn!(error = %e, "could not mark the failed task dead-lettered");
@@ -213,8 +213,7 @@ pub fn publish_ids(ctx: &Context, run_id: &str, ids: &[String], queue: &dyn Task
     let mut sent = 0;
     for slice in ids.chunks(100) {
         let to_send = ctx.ledger.mark_queued(run_id, slice)?;
-        let bodies: Vec<String> =
-            to_send.iter().map(|t| TaskMessage { run_id: run_id.into(), task_id: t.clone() }.body()).collect();
+        let bodies: Vec<String> = to_send.iter().map(|t| TaskMessage::new(run_id, t).body()).collect();
         if let Err(e) = queue.send_batch(&bodies) {
             tracing::warn!(error = %e, undispatched = to_send.len(), "sending task messages failed; they are sent on the next try");
             return Err(e.into());

@@ -14,7 +14,8 @@ impl Layout {
     pub fn new(product: &str, version: &str) -> Self {
         Self { product: product.into(), version: version.into() }
     }
-    fn dir(&self, t: &TaskId) -> String {
+    /// The directory of a tile's outputs.
+    pub fn dir(&self, t: &TaskId) -> String {
         format!("{}/{}/x{:02}/y{:02}/{}", self.product, self.version, t.tile.x, t.tile.y, t.period)
     }
     pub fn stem(&self, t: &TaskId) -> String {

@@ -9,12 +9,17 @@ use stratus_core::TaskId;
 /// Longest body we accept (SQS allows 256 KB; ours are far smaller).
 const MAX_BODY: usize = 256 * 1024;
 
-/// One tile to process: the run and the task, nothing else (the ledger has the rest).
+/// One tile to process: the run and the task (the ledger has the rest), and the id of this
+/// dispatch of it. A dead-letter queue redrive keeps a message's body, so the id tells the
+/// task's own message, back from the dead-letter queue, from a duplicate (see
+/// `RerunFailed::IfDeadLettered`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TaskMessage {
     pub run_id: String,
     pub task_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<String>,
 }
 
 /// A page of a run's tasks for the dispatcher to publish (plan order `first_index..`).
@@ -71,6 +76,15 @@ fn parse_json<T: for<'de> Deserialize<'de>>(body: &str, what: &str) -> Result<T>
 }
 
 impl TaskMessage {
+    /// A message for a new dispatch of a task (with a new dispatch id).
+    pub fn new(run_id: &str, task_id: &str) -> TaskMessage {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let dispatch = format!("{:x}-{:x}-{seq:x}", std::process::id(), nanos);
+        TaskMessage { run_id: run_id.into(), task_id: task_id.into(), dispatch: Some(dispatch) }
+    }
+
     pub fn parse(body: &str) -> Result<TaskMessage> {
         let m: TaskMessage = parse_json(body, "task message")?;
         check_run_id(&m.run_id)?;
@@ -113,8 +127,11 @@ mod tests {
 
     #[test]
     fn task_messages_round_trip_and_bad_bodies_are_named() {
-        let m = TaskMessage { run_id: "gm-2021".into(), task_id: "x+003/y-004/2021--P1Y".into() };
+        let m = TaskMessage::new("gm-2021", "x+003/y-004/2021--P1Y");
         assert_eq!(TaskMessage::parse(&m.body()).unwrap(), m);
+        assert_ne!(m.dispatch, TaskMessage::new("gm-2021", "x+003/y-004/2021--P1Y").dispatch, "one id per dispatch");
+        // Messages without a dispatch id (hand-written, or from before) still parse.
+        assert_eq!(TaskMessage::parse(r#"{"run_id":"r","task_id":"x+003/y-004/2021--P1Y"}"#).unwrap().dispatch, None);
         for bad in [
             "",
             "not json",

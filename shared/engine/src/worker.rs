@@ -53,7 +53,7 @@ impl TaskOutcome {
 
 /// How a task reached this worker: what a failure now means, and whether a failed task
 /// may run again.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Delivery {
     /// A failure now is the last word (no queue redelivery will follow).
     pub final_attempt: bool,
@@ -69,22 +69,23 @@ impl Delivery {
         Delivery { final_attempt: true, rerun_failed: RerunFailed::Always, max_attempts: DEFAULT_MAX_ATTEMPTS }
     }
 
-    /// A task message on its `receive_count`-th receive from a queue that allows
-    /// `max_receives`. A failed task runs again only on a redriven message: the first
-    /// receive of a message after one of the task's went to the dead-letter queue.
+    /// A task message (with its `dispatch` id, if any) on its `receive_count`-th receive
+    /// from a queue that allows `max_receives`. A failed task runs again only on a
+    /// redriven message: the first receive of the message that went to the dead-letter
+    /// queue, back again.
     ///
     /// A task gets one attempt fewer than the queue has receives: the last receive is kept
     /// to record the outcome of a task whose attempts all died (the attempt cap fails it
     /// then). Were the last receive an attempt too, a process killed during it would leave
     /// the task running with its message in the dead-letter queue, and the run would never
     /// complete. So failures on the second-to-last receive are final.
-    pub fn from_queue(receive_count: u32, max_receives: u32) -> Delivery {
+    pub fn from_queue(receive_count: u32, max_receives: u32, dispatch: Option<&str>) -> Delivery {
         let max_attempts = max_receives.saturating_sub(1).max(1);
-        Delivery {
-            final_attempt: receive_count >= max_attempts,
-            rerun_failed: if receive_count <= 1 { RerunFailed::IfDeadLettered } else { RerunFailed::Never },
-            max_attempts,
-        }
+        let rerun_failed = match dispatch {
+            Some(d) if receive_count <= 1 => RerunFailed::IfDeadLettered(d.to_string()),
+            _ => RerunFailed::Never,
+        };
+        Delivery { final_attempt: receive_count >= max_attempts, rerun_failed, max_attempts }
     }
 }
 
@@ -155,7 +156,7 @@ impl Worker {
         let opts = ClaimOptions {
             lease,
             rerun_done: self.overwrite,
-            rerun_failed: if self.overwrite { RerunFailed::Always } else { delivery.rerun_failed },
+            rerun_failed: if self.overwrite { RerunFailed::Always } else { delivery.rerun_failed.clone() },
             max_attempts: delivery.max_attempts,
         };
         match ledger.claim(&self.run_id, task_id, &self.worker_id, &opts)? {
@@ -280,6 +281,11 @@ impl Worker {
         let task: TaskId = task_id.parse()?;
         let layout = Layout::new(&self.cfg.product.name, &self.cfg.product.version);
         let out = self.ctx.output.as_ref();
+        // Half-written objects of an earlier owner of this tile that was killed.
+        let partials = out.discard_partials(&layout.dir(&task))?;
+        if partials > 0 {
+            tracing::info!(partials, "removed half-written outputs of an interrupted earlier attempt");
+        }
         match existing_outputs(out, &layout, &task, &self.cfg.digest())? {
             ExistingOutputs::Absent => {}
             ExistingOutputs::Complete if !self.overwrite => return Ok(None),

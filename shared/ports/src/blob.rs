@@ -22,6 +22,14 @@ pub trait BlobStore: Send + Sync {
     fn url(&self, key: &str) -> String;
     /// The path GDAL opens the object by (`/abs/path`, `/vsis3/b/k`).
     fn gdal_path(&self, key: &str) -> String;
+    /// Remove what interrupted writes left in the "directory" `dir` (a writer killed
+    /// between starting and finishing an object). Only the task's owner calls it, for its
+    /// own tile. Returns how many were removed. S3 needs nothing: an object appears whole
+    /// or not at all, and the bucket's lifecycle rule aborts unfinished multipart uploads.
+    fn discard_partials(&self, dir: &str) -> Result<usize> {
+        let _ = dir;
+        Ok(0)
+    }
 }
 
 /// Reject keys that could escape the store's root.

@@ -232,23 +232,26 @@ pub enum ClaimOutcome {
 }
 
 /// Whether a claim may run a failed task again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RerunFailed {
     /// No: a failed task stays failed.
     #[default]
     Never,
     /// Yes (a new local run of the plan, an overwrite).
     Always,
-    /// Only if it is marked `dead_lettered`: the delivery is a redrive of its dead-lettered
-    /// message. The claim clears the mark, so one redrive runs the task once. A redrive
-    /// brings back every dead-lettered message of the run: the first claim of one sets
-    /// all the run's other dead-lettered tasks pending too, so the run completes once,
-    /// after the last of them.
-    IfDeadLettered,
+    /// Only if it is marked `dead_lettered` by a message with this dispatch id: the
+    /// delivery is that message back from the dead-letter queue (a redrive keeps a
+    /// message's body, so its dispatch id). Any other message of a failed task (a
+    /// duplicate, a copy sent again) leaves it failed. The claim clears the mark, so one
+    /// redrive runs the task once. A redrive brings back every dead-lettered message of the
+    /// run: the first claim of one sets all the run's other dead-lettered tasks pending
+    /// too, so the run completes once, after the last of them (were some not redriven,
+    /// `publish-tasks` sends them).
+    IfDeadLettered(String),
 }
 
 /// How to claim a task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimOptions {
     pub lease: Duration,
     /// Claim done tasks too (overwrite).
@@ -316,9 +319,10 @@ pub trait Ledger: Send + Sync {
     /// pending | queued | (running with an expired lease) -> running, within the attempt
     /// cap; done and failed tasks as `opts` allows.
     fn claim(&self, run_id: &str, task_id: &str, worker: &str, opts: &ClaimOptions) -> Result<ClaimOutcome>;
-    /// Mark a failed task `dead_lettered` (a message of it is going to the dead-letter
-    /// queue). False if the task is not failed.
-    fn mark_dead_lettered(&self, run_id: &str, task_id: &str) -> Result<bool>;
+    /// Mark a failed task `dead_lettered` by the message with `dispatch` id (a message of it
+    /// is going to the dead-letter queue; a message without an id cannot be redriven from
+    /// the console, only by `stratus redrive`). False if the task is not failed.
+    fn mark_dead_lettered(&self, run_id: &str, task_id: &str, dispatch: Option<&str>) -> Result<bool>;
     /// Record that completion `n`'s message was sent (never lowers the mark).
     fn mark_completion_sent(&self, run_id: &str, n: u64) -> Result<()>;
     /// Record that completion `n` was handled (mosaic and report made).

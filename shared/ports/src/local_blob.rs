@@ -34,13 +34,16 @@ impl LocalBlobStore {
         let dest = self.path(key)?;
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let tmp = tempfile::Builder::new().prefix(".stratus-partial-").tempfile_in(&dir).map_err(io(&dir))?;
+        let tmp = tempfile::Builder::new().prefix(PARTIAL_PREFIX).tempfile_in(&dir).map_err(io(&dir))?;
         write(tmp.path())?;
         tmp.as_file().sync_all().map_err(io(tmp.path()))?;
         tmp.persist(&dest).map_err(|e| PortError::Io { path: dest.display().to_string(), source: e.error })?;
         Ok(())
     }
 }
+
+/// Objects being written are `.stratus-partial-*` files until renamed into place.
+const PARTIAL_PREFIX: &str = ".stratus-partial-";
 
 impl BlobStore for LocalBlobStore {
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
@@ -51,6 +54,18 @@ impl BlobStore for LocalBlobStore {
     }
     fn put_file(&self, key: &str, src: &Path) -> Result<()> {
         self.write_atomic(key, |p| fs::copy(src, p).map(|_| ()).map_err(io(src)))
+    }
+    fn discard_partials(&self, dir: &str) -> Result<usize> {
+        let dir = self.path(dir)?;
+        let Ok(entries) = fs::read_dir(&dir) else { return Ok(0) };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let partial = e.file_name().to_str().is_some_and(|n| n.starts_with(PARTIAL_PREFIX));
+            if partial && fs::remove_file(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
     fn get(&self, key: &str) -> Result<Vec<u8>> {
         let p = self.path(key)?;

@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-/// What a claim reads of a task: state, owner, lease end, attempts, dead-lettered.
-type ClaimRow = (String, Option<String>, Option<i64>, i64, bool);
+/// What a claim reads of a task: state, owner, lease end, attempts, dead-lettered (and by
+/// which dispatch).
+type ClaimRow = (String, Option<String>, Option<i64>, i64, bool, Option<String>);
 
 fn system_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -75,7 +76,8 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, dead, visible_at);
 "#;
 
 /// Columns added since the first release: a store file made by an older version gets them.
-const ADDED_COLUMNS: [(&str, &str); 4] = [
+const ADDED_COLUMNS: [(&str, &str); 5] = [
+    ("tasks", "dead_letter_dispatch TEXT"),
     ("runs", "completions_sent INTEGER NOT NULL DEFAULT 0"),
     ("runs", "completions_handled INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "dispatched INTEGER NOT NULL DEFAULT 0"),
@@ -214,7 +216,7 @@ fn move_state(
 ) -> rusqlite::Result<bool> {
     // Both marks belong to the state being left.
     let sql = format!(
-        "UPDATE tasks SET state = ?1, updated_at = ?2, dispatched = 0, dead_lettered = 0 {set}
+        "UPDATE tasks SET state = ?1, updated_at = ?2, dispatched = 0, dead_lettered = 0, dead_letter_dispatch = NULL {set}
          WHERE run_id = ?3 AND task_id = ?4 AND state = ?5"
     );
     let now = now_text();
@@ -383,13 +385,13 @@ impl Ledger for SqliteLedger {
         })
     }
 
-    fn mark_dead_lettered(&self, run_id: &str, task_id: &str) -> Result<bool> {
+    fn mark_dead_lettered(&self, run_id: &str, task_id: &str, dispatch: Option<&str>) -> Result<bool> {
         let e = self.db.err();
         self.db.write(|tx| {
             let n = tx
                 .execute(
-                    "UPDATE tasks SET dead_lettered = 1 WHERE run_id = ?1 AND task_id = ?2 AND state = 'failed'",
-                    params![run_id, task_id],
+                    "UPDATE tasks SET dead_lettered = 1, dead_letter_dispatch = ?3 WHERE run_id = ?1 AND task_id = ?2 AND state = 'failed'",
+                    params![run_id, task_id, dispatch],
                 )
                 .map_err(&e)?;
             Ok(n == 1)
@@ -411,20 +413,20 @@ impl Ledger for SqliteLedger {
         self.db.write(|tx| {
             let row: Option<ClaimRow> = tx
                 .query_row(
-                    "SELECT state, owner, lease_until, attempts, dead_lettered FROM tasks WHERE run_id = ?1 AND task_id = ?2",
+                    "SELECT state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch FROM tasks WHERE run_id = ?1 AND task_id = ?2",
                     params![run_id, task_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
                 )
                 .optional()
                 .map_err(&e)?;
-            let Some((state, owner, lease_until, attempts, dead_lettered)) = row else {
+            let Some((state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch)) = row else {
                 return Err(PortError::TaskNotFound { run: run_id.into(), task: task_id.into() });
             };
             let state = TaskState::parse(&state).unwrap_or(TaskState::Pending);
-            let rerun_failed = match opts.rerun_failed {
+            let rerun_failed = match &opts.rerun_failed {
                 RerunFailed::Never => false,
                 RerunFailed::Always => true,
-                RerunFailed::IfDeadLettered => dead_lettered,
+                RerunFailed::IfDeadLettered(d) => dead_lettered && dead_letter_dispatch.as_deref() == Some(d.as_str()),
             };
             let from = match state {
                 TaskState::Pending | TaskState::Queued => state,
@@ -442,7 +444,7 @@ impl Ledger for SqliteLedger {
                     state
                 }
             };
-            if from == TaskState::Failed && opts.rerun_failed == RerunFailed::IfDeadLettered {
+            if from == TaskState::Failed && matches!(opts.rerun_failed, RerunFailed::IfDeadLettered(_)) {
                 // A redrive brings back every dead-lettered message of the run, one at a
                 // time: the first to arrive sets all their tasks pending in one step, so
                 // the run completes once, after the last of them, not once per task.
@@ -454,7 +456,7 @@ impl Ledger for SqliteLedger {
                 )
                 .map_err(&e)?;
                 tx.execute(
-                    "UPDATE tasks SET state = 'pending', attempts = 0, owner = NULL, lease_until = NULL, dead_lettered = 0, updated_at = ?3
+                    "UPDATE tasks SET state = 'pending', attempts = 0, owner = NULL, lease_until = NULL, dead_lettered = 0, dead_letter_dispatch = NULL, updated_at = ?3
                      WHERE run_id = ?1 AND task_id <> ?2 AND state = 'failed' AND dead_lettered = 1",
                     params![run_id, task_id, now_text()],
                 )
