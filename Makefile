@@ -6,7 +6,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: setup build demo test fuzz lint fmt clean bench bench-peer bench-continent package local-aws local-aws-down invoke sam-invoke
+.PHONY: setup build demo test fuzz soak lint fmt clean bench bench-peer bench-continent package local-aws local-aws-down invoke sam-invoke
 
 setup:
 	@scripts/setup.sh
@@ -29,6 +29,11 @@ test:
 	$(CARGO) build --workspace --bins
 	@scripts/container.sh image debug
 	$(CARGO) test --workspace --no-fail-fast
+
+## The long chaos soak (workers SIGKILLed, messages duplicated, faults injected, inputs
+## poisoned) on the embedded store and on moto; figures appended to BENCHMARKS.md.
+soak:
+	@scripts/soak.sh
 
 ## Fuzz every parser of outside input for FUZZ_SECONDS each (default 60); crashes are
 ## saved to fuzz/regressions/ and replayed by `make test`.

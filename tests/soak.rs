@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use stratus_engine::Context;
-use stratus_ports::{TaskQueue, TaskState};
+use stratus_ports::{Ledger, TaskQueue, TaskState};
 
 const RUN: &str = "soak";
 
@@ -293,4 +293,230 @@ fn chaos_soak_long() {
     };
     let f = soak(&cfg);
     report(&f, &cfg);
+}
+
+// ---------------------------------------------------------------------------------------
+// The same on moto: SQS, DynamoDB and S3 through the fault proxy (5xx, SlowDown, silent
+// timeouts, dropped connections after the request took effect, truncated bodies), with
+// container workers (`stratus worker --from-sqs`) killed at random, every message
+// duplicated at random, and a poisoned input. Completion messages are counted by number.
+
+struct Aws {
+    stack: stratus_aws::provision::Stack,
+    bucket: stratus_aws::S3BlobStore,
+    ledger: stratus_aws::DynamoLedger,
+    run_file: String,
+    dir: tempfile::TempDir,
+}
+
+fn aws_setup() -> Aws {
+    use stratus_aws::provision::{create_stack, StackSpec};
+    support::moto::moto();
+    let aws = stratus_engine::context::aws().unwrap();
+    let stack = create_stack(&aws, &StackSpec { prefix: "soak".into(), max_receives: 3, visibility_s: 8 }).unwrap();
+    let bucket = stratus_aws::S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run_file = support::aws::inputs_and_run_file(&bucket, &stack.bucket, "RUN", "pq", dir.path());
+    // Smaller tiles than the pipeline tests': more of them.
+    let run_file = format!("{run_file}job_queue_max_lease: 8\nrenew_safety_margin: 3\n").replace("240;100", "240;64");
+    Aws { ledger: stratus_aws::DynamoLedger::new(aws, &stack.table, None), stack, bucket, run_file, dir }
+}
+
+impl Aws {
+    fn location(&self, run_id: &str) -> String {
+        format!("s3://{}/products-{run_id}", self.stack.bucket)
+    }
+
+    fn cli(&self, endpoint: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_stratus"));
+        c.args(args)
+            .env("STRATUS_AWS_ENDPOINT", endpoint)
+            .env("STRATUS_AWS_ATTEMPT_TIMEOUT_S", "3")
+            .env("GDAL_HTTP_TIMEOUT", "3")
+            .env("GDAL_HTTP_RETRY_DELAY", "0.2")
+            .env("RUST_LOG", "warn")
+            .env_remove("STRATUS_ALLOWED_INPUTS")
+            .env_remove("STRATUS_ALLOWED_OUTPUTS");
+        c
+    }
+
+    /// Plan and publish run `run_id` through `endpoint`.
+    fn plan_and_publish(&self, endpoint: &str, run_id: &str) {
+        let text = self
+            .run_file
+            .replace("run_id: RUN", &format!("run_id: {run_id}"))
+            .replace(&format!("s3://{}/products'", self.stack.bucket), &format!("{}'", self.location(run_id)));
+        let file = self.dir.path().join(format!("{run_id}.yaml"));
+        std::fs::write(&file, text).unwrap();
+        let table = self.stack.table.as_str();
+        let o =
+            self.cli(endpoint, &["save-tasks", "--config", file.to_str().unwrap(), "--table", table]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let location = self.location(run_id);
+        let args =
+            ["publish-tasks", run_id, "--queue", &self.stack.task_queue, "--location", &location, "--table", table];
+        let o = self.cli(endpoint, &args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    fn worker(&self, endpoint: &str, run_id: &str) -> Child {
+        let location = self.location(run_id);
+        let args = [
+            "worker",
+            "--from-sqs",
+            &self.stack.task_queue,
+            "--completion-queue",
+            &self.stack.completion_queue,
+            "--location",
+            &location,
+            "--table",
+            &self.stack.table,
+            "--visibility",
+            "8",
+            "--idle-exit",
+            "12",
+        ];
+        self.cli(endpoint, &args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    }
+
+    fn bands(&self, run_id: &str) -> BTreeMap<String, Vec<u8>> {
+        use stratus_ports::BlobStore;
+        let prefix = format!("products-{run_id}/");
+        let keys = self.bucket.list(&prefix).unwrap();
+        keys.into_iter()
+            .filter(|k| k.ends_with(".tif") && !k.contains("/_"))
+            .map(|k| (k[prefix.len()..].to_string(), self.bucket.get(&k).unwrap()))
+            .collect()
+    }
+
+    /// Completion numbers received for `run_id` (the messages are consumed).
+    fn completions(&self, run_id: &str) -> Vec<u64> {
+        let aws = stratus_engine::context::aws().unwrap();
+        let q = stratus_aws::SqsQueue::open(aws, &self.stack.completion_queue).unwrap();
+        let mut out = Vec::new();
+        loop {
+            let got = q.receive(10, Duration::from_secs(30), Duration::from_millis(500)).unwrap();
+            if got.is_empty() {
+                return out;
+            }
+            for m in got {
+                let c = stratus_engine::messages::CompletionMessage::parse(&m.body).unwrap();
+                if c.run_id == run_id {
+                    out.push(c.completion);
+                    q.delete(&m.receipt).unwrap();
+                } else {
+                    q.extend_visibility(&m.receipt, Duration::ZERO).unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn chaos_soak_on_moto_short() {
+    use stratus_ports::BlobStore;
+    let s = aws_setup();
+    let moto = support::moto::moto().endpoint.clone();
+    let inputs = s.bucket.list("inputs/").unwrap();
+    let poisoned = inputs.iter().find(|k| k.contains("35LKE") && k.ends_with("/SCL.tif")).unwrap().clone();
+    s.bucket.put(&poisoned, b"II*\0 poisoned: not a GeoTIFF").unwrap();
+
+    // Calm.
+    s.plan_and_publish(&moto, "calm");
+    s.worker(&moto, "calm").wait().unwrap();
+    let calm = s.ledger.tasks("calm", None).unwrap();
+    let calm_failed: BTreeSet<String> =
+        calm.iter().filter(|t| t.state == TaskState::Failed).map(|t| t.task_id.clone()).collect();
+    assert!(!calm_failed.is_empty() && calm_failed.len() < calm.len(), "the poison touches some tiles, not all");
+    assert!(calm.iter().all(|t| matches!(t.state, TaskState::Done | TaskState::Failed)));
+
+    // Chaos.
+    let started = Instant::now();
+    let proxy = support::fault_proxy::FaultProxy::start(&moto, &["--rate", "0.03", "--seed", "5", "--hold-s", "6"]);
+    s.plan_and_publish(&proxy.endpoint, "chaos");
+    let aws = stratus_engine::context::aws().unwrap();
+    let tasks_q = stratus_aws::SqsQueue::open(aws, &s.stack.task_queue).unwrap();
+    let ids: Vec<String> = s.ledger.tasks("chaos", None).unwrap().into_iter().map(|t| t.task_id).collect();
+    let mut rng = Lcg(11);
+    let mut figures = Figures { tasks: ids.len(), poisoned_tasks: calm_failed.len(), ..Default::default() };
+    let dupes: Vec<String> = ids
+        .iter()
+        .filter(|_| rng.chance(0.7))
+        .map(|t| serde_json::json!({"run_id": "chaos", "task_id": t}).to_string())
+        .collect();
+    figures.duplicates = dupes.len();
+    tasks_q.send_batch(&dupes).unwrap();
+    let mut workers: Vec<Child> = (0..2).map(|_| s.worker(&proxy.endpoint, "chaos")).collect();
+    figures.worker_processes = 2;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        assert!(Instant::now() < deadline, "the soak did not settle: {figures:?}");
+        std::thread::sleep(Duration::from_millis(500 + rng.below(3000)));
+        workers.retain_mut(|w| w.try_wait().unwrap().is_none());
+        if workers.is_empty() {
+            break;
+        }
+        if figures.kills < 3 {
+            let i = rng.below(workers.len() as u64) as usize;
+            let mut victim = workers.swap_remove(i);
+            victim.kill().unwrap();
+            victim.wait().unwrap();
+            figures.kills += 1;
+            workers.push(s.worker(&proxy.endpoint, "chaos"));
+            figures.worker_processes += 1;
+        }
+    }
+    let tasks = s.ledger.tasks("chaos", None).unwrap();
+    assert!(tasks.iter().all(|t| matches!(t.state, TaskState::Done | TaskState::Failed)), "{tasks:?}");
+    assert!(tasks.iter().all(|t| t.attempts <= 2), "attempts above the cap: {tasks:?}");
+    let gave_up: Vec<String> = tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Failed && t.error.as_deref().is_some_and(|e| e.starts_with("gave up")))
+        .map(|t| t.task_id.clone())
+        .collect();
+    let mut arms = 1;
+    if !gave_up.is_empty() {
+        figures.gave_up_and_rerun = gave_up.len();
+        arms += 1;
+        s.ledger.reset("chaos", stratus_ports::ledger::ResetScope::Failed, Some(&gave_up)).unwrap();
+        let (location, table) = (s.location("chaos"), s.stack.table.clone());
+        let args =
+            ["publish-tasks", "chaos", "--queue", &s.stack.task_queue, "--location", &location, "--table", &table];
+        assert!(s.cli(&moto, &args).output().unwrap().status.success());
+        s.worker(&moto, "chaos").wait().unwrap();
+    }
+    figures.seconds = started.elapsed().as_secs_f64();
+    let stats = proxy.stats();
+    let faults: u64 = stats["faults"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+
+    let run = s.ledger.run("chaos").unwrap().unwrap();
+    figures.completions = run.completions;
+    for t in s.ledger.tasks("chaos", None).unwrap() {
+        if calm_failed.contains(&t.task_id) {
+            assert_eq!(t.state, TaskState::Failed, "{} reads the poisoned input", t.task_id);
+            assert!(t.error.clone().unwrap_or_default().contains("SCL.tif"), "{:?}", t.error);
+        } else {
+            assert_eq!(t.state, TaskState::Done, "{}: {:?}", t.task_id, t.error);
+        }
+    }
+    assert_eq!((run.completions, run.completions_sent), (arms, arms), "one completion per arm, each sent");
+    let mut numbers = s.completions("chaos");
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers, (1..=arms).collect::<Vec<_>>(), "completion messages by number");
+    let (a, b) = (s.bands("calm"), s.bands("chaos"));
+    assert!(!a.is_empty());
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "the same bands");
+    for (k, bytes) in &a {
+        assert!(bytes == &b[k], "{k} differs from the calm run's");
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "soak": "moto", "tasks": figures.tasks, "poisoned_tasks": figures.poisoned_tasks,
+            "worker_processes": figures.worker_processes, "kills": figures.kills, "duplicates": figures.duplicates,
+            "faults_injected": faults, "requests": stats["requests"], "gave_up_and_rerun": figures.gave_up_and_rerun,
+            "completions": figures.completions, "seconds": figures.seconds,
+        })
+    );
 }
