@@ -34,7 +34,8 @@ EXPECTED = {
     "dispatcher": LEDGER_READ | LEDGER_WRITE | CONSUME | QUEUE_OPEN | {"sqs:SendMessage"},
     "worker": {"s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
                "sqs:SendMessage", "sqs:GetQueueUrl"} | LEDGER_READ | LEDGER_WRITE | CONSUME | QUEUE_OPEN,
-    "mosaic": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"} | LEDGER_READ | CONSUME,
+    # UpdateItem: the mosaic records which completion it handled (a duplicate does nothing).
+    "mosaic": {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "dynamodb:UpdateItem"} | LEDGER_READ | CONSUME,
 }
 EXPECTED["container_worker"] = EXPECTED["worker"]
 

@@ -19,7 +19,7 @@ grep -q '^test result: ok' "$log" || { echo "soak: FAILED (see above)"; exit 1; 
     echo "every poisoned tile failed once naming its input, one completion per arm, nothing left behind."
     echo
     echo '```'
-    grep '^{"soak"' "$log"
+    grep -o '{"soak".*}' "$log"
     echo '```'
 } >> BENCHMARKS.md
 echo "soak: figures appended to BENCHMARKS.md"

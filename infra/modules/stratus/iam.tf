@@ -50,7 +50,8 @@ locals {
     mosaic = [
       { actions = ["s3:GetObject", "s3:PutObject"], resources = [local.output_objects] },
       { actions = ["s3:ListBucket"], resources = [module.data.bucket_arn] },
-      { actions = local.ledger_read, resources = [module.data.table_arn] },
+      # UpdateItem: it records which completion it handled, so a duplicate message does nothing.
+      { actions = concat(local.ledger_read, ["dynamodb:UpdateItem"]), resources = [module.data.table_arn] },
       { actions = local.queue_consume, resources = [module.data.queues["completion"].arn] },
     ]
   }

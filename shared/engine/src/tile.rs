@@ -542,3 +542,23 @@ pub fn remove_tile_outputs(output: &dyn BlobStore, layout: &Layout, task: &TaskI
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tile made with another configuration is not complete for this one (its item
+    /// records the configuration's digest), so a changed run remakes it.
+    #[test]
+    fn outputs_count_as_complete_only_for_the_configuration_that_made_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = stratus_ports::LocalBlobStore::new(dir.path()).unwrap();
+        let layout = Layout::new("p", "1");
+        let task: TaskId = "x+001/y+002/2021--P1Y".parse().unwrap();
+        assert_eq!(existing_outputs(&store, &layout, &task, "a").unwrap(), ExistingOutputs::Absent);
+        let item = serde_json::json!({"type": "Feature", "properties": {"stratus:config_digest": "a"}});
+        store.put(&layout.stac_key(&task), item.to_string().as_bytes()).unwrap();
+        assert_eq!(existing_outputs(&store, &layout, &task, "a").unwrap(), ExistingOutputs::Complete);
+        assert_eq!(existing_outputs(&store, &layout, &task, "b").unwrap(), ExistingOutputs::OtherConfig);
+    }
+}

@@ -159,8 +159,11 @@ impl Worker {
             rerun_failed: if self.overwrite { RerunFailed::Always } else { delivery.rerun_failed.clone() },
             max_attempts: delivery.max_attempts,
         };
-        match ledger.claim(&self.run_id, task_id, &self.worker_id, &opts)? {
-            ClaimOutcome::Claimed { .. } => {}
+        // The ledger's count of attempts is the authority: a failure on the attempt that
+        // reaches the cap is final, however the message was delivered (duplicates and
+        // takeovers are attempts too).
+        let attempt = match ledger.claim(&self.run_id, task_id, &self.worker_id, &opts)? {
+            ClaimOutcome::Claimed { attempt } => attempt,
             ClaimOutcome::AlreadyDone => return Ok(report(TaskOutcome::AlreadyDone, false)),
             ClaimOutcome::AlreadyFailed => return Ok(report(TaskOutcome::AlreadyFailed, false)),
             ClaimOutcome::Busy { owner } => return Ok(report(TaskOutcome::Busy { owner }, false)),
@@ -169,7 +172,7 @@ impl Worker {
                 tracing::error!(run_id = %self.run_id, task_id, attempts, "task failed: its attempts all died");
                 return Ok(report(TaskOutcome::Failed { reason, final_attempt: true }, completion_fired));
             }
-        }
+        };
         let span = tracing::info_span!("task", run_id = %self.run_id, task_id = %task_id, worker = %self.worker_id);
         let _g = span.enter();
         let task_stop = AtomicBool::new(false);
@@ -258,7 +261,7 @@ impl Worker {
             Err(e) => {
                 // Reasons reach the ledger, reports and logs: no signed URLs or keys.
                 let reason = stratus_core::redact::redact(&e.to_string());
-                let final_attempt = delivery.final_attempt || e.is_permanent();
+                let final_attempt = delivery.final_attempt || attempt >= delivery.max_attempts || e.is_permanent();
                 let t = ledger.fail(&self.run_id, task_id, &self.worker_id, &reason, final_attempt, None)?;
                 if !t.applied {
                     // Our lease had passed to another worker, which decides the outcome.
