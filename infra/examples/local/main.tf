@@ -46,7 +46,8 @@ provider "aws" {
 module "data" {
   source        = "../../modules/stratus-data"
   name          = var.name
-  force_destroy = true # a throwaway stack on a local server
+  force_destroy = true  # a throwaway stack on a local server
+  require_tls   = false # moto is reached over plain HTTP
 }
 
 # Synthetic inputs for local runs; a real deployment reads existing input buckets.

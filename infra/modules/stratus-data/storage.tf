@@ -39,6 +39,7 @@ data "aws_iam_policy_document" "output_tls_only" {
 }
 
 resource "aws_s3_bucket_policy" "output" {
+  count  = var.require_tls ? 1 : 0
   bucket = aws_s3_bucket.output.id
   policy = data.aws_iam_policy_document.output_tls_only.json
   # The public access block goes first (a policy applied before it could be judged public).

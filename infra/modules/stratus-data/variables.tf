@@ -31,6 +31,12 @@ variable "worker_timeout_s" {
   default     = 900
 }
 
+variable "require_tls" {
+  description = "Refuse every request to the output bucket not made over TLS (a bucket policy). Off only for a local AWS-protocol server reached over plain HTTP."
+  type        = bool
+  default     = true
+}
+
 variable "force_destroy" {
   description = "Let `terraform destroy` delete the output bucket with its objects (for test stacks only)."
   type        = bool

@@ -508,57 +508,45 @@ impl DynamoLedger {
         results.into_iter().collect::<Result<Vec<_>>>().map(|_| ())
     }
 
-    /// Set `attr` to `value` if `cond` (on `#st` = `:want`) holds; false if it did not.
-    async fn set_if(
+    /// One `UpdateItem` of `key` with `update` if `cond` holds: false if it did not.
+    /// `names` and `values` bind the `#name` and `:value` tokens both use.
+    async fn update_if(
         &self,
         key: Item,
-        attr: &str,
-        value: AttributeValue,
+        update: &str,
         cond: &str,
-        want: AttributeValue,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+        what: &str,
     ) -> Result<bool> {
+        let names = names.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let values = values.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let res = self
             .aws
             .dynamodb()
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key))
-            .update_expression("SET #a = :v")
+            .update_expression(update)
             .condition_expression(cond)
-            .expression_attribute_names("#a", attr)
-            .expression_attribute_names("#st", "st")
-            .expression_attribute_values(":v", value)
-            .expression_attribute_values(":want", want)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         match res {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(remote_error("DynamoDB", "UpdateItem(mark)", e)),
+            Err(e) => Err(remote_error("DynamoDB", &format!("UpdateItem({what})"), e)),
         }
     }
 
-    /// Raise a run's counter mark to `n` (never lowers it).
+    /// Raise a run's counter mark to `n` (never lowers it; nothing if the run is gone).
     async fn raise_mark(&self, run: &str, attr: &str, value: u64) -> Result<()> {
-        let res = self
-            .aws
-            .dynamodb()
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(run, s(RUN_SK))))
-            .update_expression("SET #a = :v")
-            .condition_expression("attribute_exists(#pkey) AND (attribute_not_exists(#a) OR #a < :v)")
-            .expression_attribute_names("#a", attr)
-            .expression_attribute_names("#pkey", "pk")
-            .expression_attribute_values(":v", n(value))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            // Already at or above `value` (or the run is gone: nothing to mark).
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(remote_error("DynamoDB", "UpdateItem(run mark)", e)),
-        }
+        let cond = "attribute_exists(#pkey) AND (attribute_not_exists(#a) OR #a < :v)";
+        let names = [("#a", attr), ("#pkey", "pk")];
+        self.update_if(Self::key(run, s(RUN_SK)), "SET #a = :v", cond, &names, vec![(":v", n(value))], "run mark")
+            .await
+            .map(|_| ())
     }
 
     fn payload_key(run: &str, task: &str) -> String {
@@ -768,13 +756,10 @@ impl Ledger for DynamoLedger {
         self.aws.block_on(async {
             let results: Vec<Result<bool>> = futures::stream::iter(task_ids)
                 .map(|t| {
-                    self.set_if(
-                        Self::key(run_id, task_sk(t)),
-                        "dispatched",
-                        AttributeValue::Bool(true),
-                        "#st = :want",
-                        s("queued"),
-                    )
+                    let values = vec![(":yes", AttributeValue::Bool(true)), (":queued", s("queued"))];
+                    const NAMES: [(&str, &str); 2] = [("#d", "dispatched"), ("#st", "st")];
+                    let key = Self::key(run_id, task_sk(t));
+                    self.update_if(key, "SET #d = :yes", "#st = :queued", &NAMES, values, "dispatched")
                 })
                 .buffered(WRITES_IN_FLIGHT)
                 .collect()
@@ -784,29 +769,21 @@ impl Ledger for DynamoLedger {
     }
 
     fn mark_dead_lettered(&self, run_id: &str, task_id: &str, dispatch: Option<&str>) -> Result<bool> {
-        self.aws.block_on(async {
-            let res = self
-                .aws
-                .dynamodb()
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(run_id, task_sk(task_id))))
-                .update_expression("SET #dlq = :yes, #dlqd = :d")
-                .condition_expression("#st = :failed")
-                .expression_attribute_names("#dlq", "dead_lettered")
-                .expression_attribute_names("#dlqd", "dead_letter_dispatch")
-                .expression_attribute_names("#st", "st")
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .expression_attribute_values(":d", s(dispatch.unwrap_or_default()))
-                .expression_attribute_values(":failed", s("failed"))
-                .send()
-                .await;
-            match res {
-                Ok(_) => Ok(true),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-                Err(e) => Err(remote_error("DynamoDB", "UpdateItem(dead-lettered)", e)),
-            }
-        })
+        let names = [("#dlq", "dead_lettered"), ("#dlqd", "dead_letter_dispatch"), ("#st", "st")];
+        let values = vec![
+            (":yes", AttributeValue::Bool(true)),
+            (":d", s(dispatch.unwrap_or_default())),
+            (":failed", s("failed")),
+        ];
+        let key = Self::key(run_id, task_sk(task_id));
+        self.aws.block_on(self.update_if(
+            key,
+            "SET #dlq = :yes, #dlqd = :d",
+            "#st = :failed",
+            &names,
+            values,
+            "dead-lettered",
+        ))
     }
 
     fn mark_completion_sent(&self, run_id: &str, n_: u64) -> Result<()> {
@@ -931,29 +908,12 @@ impl Ledger for DynamoLedger {
     }
 
     fn heartbeat(&self, run_id: &str, task_id: &str, worker: &str, lease: Duration) -> Result<bool> {
-        self.aws.block_on(async {
-            let res = self
-                .aws
-                .dynamodb()
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(run_id, task_sk(task_id))))
-                .update_expression("SET #lu = :until")
-                .condition_expression("#st = :running AND #ow = :w")
-                .expression_attribute_names("#lu", "lease_until")
-                .expression_attribute_names("#st", "st")
-                .expression_attribute_names("#ow", "owner")
-                .expression_attribute_values(":until", n(now_ms() + lease.as_millis() as i64))
-                .expression_attribute_values(":running", s("running"))
-                .expression_attribute_values(":w", s(worker))
-                .send()
-                .await;
-            match res {
-                Ok(_) => Ok(true),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-                Err(e) => Err(remote_error("DynamoDB", "UpdateItem(heartbeat)", e)),
-            }
-        })
+        let names = [("#lu", "lease_until"), ("#st", "st"), ("#ow", "owner")];
+        let values =
+            vec![(":until", n(now_ms() + lease.as_millis() as i64)), (":running", s("running")), (":w", s(worker))];
+        let key = Self::key(run_id, task_sk(task_id));
+        let cond = "#st = :running AND #ow = :w";
+        self.aws.block_on(self.update_if(key, "SET #lu = :until", cond, &names, values, "heartbeat"))
     }
 
     fn complete(&self, run_id: &str, task_id: &str, worker: &str, result: &serde_json::Value) -> Result<Transition> {
