@@ -355,15 +355,21 @@ fn tasks_beyond_the_lambda_budget_go_to_the_container_queue_and_the_container_wo
     while deliver(&env.dispatch, 10, &dispatcher(&env.dep)) > 0 {}
     assert_eq!(env.tasks.depth().unwrap().visible, 0, "nothing on the Lambda worker's queue");
     assert_eq!(env.container_tasks.depth().unwrap().visible as usize, tasks, "every task on the container queue");
+    // Started as the Terraform container task starts it, with the bucket's root as its
+    // location, while the run's outputs go under `products/`: each run's own location wins.
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
         .args(["worker", "--from-sqs", &env.stack.container_queue])
-        .args(["--location", &format!("s3://{}/products", env.stack.bucket), "--table", &env.stack.table])
+        .args(["--location", &format!("s3://{}", env.stack.bucket), "--table", &env.stack.table])
         .args(["--idle-exit", "3"])
         .status()
         .unwrap();
     assert!(status.success());
     let run = env.ledger.run(&env.run_id).unwrap().unwrap();
     assert_eq!((run.counts.done as usize, run.completions), (tasks, 1), "{:?}", run.counts);
+    let items: Vec<String> =
+        env.bucket.list("").unwrap().into_iter().filter(|k| k.ends_with(".stac-item.json")).collect();
+    assert_eq!(items.len(), tasks, "{items:?}");
+    assert!(items.iter().all(|k| k.starts_with("products/")), "tiles written outside the run's location: {items:?}");
 }
 
 #[test]

@@ -706,6 +706,11 @@ fn worker(a: WorkerArgs) -> Result<i32> {
     let mut opts = RunOptions::new(a.workers, stop);
     opts.visibility = Duration::from_secs(a.visibility);
     opts.completion = a.completion_queue.as_deref().map(|u| ctx.queue(Some(u), "", MAX_RECEIVES)).transpose()?;
+    // Each message's run is opened at the location its record names; --location serves
+    // only a run that records none.
+    let place =
+        Place { location: a.place.location.clone(), state: a.place.state.clone(), table: a.place.table.clone() };
+    opts.runs = Some(ctx.runs(&place));
     eprintln!("consuming {} until it stays empty for {} s", q.name(), a.idle_exit);
     let r = run_from_queue(&ctx, None, q.as_ref(), &opts, Duration::from_secs(a.idle_exit), &Bar::new())?;
     println!(

@@ -3,7 +3,7 @@
 //! worker. Publishing pages of tasks (the dispatcher) and the completion message live here
 //! too, so that all paths agree on what a message means.
 
-use crate::context::Context;
+use crate::context::{Context, RunOpener};
 use crate::error::EngineError;
 use crate::error::Result;
 use crate::messages::{CompletionMessage, FanOutPage, TaskMessage};
@@ -37,9 +37,10 @@ pub struct Handled {
     pub report: Option<TaskReport>,
 }
 
-/// Workers by run, built on first use (a queue may carry several runs' tasks).
+/// Workers by run, built on first use (a queue may carry several runs' tasks), each with
+/// its run's own context.
 pub struct WorkerCache {
-    ctx: Context,
+    runs: Arc<dyn RunOpener>,
     stop: Arc<AtomicBool>,
     overwrite: bool,
     /// A hard deadline for tiles started by this consumer (a Lambda invocation's end).
@@ -48,13 +49,18 @@ pub struct WorkerCache {
 }
 
 impl WorkerCache {
-    pub fn new(ctx: Context, stop: Arc<AtomicBool>, overwrite: bool, deadline: Option<Instant>) -> WorkerCache {
-        WorkerCache { ctx, stop, overwrite, deadline, workers: HashMap::new() }
+    pub fn new(
+        runs: Arc<dyn RunOpener>,
+        stop: Arc<AtomicBool>,
+        overwrite: bool,
+        deadline: Option<Instant>,
+    ) -> WorkerCache {
+        WorkerCache { runs, stop, overwrite, deadline, workers: HashMap::new() }
     }
 
     fn worker(&mut self, run_id: &str) -> Result<&Worker> {
         if !self.workers.contains_key(run_id) {
-            let mut w = Worker::new(self.ctx.clone(), run_id, self.stop.clone())?;
+            let mut w = Worker::new(self.runs.open_run(run_id)?, run_id, self.stop.clone())?;
             w.overwrite = self.overwrite;
             w.deadline = self.deadline;
             self.workers.insert(run_id.to_string(), w);
@@ -84,7 +90,6 @@ impl WorkerCache {
         let _g = span.enter();
         // A failed task runs again only on a redriven message (see `Delivery::from_queue`).
         let delivery = Delivery::from_queue(msg.receive_count, max_receives, body.dispatch.as_deref());
-        let ctx = self.ctx.clone();
         let worker = match self.worker(&body.run_id) {
             Ok(w) => w,
             Err(e @ EngineError::Port(PortError::RunNotFound(_))) => {
@@ -97,6 +102,7 @@ impl WorkerCache {
             }
         };
         let lease = worker.lease();
+        let ctx = worker.ctx.clone();
         let report = match worker.process(&body.task_id, &delivery, Some(extend)) {
             Ok(r) => r,
             // An unknown run or task will not appear by waiting: dead-letter it.

@@ -3,8 +3,9 @@
 //! and SQS through the AWS adapters.
 
 use crate::error::{EngineError, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use stratus_aws::{Aws, DynamoLedger, S3BlobStore, SqsQueue};
 use stratus_ports::sqlite::Db;
 use stratus_ports::{BlobStore, Ledger, LocalBlobStore, SqliteLedger, SqliteQueue, TaskQueue};
@@ -115,6 +116,74 @@ impl Context {
                 "queue '{q}': expected an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME) or sqs:NAME"
             ))),
             None => Ok(Arc::new(self.embedded_queue(run_id, max_receives)?)),
+        }
+    }
+}
+
+/// Opens a run's context from the run's own record: where its outputs (and payload
+/// manifests) live. Every consumer of task and completion messages (the container worker,
+/// the Lambda worker, the mosaic) opens runs through one, so a run's tiles go where the
+/// run says, whatever location the process was started with.
+pub trait RunOpener: Send + Sync {
+    fn open_run(&self, run_id: &str) -> Result<Context>;
+}
+
+/// Runs of an embedded store: they live at the store's own location.
+pub struct EmbeddedRuns(pub Context);
+
+impl RunOpener for EmbeddedRuns {
+    fn open_run(&self, _run_id: &str) -> Result<Context> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Runs of a DynamoDB ledger, each at the output location its configuration records;
+/// `default_location` serves a run that records none. Contexts are kept per run.
+pub struct TableRuns {
+    table: String,
+    default_location: Option<String>,
+    opened: Mutex<HashMap<String, Context>>,
+}
+
+impl TableRuns {
+    pub fn new(table: &str, default_location: Option<&str>) -> TableRuns {
+        TableRuns {
+            table: table.to_string(),
+            default_location: default_location.map(str::to_string),
+            opened: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl RunOpener for TableRuns {
+    fn open_run(&self, run_id: &str) -> Result<Context> {
+        if let Some(ctx) = self.opened.lock().unwrap_or_else(|e| e.into_inner()).get(run_id) {
+            return Ok(ctx.clone());
+        }
+        let ledger = DynamoLedger::new(aws()?, &self.table, None);
+        let run = ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
+        let location = match (run.config.get("location").and_then(|v| v.as_str()), &self.default_location) {
+            (Some(l), _) => l.to_string(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => {
+                return Err(EngineError::Config(format!(
+                    "run '{run_id}' records no output location and no default was given (--location)"
+                )))
+            }
+        };
+        let ctx = Context::aws(&location, &self.table)?;
+        self.opened.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id.to_string(), ctx.clone());
+        Ok(ctx)
+    }
+}
+
+impl Context {
+    /// How this context's runs are opened: from the ledger table's run records, or (the
+    /// embedded store) this context itself.
+    pub fn runs(&self, place: &Place) -> Arc<dyn RunOpener> {
+        match &place.table {
+            Some(t) if !t.is_empty() => Arc::new(TableRuns::new(t, Some(&place.location))),
+            _ => Arc::new(EmbeddedRuns(self.clone())),
         }
     }
 }

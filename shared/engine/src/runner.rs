@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub visibility: Duration,
     /// Queue consumers: where the completion message goes when a task ends the run.
     pub completion: Option<Arc<dyn TaskQueue>>,
+    /// Queue consumers: how each message's run is opened (default: the context's own
+    /// store, for the embedded queue).
+    pub runs: Option<Arc<dyn crate::context::RunOpener>>,
 }
 
 impl RunOptions {
@@ -54,6 +57,7 @@ impl RunOptions {
             stop,
             visibility: Duration::from_secs(300),
             completion: None,
+            runs: None,
         }
     }
 }
@@ -240,7 +244,8 @@ pub fn run_from_queue(
     std::thread::scope(|s| {
         for _ in 0..opts.workers.max(1) {
             s.spawn(|| {
-                let mut workers = WorkerCache::new(ctx.clone(), opts.stop.clone(), opts.overwrite, None);
+                let runs = opts.runs.clone().unwrap_or_else(|| Arc::new(crate::context::EmbeddedRuns(ctx.clone())));
+                let mut workers = WorkerCache::new(runs, opts.stop.clone(), opts.overwrite, None);
                 let mut idle_since = Instant::now();
                 while !opts.stop.load(Ordering::Relaxed) {
                     let msgs = match queue.receive(1, opts.visibility, Duration::from_millis(500)) {

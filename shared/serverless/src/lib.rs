@@ -58,13 +58,6 @@ where
 /// The context a run was planned with: its ledger table and the output location recorded
 /// in its configuration (where its outputs and payload manifests live).
 pub fn open_run(table: &str, run_id: &str) -> Result<stratus_engine::Context, String> {
-    use stratus_ports::Ledger;
-    let aws = stratus_engine::context::aws().map_err(|e| e.to_string())?;
-    let ledger = stratus_aws::DynamoLedger::new(aws, table, None);
-    let run =
-        ledger.run(run_id).map_err(|e| e.to_string())?.ok_or_else(|| format!("run '{run_id}' is not in the ledger"))?;
-    let location = run.config["location"]
-        .as_str()
-        .ok_or_else(|| format!("run '{run_id}' has no output location in its configuration"))?;
-    stratus_engine::Context::aws(location, table).map_err(|e| e.to_string())
+    use stratus_engine::context::RunOpener;
+    stratus_engine::context::TableRuns::new(table, None).open_run(run_id).map_err(|e| e.to_string())
 }
