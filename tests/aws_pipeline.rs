@@ -20,7 +20,7 @@ const LEASE_S: u64 = 4;
 
 fn aws() -> Arc<Aws> {
     support::moto::moto();
-    stratus_engine::context::aws().unwrap()
+    stratus_serverless::aws().unwrap()
 }
 
 struct Env {

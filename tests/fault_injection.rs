@@ -31,7 +31,7 @@ struct Setup {
 
 fn setup(prefix: &str, max_receives: u32) -> Setup {
     support::moto::moto();
-    let aws = stratus_engine::context::aws().unwrap();
+    let aws = stratus_serverless::aws().unwrap();
     let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives, visibility_s: 8 }).unwrap();
     let bucket = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
     let dir = tempfile::tempdir().unwrap();

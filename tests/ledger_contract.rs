@@ -132,7 +132,7 @@ fn sqlite() -> (tempfile::TempDir, SqliteLedger) {
 
 fn dynamodb(prefix: &str) -> DynamoLedger {
     support::moto::moto();
-    let aws = stratus_engine::context::aws().unwrap();
+    let aws = stratus_serverless::aws().unwrap();
     let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives: 3, visibility_s: 30 }).unwrap();
     let overflow = S3BlobStore::open(aws.clone(), &format!("s3://{}/state", stack.bucket)).unwrap();
     DynamoLedger::new(aws, &stack.table, Some(Arc::new(overflow)))

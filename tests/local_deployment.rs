@@ -50,7 +50,7 @@ fn sqs_event(queue_url: &str, count: usize, dir: &Path, name: &str) -> PathBuf {
 #[test]
 fn function_image_plans_dispatches_and_processes_a_task_through_the_runtime_interface_emulator() {
     let moto = support::moto::moto_for_containers();
-    let aws = stratus_engine::context::aws().unwrap();
+    let aws = stratus_serverless::aws().unwrap();
     let podman = Command::new("podman").arg("--version").output();
     assert!(
         podman.map(|o| o.status.success()).unwrap_or(false),
@@ -159,7 +159,7 @@ fn terraform(args: &[&str], data_dir: &Path) -> Option<Output> {
 #[test]
 fn terraform_apply_creates_what_a_pipeline_run_uses_then_destroy_removes_it() {
     let moto = support::moto::moto_for_containers();
-    let aws = stratus_engine::context::aws().unwrap();
+    let aws = stratus_serverless::aws().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join(".terraform");
     let state = format!("-state={}", dir.path().join("terraform.tfstate").display());

@@ -312,7 +312,7 @@ struct Aws {
 fn aws_setup() -> Aws {
     use stratus_aws::provision::{create_stack, StackSpec};
     support::moto::moto();
-    let aws = stratus_engine::context::aws().unwrap();
+    let aws = stratus_serverless::aws().unwrap();
     let stack = create_stack(&aws, &StackSpec { prefix: "soak".into(), max_receives: 3, visibility_s: 8 }).unwrap();
     let bucket = stratus_aws::S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -391,7 +391,7 @@ impl Aws {
 
     /// Completion numbers received for `run_id` (the messages are consumed).
     fn completions(&self, run_id: &str) -> Vec<u64> {
-        let aws = stratus_engine::context::aws().unwrap();
+        let aws = stratus_serverless::aws().unwrap();
         let q = stratus_aws::SqsQueue::open(aws, &self.stack.completion_queue).unwrap();
         let mut out = Vec::new();
         loop {
@@ -434,7 +434,7 @@ fn chaos_soak_on_moto_short() {
     let started = Instant::now();
     let proxy = support::fault_proxy::FaultProxy::start(&moto, &["--rate", "0.03", "--seed", "5", "--hold-s", "6"]);
     s.plan_and_publish(&proxy.endpoint, "chaos");
-    let aws = stratus_engine::context::aws().unwrap();
+    let aws = stratus_serverless::aws().unwrap();
     let tasks_q = stratus_aws::SqsQueue::open(aws, &s.stack.task_queue).unwrap();
     let ids: Vec<String> = s.ledger.tasks("chaos", None).unwrap().into_iter().map(|t| t.task_id).collect();
     let mut rng = Lcg(11);

@@ -85,6 +85,9 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    // s3:// locations, SQS queues and DynamoDB tables go through the AWS adapters
+    // (connected on first use only).
+    stratus_serverless::install_aws();
     init_logging(cli.verbose);
     let code = match commands::dispatch(cli.command) {
         Ok(code) => code,

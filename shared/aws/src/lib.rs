@@ -4,10 +4,12 @@
 pub mod client;
 pub mod dynamo_ledger;
 pub mod provision;
+pub mod remote;
 pub mod s3_blob;
 pub mod sqs_queue;
 
 pub use client::{Aws, ENDPOINT_ENV};
 pub use dynamo_ledger::DynamoLedger;
+pub use remote::AwsRemote;
 pub use s3_blob::{parse_s3_url, S3BlobStore};
 pub use sqs_queue::SqsQueue;

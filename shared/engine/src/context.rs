@@ -1,14 +1,15 @@
 //! What the engine runs against: a ledger, an output store and task queues. The embedded
-//! defaults are a SQLite file and a local directory; `s3://` locations use S3, DynamoDB
-//! and SQS through the AWS adapters.
+//! defaults are a SQLite file and a local directory; `s3://` locations, SQS queues and a
+//! DynamoDB ledger are reached through the [`Remote`] port, which the program installs
+//! ([`install_remote`]: the AWS adapters, from the CLI and the Lambda functions).
 
 use crate::error::{EngineError, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
-use stratus_aws::{Aws, DynamoLedger, S3BlobStore, SqsQueue};
 use stratus_ports::sqlite::Db;
-use stratus_ports::{BlobStore, Ledger, LocalBlobStore, SqliteLedger, SqliteQueue, TaskQueue};
+use stratus_ports::{BlobStore, Ledger, LocalBlobStore, Remote, SqliteLedger, SqliteQueue, TaskQueue};
 
 #[derive(Clone)]
 pub struct Context {
@@ -16,8 +17,6 @@ pub struct Context {
     pub output: Arc<dyn BlobStore>,
     /// The embedded store's database, when running embedded (for the local queue).
     pub db: Option<Db>,
-    /// The AWS connection, when the ledger or outputs are on AWS.
-    pub aws: Option<Arc<Aws>>,
 }
 
 /// Where a run's state lives: an output location plus either a DynamoDB table or an
@@ -34,18 +33,29 @@ pub fn default_state_path(location: &str) -> PathBuf {
     Path::new(location).join("_stratus").join("state.sqlite")
 }
 
-/// The process's AWS connection, with GDAL's `/vsis3/` pointed at the same endpoint.
-pub fn aws() -> Result<Arc<Aws>> {
-    let aws = Aws::shared()?;
-    stratus_raster::vsi::set_default_options(&aws.gdal_options());
-    Ok(aws)
+static REMOTE: OnceLock<Arc<dyn Remote>> = OnceLock::new();
+
+/// Install the adapters for remote locations, queues and ledgers (once per process; a
+/// later call keeps the first).
+pub fn install_remote(remote: Arc<dyn Remote>) {
+    let _ = REMOTE.set(remote);
+}
+
+/// The installed remote adapters.
+pub fn remote() -> Result<&'static Arc<dyn Remote>> {
+    REMOTE.get().ok_or_else(|| {
+        EngineError::Config(
+            "s3:// locations, SQS queues and DynamoDB tables need the AWS adapters, which this program did not install"
+                .into(),
+        )
+    })
 }
 
 /// Open an output location as a blob store: a local directory or `s3://bucket/prefix`.
 pub fn open_store(location: &str) -> Result<Arc<dyn BlobStore>> {
     crate::access_policy::check_output(location)?;
     if location.starts_with("s3://") {
-        return Ok(Arc::new(S3BlobStore::open(aws()?, location)?));
+        return Ok(remote()?.open_store(location)?);
     }
     if location.contains("://") && !location.starts_with("file://") {
         return Err(EngineError::Config(format!(
@@ -72,22 +82,21 @@ impl Context {
             )));
         }
         let db = Db::open(&state)?;
-        Ok(Context { ledger: Arc::new(SqliteLedger::new(db.clone())), output, db: Some(db), aws: None })
+        Ok(Context { ledger: Arc::new(SqliteLedger::new(db.clone())), output, db: Some(db) })
     }
 
-    /// Outputs at `location` (S3 or local) and the ledger in a DynamoDB table. Task
+    /// Outputs at `location` (S3 or local) and the ledger in a (DynamoDB) table. Task
     /// payloads too big for an item go to `{location}/_stratus/payloads/`.
-    pub fn aws(location: &str, table: &str) -> Result<Context> {
-        let aws = aws()?;
+    pub fn with_table(location: &str, table: &str) -> Result<Context> {
         let output = open_store(location)?;
-        let ledger = DynamoLedger::new(aws.clone(), table, Some(output.clone()));
-        Ok(Context { ledger: Arc::new(ledger), output, db: None, aws: Some(aws) })
+        let ledger = remote()?.open_ledger(table, Some(output.clone()))?;
+        Ok(Context { ledger, output, db: None })
     }
 
     /// A table names the DynamoDB ledger; otherwise the embedded store.
     pub fn open(place: &Place) -> Result<Context> {
         match &place.table {
-            Some(t) if !t.is_empty() => Context::aws(&place.location, t),
+            Some(t) if !t.is_empty() => Context::with_table(&place.location, t),
             _ => Context::embedded(&place.location, place.state.as_deref()),
         }
     }
@@ -105,13 +114,7 @@ impl Context {
     /// queue. The SQS queue's redrive policy sets its dead-lettering.
     pub fn queue(&self, queue: Option<&str>, run_id: &str, max_receives: u32) -> Result<Arc<dyn TaskQueue>> {
         match queue {
-            Some(q) if is_sqs(q) => {
-                let aws = match &self.aws {
-                    Some(a) => a.clone(),
-                    None => aws()?,
-                };
-                Ok(Arc::new(SqsQueue::open(aws, q.strip_prefix("sqs:").unwrap_or(q))?))
-            }
+            Some(q) if is_sqs(q) => Ok(remote()?.open_queue(q.strip_prefix("sqs:").unwrap_or(q))?),
             Some(q) => Err(EngineError::Config(format!(
                 "queue '{q}': expected an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME) or sqs:NAME"
             ))),
@@ -160,7 +163,7 @@ impl RunOpener for TableRuns {
         if let Some(ctx) = self.opened.lock().unwrap_or_else(|e| e.into_inner()).get(run_id) {
             return Ok(ctx.clone());
         }
-        let ledger = DynamoLedger::new(aws()?, &self.table, None);
+        let ledger = remote()?.open_ledger(&self.table, None)?;
         let run = ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
         let location = match (run.config.get("location").and_then(|v| v.as_str()), &self.default_location) {
             (Some(l), _) => l.to_string(),
@@ -171,7 +174,7 @@ impl RunOpener for TableRuns {
                 )))
             }
         };
-        let ctx = Context::aws(&location, &self.table)?;
+        let ctx = Context::with_table(&location, &self.table)?;
         self.opened.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id.to_string(), ctx.clone());
         Ok(ctx)
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ledger;
 pub mod local_blob;
 pub mod queue;
+pub mod remote;
 pub mod sqlite;
 pub mod worker_id;
 
@@ -23,4 +24,5 @@ pub use ledger::{
 };
 pub use local_blob::LocalBlobStore;
 pub use queue::{QueueDepth, Received, TaskQueue};
+pub use remote::Remote;
 pub use sqlite::{SqliteLedger, SqliteQueue};

@@ -18,6 +18,26 @@ pub mod worker;
 
 pub use deployment::Deployment;
 
+/// Install the AWS adapters as the engine's remote ports (once per process), GDAL's
+/// `/vsis3/` pointed at the same endpoint when they connect. Every program at the edge
+/// calls this first: the Lambda functions, the handlers (so tests that call them
+/// directly get them too) and the CLI.
+pub fn install_aws() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let remote = stratus_aws::AwsRemote::new(|aws| stratus_raster::vsi::set_default_options(&aws.gdal_options()));
+        stratus_engine::context::install_remote(std::sync::Arc::new(remote));
+    });
+}
+
+/// The process's AWS connection, with the adapters installed (see [`install_aws`]).
+pub fn aws() -> Result<std::sync::Arc<stratus_aws::Aws>, stratus_ports::PortError> {
+    install_aws();
+    let aws = stratus_aws::Aws::shared()?;
+    stratus_raster::vsi::set_default_options(&aws.gdal_options());
+    Ok(aws)
+}
+
 /// Errors a handler returns to the Lambda runtime (which logs and reports them).
 pub type HandlerError = lambda_runtime::Error;
 
@@ -59,5 +79,6 @@ where
 /// in its configuration (where its outputs and payload manifests live).
 pub fn open_run(table: &str, run_id: &str) -> Result<stratus_engine::Context, String> {
     use stratus_engine::context::RunOpener;
+    install_aws();
     stratus_engine::context::TableRuns::new(table, None).open_run(run_id).map_err(|e| e.to_string())
 }

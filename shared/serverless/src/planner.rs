@@ -27,6 +27,7 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
 
 /// Plan every run the event names. Returns what was planned.
 pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Value, String> {
+    crate::install_aws();
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     let dispatch = dep.need(&dep.dispatch_queue, "STRATUS_DISPATCH_QUEUE_URL")?;
     let mut planned = Vec::new();
@@ -45,7 +46,7 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Valu
         };
         let span = tracing::info_span!("plan", run_id = %cfg.run_id(), source = %source);
         let _g = span.enter();
-        let ctx = Context::aws(&cfg.location, table).map_err(|e| e.to_string())?;
+        let ctx = Context::with_table(&cfg.location, table).map_err(|e| e.to_string())?;
         let summary = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).map_err(|e| format!("{source}: {e}"))?;
         tracing::info!(
             tasks = summary.tasks,
@@ -89,7 +90,7 @@ fn send_pages(
 /// Read and check a run file from S3.
 pub fn load_run_file(url: &str) -> Result<RunConfig, String> {
     let (bucket, key) = stratus_aws::parse_s3_url(url).map_err(|e| e.to_string())?;
-    let aws = stratus_engine::context::aws().map_err(|e| e.to_string())?;
+    let aws = crate::aws().map_err(|e| e.to_string())?;
     let store = S3BlobStore::open(aws, &format!("s3://{bucket}")).map_err(|e| e.to_string())?;
     let bytes = store.get(&key).map_err(|e| format!("run file {url}: {e}"))?;
     let text = String::from_utf8(bytes).map_err(|_| format!("run file {url}: not UTF-8 text"))?;

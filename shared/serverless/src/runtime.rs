@@ -30,6 +30,7 @@ where
 {
     init_logging();
     stratus_raster::init_gdal();
+    crate::install_aws();
     let dep = Deployment::from_env();
     tracing::info!(table = %dep.table, "function starting");
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handler(dep.clone(), event))).await

@@ -31,7 +31,7 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsB
     let runs: Arc<dyn RunOpener> = Arc::new(TableRuns::new(table, None));
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = WorkerCache::new(runs, stop, false, Some(deadline));
-    let aws = stratus_engine::context::aws().map_err(|e| e.to_string())?;
+    let aws = crate::aws().map_err(|e| e.to_string())?;
     let queue = SqsQueue::open(aws.clone(), task_queue_url).map_err(|e| e.to_string())?;
     let completion: Option<Arc<dyn TaskQueue>> = match dep.completion_queue.as_str() {
         "" => None,
