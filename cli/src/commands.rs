@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratus_core::Selection;
-use stratus_engine::config::{CogOptsConfig, InputPolicy, ProductInfo, RunConfig};
+use stratus_engine::config::{CogOptsConfig, InputPolicy, ProductInfo, RunConfig, RunRecordExt};
 use stratus_engine::context::Place;
 use stratus_engine::estimate::{Prices, RunEstimate};
 use stratus_engine::runner::{publish_tasks, run_from_queue, run_plan, Queues, RunOptions, RunReport};
@@ -464,7 +464,7 @@ fn run(a: RunArgs) -> Result<i32> {
 /// A run's lease (job_queue_max_lease): how long a received message stays invisible.
 fn run_lease(ctx: &Context, run_id: &str) -> Result<u64> {
     let run = ctx.ledger.run(run_id)?.with_context(|| format!("no run '{run_id}'"))?;
-    Ok(run.config.get("job_queue_max_lease").and_then(|v| v.as_u64()).unwrap_or(300))
+    Ok(run.run_config()?.job_queue_max_lease)
 }
 
 fn print_report(ctx: &Context, r: &RunReport) -> Result<()> {
@@ -488,10 +488,8 @@ fn print_report(ctx: &Context, r: &RunReport) -> Result<()> {
     if r.interrupted {
         println!("  interrupted: run the same command again to resume");
     }
-    let product = run.config.get("product").cloned().unwrap_or_default();
-    let name = product.get("name").and_then(|v| v.as_str()).unwrap_or("");
-    let version = product.get("version").and_then(|v| v.as_str()).unwrap_or("");
-    println!("  outputs: {}", ctx.output.url(&format!("{name}/{version}")));
+    let layout = stratus_engine::layout::Layout::of(&run.run_config()?);
+    println!("  outputs: {}", ctx.output.url(&format!("{}/{}", layout.product, layout.version)));
     println!("  summary: {}", r.summary_url);
     Ok(())
 }
@@ -597,11 +595,8 @@ fn status(a: StatusArgs) -> Result<i32> {
             if q.visible + q.in_flight + q.dead_letter > 0 {
                 println!("  queue: {} waiting, {} in flight, {} dead-lettered", q.visible, q.in_flight, q.dead_letter);
             }
-            if let Some(product) = run.config.get("product") {
-                let layout = stratus_engine::layout::Layout::new(
-                    product["name"].as_str().unwrap_or_default(),
-                    product["version"].as_str().unwrap_or_default(),
-                );
+            if let Ok(cfg) = run.run_config() {
+                let layout = stratus_engine::layout::Layout::of(&cfg);
                 let (html, _) = stratus_engine::report::report_keys(&layout, &run.run_id);
                 if ctx.output.head(&html)?.is_some() {
                     println!("  report: {}", ctx.output.url(&html));

@@ -267,6 +267,19 @@ impl RunConfig {
     }
 }
 
+/// The typed view of a run's recorded configuration (`RunRecord::config`): parsed in one
+/// place, with one error.
+pub trait RunRecordExt {
+    fn run_config(&self) -> Result<RunConfig>;
+}
+
+impl RunRecordExt for stratus_ports::RunRecord {
+    fn run_config(&self) -> Result<RunConfig> {
+        serde_json::from_value(self.config.clone())
+            .map_err(|e| EngineError::Config(format!("run '{}' has an unreadable configuration: {e}", self.run_id)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

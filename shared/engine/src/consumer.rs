@@ -236,7 +236,8 @@ pub fn fan_out_pages(ctx: &Context, run_id: &str, page_size: usize) -> Result<Ve
     let pending = ctx.ledger.tasks(run_id, Some(stratus_ports::TaskState::Pending))?;
     let mut pages = Vec::new();
     for executor in [Executor::Lambda, Executor::Container] {
-        let mine: Vec<_> = pending.iter().filter(|t| Executor::of_summary(&t.summary) == executor).collect();
+        let mine: Vec<_> =
+            pending.iter().filter(|t| crate::task_summary::TaskSummary::of(t).executor == executor).collect();
         for ts in mine.chunks(page_size.max(1)) {
             pages.push(FanOutPage {
                 run_id: run_id.into(),

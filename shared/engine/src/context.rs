@@ -165,8 +165,9 @@ impl RunOpener for TableRuns {
         }
         let ledger = remote()?.open_ledger(&self.table, None)?;
         let run = ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
-        let location = match (run.config.get("location").and_then(|v| v.as_str()), &self.default_location) {
-            (Some(l), _) => l.to_string(),
+        let recorded = crate::config::RunRecordExt::run_config(&run)?.location;
+        let location = match (Some(recorded).filter(|l| !l.is_empty()), &self.default_location) {
+            (Some(l), _) => l,
             (None, Some(d)) => d.clone(),
             (None, None) => {
                 return Err(EngineError::Config(format!(

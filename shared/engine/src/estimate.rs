@@ -262,8 +262,7 @@ pub fn estimate_run(
 ) -> crate::error::Result<RunEstimate> {
     use crate::error::EngineError;
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| EngineError::Config(format!("no run '{run_id}' in the ledger")))?;
-    let cfg: crate::RunConfig = serde_json::from_value(run.config)
-        .map_err(|e| EngineError::Config(format!("run '{run_id}': its recorded configuration does not parse: {e}")))?;
+    let cfg = crate::config::RunRecordExt::run_config(&run)?;
     let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
     let sizer = Sizer::new(&cfg, statistic.as_ref())?;
     let tasks: Vec<TaskEstimate> = ctx
@@ -272,10 +271,8 @@ pub fn estimate_run(
         .iter()
         .map(|t| {
             // Plans recorded before sizing existed carry only the counts.
-            serde_json::from_value(t.summary["estimate"].clone()).unwrap_or_else(|_| {
-                let n = |k: &str| t.summary[k].as_u64().unwrap_or(0) as usize;
-                sizer.estimate(n("observation_days"), n("datasets"))
-            })
+            let s = crate::task_summary::TaskSummary::of(t);
+            s.estimate.unwrap_or_else(|| sizer.estimate(s.observation_days, s.datasets))
         })
         .collect();
     Ok(RunEstimate::new(&sizer, &tasks, prices, concurrency, containers))

@@ -14,6 +14,10 @@ impl Layout {
     pub fn new(product: &str, version: &str) -> Self {
         Self { product: product.into(), version: version.into() }
     }
+    /// The layout of a run's product.
+    pub fn of(cfg: &crate::RunConfig) -> Self {
+        Self::new(&cfg.product.name, &cfg.product.version)
+    }
     /// The directory of a tile's outputs.
     pub fn dir(&self, t: &TaskId) -> String {
         format!("{}/{}/x{:02}/y{:02}/{}", self.product, self.version, t.tile.x, t.tile.y, t.period)

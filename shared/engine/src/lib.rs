@@ -21,6 +21,7 @@ pub mod sizing;
 pub mod sources;
 pub mod stac_output;
 pub mod stat_npy;
+pub mod task_summary;
 pub mod tile;
 pub mod worker;
 

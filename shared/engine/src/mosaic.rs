@@ -4,10 +4,10 @@
 //! STAC item. Tiles whose band is missing or unreadable are listed and left as nodata.
 //! Written to `{run dir}/mosaic/`, with `mosaic.json`.
 
+use crate::config::RunRecordExt;
 use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
-use crate::RunConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use stratus_core::grid::Bounds;
@@ -105,11 +105,10 @@ fn union(a: Bounds, b: Bounds) -> Bounds {
 /// Build the mosaic of a run's done tiles.
 pub fn build_for_run(ctx: &Context, run_id: &str, opts: &MosaicOptions) -> Result<MosaicReport> {
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
-    let cfg: RunConfig = serde_json::from_value(run.config)
-        .map_err(|e| EngineError::Config(format!("run '{run_id}' has an unreadable configuration: {e}")))?;
+    let cfg = run.run_config()?;
     let grid = cfg.grid_spec()?;
     let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
-    let layout = Layout::new(&cfg.product.name, &cfg.product.version);
+    let layout = Layout::of(&cfg);
     let tasks: Vec<TaskId> = ctx
         .ledger
         .tasks(run_id, Some(TaskState::Done))?

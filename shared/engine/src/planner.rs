@@ -12,7 +12,6 @@ use crate::sizing::{Sizer, TaskEstimate};
 use crate::sources::{for_each_batch, BadItem, Parsed};
 use chrono::NaiveDate;
 use serde::Serialize;
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasherDefault;
 use stratus_core::binning::{Binner, BinningRules, BinningStats, Placement, TaskBin};
@@ -371,11 +370,16 @@ pub fn save_tasks(
         .map(|((index, (id, bin)), est)| NewTask {
             task_id: id.to_string(),
             index,
-            summary: json!({
-                "period": id.period.to_string(), "x": id.tile.x, "y": id.tile.y,
-                "datasets": bin.datasets.len(), "observation_days": bin.days.len(),
-                "executor": est.executor, "estimate": est,
-            }),
+            summary: crate::task_summary::TaskSummary {
+                period: id.period.to_string(),
+                x: id.tile.x,
+                y: id.tile.y,
+                datasets: bin.datasets.len(),
+                observation_days: bin.days.len(),
+                executor: est.executor,
+                estimate: Some(est.clone()),
+            }
+            .to_json(),
             datasets: bin.datasets.iter().map(|&i| i as u32).collect(),
         })
         .collect();

@@ -3,11 +3,11 @@
 //! timings, inputs used and skipped, and a map of the tiles coloured by state over the
 //! mosaic preview. No external resources: styles inline, the preview a data URI.
 
+use crate::config::RunRecordExt;
 use crate::context::Context;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::layout::Layout;
 use crate::mosaic::MosaicReport;
-use crate::RunConfig;
 use base64::Engine as _;
 use serde::Serialize;
 use stratus_core::TaskId;
@@ -50,25 +50,22 @@ pub fn report_keys(layout: &Layout, run_id: &str) -> (String, String) {
 /// Gather the report from the ledger (and the mosaic, if built).
 pub fn gather(ctx: &Context, run_id: &str, mosaic: Option<MosaicReport>) -> Result<RunReportDoc> {
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
-    let cfg: RunConfig = serde_json::from_value(run.config.clone())
-        .map_err(|e| EngineError::Config(format!("run '{run_id}' has an unreadable configuration: {e}")))?;
+    let cfg = run.run_config()?;
     let grid = cfg.grid_spec()?;
     let mut tiles = Vec::new();
     for t in ctx.ledger.tasks(run_id, None)? {
         let id: TaskId = t.task_id.parse()?;
         let b = grid.tile_bounds(id.tile);
         let r = t.result.clone().unwrap_or_default();
+        let planned = crate::task_summary::TaskSummary::of(&t);
         let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
         tiles.push(TileRow {
             task_id: t.task_id.clone(),
             state: t.state,
             attempts: t.attempts,
             error: t.error.clone(),
-            datasets: r["datasets"].as_u64().or_else(|| t.summary["datasets"].as_u64()).unwrap_or(0),
-            observation_days: r["observation_days"]
-                .as_u64()
-                .or_else(|| t.summary["observation_days"].as_u64())
-                .unwrap_or(0),
+            datasets: r["datasets"].as_u64().unwrap_or(planned.datasets as u64),
+            observation_days: r["observation_days"].as_u64().unwrap_or(planned.observation_days as u64),
             read_s: num(&r["timings"]["read_s"]),
             compute_s: num(&r["timings"]["compute_s"]),
             write_s: num(&r["timings"]["write_s"]),
@@ -92,15 +89,10 @@ pub fn gather(ctx: &Context, run_id: &str, mosaic: Option<MosaicReport>) -> Resu
 pub fn write_report(ctx: &Context, run_id: &str, mosaic: Option<MosaicReport>) -> Result<String> {
     let doc = gather(ctx, run_id, mosaic)?;
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
-    let product = &run.config["product"];
-    let layout = Layout::new(product["name"].as_str().unwrap_or("product"), product["version"].as_str().unwrap_or("0"));
+    let layout = Layout::of(&run.run_config()?);
     let preview_png = match doc.mosaic.as_ref().and_then(|m| m.preview.as_ref()) {
         Some(_) => {
-            let key = format!(
-                "{}/{}_preview.png",
-                crate::mosaic::mosaic_dir(&layout, run_id),
-                product["name"].as_str().unwrap_or("product")
-            );
+            let key = format!("{}/{}_preview.png", crate::mosaic::mosaic_dir(&layout, run_id), layout.product);
             ctx.output.get(&key).ok()
         }
         None => None,

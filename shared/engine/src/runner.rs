@@ -192,7 +192,7 @@ pub fn publish_tasks(
         if !selected.contains(&t.task_id) {
             continue;
         }
-        match (Executor::of_summary(&t.summary), queues.container) {
+        match (crate::task_summary::TaskSummary::of(&t).executor, queues.container) {
             (Executor::Lambda, _) => out.lambda.push(t.task_id),
             (Executor::Container, Some(_)) => out.container.push(t.task_id),
             (Executor::Container, None) => out.held.push(t.task_id),
@@ -336,11 +336,7 @@ fn conclude(
 /// ledger's counts.
 pub fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<()> {
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
-    let product = run.config.get("product").cloned().unwrap_or_default();
-    let layout = Layout::new(
-        product.get("name").and_then(|v| v.as_str()).unwrap_or("product"),
-        product.get("version").and_then(|v| v.as_str()).unwrap_or("0"),
-    );
+    let layout = Layout::of(&crate::config::RunRecordExt::run_config(&run)?);
     let key = format!("{}/summary.json", layout.run_dir(run_id));
     report.summary_url = ctx.output.url(&key);
     let failed = ctx.ledger.tasks(run_id, Some(TaskState::Failed))?;

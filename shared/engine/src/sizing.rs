@@ -46,11 +46,6 @@ pub enum Executor {
 }
 
 impl Executor {
-    /// The executor a planned task was sized for (plans without sizing: Lambda).
-    pub fn of_summary(summary: &serde_json::Value) -> Executor {
-        serde_json::from_value(summary["executor"].clone()).unwrap_or_default()
-    }
-
     pub fn as_str(&self) -> &'static str {
         match self {
             Executor::Lambda => "lambda",

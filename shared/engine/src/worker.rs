@@ -3,6 +3,7 @@
 //! same code serves the local runner, the queue consumer and (later) the Lambda handler.
 
 use crate::config::RunConfig;
+use crate::config::RunRecordExt;
 use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
@@ -114,8 +115,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(ctx: Context, run_id: &str, stop: Arc<AtomicBool>) -> Result<Worker> {
         let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
-        let cfg: RunConfig = serde_json::from_value(run.config)
-            .map_err(|e| EngineError::Config(format!("run '{run_id}' has an unreadable configuration: {e}")))?;
+        let cfg = run.run_config()?;
         let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
         // Scratch left by a worker killed earlier on this machine (or Lambda sandbox).
         crate::scratch::reclaim_once();

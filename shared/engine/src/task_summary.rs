@@ -1,0 +1,33 @@
+//! What the planner records about each task (`TaskRecord::summary`), typed: where and
+//! when it is, how much it reads, and what it was sized for.
+
+use crate::sizing::{Executor, TaskEstimate};
+use serde::{Deserialize, Serialize};
+use stratus_ports::TaskRecord;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    pub period: String,
+    pub x: i32,
+    pub y: i32,
+    pub datasets: usize,
+    pub observation_days: usize,
+    /// The worker it was sized for (plans from before sizing: Lambda).
+    #[serde(default)]
+    pub executor: Executor,
+    /// Plans from before sizing carry none.
+    #[serde(default)]
+    pub estimate: Option<TaskEstimate>,
+}
+
+impl TaskSummary {
+    /// A task's summary (an unreadable one reads as empty: a plan from an old version).
+    pub fn of(task: &TaskRecord) -> TaskSummary {
+        serde_json::from_value(task.summary.clone()).unwrap_or_default()
+    }
+
+    /// The form the ledger stores.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a task summary serialises")
+    }
+}
