@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratus_core::Selection;
-use stratus_engine::config::{CogOptsConfig, InputPolicy, ProductInfo, RunConfig, RunRecordExt};
+use stratus_engine::config::{InputPolicy, RunConfig, RunRecordExt};
 use stratus_engine::context::Place;
 use stratus_engine::estimate::{Prices, RunEstimate};
 use stratus_engine::runner::{publish_tasks, run_from_queue, run_plan, Queues, RunOptions, RunReport};
@@ -210,33 +210,7 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading run file '{}'", p.display()))?;
             RunConfig::parse_yaml(&text, &p.display().to_string())?
         }
-        None => RunConfig {
-            run_id: None,
-            inputs: vec![],
-            products: None,
-            grid: String::new(),
-            frequency: None,
-            temporal_range: None,
-            tiles: vec![],
-            plugin: "pq".into(),
-            plugin_config: serde_json::Value::Null,
-            product: ProductInfo {
-                name: String::new(),
-                short_name: None,
-                version: "0.1.0".into(),
-                product_family: None,
-            },
-            location: String::new(),
-            cog_opts: CogOptsConfig::default(),
-            chunk_size: 1024,
-            input_policy: InputPolicy::Fail,
-            resampling: "bilinear".into(),
-            warp_error_threshold: 0.125,
-            max_processing_time: 3600,
-            job_queue_max_lease: 300,
-            renew_safety_margin: 60,
-            lambda: Default::default(),
-        },
+        None => RunConfig { plugin: "pq".into(), ..RunConfig::default() },
     };
     if !a.inputs.is_empty() {
         cfg.inputs = a.inputs.clone();

@@ -137,7 +137,20 @@ fn default_margin() -> u64 {
     60
 }
 
-const KEYS: &str = "run_id, inputs, products, grid, frequency, temporal_range, tiles, plugin, plugin_config, product, location, cog_opts, chunk_size, input_policy, resampling, warp_error_threshold, max_processing_time, job_queue_max_lease, renew_safety_margin, lambda";
+impl Default for RunConfig {
+    /// The defaults serde fills in, around empty required fields (`grid`, `plugin`,
+    /// `product.name`): one set of defaults for run files and for the CLI's flags.
+    fn default() -> Self {
+        serde_json::from_value(serde_json::json!({"grid": "", "plugin": "", "product": {"name": ""}}))
+            .expect("the required fields are given")
+    }
+}
+
+/// The run file's keys, from the struct itself.
+fn valid_keys() -> String {
+    let all = serde_json::to_value(RunConfig::default()).expect("a configuration serialises");
+    all.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
 
 impl RunConfig {
     /// Parse and validate a YAML (or JSON) run file.
@@ -152,7 +165,7 @@ impl RunConfig {
         serde_norway::from_str(text).map_err(|e| {
             let mut msg = format!("{what}: {e}");
             if msg.contains("unknown field") {
-                msg += &format!(" (valid keys: {KEYS})");
+                msg += &format!(" (valid keys: {})", valid_keys());
             }
             EngineError::Config(msg)
         })
@@ -310,6 +323,13 @@ mod tests {
         assert_eq!(c.cog_options("total").compress, "zstd");
         let e = RunConfig::from_yaml(&format!("{MIN}chunksize: 5\n"), "run.yaml").unwrap_err().to_string();
         assert!(e.contains("chunksize") && e.contains("valid keys") && e.contains("run.yaml"), "{e}");
+        // The list comes from the struct: every field is in it.
+        for key in ["chunk_size", "warp_error_threshold", "renew_safety_margin", "lambda", "cog_opts"] {
+            assert!(e.contains(key), "{key} missing from: {e}");
+        }
+        // The CLI's defaults are serde's.
+        let d = RunConfig::default();
+        assert_eq!((d.chunk_size, d.job_queue_max_lease, d.resampling.as_str()), (1024, 300, "bilinear"));
     }
 
     #[test]
