@@ -19,7 +19,7 @@ use stratus_raster::GdalCrsTransform;
 use stratus_synth::SynthSpec;
 
 /// Receives after which an embedded queue message is dead-lettered (SQS's usual 3).
-const MAX_RECEIVES: u32 = 3;
+const MAX_RECEIVES: u32 = stratus_ports::DEFAULT_MAX_RECEIVES;
 
 pub fn dispatch(cmd: Command) -> Result<i32> {
     match cmd {
@@ -662,7 +662,7 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 60)]
     idle_exit: u64,
     /// How long a received message stays invisible (renewed while a tile runs).
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = stratus_ports::TASK_VISIBILITY.as_secs())]
     visibility: u64,
 }
 

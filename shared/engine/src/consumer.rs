@@ -168,6 +168,26 @@ fn note_dead_lettered(ctx: &Context, msg: &TaskMessage, delivery: &Delivery) {
     }
 }
 
+/// Act on a message's disposition, the same way for every consumer: delete it; make it
+/// visible again after a while; or make it visible at once, so that its next receive moves
+/// it to the dead-letter queue. Returns whether the message stays in the queue (a Lambda
+/// batch reports it as an item failure).
+pub fn apply_disposition(queue: &dyn TaskQueue, msg: &Received, disposition: &Disposition) -> bool {
+    let (keep, result) = match disposition {
+        Disposition::Delete => (false, queue.delete(&msg.receipt)),
+        Disposition::Retry { after } => (true, queue.extend_visibility(&msg.receipt, *after)),
+        Disposition::DeadLetter { why } | Disposition::FailedFinal { why } => {
+            tracing::error!(message_id = %msg.message_id, reason = %why, receive_count = msg.receive_count, "task message failed; it goes on to the dead-letter queue");
+            (true, queue.extend_visibility(&msg.receipt, Duration::ZERO))
+        }
+    };
+    if let Err(e) = result {
+        // The message comes back after its visibility timeout either way.
+        tracing::warn!(message_id = %msg.message_id, error = %e, "could not act on the message's disposition");
+    }
+    keep
+}
+
 /// Retry soon, with a delay that grows with the receives (capped at 30 s).
 fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(u64::from(receive_count.max(1)).pow(2).min(30))

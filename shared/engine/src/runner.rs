@@ -1,7 +1,7 @@
 //! Running a plan on this machine: N worker threads take tasks either straight from the
 //! ledger (a whole plan or a selection) or from the embedded queue (`--from-queue`).
 
-use crate::consumer::{publish_ids, Disposition, WorkerCache};
+use crate::consumer::{apply_disposition, publish_ids, WorkerCache};
 use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
@@ -279,19 +279,7 @@ pub fn run_from_queue(
                         let _ = queue.extend_visibility(&msg.receipt, opts.visibility);
                     };
                     let handled = workers.handle(&msg, queue.max_receives(), &extend, opts.completion.as_deref());
-                    match handled.disposition {
-                        Disposition::Delete => {
-                            let _ = queue.delete(&msg.receipt);
-                        }
-                        Disposition::Retry { after } => {
-                            let _ = queue.extend_visibility(&msg.receipt, after);
-                        }
-                        // Left for the queue to dead-letter after its last receive; made
-                        // visible again at once so that happens without waiting.
-                        Disposition::DeadLetter { .. } | Disposition::FailedFinal { .. } => {
-                            let _ = queue.extend_visibility(&msg.receipt, Duration::from_secs(0));
-                        }
-                    }
+                    apply_disposition(queue, &msg, &handled.disposition);
                     if let Some(r) = handled.report {
                         report.lock().unwrap().add(&r);
                         progress.advance(&r);

@@ -23,6 +23,6 @@ pub use ledger::{
     NewRun, NewTask, RerunFailed, RunCounts, RunRecord, TaskRecord, TaskState, Transition, DEFAULT_MAX_ATTEMPTS,
 };
 pub use local_blob::LocalBlobStore;
-pub use queue::{QueueDepth, Received, TaskQueue};
+pub use queue::{QueueDepth, Received, TaskQueue, DEFAULT_MAX_RECEIVES, TASK_VISIBILITY};
 pub use remote::Remote;
 pub use sqlite::{SqliteLedger, SqliteQueue};

@@ -5,6 +5,15 @@
 use crate::error::Result;
 use std::time::Duration;
 
+/// Receives before a message goes to the dead-letter queue, where nothing else says (the
+/// embedded queues; the Terraform module's `max_receive_count` default). SQS queues read
+/// theirs from the redrive policy.
+pub const DEFAULT_MAX_RECEIVES: u32 = 3;
+
+/// How long a received task message stays invisible before its first renewal (Lambda's
+/// longest invocation; the container worker's default).
+pub const TASK_VISIBILITY: Duration = Duration::from_secs(900);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
     pub message_id: String,

@@ -11,6 +11,7 @@ use serde_json::Value;
 use stratus_engine::consumer::dispatch_page;
 use stratus_engine::messages::FanOutPage;
 use stratus_engine::sizing::Executor;
+use stratus_ports::DEFAULT_MAX_RECEIVES;
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
     crate::blocking(move || handle(&dep, &event.payload)).await
@@ -19,8 +20,8 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
 pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, String> {
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     let task_queue = dep.need(&dep.task_queue, "STRATUS_TASK_QUEUE_URL")?;
-    crate::for_each_record(event, "fan-out page", |body| {
-        let page = FanOutPage::parse(body).map_err(|e| e.to_string())?;
+    crate::for_each_record(event, "fan-out page", |msg| {
+        let page = FanOutPage::parse(&msg.body).map_err(|e| e.to_string())?;
         let span = tracing::info_span!("page", run_id = %page.run_id, page = page.page);
         let _g = span.enter();
         let ctx = crate::open_run(table, &page.run_id)?;
@@ -28,9 +29,9 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, Strin
             Executor::Lambda => task_queue,
             Executor::Container => dep.need(&dep.container_queue, "STRATUS_CONTAINER_QUEUE_URL")?,
         };
-        let queue = ctx.queue(Some(url), &page.run_id, 3).map_err(|e| e.to_string())?;
+        let queue = ctx.queue(Some(url), &page.run_id, DEFAULT_MAX_RECEIVES).map_err(|e| e.to_string())?;
         let sent = dispatch_page(&ctx, &page, queue.as_ref()).map_err(|e| e.to_string())?;
         tracing::info!(tasks = page.task_ids.len(), sent, executor = page.executor.as_str(), "page dispatched");
-        Ok(())
+        Ok(false)
     })
 }

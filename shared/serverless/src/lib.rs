@@ -41,22 +41,32 @@ pub fn aws() -> Result<std::sync::Arc<stratus_aws::Aws>, stratus_ports::PortErro
 /// Errors a handler returns to the Lambda runtime (which logs and reports them).
 pub type HandlerError = lambda_runtime::Error;
 
-/// Call `f` with the body of every record of an SQS event; records for which it fails are
-/// logged and returned as `batchItemFailures` (SQS retries those, then dead-letters them).
+/// The one SQS record loop of every function: `f` gets each record as a received message
+/// (body, receipt, receive count) and says whether it stays in the queue; an error also
+/// keeps it (logged). Records kept are returned as `batchItemFailures`: SQS delivers them
+/// again, then dead-letters them.
 pub fn for_each_record(
     event: &serde_json::Value,
     what: &str,
-    mut f: impl FnMut(&str) -> Result<(), String>,
+    mut f: impl FnMut(&stratus_ports::Received) -> Result<bool, String>,
 ) -> Result<aws_lambda_events::sqs::SqsBatchResponse, String> {
     use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
     let event: SqsEvent = serde_json::from_value(event.clone()).map_err(|e| format!("not an SQS event: {e}"))?;
     let mut response = SqsBatchResponse::default();
     for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        if let Err(e) = f(record.body.as_deref().unwrap_or_default()) {
-            tracing::error!(message_id = %id, error = %e, "{what} failed");
+        let msg = stratus_ports::Received {
+            message_id: record.message_id.clone().unwrap_or_default(),
+            body: record.body.clone().unwrap_or_default(),
+            receipt: record.receipt_handle.clone().unwrap_or_default(),
+            receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1),
+        };
+        let keep = f(&msg).unwrap_or_else(|e| {
+            tracing::error!(message_id = %msg.message_id, error = %e, "{what} failed");
+            true
+        });
+        if keep {
             let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
+            failure.item_identifier = msg.message_id;
             response.batch_item_failures.push(failure);
         }
     }

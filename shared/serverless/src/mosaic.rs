@@ -17,8 +17,8 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
 
 pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, String> {
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
-    crate::for_each_record(event, "mosaic", |body| {
-        let m = CompletionMessage::parse(body).map_err(|e| e.to_string())?;
+    crate::for_each_record(event, "mosaic", |msg| {
+        let m = CompletionMessage::parse(&msg.body).map_err(|e| e.to_string())?;
         let span = tracing::info_span!("mosaic", run_id = %m.run_id, completion = m.completion);
         let _g = span.enter();
         let ctx = crate::open_run(table, &m.run_id)?;
@@ -32,6 +32,6 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, Strin
                 tracing::info!(handled, "completion already handled (a duplicate message); nothing to do");
             }
         }
-        Ok(())
+        Ok(false)
     })
 }

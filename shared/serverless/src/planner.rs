@@ -55,7 +55,9 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Valu
             bad_items = summary.bad_items.len(),
             "run planned"
         );
-        let queue = ctx.queue(Some(dispatch), &summary.run_id, 3).map_err(|e| e.to_string())?;
+        let queue = ctx
+            .queue(Some(dispatch), &summary.run_id, stratus_ports::DEFAULT_MAX_RECEIVES)
+            .map_err(|e| e.to_string())?;
         let pages = send_pages(&ctx, &summary.run_id, queue.as_ref(), dep.page_size, deadline)?;
         planned.push(json!({"run_id": summary.run_id, "source": source, "tasks": summary.tasks, "unchanged": summary.unchanged, "pages": pages}));
     }
