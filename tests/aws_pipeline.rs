@@ -454,5 +454,7 @@ fn eventbridge_object_created_and_scheduled_events_plan_runs() {
 
     // Not a planner event: a clear error, nothing planned.
     let err = stratus_serverless::planner::handle(&env.dep, &json!({"Records": "nope"}), deadline()).unwrap_err();
+    assert!(matches!(err, stratus_serverless::ServerlessError::Event(_)), "{err}");
+    let err = err.to_string();
     assert!(err.contains("S3 event"), "{err}");
 }

@@ -45,9 +45,9 @@ impl Deployment {
     }
 
     /// The value of a setting a handler needs, or an error naming the variable.
-    pub fn need<'a>(&self, value: &'a str, env: &str) -> Result<&'a str, String> {
+    pub fn need<'a>(&self, value: &'a str, env: &str) -> Result<&'a str, crate::ServerlessError> {
         if value.is_empty() {
-            Err(format!("{env} is not set: the function's environment must name it (see infra/)"))
+            Err(crate::ServerlessError::Unset { env: env.to_string() })
         } else {
             Ok(value)
         }

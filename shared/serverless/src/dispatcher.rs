@@ -17,11 +17,11 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
     crate::blocking(move || handle(&dep, &event.payload)).await
 }
 
-pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, String> {
+pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, crate::ServerlessError> {
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     let task_queue = dep.need(&dep.task_queue, "STRATUS_TASK_QUEUE_URL")?;
     crate::for_each_record(event, "fan-out page", |msg| {
-        let page = FanOutPage::parse(&msg.body).map_err(|e| e.to_string())?;
+        let page = FanOutPage::parse(&msg.body)?;
         let span = tracing::info_span!("page", run_id = %page.run_id, page = page.page);
         let _g = span.enter();
         let ctx = crate::open_run(table, &page.run_id)?;
@@ -29,8 +29,8 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, Strin
             Executor::Lambda => task_queue,
             Executor::Container => dep.need(&dep.container_queue, "STRATUS_CONTAINER_QUEUE_URL")?,
         };
-        let queue = ctx.queue(Some(url), &page.run_id, DEFAULT_MAX_RECEIVES).map_err(|e| e.to_string())?;
-        let sent = dispatch_page(&ctx, &page, queue.as_ref()).map_err(|e| e.to_string())?;
+        let queue = ctx.queue(Some(url), &page.run_id, DEFAULT_MAX_RECEIVES)?;
+        let sent = dispatch_page(&ctx, &page, queue.as_ref())?;
         tracing::info!(tasks = page.task_ids.len(), sent, executor = page.executor.as_str(), "page dispatched");
         Ok(false)
     })

@@ -43,7 +43,11 @@ pub fn decode_s3_key(key: &str) -> String {
 }
 
 /// Every trigger in a planner event, or an error saying what the event was.
-pub fn planner_triggers(event: &Value) -> Result<Vec<PlannerTrigger>, String> {
+pub fn planner_triggers(event: &Value) -> Result<Vec<PlannerTrigger>, crate::ServerlessError> {
+    planner_triggers_or_why(event).map_err(crate::ServerlessError::Event)
+}
+
+fn planner_triggers_or_why(event: &Value) -> Result<Vec<PlannerTrigger>, String> {
     if event.get("Records").is_some() {
         let s3: S3Event =
             serde_json::from_value(event.clone()).map_err(|e| format!("unreadable S3 event notification: {e}"))?;
@@ -104,9 +108,9 @@ mod tests {
 
     #[test]
     fn unknown_events_are_named() {
-        let e = planner_triggers(&serde_json::json!({"hello": 1})).unwrap_err();
+        let e = planner_triggers(&serde_json::json!({"hello": 1})).unwrap_err().to_string();
         assert!(e.contains("not a planner event"), "{e}");
-        let e = planner_triggers(&serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}})).unwrap_err();
+        let e = planner_triggers(&serde_json::json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}})).unwrap_err().to_string();
         assert!(e.contains("EC2 Instance"), "{e}");
     }
 }

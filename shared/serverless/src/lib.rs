@@ -10,6 +10,7 @@
 
 pub mod deployment;
 pub mod dispatcher;
+pub mod error;
 pub mod events;
 pub mod mosaic;
 pub mod planner;
@@ -17,6 +18,7 @@ pub mod runtime;
 pub mod worker;
 
 pub use deployment::Deployment;
+pub use error::ServerlessError;
 
 /// Install the AWS adapters as the engine's remote ports (once per process), GDAL's
 /// `/vsis3/` pointed at the same endpoint when they connect. Every program at the edge
@@ -48,10 +50,11 @@ pub type HandlerError = lambda_runtime::Error;
 pub fn for_each_record(
     event: &serde_json::Value,
     what: &str,
-    mut f: impl FnMut(&stratus_ports::Received) -> Result<bool, String>,
-) -> Result<aws_lambda_events::sqs::SqsBatchResponse, String> {
+    mut f: impl FnMut(&stratus_ports::Received) -> Result<bool, ServerlessError>,
+) -> Result<aws_lambda_events::sqs::SqsBatchResponse, ServerlessError> {
     use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-    let event: SqsEvent = serde_json::from_value(event.clone()).map_err(|e| format!("not an SQS event: {e}"))?;
+    let event: SqsEvent =
+        serde_json::from_value(event.clone()).map_err(|e| ServerlessError::Event(format!("not an SQS event: {e}")))?;
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let msg = stratus_ports::Received {
@@ -78,7 +81,7 @@ pub fn for_each_record(
 pub async fn blocking<T, F>(work: F) -> Result<serde_json::Value, HandlerError>
 where
     T: serde::Serialize,
-    F: FnOnce() -> Result<T, String> + Send + 'static,
+    F: FnOnce() -> Result<T, ServerlessError> + Send + 'static,
     T: Send + 'static,
 {
     let out = tokio::task::spawn_blocking(work).await??;
@@ -87,8 +90,8 @@ where
 
 /// The context a run was planned with: its ledger table and the output location recorded
 /// in its configuration (where its outputs and payload manifests live).
-pub fn open_run(table: &str, run_id: &str) -> Result<stratus_engine::Context, String> {
+pub fn open_run(table: &str, run_id: &str) -> Result<stratus_engine::Context, ServerlessError> {
     use stratus_engine::context::RunOpener;
     install_aws();
-    stratus_engine::context::TableRuns::new(table, None).open_run(run_id).map_err(|e| e.to_string())
+    Ok(stratus_engine::context::TableRuns::new(table, None).open_run(run_id)?)
 }

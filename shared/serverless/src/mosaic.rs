@@ -15,14 +15,14 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
     crate::blocking(move || handle(&dep, &event.payload)).await
 }
 
-pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, String> {
+pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, crate::ServerlessError> {
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     crate::for_each_record(event, "mosaic", |msg| {
-        let m = CompletionMessage::parse(&msg.body).map_err(|e| e.to_string())?;
+        let m = CompletionMessage::parse(&msg.body)?;
         let span = tracing::info_span!("mosaic", run_id = %m.run_id, completion = m.completion);
         let _g = span.enter();
         let ctx = crate::open_run(table, &m.run_id)?;
-        match handle_completion(&ctx, &m.run_id, m.completion, &MosaicOptions::default()).map_err(|e| e.to_string())? {
+        match handle_completion(&ctx, &m.run_id, m.completion, &MosaicOptions::default())? {
             CompletionHandled::Made { mosaic, report } => {
                 let (bands, missing, seconds) =
                     mosaic.as_ref().map_or((0, 0, 0.0), |m| (m.bands.len(), m.missing.len(), m.elapsed_s));

@@ -7,6 +7,7 @@
 use crate::deployment::Deployment;
 use crate::events::{planner_triggers, PlannerTrigger};
 use crate::HandlerError;
+use crate::ServerlessError;
 use chrono::{DateTime, Datelike, Duration as Days, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
@@ -26,7 +27,7 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
 }
 
 /// Plan every run the event names. Returns what was planned.
-pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Value, String> {
+pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Value, ServerlessError> {
     crate::install_aws();
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     let dispatch = dep.need(&dep.dispatch_queue, "STRATUS_DISPATCH_QUEUE_URL")?;
@@ -38,16 +39,18 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Valu
                 (load_run_file(&source)?, source)
             }
             PlannerTrigger::Scheduled { time } => {
-                let source = dep.scheduled_run_file.clone().ok_or(
-                    "scheduled event, but STRATUS_SCHEDULED_RUN_FILE does not name the run file to plan".to_string(),
-                )?;
+                let source = dep
+                    .scheduled_run_file
+                    .clone()
+                    .ok_or_else(|| ServerlessError::Unset { env: "STRATUS_SCHEDULED_RUN_FILE".into() })?;
                 (scheduled_config(load_run_file(&source)?, *time)?, source)
             }
         };
         let span = tracing::info_span!("plan", run_id = %cfg.run_id(), source = %source);
         let _g = span.enter();
-        let ctx = Context::with_table(&cfg.location, table).map_err(|e| e.to_string())?;
-        let summary = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).map_err(|e| format!("{source}: {e}"))?;
+        let ctx = Context::with_table(&cfg.location, table)?;
+        let summary = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false)
+            .map_err(|error| ServerlessError::Plan { source_name: source.clone(), error })?;
         tracing::info!(
             tasks = summary.tasks,
             datasets = summary.datasets,
@@ -55,9 +58,7 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Valu
             bad_items = summary.bad_items.len(),
             "run planned"
         );
-        let queue = ctx
-            .queue(Some(dispatch), &summary.run_id, stratus_ports::DEFAULT_MAX_RECEIVES)
-            .map_err(|e| e.to_string())?;
+        let queue = ctx.queue(Some(dispatch), &summary.run_id, stratus_ports::DEFAULT_MAX_RECEIVES)?;
         let pages = send_pages(&ctx, &summary.run_id, queue.as_ref(), dep.page_size, deadline)?;
         planned.push(json!({"run_id": summary.run_id, "source": source, "tasks": summary.tasks, "unchanged": summary.unchanged, "pages": pages}));
     }
@@ -72,39 +73,42 @@ fn send_pages(
     queue: &dyn TaskQueue,
     page_size: usize,
     deadline: Instant,
-) -> Result<usize, String> {
-    let pages = fan_out_pages(ctx, run_id, page_size).map_err(|e| e.to_string())?;
+) -> Result<usize, ServerlessError> {
+    let pages = fan_out_pages(ctx, run_id, page_size)?;
     for (i, group) in pages.chunks(10).enumerate() {
         if Instant::now() >= deadline {
-            return Err(format!(
+            return Err(ServerlessError::Deadline(format!(
                 "run {run_id}: stopped after {} of {} fan-out pages to keep within the time limit; the retry sends the rest",
                 i * 10,
                 pages.len()
-            ));
+            )));
         }
         let bodies: Vec<String> = group.iter().map(|p| p.body()).collect();
-        queue.send_batch(&bodies).map_err(|e| format!("run {run_id}: sending fan-out pages: {e}"))?;
+        queue.send_batch(&bodies)?;
     }
     tracing::info!(pages = pages.len(), "fan-out pages sent");
     Ok(pages.len())
 }
 
 /// Read and check a run file from S3.
-pub fn load_run_file(url: &str) -> Result<RunConfig, String> {
-    let (bucket, key) = stratus_aws::parse_s3_url(url).map_err(|e| e.to_string())?;
-    let aws = crate::aws().map_err(|e| e.to_string())?;
-    let store = S3BlobStore::open(aws, &format!("s3://{bucket}")).map_err(|e| e.to_string())?;
-    let bytes = store.get(&key).map_err(|e| format!("run file {url}: {e}"))?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("run file {url}: not UTF-8 text"))?;
-    RunConfig::from_yaml(&text, url).map_err(|e| e.to_string())
+pub fn load_run_file(url: &str) -> Result<RunConfig, ServerlessError> {
+    let (bucket, key) = stratus_aws::parse_s3_url(url)?;
+    let aws = crate::aws()?;
+    let store = S3BlobStore::open(aws, &format!("s3://{bucket}"))?;
+    let run_file = |why: String| ServerlessError::RunFile { url: url.to_string(), why };
+    let bytes = store.get(&key).map_err(|e| run_file(e.to_string()))?;
+    let text = String::from_utf8(bytes).map_err(|_| run_file("not UTF-8 text".into()))?;
+    Ok(RunConfig::from_yaml(&text, url)?)
 }
 
 /// The configuration for a scheduled run: the run file with its time range set to the
 /// period (of its frequency) that ended most recently before `time`.
-pub fn scheduled_config(mut cfg: RunConfig, time: DateTime<Utc>) -> Result<RunConfig, String> {
-    let freq = cfg.frequency().map_err(|e| e.to_string())?;
+pub fn scheduled_config(mut cfg: RunConfig, time: DateTime<Utc>) -> Result<RunConfig, ServerlessError> {
+    let freq = cfg.frequency()?;
     if freq == Frequency::All {
-        return Err("a scheduled run needs a periodic frequency (annual, seasonal, ...), not 'all'".into());
+        return Err(ServerlessError::Schedule(
+            "a scheduled run needs a periodic frequency (annual, seasonal, ...), not 'all'".into(),
+        ));
     }
     let period = last_ended_period(freq, time)?;
     cfg.temporal_range = Some(period.label());
@@ -112,7 +116,7 @@ pub fn scheduled_config(mut cfg: RunConfig, time: DateTime<Utc>) -> Result<RunCo
     Ok(cfg)
 }
 
-fn last_ended_period(freq: Frequency, time: DateTime<Utc>) -> Result<Period, String> {
+fn last_ended_period(freq: Frequency, time: DateTime<Utc>) -> Result<Period, ServerlessError> {
     let today = time.date_naive();
     let mut day = today - Days::days(1);
     for _ in 0..24 {
@@ -123,7 +127,7 @@ fn last_ended_period(freq: Frequency, time: DateTime<Utc>) -> Result<Period, Str
         }
         day = day.with_day(1).unwrap_or(day) - Days::days(1);
     }
-    Err(format!("no {freq} period ended before {time}"))
+    Err(ServerlessError::Schedule(format!("no {freq} period ended before {time}")))
 }
 
 #[cfg(test)]

@@ -22,17 +22,17 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
     crate::blocking(move || handle(&dep, &event.payload, deadline)).await
 }
 
-pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsBatchResponse, String> {
+pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsBatchResponse, crate::ServerlessError> {
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     let task_queue_url = dep.need(&dep.task_queue, "STRATUS_TASK_QUEUE_URL")?;
     // Each message's run is opened from its own record (its output location).
     let runs: Arc<dyn RunOpener> = Arc::new(TableRuns::new(table, None));
     let mut workers = WorkerCache::new(runs, Arc::new(AtomicBool::new(false)), false, Some(deadline));
-    let aws = crate::aws().map_err(|e| e.to_string())?;
-    let queue = SqsQueue::open(aws.clone(), task_queue_url).map_err(|e| e.to_string())?;
+    let aws = crate::aws()?;
+    let queue = SqsQueue::open(aws.clone(), task_queue_url)?;
     let completion: Option<Arc<dyn TaskQueue>> = match dep.completion_queue.as_str() {
         "" => None,
-        url => Some(Arc::new(SqsQueue::open(aws, url).map_err(|e| e.to_string())?)),
+        url => Some(Arc::new(SqsQueue::open(aws, url)?)),
     };
     crate::for_each_record(event, "task", |msg| {
         // Renewed with each lease renewal while the tile runs.
