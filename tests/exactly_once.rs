@@ -7,20 +7,12 @@
 
 mod support;
 
+use support::stratus;
+
 use std::path::Path;
 use std::process::Output;
 use stratus_engine::Context;
 use stratus_ports::{TaskQueue, TaskState};
-
-fn stratus(args: &[&str], env: &[(&str, &str)]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(args)
-        .env_remove("STRATUS_ALLOWED_OUTPUTS")
-        .env_remove("STRATUS_ALLOWED_INPUTS")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
-}
 
 fn ok(o: Output) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));

@@ -6,20 +6,12 @@
 
 mod support;
 
+use support::stratus;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use stratus_ports::{Ledger, SqliteLedger, TaskState};
-
-fn stratus(args: &[&str], env: &[(&str, &str)]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(args)
-        .env_remove("STRATUS_ALLOWED_OUTPUTS")
-        .env_remove("STRATUS_ALLOWED_INPUTS")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
-}
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

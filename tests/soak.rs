@@ -13,6 +13,8 @@
 
 mod support;
 
+use support::stratus;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,16 +37,6 @@ impl Lcg {
     fn chance(&mut self, p: f64) -> bool {
         (self.next() % 10_000) as f64 / 10_000.0 < p
     }
-}
-
-fn stratus(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(args)
-        .env_remove("STRATUS_ALLOWED_OUTPUTS")
-        .env_remove("STRATUS_ALLOWED_INPUTS")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
 }
 
 fn plan(catalog: &Path, location: &str) {

@@ -8,6 +8,19 @@ pub mod moto;
 
 use stratus_synth::{Granule, SynthSpec};
 
+/// Run the `stratus` CLI with `args` and `env`, without the allow-lists of the
+/// environment the tests run in.
+#[allow(dead_code)] // not every test binary uses it
+pub fn stratus(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(args)
+        .env_remove("STRATUS_ALLOWED_OUTPUTS")
+        .env_remove("STRATUS_ALLOWED_INPUTS")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
 /// Small synthetic scenes either side of the UTM 34/35 boundary, overlapping by ~8 km so
 /// that same-day fusing matters.
 #[allow(dead_code)] // not every test binary uses it
