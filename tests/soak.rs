@@ -96,6 +96,22 @@ fn leftovers(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     out
 }
 
+/// After the chaos: every task ended, none above the attempt cap; the ids of those the
+/// cap failed (all their attempts killed), which the operator retries.
+fn settled_and_gave_up(ledger: &dyn Ledger, run: &str) -> Vec<String> {
+    let tasks = ledger.tasks(run, None).unwrap();
+    let unended: Vec<_> = tasks.iter().filter(|t| !matches!(t.state, TaskState::Done | TaskState::Failed)).collect();
+    assert!(unended.is_empty(), "tasks left unended: {unended:?}");
+    for t in &tasks {
+        assert!(t.attempts <= 2, "{}: {} attempts, above the cap", t.task_id, t.attempts);
+    }
+    tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Failed && t.error.as_deref().is_some_and(|e| e.starts_with("gave up")))
+        .map(|t| t.task_id.clone())
+        .collect()
+}
+
 struct Soak {
     workers: usize,
     kills: usize,
@@ -198,20 +214,7 @@ fn soak(cfg: &Soak) -> Figures {
 
     // Tiles whose attempts were all killed gave up (the ledger's attempt cap): an
     // operator's retry of those, then a calm worker.
-    let tasks = ctx.ledger.tasks(RUN, None).unwrap();
-    assert!(
-        tasks.iter().all(|t| matches!(t.state, TaskState::Done | TaskState::Failed)),
-        "tasks left unended: {:?}",
-        tasks.iter().filter(|t| !matches!(t.state, TaskState::Done | TaskState::Failed)).collect::<Vec<_>>()
-    );
-    for t in &tasks {
-        assert!(t.attempts <= 2, "{}: {} attempts, above the cap", t.task_id, t.attempts);
-    }
-    let gave_up: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Failed && t.error.as_deref().is_some_and(|e| e.starts_with("gave up")))
-        .map(|t| t.task_id.clone())
-        .collect();
+    let gave_up = settled_and_gave_up(ctx.ledger.as_ref(), RUN);
     let mut arms = 1;
     if !gave_up.is_empty() {
         figures.gave_up_and_rerun = gave_up.len();
@@ -458,14 +461,7 @@ fn chaos_soak_on_moto_short() {
             figures.worker_processes += 1;
         }
     }
-    let tasks = s.ledger.tasks("chaos", None).unwrap();
-    assert!(tasks.iter().all(|t| matches!(t.state, TaskState::Done | TaskState::Failed)), "{tasks:?}");
-    assert!(tasks.iter().all(|t| t.attempts <= 2), "attempts above the cap: {tasks:?}");
-    let gave_up: Vec<String> = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Failed && t.error.as_deref().is_some_and(|e| e.starts_with("gave up")))
-        .map(|t| t.task_id.clone())
-        .collect();
+    let gave_up = settled_and_gave_up(&s.ledger, "chaos");
     let mut arms = 1;
     if !gave_up.is_empty() {
         figures.gave_up_and_rerun = gave_up.len();

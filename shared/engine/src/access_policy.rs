@@ -63,6 +63,9 @@ impl Use {
 pub struct AccessPolicy {
     outputs: Option<Vec<Location>>,
     inputs: Option<Vec<Location>>,
+    /// The local prefixes with their symlinks resolved, once (a plan checks a million hrefs).
+    real_outputs: Vec<Location>,
+    real_inputs: Vec<Location>,
 }
 
 impl AccessPolicy {
@@ -77,7 +80,11 @@ impl AccessPolicy {
                 .collect::<Result<Vec<_>>>()
                 .map(Some)
         };
-        Ok(AccessPolicy { outputs: list(outputs, ALLOWED_OUTPUTS_ENV)?, inputs: list(inputs, ALLOWED_INPUTS_ENV)? })
+        let (outputs, inputs) = (list(outputs, ALLOWED_OUTPUTS_ENV)?, list(inputs, ALLOWED_INPUTS_ENV)?);
+        let real = |l: &Option<Vec<Location>>| -> Vec<Location> {
+            l.iter().flatten().filter(|p| matches!(p, Location::Local(_))).map(real_location).collect()
+        };
+        Ok(AccessPolicy { real_outputs: real(&outputs), real_inputs: real(&inputs), outputs, inputs })
     }
 
     /// From `STRATUS_ALLOWED_OUTPUTS` and `STRATUS_ALLOWED_INPUTS`.
@@ -110,9 +117,9 @@ impl AccessPolicy {
             why,
         };
         let loc = parse(location, what).map_err(refuse)?;
-        let allowed = match what {
-            Use::Input => &self.inputs,
-            Use::Output => &self.outputs,
+        let (allowed, real_prefixes) = match what {
+            Use::Input => (&self.inputs, &self.real_inputs),
+            Use::Output => (&self.outputs, &self.real_outputs),
         };
         if let Location::Http { origin, .. } = &loc {
             // Best effort here (a name that does not resolve now is checked again, and
@@ -125,9 +132,8 @@ impl AccessPolicy {
         {
             return Err(refuse(format!("its path has '..' segments, refused while {} is set", what.env())));
         }
-        let outside = |loc: &Location, prefixes: &[Location]| {
-            !prefixes.iter().any(|p| within(loc, p) || within(loc, &real_location(p)))
-        };
+        let outside =
+            |loc: &Location, prefixes: &[Location]| !prefixes.iter().chain(real_prefixes).any(|p| within(loc, p));
         match allowed {
             Some(prefixes) if outside(&loc, prefixes) => Err(refuse(format!(
                 "it is not under an allowed prefix ({}={}); write there, or add its prefix to {}",
