@@ -2,6 +2,7 @@
 //! PUT semantics); large files go up as multipart uploads, which are aborted on failure.
 
 use crate::client::{remote_error, Aws};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use futures::{StreamExt, TryStreamExt};
@@ -123,25 +124,31 @@ impl S3BlobStore {
             .buffered(PARTS_IN_FLIGHT)
             .try_collect()
             .await;
-        let mut result = match uploaded {
-            Ok(parts) => s3
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(full)
-                .upload_id(&upload_id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| remote_error("S3", "CompleteMultipartUpload", e)),
+        let result = match uploaded {
+            Ok(parts) => {
+                let completed = s3
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(full)
+                    .upload_id(&upload_id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                    .send()
+                    .await;
+                match completed {
+                    Ok(_) => Ok(()),
+                    // A retried CompleteMultipartUpload whose first attempt took effect (only
+                    // its response was lost) finds the upload gone: the object is there, whole.
+                    Err(e)
+                        if e.as_service_error().and_then(|s| s.code()) == Some("NoSuchUpload")
+                            && self.completed_earlier(full, size).await =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(remote_error("S3", "CompleteMultipartUpload", e)),
+                }
+            }
             Err(e) => Err(e),
         };
-        let upload_gone = result.as_ref().is_err_and(|e| e.to_string().contains("NoSuchUpload"));
-        if upload_gone && self.completed_earlier(full, size).await {
-            // A retried CompleteMultipartUpload whose first attempt took effect (only its
-            // response was lost) finds the upload gone: the object is there, whole.
-            result = Ok(());
-        }
         if result.is_err() {
             // Nothing half-written stays behind (and no parts are billed).
             let _ = s3.abort_multipart_upload().bucket(&self.bucket).key(full).upload_id(&upload_id).send().await;

@@ -8,6 +8,11 @@ pub enum RasterError {
     /// An input that must not be opened (it would make GDAL read elsewhere).
     #[error("input '{path}' refused: {why}")]
     Refused { path: String, why: String },
+    /// A remote input the network failed to deliver (GDAL's retries and ours spent, or a
+    /// 429 / 5xx / connection failure): worth trying again later. Decided from what GDAL
+    /// reported while reading (see `gdal_errors`), never from this error's text.
+    #[error("input '{path}' unavailable: {why}")]
+    Unavailable { path: String, why: String },
     #[error("cannot write '{path}': {why}")]
     Output { path: String, why: String },
     #[error("unknown CRS EPSG:{epsg}: {why}")]
@@ -19,23 +24,9 @@ pub enum RasterError {
 }
 
 impl RasterError {
-    /// True for failures worth retrying (network hiccups), false for bad files.
+    /// True for failures worth retrying later (the network's), false for bad files.
     pub fn is_transient(&self) -> bool {
-        if matches!(self, RasterError::Refused { .. }) {
-            return false;
-        }
-        let text = self.to_string().to_ascii_lowercase();
-        [
-            "timed out",
-            "timeout",
-            "connection reset",
-            "http error code: 5",
-            "slowdown",
-            "temporarily",
-            "couldn't connect",
-        ]
-        .iter()
-        .any(|s| text.contains(s))
+        matches!(self, RasterError::Unavailable { .. })
     }
 }
 

@@ -5,6 +5,7 @@ pub mod cog;
 pub mod crs;
 pub mod egress;
 pub mod error;
+mod gdal_errors;
 pub mod mosaic_warp;
 pub mod paths;
 pub mod preview;
@@ -33,18 +34,7 @@ pub fn init_gdal() {
     use std::sync::Once;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // GDAL's messages go to our logs without URL queries (signed URLs) or key ids.
-        gdal::config::set_error_handler(|class, code, msg| {
-            let msg = stratus_core::redact::redact(msg);
-            match class {
-                gdal::errors::CplErrType::Failure | gdal::errors::CplErrType::Fatal => {
-                    tracing::debug!(code, "GDAL: {msg}")
-                }
-                // "HTTP error code: 503 ... Retrying again in 1.0 secs": retries show in the logs.
-                _ if msg.contains("Retrying") => tracing::warn!(code, "GDAL retry: {msg}"),
-                _ => tracing::trace!(code, "GDAL: {msg}"),
-            }
-        });
+        gdal_errors::install_handler();
         // Not overridable: with a directory listing or PAM, GDAL looks for sidecar files
         // (.ovr, .msk, .aux, .aux.xml) and opens them with any driver, which could point
         // it outside the allow-list. COGs carry their overviews and masks inside.

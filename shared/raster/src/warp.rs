@@ -108,11 +108,13 @@ const REMOTE_READ_ATTEMPTS: u32 = 3;
 /// dropped connection, and it takes a truncated body for a short file; either then
 /// surfaces as an error that looks like a bad file ("not recognized", "read error"). A file
 /// that is really bad fails every attempt and is reported as it was. `name` (the href) is
-/// logged without its query string.
+/// logged without its query string. A remote read that still fails because of the network
+/// (what GDAL reported while reading, see `gdal_errors`) is [`RasterError::Unavailable`].
 pub fn with_remote_retries<T>(path: &str, name: &str, mut read: impl FnMut() -> Result<T>) -> Result<T> {
     let remote = crate::paths::is_remote(path);
     let mut attempt = 1;
     loop {
+        crate::gdal_errors::clear();
         match read() {
             Err(e) if remote && attempt < REMOTE_READ_ATTEMPTS => {
                 tracing::warn!(
@@ -124,6 +126,15 @@ pub fn with_remote_retries<T>(path: &str, name: &str, mut read: impl FnMut() -> 
                 forget_cached(path);
                 std::thread::sleep(std::time::Duration::from_millis(250 << attempt));
                 attempt += 1;
+            }
+            Err(e @ (RasterError::Input { .. } | RasterError::Gdal(_)))
+                if remote && crate::gdal_errors::network_at_fault() =>
+            {
+                let why = match e {
+                    RasterError::Input { why, .. } => why,
+                    other => other.to_string(),
+                };
+                return Err(RasterError::Unavailable { path: name.into(), why });
             }
             other => return other,
         }
