@@ -246,6 +246,15 @@ fn full_run_through_the_handlers_writes_every_tile_once_and_completes_once() {
     let ds = gdal::Dataset::open(stratus_raster::paths::gdal_path(url)).unwrap();
     assert!(ds.raster_size().0 > 10, "mosaic {url} opens through /vsis3/");
     assert!(env.bucket.head(&format!("products/t_pq/1.0.0/_runs/{}/summary.json", env.run_id)).unwrap().is_some());
+    // `status` finds the report where the run's own record puts it, whatever --location says.
+    let status = support::stratus(
+        &["status", &env.run_id, "--location", &format!("s3://{}", env.stack.bucket), "--table", &env.stack.table],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let report = format!("report: s3://{}/products/t_pq/1.0.0/_runs/{}/report.html", env.stack.bucket, env.run_id);
+    assert!(text.contains(&report), "expected '{report}' in:\n{text}");
 }
 
 #[test]

@@ -37,9 +37,24 @@ pub fn dispatch(cmd: Command) -> Result<i32> {
     }
 }
 
+fn place_of(w: &Where) -> Place {
+    Place { location: w.location.clone(), state: w.state.clone(), table: w.table.clone() }
+}
+
 fn context(w: &Where) -> Result<Context> {
-    let place = Place { location: w.location.clone(), state: w.state.clone(), table: w.table.clone() };
-    Context::open(&place).with_context(|| format!("opening location '{}'", w.location))
+    Context::open(&place_of(w)).with_context(|| format!("opening location '{}'", w.location))
+}
+
+/// Where a run's outputs are: its own record's location, else `--location`.
+fn run_location(ctx: &Context, run_id: &str, w: &Where) -> String {
+    ctx.ledger
+        .run(run_id)
+        .ok()
+        .flatten()
+        .and_then(|r| r.run_config().ok())
+        .map(|c| c.location)
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| w.location.clone())
 }
 
 fn selections(v: &[String]) -> Result<Vec<Selection>> {
@@ -542,6 +557,8 @@ pub struct StatusArgs {
 
 fn status(a: StatusArgs) -> Result<i32> {
     let ctx = context(&a.place)?;
+    // Each run's outputs (its report) are looked up where its own record says.
+    let opener = ctx.runs(&place_of(&a.place));
     loop {
         let runs = match &a.run_id {
             Some(r) => vec![ctx.ledger.run(r)?.with_context(|| format!("no run '{r}' at {}", a.place.location))?],
@@ -572,8 +589,9 @@ fn status(a: StatusArgs) -> Result<i32> {
             if let Ok(cfg) = run.run_config() {
                 let layout = stratus_engine::layout::Layout::of(&cfg);
                 let (html, _) = stratus_engine::report::report_keys(&layout, &run.run_id);
-                if ctx.output.head(&html)?.is_some() {
-                    println!("  report: {}", ctx.output.url(&html));
+                let output = opener.open_run(&run.run_id)?.output;
+                if output.head(&html)?.is_some() {
+                    println!("  report: {}", output.url(&html));
                 }
             }
             for t in ctx.ledger.tasks(&run.run_id, Some(TaskState::Failed))? {
@@ -613,7 +631,7 @@ fn retry(a: RetryArgs) -> Result<i32> {
         "{} failed tasks set back to pending; run `stratus run {} --location {}` to process them",
         reset.len(),
         a.run_id,
-        a.place.location
+        run_location(&ctx, &a.run_id, &a.place)
     );
     Ok(0)
 }
@@ -640,7 +658,7 @@ fn redrive(a: RedriveArgs) -> Result<i32> {
         "redrove {moved} dead-lettered messages and re-armed {} failed tasks; next: stratus run {} --from-queue --location {}",
         reset.len(),
         a.run_id,
-        a.place.location
+        run_location(&ctx, &a.run_id, &a.place)
     );
     Ok(0)
 }
@@ -677,9 +695,7 @@ fn worker(a: WorkerArgs) -> Result<i32> {
     opts.completion = a.completion_queue.as_deref().map(|u| ctx.queue(Some(u), "", MAX_RECEIVES)).transpose()?;
     // Each message's run is opened at the location its record names; --location serves
     // only a run that records none.
-    let place =
-        Place { location: a.place.location.clone(), state: a.place.state.clone(), table: a.place.table.clone() };
-    opts.runs = Some(ctx.runs(&place));
+    opts.runs = Some(ctx.runs(&place_of(&a.place)));
     eprintln!("consuming {} until it stays empty for {} s", q.name(), a.idle_exit);
     let r = run_from_queue(&ctx, None, q.as_ref(), &opts, Duration::from_secs(a.idle_exit), &Bar::new())?;
     println!(

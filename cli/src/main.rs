@@ -24,7 +24,8 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Where {
     /// Output location (a directory or s3://BUCKET/PREFIX). The embedded ledger and queue live in
-    /// LOCATION/_stratus/state.sqlite unless --state says otherwise.
+    /// LOCATION/_stratus/state.sqlite unless --state says otherwise. With --table, each run is
+    /// opened at the location its own record names; this serves only runs that record none.
     #[arg(long, env = "STRATUS_LOCATION")]
     location: String,
     /// The embedded store file (SQLite).
