@@ -64,6 +64,7 @@ fn setup_run_file(prefix: &str, plugin: &str, extra: &str) -> Env {
     };
     bucket.put("runs/pq-2021.yaml", format!("{run_file}{extra}").as_bytes()).unwrap();
     let dep = Deployment {
+        ports: Arc::new(stratus_serverless::AwsPorts),
         table: stack.table.clone(),
         task_queue: stack.task_queue.clone(),
         container_queue: stack.container_queue.clone(),

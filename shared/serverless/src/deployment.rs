@@ -1,9 +1,13 @@
 //! What a function is wired to, from its environment (set by Terraform / SAM).
 
+use crate::ports::{AwsPorts, FunctionPorts};
+use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct Deployment {
+    /// The adapters the handlers reach runs, queues and run files through (AWS in Lambda).
+    pub ports: Arc<dyn FunctionPorts>,
     /// DynamoDB ledger table (`STRATUS_TABLE`).
     pub table: String,
     /// Task queue URL (`STRATUS_TASK_QUEUE_URL`): dispatcher sends, worker extends.
@@ -31,6 +35,7 @@ fn var(name: &str) -> Option<String> {
 impl Deployment {
     pub fn from_env() -> Deployment {
         Deployment {
+            ports: Arc::new(AwsPorts),
             table: var("STRATUS_TABLE").unwrap_or_default(),
             task_queue: var("STRATUS_TASK_QUEUE_URL").unwrap_or_default(),
             container_queue: var("STRATUS_CONTAINER_QUEUE_URL").unwrap_or_default(),

@@ -11,7 +11,6 @@ use serde_json::Value;
 use stratus_engine::consumer::dispatch_page;
 use stratus_engine::messages::FanOutPage;
 use stratus_engine::sizing::Executor;
-use stratus_ports::DEFAULT_MAX_RECEIVES;
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
     crate::blocking(move || handle(&dep, &event.payload)).await
@@ -24,12 +23,12 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, crate
         let page = FanOutPage::parse(&msg.body)?;
         let span = tracing::info_span!("page", run_id = %page.run_id, page = page.page);
         let _g = span.enter();
-        let ctx = crate::open_run(table, &page.run_id)?;
+        let ctx = dep.ports.runs(table).open_run(&page.run_id)?;
         let url = match page.executor {
             Executor::Lambda => task_queue,
             Executor::Container => dep.need(&dep.container_queue, "STRATUS_CONTAINER_QUEUE_URL")?,
         };
-        let queue = ctx.queue(Some(url), &page.run_id, DEFAULT_MAX_RECEIVES)?;
+        let queue = dep.ports.queue(url)?;
         let sent = dispatch_page(&ctx, &page, queue.as_ref())?;
         tracing::info!(tasks = page.task_ids.len(), sent, executor = page.executor.as_str(), "page dispatched");
         Ok(false)

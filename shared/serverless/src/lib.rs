@@ -14,11 +14,13 @@ pub mod error;
 pub mod events;
 pub mod mosaic;
 pub mod planner;
+pub mod ports;
 pub mod runtime;
 pub mod worker;
 
 pub use deployment::Deployment;
 pub use error::ServerlessError;
+pub use ports::{AwsPorts, EmbeddedPorts, FunctionPorts};
 
 /// Install the AWS adapters as the engine's remote ports (once per process), GDAL's
 /// `/vsis3/` pointed at the same endpoint when they connect. Every program at the edge
@@ -86,12 +88,4 @@ where
 {
     let out = tokio::task::spawn_blocking(work).await??;
     Ok(serde_json::to_value(out)?)
-}
-
-/// The context a run was planned with: its ledger table and the output location recorded
-/// in its configuration (where its outputs and payload manifests live).
-pub fn open_run(table: &str, run_id: &str) -> Result<stratus_engine::Context, ServerlessError> {
-    use stratus_engine::context::RunOpener;
-    install_aws();
-    Ok(stratus_engine::context::TableRuns::new(table, None).open_run(run_id)?)
 }

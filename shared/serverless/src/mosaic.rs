@@ -21,7 +21,7 @@ pub fn handle(dep: &Deployment, event: &Value) -> Result<SqsBatchResponse, crate
         let m = CompletionMessage::parse(&msg.body)?;
         let span = tracing::info_span!("mosaic", run_id = %m.run_id, completion = m.completion);
         let _g = span.enter();
-        let ctx = crate::open_run(table, &m.run_id)?;
+        let ctx = dep.ports.runs(table).open_run(&m.run_id)?;
         match handle_completion(&ctx, &m.run_id, m.completion, &MosaicOptions::default())? {
             CompletionHandled::Made { mosaic, report } => {
                 let (bands, missing, seconds) =

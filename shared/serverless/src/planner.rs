@@ -12,12 +12,11 @@ use chrono::{DateTime, Datelike, Duration as Days, Utc};
 use lambda_runtime::LambdaEvent;
 use serde_json::{json, Value};
 use std::time::Instant;
-use stratus_aws::S3BlobStore;
 use stratus_core::period::{Frequency, Period};
 use stratus_engine::consumer::fan_out_pages;
 use stratus_engine::planner::save_tasks;
 use stratus_engine::{Context, RunConfig};
-use stratus_ports::{BlobStore, TaskQueue};
+use stratus_ports::TaskQueue;
 use stratus_raster::GdalCrsTransform;
 
 /// Lambda entry point.
@@ -28,7 +27,6 @@ pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value
 
 /// Plan every run the event names. Returns what was planned.
 pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Value, ServerlessError> {
-    crate::install_aws();
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     let dispatch = dep.need(&dep.dispatch_queue, "STRATUS_DISPATCH_QUEUE_URL")?;
     let mut planned = Vec::new();
@@ -36,19 +34,19 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Valu
         let (cfg, source) = match &trigger {
             PlannerTrigger::RunFile { bucket, key } => {
                 let source = format!("s3://{bucket}/{key}");
-                (load_run_file(&source)?, source)
+                (load_run_file(dep, &source)?, source)
             }
             PlannerTrigger::Scheduled { time } => {
                 let source = dep
                     .scheduled_run_file
                     .clone()
                     .ok_or_else(|| ServerlessError::Unset { env: "STRATUS_SCHEDULED_RUN_FILE".into() })?;
-                (scheduled_config(load_run_file(&source)?, *time)?, source)
+                (scheduled_config(load_run_file(dep, &source)?, *time)?, source)
             }
         };
         let span = tracing::info_span!("plan", run_id = %cfg.run_id(), source = %source);
         let _g = span.enter();
-        let ctx = Context::with_table(&cfg.location, table)?;
+        let ctx = dep.ports.plan_context(&cfg.location, table)?;
         let summary = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false)
             .map_err(|error| ServerlessError::Plan { source_name: source.clone(), error })?;
         tracing::info!(
@@ -58,7 +56,7 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<Valu
             bad_items = summary.bad_items.len(),
             "run planned"
         );
-        let queue = ctx.queue(Some(dispatch), &summary.run_id, stratus_ports::DEFAULT_MAX_RECEIVES)?;
+        let queue = dep.ports.queue(dispatch)?;
         let pages = send_pages(&ctx, &summary.run_id, queue.as_ref(), dep.page_size, deadline)?;
         planned.push(json!({"run_id": summary.run_id, "source": source, "tasks": summary.tasks, "unchanged": summary.unchanged, "pages": pages}));
     }
@@ -91,12 +89,9 @@ fn send_pages(
 }
 
 /// Read and check a run file from S3.
-pub fn load_run_file(url: &str) -> Result<RunConfig, ServerlessError> {
-    let (bucket, key) = stratus_aws::parse_s3_url(url)?;
-    let aws = crate::aws()?;
-    let store = S3BlobStore::open(aws, &format!("s3://{bucket}"))?;
+pub fn load_run_file(dep: &Deployment, url: &str) -> Result<RunConfig, ServerlessError> {
     let run_file = |why: String| ServerlessError::RunFile { url: url.to_string(), why };
-    let bytes = store.get(&key).map_err(|e| run_file(e.to_string()))?;
+    let bytes = dep.ports.read_object(url).map_err(|e| run_file(e.to_string()))?;
     let text = String::from_utf8(bytes).map_err(|_| run_file("not UTF-8 text".into()))?;
     Ok(RunConfig::from_yaml(&text, url)?)
 }

@@ -12,9 +12,7 @@ use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
-use stratus_aws::SqsQueue;
 use stratus_engine::consumer::{apply_disposition, WorkerCache};
-use stratus_engine::context::{RunOpener, TableRuns};
 use stratus_ports::{TaskQueue, TASK_VISIBILITY};
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
@@ -26,13 +24,12 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsB
     let table = dep.need(&dep.table, "STRATUS_TABLE")?;
     let task_queue_url = dep.need(&dep.task_queue, "STRATUS_TASK_QUEUE_URL")?;
     // Each message's run is opened from its own record (its output location).
-    let runs: Arc<dyn RunOpener> = Arc::new(TableRuns::new(table, None));
+    let runs = dep.ports.runs(table);
     let mut workers = WorkerCache::new(runs, Arc::new(AtomicBool::new(false)), false, Some(deadline));
-    let aws = crate::aws()?;
-    let queue = SqsQueue::open(aws.clone(), task_queue_url)?;
+    let queue = dep.ports.queue(task_queue_url)?;
     let completion: Option<Arc<dyn TaskQueue>> = match dep.completion_queue.as_str() {
         "" => None,
-        url => Some(Arc::new(SqsQueue::open(aws, url)?)),
+        url => Some(dep.ports.queue(url)?),
     };
     crate::for_each_record(event, "task", |msg| {
         // Renewed with each lease renewal while the tile runs.
@@ -42,6 +39,6 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsB
             }
         };
         let handled = workers.handle(msg, queue.max_receives(), &extend, completion.as_deref());
-        Ok(apply_disposition(&queue, msg, &handled.disposition))
+        Ok(apply_disposition(queue.as_ref(), msg, &handled.disposition))
     })
 }
