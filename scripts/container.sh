@@ -98,7 +98,7 @@ build_image() {
     done
     strip "$stage"/bin/* # debug info stays in target/; the image only runs them
     say "building $image from target/$profile"
-    podman build --quiet --build-arg "BASE=$base" -t "$image" -f functions/worker/Containerfile "$stage" >/dev/null
+    podman build --quiet --build-arg "BASE=$base" -t "$image" -f functions/Containerfile "$stage" >/dev/null
     say "image $image: $(podman image inspect --format '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1 / 1e6}')"
 }
 

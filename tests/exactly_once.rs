@@ -207,11 +207,11 @@ impl TaskQueue for FlakyQueue {
 /// Handle every message of the run's task queue in this process, as a consumer does,
 /// with `completion` as the completion queue; returns how many receives were made.
 fn consume(ctx: &Context, completion: &dyn TaskQueue) -> usize {
-    use stratus_engine::consumer::{Disposition, WorkerCache};
+    use stratus_engine::consumer::{Disposition, TaskHandler};
     let queue = ctx.embedded_queue("eo", 3).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers =
-        WorkerCache::new(std::sync::Arc::new(stratus_engine::context::EmbeddedRuns(ctx.clone())), stop, false, None);
+        TaskHandler::new(std::sync::Arc::new(stratus_engine::context::EmbeddedRuns(ctx.clone())), stop, false, None);
     let mut receives = 0;
     loop {
         let msgs = queue.receive(1, std::time::Duration::from_secs(60), std::time::Duration::ZERO).unwrap();

@@ -1,6 +1,6 @@
 //! The deployment artefacts, exercised for real against a moto server:
 //!
-//! - the function image (functions/worker/Containerfile, built by `make test` from the debug
+//! - the function image (functions/Containerfile, built by `make test` from the debug
 //!   binaries) runs the planner, the dispatcher and a worker through the Lambda runtime
 //!   interface emulator (`scripts/invoke.sh`, as `make invoke` does), and the worker's tile
 //!   is written and the ledger says done;

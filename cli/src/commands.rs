@@ -11,7 +11,7 @@ use stratus_core::Selection;
 use stratus_engine::config::{InputPolicy, RunConfig, RunRecordExt};
 use stratus_engine::context::Place;
 use stratus_engine::estimate::{Prices, RunEstimate};
-use stratus_engine::runner::{publish_tasks, run_from_queue, run_plan, Queues, RunOptions, RunReport};
+use stratus_engine::runner::{publish_tasks, run_from_queue, run_plan, Queues, RunOptions, RunSummary};
 use stratus_engine::Context;
 use stratus_ports::ledger::ResetScope;
 use stratus_ports::{TaskQueue, TaskState};
@@ -456,7 +456,7 @@ fn run_lease(ctx: &Context, run_id: &str) -> Result<u64> {
     Ok(run.run_config()?.job_queue_max_lease)
 }
 
-fn print_report(ctx: &Context, r: &RunReport) -> Result<()> {
+fn print_report(ctx: &Context, r: &RunSummary) -> Result<()> {
     let run = ctx.ledger.run(&r.run_id)?.unwrap();
     let c = &run.counts;
     println!(

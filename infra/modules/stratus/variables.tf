@@ -8,7 +8,7 @@ variable "name" {
 }
 
 variable "image_uri" {
-  description = "The Lambda container image with the GDAL runtime and the four function binaries (functions/worker/Containerfile), in ECR."
+  description = "The Lambda container image with the GDAL runtime and the four function binaries (functions/Containerfile), in ECR."
   type        = string
 }
 

@@ -1,6 +1,13 @@
 //! One AWS connection per process: the SDK configuration (standard environment, profile
 //! and credential chain, plus an explicit endpoint override for local servers) and the
 //! tokio runtime the blocking port adapters run their calls on.
+//!
+//! Why a runtime of its own when the Lambda functions already run in one: the ports are
+//! synchronous (the engine is threads and rayon, and the CLI has no runtime at all), so
+//! each adapter call blocks on this runtime (two threads, SDK I/O only). In a function,
+//! handlers run their work in `spawn_blocking` (`stratus_serverless::blocking`), off the
+//! Lambda runtime's threads, where blocking on this second runtime is allowed; the Lambda
+//! runtime only carries the invocation loop. The two never share tasks.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

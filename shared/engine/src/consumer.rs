@@ -37,9 +37,10 @@ pub struct Handled {
     pub report: Option<TaskReport>,
 }
 
-/// Workers by run, built on first use (a queue may carry several runs' tasks), each with
+/// Handles task messages (claim, process, record, say what becomes of the message), with
+/// a worker per run built on first use (a queue may carry several runs' tasks), each with
 /// its run's own context.
-pub struct WorkerCache {
+pub struct TaskHandler {
     runs: Arc<dyn RunOpener>,
     stop: Arc<AtomicBool>,
     overwrite: bool,
@@ -48,14 +49,14 @@ pub struct WorkerCache {
     workers: HashMap<String, Worker>,
 }
 
-impl WorkerCache {
+impl TaskHandler {
     pub fn new(
         runs: Arc<dyn RunOpener>,
         stop: Arc<AtomicBool>,
         overwrite: bool,
         deadline: Option<Instant>,
-    ) -> WorkerCache {
-        WorkerCache { runs, stop, overwrite, deadline, workers: HashMap::new() }
+    ) -> TaskHandler {
+        TaskHandler { runs, stop, overwrite, deadline, workers: HashMap::new() }
     }
 
     fn worker(&mut self, run_id: &str) -> Result<&Worker> {

@@ -395,7 +395,7 @@ pub fn handle_completion(ctx: &Context, run_id: &str, n: u64, opts: &MosaicOptio
         tracing::warn!(run_id, failed = run.counts.failed, "no tile is done: no mosaic; the report lists the failures");
         None
     };
-    let mut summary = crate::runner::RunReport { run_id: run_id.into(), ..Default::default() };
+    let mut summary = crate::runner::RunSummary { run_id: run_id.into(), ..Default::default() };
     crate::runner::write_summary(ctx, run_id, &mut summary)?;
     let report = crate::report::write_report(ctx, run_id, mosaic.clone())?;
     ctx.ledger.mark_completion_handled(run_id, n)?;

@@ -29,8 +29,10 @@ pub struct TileRow {
     pub bounds: [f64; 4],
 }
 
+/// The run report: `report.json`, rendered as `report.html` (tasks, timings, failures,
+/// the mosaic). The short outcome is [`crate::runner::RunSummary`] (`summary.json`).
 #[derive(Debug, Clone, Serialize)]
-pub struct RunReportDoc {
+pub struct RunReport {
     pub run_id: String,
     pub generated_at: String,
     pub stratus_version: String,
@@ -48,7 +50,7 @@ pub fn report_keys(layout: &Layout, run_id: &str) -> (String, String) {
 }
 
 /// Gather the report from the ledger (and the mosaic, if built).
-pub fn gather(ctx: &Context, run_id: &str, mosaic: Option<MosaicReport>) -> Result<RunReportDoc> {
+pub fn gather(ctx: &Context, run_id: &str, mosaic: Option<MosaicReport>) -> Result<RunReport> {
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
     let cfg = run.run_config()?;
     let grid = cfg.grid_spec()?;
@@ -73,7 +75,7 @@ pub fn gather(ctx: &Context, run_id: &str, mosaic: Option<MosaicReport>) -> Resu
             bounds: [b.min_x, b.min_y, b.max_x, b.max_y],
         });
     }
-    Ok(RunReportDoc {
+    Ok(RunReport {
         run_id: run_id.into(),
         generated_at: chrono::Utc::now().to_rfc3339(),
         stratus_version: crate::VERSION.into(),
@@ -118,7 +120,7 @@ fn state_colour(s: TaskState) -> &'static str {
 }
 
 /// The map: the preview image under one rectangle per tile, in the grid's CRS (y up).
-fn map_svg(doc: &RunReportDoc, preview_png: Option<&[u8]>) -> String {
+fn map_svg(doc: &RunReport, preview_png: Option<&[u8]>) -> String {
     let ext = doc.mosaic.as_ref().map(|m| m.bounds).unwrap_or_else(|| {
         doc.tiles.iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |a, t| {
             [a[0].min(t.bounds[0]), a[1].min(t.bounds[1]), a[2].max(t.bounds[2]), a[3].max(t.bounds[3])]
@@ -151,7 +153,7 @@ fn map_svg(doc: &RunReportDoc, preview_png: Option<&[u8]>) -> String {
 }
 
 /// The HTML page. Everything inline: it opens from a file, an S3 download or an email.
-pub fn render_html(doc: &RunReportDoc, preview_png: Option<&[u8]>) -> String {
+pub fn render_html(doc: &RunReport, preview_png: Option<&[u8]>) -> String {
     let c = &doc.counts;
     let mut h = String::new();
     h.push_str(&format!(

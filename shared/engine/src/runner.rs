@@ -1,7 +1,7 @@
 //! Running a plan on this machine: N worker threads take tasks either straight from the
 //! ledger (a whole plan or a selection) or from the embedded queue (`--from-queue`).
 
-use crate::consumer::{apply_disposition, publish_ids, WorkerCache};
+use crate::consumer::{apply_disposition, publish_ids, TaskHandler};
 use crate::context::Context;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
@@ -68,8 +68,10 @@ pub struct FailedTask {
     pub reason: String,
 }
 
+/// What a run (or one consumer's share of it) did: written as the run's `summary.json`
+/// and printed by the CLI. The full report is [`crate::report::RunReport`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RunReport {
+pub struct RunSummary {
     pub run_id: String,
     pub selected: usize,
     pub processed: usize,
@@ -84,7 +86,7 @@ pub struct RunReport {
     pub summary_url: String,
 }
 
-impl RunReport {
+impl RunSummary {
     fn add(&mut self, r: &TaskReport) {
         match &r.outcome {
             TaskOutcome::Done(_) => self.processed += 1,
@@ -126,7 +128,7 @@ fn new_worker(ctx: &Context, run_id: &str, opts: &RunOptions) -> Result<Worker> 
 }
 
 /// Run the selected tasks of a plan with `workers` threads, straight from the ledger.
-pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn Progress) -> Result<RunReport> {
+pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn Progress) -> Result<RunSummary> {
     let started = Instant::now();
     // Tasks left running by a crashed or killed run on this machine are taken back now.
     let reclaimed = ctx.ledger.reset(run_id, ResetScope::Stale, None)?;
@@ -135,7 +137,7 @@ pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn P
     }
     let selected = select_tasks(ctx, run_id, &opts.selection)?;
     let todo: VecDeque<String> = selected.iter().cloned().collect();
-    let report = Mutex::new(RunReport { run_id: run_id.into(), selected: selected.len(), ..Default::default() });
+    let report = Mutex::new(RunSummary { run_id: run_id.into(), selected: selected.len(), ..Default::default() });
     progress.begin(todo.len() as u64);
     let queue = Mutex::new(todo);
     let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
@@ -232,20 +234,20 @@ pub fn run_from_queue(
     opts: &RunOptions,
     idle_exit: Duration,
     progress: &dyn Progress,
-) -> Result<RunReport> {
+) -> Result<RunSummary> {
     let started = Instant::now();
     if let Some(r) = run_id {
         ctx.ledger.reset(r, ResetScope::Stale, None)?;
     }
     let depth = queue.depth()?;
     progress.begin(depth.visible + depth.in_flight);
-    let report = Mutex::new(RunReport { run_id: run_id.unwrap_or_default().into(), ..Default::default() });
+    let report = Mutex::new(RunSummary { run_id: run_id.unwrap_or_default().into(), ..Default::default() });
     let first_error: Mutex<Option<EngineError>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..opts.workers.max(1) {
             s.spawn(|| {
                 let runs = opts.runs.clone().unwrap_or_else(|| Arc::new(crate::context::EmbeddedRuns(ctx.clone())));
-                let mut workers = WorkerCache::new(runs, opts.stop.clone(), opts.overwrite, None);
+                let mut workers = TaskHandler::new(runs, opts.stop.clone(), opts.overwrite, None);
                 let mut idle_since = Instant::now();
                 while !opts.stop.load(Ordering::Relaxed) {
                     let msgs = match queue.receive(1, opts.visibility, Duration::from_millis(500)) {
@@ -294,7 +296,7 @@ pub fn run_from_queue(
 /// What the worker threads of one invocation gathered.
 struct Outcome {
     started: Instant,
-    report: Mutex<RunReport>,
+    report: Mutex<RunSummary>,
     first_error: Mutex<Option<EngineError>>,
 }
 
@@ -306,7 +308,7 @@ fn conclude(
     o: Outcome,
     opts: &RunOptions,
     progress: &dyn Progress,
-) -> Result<RunReport> {
+) -> Result<RunSummary> {
     progress.finish();
     if let Some(e) = o.first_error.into_inner().unwrap() {
         return Err(e);
@@ -322,7 +324,7 @@ fn conclude(
 
 /// Write the run summary (`_runs/{run}/summary.json`): this invocation's report plus the
 /// ledger's counts.
-pub fn write_summary(ctx: &Context, run_id: &str, report: &mut RunReport) -> Result<()> {
+pub fn write_summary(ctx: &Context, run_id: &str, report: &mut RunSummary) -> Result<()> {
     let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
     let layout = Layout::of(&crate::config::RunRecordExt::run_config(&run)?);
     let key = format!("{}/summary.json", layout.run_dir(run_id));

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
-use stratus_engine::consumer::{apply_disposition, WorkerCache};
+use stratus_engine::consumer::{apply_disposition, TaskHandler};
 use stratus_ports::{TaskQueue, TASK_VISIBILITY};
 
 pub async fn handler(dep: Deployment, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
@@ -25,7 +25,7 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsB
     let task_queue_url = dep.need(&dep.task_queue, "STRATUS_TASK_QUEUE_URL")?;
     // Each message's run is opened from its own record (its output location).
     let runs = dep.ports.runs(table);
-    let mut workers = WorkerCache::new(runs, Arc::new(AtomicBool::new(false)), false, Some(deadline));
+    let mut workers = TaskHandler::new(runs, Arc::new(AtomicBool::new(false)), false, Some(deadline));
     let queue = dep.ports.queue(task_queue_url)?;
     let completion: Option<Arc<dyn TaskQueue>> = match dep.completion_queue.as_str() {
         "" => None,
