@@ -9,11 +9,11 @@ mod support;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratus_aws::provision::{create_stack, Stack, StackSpec};
 use stratus_aws::{Aws, DynamoLedger, S3BlobStore, SqsQueue};
 use stratus_ports::ledger::ResetScope;
 use stratus_ports::{BlobStore, Ledger, TaskQueue, TaskState};
 use stratus_serverless::Deployment;
+use stratus_testkit::stack::{create_stack, Stack, StackSpec};
 
 /// Seconds a received message stays invisible in these tests (also the task lease).
 const LEASE_S: u64 = 4;
@@ -54,7 +54,7 @@ fn setup_run_file(prefix: &str, plugin: &str, extra: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let bucket = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
     let run_id = format!("{prefix}-{plugin}");
-    let run_file = support::aws::inputs_and_run_file(&bucket, &stack.bucket, &run_id, plugin, dir.path());
+    let run_file = support::s3::inputs_and_run_file(&bucket, &stack.bucket, &run_id, plugin, dir.path());
     let run_file = format!("{run_file}job_queue_max_lease: {LEASE_S}\nrenew_safety_margin: 2\n");
     let run_file = if plugin == "gm-s2" {
         // The synthetic scenes carry six of Sentinel-2's ten geomedian bands.
@@ -149,7 +149,7 @@ fn run_workers_until(env: &Env, done: &dyn Fn(&stratus_ports::RunCounts) -> bool
 }
 
 fn plan_and_dispatch(env: &Env) -> usize {
-    let event = support::aws::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
+    let event = support::s3::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
     let out = stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
     let tasks = out["planned"][0]["tasks"].as_u64().unwrap() as usize;
     assert!(tasks >= 4, "expected several tiles, planned {out}");
@@ -354,7 +354,7 @@ fn poison_input_dead_letters_and_redrive_completes_the_run_again() {
 fn tasks_beyond_the_lambda_budget_go_to_the_container_queue_and_the_container_worker_runs_them() {
     // A Lambda of 128 MB fits no task: the plan sends every one to the container worker.
     let env = setup_run_file("sized", "pq", "lambda: {memory_mb: 128}\n");
-    let event = support::aws::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
+    let event = support::s3::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
     let out = stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
     let tasks = out["planned"][0]["tasks"].as_u64().unwrap() as usize;
     for t in env.ledger.tasks(&env.run_id, None).unwrap() {

@@ -13,9 +13,9 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use stratus_aws::provision::{create_stack, Stack, StackSpec};
 use stratus_aws::{DynamoLedger, S3BlobStore};
 use stratus_ports::{BlobStore, Ledger, TaskState};
+use stratus_testkit::stack::{create_stack, Stack, StackSpec};
 use support::fault_proxy::FaultProxy;
 
 /// Seconds a received task message stays invisible (also the task lease).
@@ -35,7 +35,7 @@ fn setup(prefix: &str, max_receives: u32) -> Setup {
     let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives, visibility_s: 8 }).unwrap();
     let bucket = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let run_file = support::aws::inputs_and_run_file(&bucket, &stack.bucket, "RUN", "gm-s2", dir.path());
+    let run_file = support::s3::inputs_and_run_file(&bucket, &stack.bucket, "RUN", "gm-s2", dir.path());
     let run_file = format!(
         "{run_file}plugin_config: {{bands: [B02, B03, B04, B08, B11, B12]}}\njob_queue_max_lease: 8\nrenew_safety_margin: 3\n"
     );

@@ -16,9 +16,9 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use stratus_aws::provision::{create_stack, StackSpec};
 use stratus_aws::{DynamoLedger, S3BlobStore, SqsQueue};
 use stratus_ports::{BlobStore, Ledger, TaskQueue, TaskState};
+use stratus_testkit::stack::{create_stack, StackSpec};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -68,7 +68,7 @@ fn function_image_plans_dispatches_and_processes_a_task_through_the_runtime_inte
     let dir = tempfile::tempdir().unwrap();
     let store = S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
     let run_id = "img-pq";
-    let run_file = support::aws::inputs_and_run_file(&store, &stack.bucket, run_id, "pq", dir.path());
+    let run_file = support::s3::inputs_and_run_file(&store, &stack.bucket, run_id, "pq", dir.path());
     store.put("runs/img-pq.yaml", run_file.as_bytes()).unwrap();
 
     let invoke = |function: &str, event: &Path| -> Value {
@@ -89,7 +89,7 @@ fn function_image_plans_dispatches_and_processes_a_task_through_the_runtime_inte
 
     // Planner, on the run file's S3 notification.
     let notification = dir.path().join("s3.json");
-    let event = support::aws::s3_notification(&stack.bucket, "runs/img-pq.yaml");
+    let event = support::s3::s3_notification(&stack.bucket, "runs/img-pq.yaml");
     std::fs::write(&notification, event.to_string()).unwrap();
     let planned = invoke("planner", &notification);
     let tasks = planned["planned"][0]["tasks"].as_u64().unwrap();
@@ -191,7 +191,7 @@ fn terraform_apply_creates_what_a_pipeline_run_uses_then_destroy_removes_it() {
 
     // A run through the operator's CLI on exactly these resources.
     let store = S3BlobStore::open(aws.clone(), &format!("s3://{bucket}")).unwrap();
-    let run_file = support::aws::inputs_and_run_file(&store, &bucket, "tf-pq", "pq", dir.path());
+    let run_file = support::s3::inputs_and_run_file(&store, &bucket, "tf-pq", "pq", dir.path());
     let run_path = dir.path().join("run.yaml");
     std::fs::write(&run_path, run_file).unwrap();
     let location = format!("s3://{bucket}/products");

@@ -297,7 +297,7 @@ fn chaos_soak_long() {
 // duplicated at random, and a poisoned input. Completion messages are counted by number.
 
 struct Aws {
-    stack: stratus_aws::provision::Stack,
+    stack: stratus_testkit::stack::Stack,
     bucket: stratus_aws::S3BlobStore,
     ledger: stratus_aws::DynamoLedger,
     run_file: String,
@@ -305,13 +305,13 @@ struct Aws {
 }
 
 fn aws_setup() -> Aws {
-    use stratus_aws::provision::{create_stack, StackSpec};
+    use stratus_testkit::stack::{create_stack, StackSpec};
     support::moto::moto();
     let aws = stratus_serverless::aws().unwrap();
     let stack = create_stack(&aws, &StackSpec { prefix: "soak".into(), max_receives: 3, visibility_s: 8 }).unwrap();
     let bucket = stratus_aws::S3BlobStore::open(aws.clone(), &format!("s3://{}", stack.bucket)).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let run_file = support::aws::inputs_and_run_file(&bucket, &stack.bucket, "RUN", "pq", dir.path());
+    let run_file = support::s3::inputs_and_run_file(&bucket, &stack.bucket, "RUN", "pq", dir.path());
     // Smaller tiles than the pipeline tests': more of them.
     let run_file = format!("{run_file}job_queue_max_lease: 8\nrenew_safety_margin: 3\n").replace("240;100", "240;64");
     Aws { ledger: stratus_aws::DynamoLedger::new(aws, &stack.table, None), stack, bucket, run_file, dir }

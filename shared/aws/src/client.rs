@@ -175,7 +175,7 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for RetryLog {
 
 /// A service error as a port error, with the SDK's full context and whether it is worth
 /// retrying.
-pub(crate) fn remote_error<E, R>(
+pub fn remote_error<E, R>(
     service: &str,
     op: &str,
     err: aws_smithy_runtime_api::client::result::SdkError<E, R>,

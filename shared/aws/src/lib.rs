@@ -3,12 +3,11 @@
 
 pub mod client;
 pub mod dynamo_ledger;
-pub mod provision;
 pub mod remote;
 pub mod s3_blob;
 pub mod sqs_queue;
 
-pub use client::{Aws, ENDPOINT_ENV};
+pub use client::{remote_error, Aws, ENDPOINT_ENV};
 pub use dynamo_ledger::DynamoLedger;
 pub use remote::AwsRemote;
 pub use s3_blob::{parse_s3_url, S3BlobStore};

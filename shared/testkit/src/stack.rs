@@ -1,12 +1,12 @@
-//! Creating the AWS resources a deployment uses, for local AWS-protocol servers (tests,
-//! `make invoke`) and first experiments. Production stacks come from Terraform
+//! Creating the AWS resources a deployment uses, on a local AWS-protocol server (moto) for
+//! the tests. Production stacks come from Terraform
 //! (`infra/`); this creates the same shapes: the output bucket, the ledger table (key
 //! `pk`/`sk`, on demand) and four queues, each with a dead-letter queue.
 
-use crate::client::{remote_error, Aws};
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
+use stratus_aws::{remote_error, Aws};
 use stratus_ports::PortError;
 
 type Result<T> = std::result::Result<T, PortError>;

@@ -1,5 +1,3 @@
-#![allow(dead_code)] // not every test binary uses every helper
-
 //! `scripts/fault_proxy.py` for one test: started in front of an upstream (moto), on a
 //! free port, stopped when dropped.
 
@@ -17,7 +15,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// A proxy to `upstream` with the script's flags `args` (`--rate`, `--target`...).
     pub fn start(upstream: &str, args: &[&str]) -> FaultProxy {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let root = crate::repo_root();
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
         let log = dir.path().join("faults.jsonl");

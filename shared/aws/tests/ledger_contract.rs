@@ -2,16 +2,14 @@
 //! DynamoDB one (against moto). Concurrent workers with duplicate delivery, leases,
 //! failures and resets, completion firing exactly once per completion.
 
-mod support;
-
 use serde_json::json;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_aws::provision::{create_stack, StackSpec};
 use stratus_aws::{DynamoLedger, S3BlobStore};
 use stratus_ports::ledger::ResetScope;
 use stratus_ports::*;
+use stratus_testkit::stack::{create_stack, StackSpec};
 
 const LEASE: Duration = Duration::from_secs(60);
 const NO_DOCS: &Vec<serde_json::Value> = &Vec::new();
@@ -131,8 +129,8 @@ fn sqlite() -> (tempfile::TempDir, SqliteLedger) {
 }
 
 fn dynamodb(prefix: &str) -> DynamoLedger {
-    support::moto::moto();
-    let aws = stratus_serverless::aws().unwrap();
+    stratus_testkit::moto::moto();
+    let aws = stratus_aws::Aws::shared().unwrap();
     let stack = create_stack(&aws, &StackSpec { prefix: prefix.into(), max_receives: 3, visibility_s: 30 }).unwrap();
     let overflow = S3BlobStore::open(aws.clone(), &format!("s3://{}/state", stack.bucket)).unwrap();
     DynamoLedger::new(aws, &stack.table, Some(Arc::new(overflow)))

@@ -9,7 +9,7 @@ use stratus_engine::sources::for_each_batch;
 use stratus_raster::GdalCrsTransform;
 
 fn data(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/stac").join(name).display().to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/stac").join(name).display().to_string()
 }
 
 fn load(name: &str) -> Vec<Dataset> {

@@ -1,5 +1,3 @@
-#![allow(dead_code)] // not every test binary uses every helper
-
 //! S3 helpers for the tests that run against moto.
 
 use serde_json::{json, Value};
@@ -24,7 +22,7 @@ pub fn upload_dir(store: &S3BlobStore, dir: &Path, prefix: &str) {
 /// file planning them with `plugin` on a small grid, outputs under `s3://{bucket}/products`.
 pub fn inputs_and_run_file(store: &S3BlobStore, bucket: &str, run_id: &str, plugin: &str, dir: &Path) -> String {
     let inputs = dir.join("inputs");
-    stratus_synth::generate(&super::small_scenes(4), &inputs, &|_, _| {}).unwrap();
+    stratus_synth::generate(&crate::small_scenes(4), &inputs, &|_, _| {}).unwrap();
     upload_dir(store, &inputs, "inputs");
     format!(
         "run_id: {run_id}\ninputs: ['s3://{bucket}/inputs/catalog.json']\ngrid: 'epsg:6933;240;100'\n\

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use stratus_engine::stat_npy::{run_stat, Kernel, StatArgs};
 
 fn case_dir(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/parity").join(case)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/parity").join(case)
 }
 
 fn f32s(path: PathBuf) -> Vec<f32> {

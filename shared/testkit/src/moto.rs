@@ -1,11 +1,8 @@
-#![allow(dead_code)] // not every test binary uses every helper
-
 //! A moto server (a real AWS-protocol server for S3, SQS and DynamoDB) for one test
 //! binary, from the project's venv (`scripts/moto.sh install`, run by `make test`).
 //! The server is stopped when the test process exits.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -13,10 +10,6 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)] // the endpoint is for tests that print or pass it on
 pub struct Moto {
     pub endpoint: String,
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// Start (once per test binary) on loopback and point the AWS SDK and GDAL at it.
@@ -33,8 +26,8 @@ pub fn moto_for_containers() -> &'static Moto {
 fn start(host: &str) -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
-        let server = repo_root().join(".venv-moto/bin/python");
-        let launcher = repo_root().join("scripts/moto_server.py");
+        let server = crate::repo_root().join(".venv-moto/bin/python");
+        let launcher = crate::repo_root().join("scripts/moto_server.py");
         assert!(
             server.exists(),
             "\n\nMOTO IS NOT INSTALLED: these AWS integration tests need a real AWS-protocol server.\n\
