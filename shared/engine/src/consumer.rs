@@ -189,6 +189,10 @@ pub fn apply_disposition(queue: &dyn TaskQueue, msg: &Received, disposition: &Di
     keep
 }
 
+/// Tries at sending a completion message before the handler gives up (the message stays
+/// unsent in the outbox, and the task message's next handler sends it).
+const COMPLETION_SEND_ATTEMPTS: u32 = 3;
+
 /// Retry soon, with a delay that grows with the receives (capped at 30 s).
 fn backoff(receive_count: u32) -> Duration {
     Duration::from_secs(u64::from(receive_count.max(1)).pow(2).min(30))
@@ -213,7 +217,7 @@ pub fn flush_completion(ctx: &Context, run_id: &str, queue: &dyn TaskQueue) -> R
     loop {
         match queue.send_batch(&[msg.body()]) {
             Ok(()) => break,
-            Err(e) if attempt < 3 && e.is_transient() => {
+            Err(e) if attempt < COMPLETION_SEND_ATTEMPTS && e.is_transient() => {
                 tracing::warn!(error = %e, attempt, "sending the completion message failed; retrying");
                 std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
                 attempt += 1;
