@@ -217,7 +217,7 @@ fn consume(ctx: &Context, completion: &dyn TaskQueue) -> usize {
         let msgs = queue.receive(1, std::time::Duration::from_secs(60), std::time::Duration::ZERO).unwrap();
         let Some(msg) = msgs.into_iter().next() else { return receives };
         receives += 1;
-        let handled = workers.handle(&msg, 3, &|| {}, Some(completion));
+        let handled = workers.handle(&msg, &queue, &|| {}, Some(completion));
         match handled.disposition {
             Disposition::Delete => queue.delete(&msg.receipt).unwrap(),
             // Come back at once (the test's clock does not wait out backoffs).

@@ -166,9 +166,18 @@ fn signed_urls_and_keys_never_reach_the_ledger_the_report_or_the_logs() {
         }
     }
     // Under input_policy: skip, each unreadable input is logged as it is left out: at the
-    // default log level too, without its signature.
+    // default log level too, without its signature. Inputs a server says are not there
+    // are skipped (an unreachable server is transient: the tile is retried, not made
+    // without them).
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let server = support::http_files::serve(empty, &["/cogs"], vec![]);
+    let gone = dir.path().join("signed-gone.json");
+    std::fs::write(&gone, item.to_string().replace("https://127.0.0.1:9", &server.base)).unwrap();
+    let allow2 = format!("{},{}", server.base, dir.path().display());
+    let env = [("STRATUS_ALLOWED_INPUTS", allow2.as_str())];
     let out2 = dir.path().join("out-skip");
-    let mut args = vec!["save-tasks", "--input", signed.to_str().unwrap(), "--grid", "epsg:6933;240;100"];
+    let mut args = vec!["save-tasks", "--input", gone.to_str().unwrap(), "--grid", "epsg:6933;240;100"];
     args.extend(["--year", "2021", "--plugin", "pq", "--product-name", "s_pq", "--run-id", "s"]);
     args.extend(["--chunk-size", "64", "--input-policy", "skip", "--location", out2.to_str().unwrap()]);
     assert!(stratus(&args, &env).status.success());

@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     let tasks: Vec<NewTask> = ids
         .iter()
         .enumerate()
-        .map(|(i, t)| NewTask { task_id: t.to_string(), index: i, summary: json!({}), datasets: vec![] })
+        .map(|(i, t)| NewTask { task_id: t.to_string(), index: i, summary: json!({}), datasets: vec![], parts: 0 })
         .collect();
     let run_id = cfg.run_id();
     ctx.ledger.create_run(

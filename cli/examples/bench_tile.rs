@@ -104,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         deadline: Instant::now() + Duration::from_secs(86_400),
         mode,
         before_commit: None,
+        part: None,
     };
     let rss_before = peak_rss_mb();
     let started = Instant::now();

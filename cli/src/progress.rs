@@ -32,6 +32,7 @@ impl Progress for Bar {
             TaskOutcome::Busy { .. } => "held by another worker",
             TaskOutcome::Superseded => "taken over by another worker",
             TaskOutcome::Interrupted => "interrupted",
+            TaskOutcome::Blocked => "waiting for its parts",
         };
         if matches!(r.outcome, TaskOutcome::Failed { .. }) {
             self.0.println(format!("  {} failed", r.task_id));

@@ -27,7 +27,7 @@ use std::time::Duration;
 use stratus_ports::ledger::ResetScope;
 use stratus_ports::{
     gave_up_reason, payload_text, BlobStore, ClaimOptions, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask,
-    PortError, RerunFailed, RunCounts, RunRecord, TaskRecord, TaskState, Transition,
+    PortError, RerunFailed, RunCounts, RunRecord, TaskRecord, TaskState, TileReconciled, Transition,
 };
 
 type Result<T> = std::result::Result<T, PortError>;
@@ -154,6 +154,8 @@ impl DynamoLedger {
             updated_at: get_s(item, "updated_at").unwrap_or_default().to_string(),
             dispatched: get_bool(item, "dispatched"),
             dead_lettered: get_bool(item, "dead_lettered"),
+            parts: get_n(item, "parts").unwrap_or(0) as u32,
+            blocked: get_bool(item, "blocked"),
         }
     }
 
@@ -170,14 +172,22 @@ impl DynamoLedger {
         Ok(out.item)
     }
 
-    /// Every task item of a run (without payloads), in plan order.
-    async fn query_tasks(&self, run: &str, state: Option<TaskState>, keys_only: bool) -> Result<Vec<Item>> {
+    /// Every task item of a run (without payloads) whose id starts with `under` ("" for
+    /// all), in plan order.
+    async fn query_tasks(
+        &self,
+        run: &str,
+        under: &str,
+        state: Option<TaskState>,
+        keys_only: bool,
+    ) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         let attrs = if keys_only {
             "pk, sk"
         } else {
-            "task_id, idx, st, attempts, owner, lease_until, error, summary, result, updated_at, dispatched, dead_lettered"
+            "task_id, idx, st, attempts, owner, lease_until, error, summary, result, updated_at, dispatched, \
+             dead_lettered, parts, blocked"
         };
         let mut names: HashMap<String, String> = attrs.split(", ").map(|a| (format!("#{a}"), a.to_string())).collect();
         names.insert("#pkey".into(), "pk".into());
@@ -192,7 +202,7 @@ impl DynamoLedger {
                 .consistent_read(true)
                 .key_condition_expression("#pkey = :pk AND begins_with(#skey, :t)")
                 .expression_attribute_values(":pk", run_pk(run))
-                .expression_attribute_values(":t", s("TASK#"))
+                .expression_attribute_values(":t", s(format!("TASK#{under}")))
                 .projection_expression(projection.join(", "))
                 .set_exclusive_start_key(start.take());
             let mut names = names.clone();
@@ -474,7 +484,7 @@ impl DynamoLedger {
     /// Every failed, dead-lettered task of the run but `except` -> pending (a redrive).
     async fn reset_dead_lettered(&self, run: &str, except: &str) -> Result<()> {
         let others: Vec<String> = self
-            .query_tasks(run, Some(TaskState::Failed), false)
+            .query_tasks(run, "", Some(TaskState::Failed), false)
             .await?
             .iter()
             .filter(|i| get_bool(i, "dead_lettered"))
@@ -556,7 +566,7 @@ impl DynamoLedger {
     }
 
     async fn delete_run_items(&self, run: &str) -> Result<()> {
-        let mut keys = self.query_tasks(run, None, true).await?;
+        let mut keys = self.query_tasks(run, "", None, true).await?;
         keys.push(Self::key(run, s(RUN_SK)));
         let requests = keys
             .into_iter()
@@ -597,6 +607,10 @@ impl Ledger for DynamoLedger {
                 item.insert("attempts".into(), n(0));
                 item.insert("summary".into(), s(t.summary.to_string()));
                 item.insert("updated_at".into(), s(&now));
+                if t.parts > 0 {
+                    item.insert("parts".into(), n(t.parts));
+                    item.insert("blocked".into(), AttributeValue::Bool(true));
+                }
                 let payload =
                     payload_text(&t.datasets.iter().map(|&i| docs.doc(i)).collect::<Result<Vec<String>>>()?);
                 if payload.len() > INLINE_PAYLOAD_LIMIT {
@@ -685,7 +699,23 @@ impl Ledger for DynamoLedger {
 
     fn tasks(&self, run_id: &str, state: Option<TaskState>) -> Result<Vec<TaskRecord>> {
         self.aws.block_on(async {
-            Ok(self.query_tasks(run_id, state, false).await?.iter().map(|i| Self::task_to_record(run_id, i)).collect())
+            Ok(self
+                .query_tasks(run_id, "", state, false)
+                .await?
+                .iter()
+                .map(|i| Self::task_to_record(run_id, i))
+                .collect())
+        })
+    }
+
+    fn tasks_under(&self, run_id: &str, prefix: &str) -> Result<Vec<TaskRecord>> {
+        self.aws.block_on(async {
+            Ok(self
+                .query_tasks(run_id, prefix, None, false)
+                .await?
+                .iter()
+                .map(|i| Self::task_to_record(run_id, i))
+                .collect())
         })
     }
 
@@ -694,7 +724,10 @@ impl Ledger for DynamoLedger {
             let item = self
                 .get_item(
                     Self::key(run_id, task_sk(task_id)),
-                    Some("task_id, idx, st, attempts, owner, error, summary, result, updated_at, dispatched, dead_lettered"),
+                    Some(
+                        "task_id, idx, st, attempts, owner, error, summary, result, updated_at, dispatched, \
+                         dead_lettered, parts, blocked",
+                    ),
                 )
                 .await?;
             Ok(item.map(|i| Self::task_to_record(run_id, &i)))
@@ -724,6 +757,7 @@ impl Ledger for DynamoLedger {
         self.aws.block_on(async {
             let results: Vec<Result<Option<String>>> = futures::stream::iter(task_ids)
                 .map(|t| async move {
+                    // A blocked tile is not sent: its release sends it.
                     let moved = self
                         .move_state(
                             run_id,
@@ -731,9 +765,9 @@ impl Ledger for DynamoLedger {
                             TaskState::Pending,
                             TaskState::Queued,
                             "",
-                            "",
+                            " AND (attribute_not_exists(#blk) OR #blk = :nope)",
                             HashMap::new(),
-                            HashMap::new(),
+                            HashMap::from([("#blk".to_string(), "blocked".to_string())]),
                         )
                         .await?
                         .applied;
@@ -800,11 +834,15 @@ impl Ledger for DynamoLedger {
                 let item = self
                     .get_item(
                         Self::key(run_id, task_sk(task_id)),
-                        Some("st, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch"),
+                        Some("st, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked"),
                     )
                     .await?
                     .ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
                 let state = get_s(&item, "st").and_then(TaskState::parse).unwrap_or(TaskState::Pending);
+                // A split tile runs only when released (a failed one too: its parts run first).
+                if get_bool(&item, "blocked") {
+                    return Ok(ClaimOutcome::Blocked);
+                }
                 let attempts = get_n(&item, "attempts").unwrap_or(0) as u32;
                 let dead_lettered = get_bool(&item, "dead_lettered");
                 let dead_letter_dispatch = get_s(&item, "dead_letter_dispatch").filter(|d| !d.is_empty());
@@ -965,6 +1003,89 @@ impl Ledger for DynamoLedger {
         })
     }
 
+    fn reconcile_tile(&self, run_id: &str, tile_id: &str) -> Result<TileReconciled> {
+        self.aws.block_on(async {
+            let key = Self::key(run_id, task_sk(tile_id));
+            let tile = self
+                .get_item(key.clone(), Some("st, blocked, parts"))
+                .await?
+                .ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: tile_id.into() })?;
+            let parts = get_n(&tile, "parts").unwrap_or(0);
+            if parts == 0 {
+                return Ok(TileReconciled::Unchanged);
+            }
+            let mut state = get_s(&tile, "st").and_then(TaskState::parse).unwrap_or(TaskState::Pending);
+            let blocked = get_bool(&tile, "blocked");
+            // A consistent query after the caller's own part transition: of two parts ending
+            // at once, the later query sees both.
+            let items = self.query_tasks(run_id, &format!("{tile_id}/part-"), None, false).await?;
+            if let Some(f) = items.iter().find(|i| get_s(i, "st") == Some(TaskState::Failed.as_str())) {
+                let waiting = matches!(state, TaskState::Pending | TaskState::Queued);
+                if !waiting {
+                    return Ok(TileReconciled::Unchanged);
+                }
+                let reason = format!(
+                    "part {} failed: {}",
+                    get_s(f, "task_id").unwrap_or_default(),
+                    get_s(f, "error").unwrap_or("(no reason recorded)")
+                );
+                let values = HashMap::from([(":err".to_string(), s(&reason))]);
+                let names = HashMap::from([
+                    ("#er".to_string(), "error".to_string()),
+                    ("#ow".to_string(), "owner".to_string()),
+                    ("#lu".to_string(), "lease_until".to_string()),
+                ]);
+                let t = self
+                    .move_state(
+                        run_id,
+                        tile_id,
+                        state,
+                        TaskState::Failed,
+                        ", #er = :err REMOVE #ow, #lu",
+                        "",
+                        values,
+                        names,
+                    )
+                    .await?;
+                return Ok(if t.applied {
+                    TileReconciled::Failed { reason, completion_fired: t.completion_fired }
+                } else {
+                    TileReconciled::Unchanged
+                });
+            }
+            if state == TaskState::Failed && blocked {
+                // Failed by a part that has run again since (a retry): the tile waits again.
+                let names = HashMap::from([
+                    ("#ow".to_string(), "owner".to_string()),
+                    ("#lu".to_string(), "lease_until".to_string()),
+                    ("#at".to_string(), "attempts".to_string()),
+                    ("#er".to_string(), "error".to_string()),
+                ]);
+                let values = HashMap::from([(":zero".to_string(), n(0))]);
+                let set = ", #at = :zero REMOVE #ow, #lu, #er";
+                self.move_state(run_id, tile_id, TaskState::Failed, TaskState::Pending, set, "", values, names).await?;
+                state = TaskState::Pending;
+            }
+            let waiting = matches!(state, TaskState::Pending | TaskState::Queued);
+            let all_done =
+                items.len() as i64 == parts && items.iter().all(|i| get_s(i, "st") == Some(TaskState::Done.as_str()));
+            if all_done && blocked && waiting {
+                let released = self
+                    .update_if(
+                        key,
+                        "SET #blk = :no",
+                        "#blk = :yes",
+                        &[("#blk", "blocked")],
+                        vec![(":no", AttributeValue::Bool(false)), (":yes", AttributeValue::Bool(true))],
+                        "release tile",
+                    )
+                    .await?;
+                return Ok(if released { TileReconciled::Released } else { TileReconciled::Unchanged });
+            }
+            Ok(if blocked && !all_done { TileReconciled::Waiting } else { TileReconciled::Unchanged })
+        })
+    }
+
     fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>> {
         let from = match scope {
             ResetScope::Failed => TaskState::Failed,
@@ -975,7 +1096,7 @@ impl Ledger for DynamoLedger {
         self.aws.block_on(async {
             let now = now_ms();
             let candidates: Vec<Item> = self
-                .query_tasks(run_id, Some(from), false)
+                .query_tasks(run_id, "", Some(from), false)
                 .await?
                 .into_iter()
                 .filter(|i| {

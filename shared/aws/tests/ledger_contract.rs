@@ -23,6 +23,7 @@ fn plan(l: &dyn Ledger, run: &str, n: usize) -> Vec<String> {
             index: i,
             summary: json!({"i": i}),
             datasets: vec![i as u32, i as u32 + 1],
+            parts: 0,
         })
         .collect();
     l.create_run(
@@ -136,6 +137,131 @@ fn dynamodb(prefix: &str) -> DynamoLedger {
     DynamoLedger::new(aws, &stack.table, Some(Arc::new(overflow)))
 }
 
+/// A run of two split tiles, `a` (4 parts) and `b` (2 parts), and one whole tile `c`.
+fn plan_split(l: &dyn Ledger, run: &str) {
+    let mut tasks = Vec::new();
+    for (tile, k) in [("a", 4u32), ("b", 2)] {
+        for p in 0..k {
+            tasks.push(NewTask {
+                task_id: format!("{tile}/part-{p}"),
+                index: tasks.len(),
+                summary: json!({}),
+                datasets: vec![],
+                parts: 0,
+            });
+        }
+        tasks.push(NewTask {
+            task_id: tile.into(),
+            index: tasks.len(),
+            summary: json!({}),
+            datasets: vec![],
+            parts: k,
+        });
+    }
+    tasks.push(NewTask { task_id: "c".into(), index: tasks.len(), summary: json!({}), datasets: vec![], parts: 0 });
+    l.create_run(&NewRun { run_id: run.into(), config: json!({}), config_digest: "d".into() }, &tasks, NO_DOCS, false)
+        .unwrap();
+}
+
+fn run_once(l: &dyn Ledger, run: &str, task: &str) -> Transition {
+    let opts = ClaimOptions::new(LEASE);
+    assert_eq!(l.claim(run, task, "w", &opts).unwrap(), ClaimOutcome::Claimed { attempt: 1 }, "{task}");
+    l.complete(run, task, "w", &json!({})).unwrap()
+}
+
+/// A split tile waits for its parts (no claim starts it, no publish sends it); when the
+/// last part is done exactly one reconcile releases it, even with the parts ending at once;
+/// a failed part fails the tile with its reason, and a retry runs the parts before the tile.
+fn split_tiles(l: &(dyn Ledger + Sync), run: &str) {
+    plan_split(l, run);
+    let opts = ClaimOptions::new(LEASE);
+    assert!(l.tasks(run, None).unwrap().iter().filter(|t| t.parts > 0).all(|t| t.blocked));
+    assert_eq!(l.claim(run, "a", "w", &opts).unwrap(), ClaimOutcome::Blocked);
+    let sent = l.mark_queued(run, &["a".into(), "c".into(), "a/part-0".into()]).unwrap();
+    assert_eq!(sent, vec!["c".to_string(), "a/part-0".to_string()], "a blocked tile is not sent");
+    assert_eq!(l.reconcile_tile(run, "a").unwrap(), TileReconciled::Waiting);
+    assert_eq!(l.reconcile_tile(run, "c").unwrap(), TileReconciled::Unchanged, "not a split tile");
+
+    // The four parts of `a` end at once, each followed by its reconcile: one release.
+    let opts_ref = &opts;
+    let released: Vec<TileReconciled> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|p| {
+                s.spawn(move || {
+                    let opts = opts_ref;
+                    let task = format!("a/part-{p}");
+                    assert!(
+                        l.claim(run, &task, &format!("w{p}"), opts).unwrap() == ClaimOutcome::Claimed { attempt: 1 }
+                    );
+                    assert!(l.complete(run, &task, &format!("w{p}"), &json!({})).unwrap().applied);
+                    l.reconcile_tile(run, "a").unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(released.iter().filter(|r| **r == TileReconciled::Released).count(), 1, "{released:?}");
+    assert_eq!(l.reconcile_tile(run, "a").unwrap(), TileReconciled::Unchanged, "released once");
+    assert!(!l.task(run, "a").unwrap().unwrap().blocked);
+    assert_eq!(l.mark_queued(run, &["a".into()]).unwrap(), vec!["a".to_string()], "a released tile is sent");
+    assert!(run_once(l, run, "a").applied);
+
+    // `b`: one part fails; the tile fails with its reason and stays blocked.
+    assert!(run_once(l, run, "b/part-0").applied);
+    assert_eq!(l.claim(run, "b/part-1", "w", &opts).unwrap(), ClaimOutcome::Claimed { attempt: 1 });
+    assert!(l.fail(run, "b/part-1", "w", "input gone", true, None).unwrap().applied);
+    match l.reconcile_tile(run, "b").unwrap() {
+        TileReconciled::Failed { reason, completion_fired } => {
+            assert!(reason.contains("b/part-1") && reason.contains("input gone"), "{reason}");
+            assert!(!completion_fired, "c has not ended");
+        }
+        other => panic!("expected the tile to fail, got {other:?}"),
+    }
+    let b = l.task(run, "b").unwrap().unwrap();
+    assert_eq!((b.state, b.blocked), (TaskState::Failed, true));
+    assert_eq!(l.reconcile_tile(run, "b").unwrap(), TileReconciled::Unchanged, "failed once");
+    let t = run_once(l, run, "c");
+    assert!(t.completion_fired, "every task has ended: a, its parts, b (failed), its parts, c");
+
+    // Retry: the failed part and the tile go back to pending; the tile waits for the part.
+    let mut reset = l.reset(run, ResetScope::Failed, None).unwrap();
+    reset.sort();
+    assert_eq!(reset, vec!["b".to_string(), "b/part-1".to_string()]);
+    assert_eq!(l.claim(run, "b", "w", &opts).unwrap(), ClaimOutcome::Blocked);
+    assert!(run_once(l, run, "b/part-1").applied);
+    assert_eq!(l.reconcile_tile(run, "b").unwrap(), TileReconciled::Released);
+    assert!(run_once(l, run, "b").completion_fired, "the run completes again, once");
+    assert_eq!(l.run(run).unwrap().unwrap().completions, 2);
+
+    // A part failed again, then run again by a new local run of the plan (which claims
+    // failed tasks): the failed tile is not claimable; the part's reconcile re-arms it
+    // and, its parts all done, releases it.
+    let rerun = ClaimOptions { rerun_done: true, ..ClaimOptions::new(LEASE) };
+    for task in ["b/part-0", "b/part-1", "b"] {
+        assert!(matches!(l.claim(run, task, "w", &rerun).unwrap(), ClaimOutcome::Claimed { .. }), "{task}");
+    }
+    assert!(l.fail(run, "b", "w", "assembly: disk full", true, None).unwrap().applied);
+    assert!(l.complete(run, "b/part-0", "w", &json!({})).unwrap().applied);
+    assert!(l.fail(run, "b/part-1", "w", "input gone again", true, None).unwrap().applied);
+    assert_eq!(l.reconcile_tile(run, "b").unwrap(), TileReconciled::Unchanged, "b failed by itself, released");
+    let always = ClaimOptions { rerun_failed: RerunFailed::Always, ..ClaimOptions::new(LEASE) };
+    assert!(matches!(l.claim(run, "b/part-1", "w", &always).unwrap(), ClaimOutcome::Claimed { .. }));
+    assert!(l.complete(run, "b/part-1", "w", &json!({})).unwrap().applied);
+    assert!(matches!(l.claim(run, "b", "w", &always).unwrap(), ClaimOutcome::Claimed { .. }), "released before");
+    assert!(l.complete(run, "b", "w", &json!({})).unwrap().applied);
+}
+
+#[test]
+fn sqlite_split_tiles() {
+    let (_d, l) = sqlite();
+    split_tiles(&l, "r");
+}
+
+#[test]
+fn dynamodb_split_tiles() {
+    split_tiles(&dynamodb("split"), "r");
+}
+
 #[test]
 fn sqlite_concurrent_workers() {
     let (_d, l) = sqlite();
@@ -164,7 +290,8 @@ fn dynamodb_payloads_too_big_for_an_item_go_to_an_s3_manifest() {
     let docs: Vec<serde_json::Value> =
         (0..20_000).map(|i| json!(format!("s3://bucket/some/long/prefix/dataset-{i:06}.json"))).collect();
     let payload = json!({ "datasets": docs });
-    let task = NewTask { task_id: "t000".into(), index: 0, summary: json!({}), datasets: (0..20_000).collect() };
+    let task =
+        NewTask { task_id: "t000".into(), index: 0, summary: json!({}), datasets: (0..20_000).collect(), parts: 0 };
     l.create_run(&NewRun { run_id: "big".into(), config: json!({}), config_digest: "d".into() }, &[task], &docs, false)
         .unwrap();
     assert!(payload.to_string().len() > 400_000);
@@ -174,7 +301,7 @@ fn dynamodb_payloads_too_big_for_an_item_go_to_an_s3_manifest() {
 }
 
 fn plan_overwrite(l: &DynamoLedger) {
-    let tasks = vec![NewTask { task_id: "t111".into(), index: 0, summary: json!({}), datasets: vec![] }];
+    let tasks = vec![NewTask { task_id: "t111".into(), index: 0, summary: json!({}), datasets: vec![], parts: 0 }];
     l.create_run(&NewRun { run_id: "big".into(), config: json!({}), config_digest: "e".into() }, &tasks, NO_DOCS, true)
         .unwrap();
     let ids: Vec<String> = l.tasks("big", None).unwrap().into_iter().map(|t| t.task_id).collect();

@@ -16,6 +16,7 @@ pub mod redact;
 pub mod selection;
 pub mod stac_input;
 pub mod task_id;
+pub mod tile_part;
 
 pub use dataset::{BandAsset, Dataset};
 pub use error::CoreError;
@@ -23,3 +24,4 @@ pub use grid::{GeoBox, GridSpec, TileIndex};
 pub use period::{Frequency, Period};
 pub use selection::Selection;
 pub use task_id::TaskId;
+pub use tile_part::{PixelWindow, TilePart};

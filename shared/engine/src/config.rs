@@ -99,12 +99,18 @@ pub struct LambdaBudget {
     pub timeout_s: u64,
     pub tmp_mb: u64,
     pub headroom: f64,
+    /// Split a tile beyond the budget into k x k sub-tile parts (the fewest that fit),
+    /// each its own Lambda invocation, assembled into the tile afterwards. False: such
+    /// tiles go to the container worker whole.
+    pub split: bool,
+    /// Split every tile into `parts` x `parts`, whatever its estimate (1: never split).
+    pub parts: Option<u32>,
 }
 
 impl Default for LambdaBudget {
     /// Lambda's maxima (10 240 MB, 15 minutes, 10 240 MB of /tmp), 80% usable.
     fn default() -> Self {
-        LambdaBudget { memory_mb: 10_240, timeout_s: 900, tmp_mb: 10_240, headroom: 0.8 }
+        LambdaBudget { memory_mb: 10_240, timeout_s: 900, tmp_mb: 10_240, headroom: 0.8, split: true, parts: None }
     }
 }
 
@@ -219,6 +225,18 @@ impl RunConfig {
             return Err(EngineError::Config(format!(
                 "lambda budget {l:?} is not usable: memory_mb >= 128, timeout_s > 0, tmp_mb >= 512, headroom 0.1 to 1"
             )));
+        }
+        if let Some(k) = l.parts {
+            let grid = self.grid_spec()?;
+            let max = stratus_core::TilePart::max_k(grid.tile_pixels, grid.tile_pixels, self.chunk_size);
+            if k == 0 || k > max {
+                return Err(EngineError::Config(format!(
+                    "lambda.parts {k}: a tile of {px} x {px} pixels in chunks of {c} splits into 1 to {max} parts a side \
+                     (parts are whole chunks; a smaller chunk_size allows more)",
+                    px = grid.tile_pixels,
+                    c = self.chunk_size
+                )));
+            }
         }
         if self.renew_safety_margin >= self.job_queue_max_lease {
             return Err(EngineError::Config("renew_safety_margin must be smaller than job_queue_max_lease".into()));

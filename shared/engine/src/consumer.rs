@@ -69,16 +69,17 @@ impl TaskHandler {
         Ok(&self.workers[run_id])
     }
 
-    /// Handle one task message. `extend` renews the message's visibility (called with
-    /// each lease renewal); `completion` receives the completion message if this task
-    /// ended the run.
+    /// Handle one task message from `queue`. `extend` renews the message's visibility
+    /// (called with each lease renewal); `completion` receives the completion message if
+    /// this task ended the run; a split tile released by this part goes to `queue`.
     pub fn handle(
         &mut self,
         msg: &Received,
-        max_receives: u32,
+        queue: &dyn TaskQueue,
         extend: &(dyn Fn() + Sync),
         completion: Option<&dyn TaskQueue>,
     ) -> Handled {
+        let max_receives = queue.max_receives();
         let body = match TaskMessage::parse(&msg.body) {
             Ok(b) => b,
             Err(e) => {
@@ -131,8 +132,22 @@ impl TaskHandler {
                 }
             }
         }
+        // The same outbox for a split tile this part released: its message goes out before
+        // the part's message is let go of.
+        if let Some(tile) = &report.ready_tile {
+            if let Err(e) = publish_ids(&ctx, &body.run_id, std::slice::from_ref(tile), queue) {
+                tracing::warn!(tile = %tile, error = %e, "the released tile's message is not sent yet; the part's message comes back to send it");
+                return Handled {
+                    disposition: Disposition::Retry { after: backoff(msg.receive_count) },
+                    report: Some(report),
+                };
+            }
+        }
         let disposition = match &report.outcome {
             TaskOutcome::Done(_) | TaskOutcome::SkippedExisting | TaskOutcome::AlreadyDone => Disposition::Delete,
+            // A split tile's message before its parts are done (a copy sent again): its
+            // release sends it.
+            TaskOutcome::Blocked => Disposition::Delete,
             // A failed task's message goes on to the dead-letter queue (so a redrive can
             // run it again): on its last receive, the ledger is told it is on its way.
             TaskOutcome::Failed { reason, final_attempt: true } => {
@@ -166,6 +181,13 @@ fn note_dead_lettered(ctx: &Context, msg: &TaskMessage, delivery: &Delivery) {
         // Without the mark a console redrive of this message leaves the task failed (it
         // says so); `stratus redrive` still retries it.
         tracing::warn!(error = %e, "could not mark the failed task dead-lettered");
+    }
+    // A part's tile failed with it and has no message of its own: marked too, so that the
+    // redrive of the part's message sets the tile pending with it.
+    if let Ok((tile, Some(_))) = stratus_core::TilePart::parse_task_id(&msg.task_id) {
+        if let Err(e) = ctx.ledger.mark_dead_lettered(&msg.run_id, &tile.to_string(), None) {
+            tracing::warn!(error = %e, "could not mark the failed part's tile dead-lettered");
+        }
     }
 }
 
@@ -261,8 +283,11 @@ pub fn fan_out_pages(ctx: &Context, run_id: &str, page_size: usize) -> Result<Ve
     let pending = ctx.ledger.tasks(run_id, Some(stratus_ports::TaskState::Pending))?;
     let mut pages = Vec::new();
     for executor in [Executor::Lambda, Executor::Container] {
-        let mine: Vec<_> =
-            pending.iter().filter(|t| crate::task_summary::TaskSummary::of(t).executor == executor).collect();
+        // A blocked split tile is sent when its parts are done.
+        let mine: Vec<_> = pending
+            .iter()
+            .filter(|t| !t.blocked && crate::task_summary::TaskSummary::of(t).executor == executor)
+            .collect();
         for ts in mine.chunks(page_size.max(1)) {
             pages.push(FanOutPage {
                 run_id: run_id.into(),

@@ -38,6 +38,10 @@ impl Layout {
     pub fn run_dir(&self, run_id: &str) -> String {
         format!("{}/{}/_runs/{run_id}", self.product, self.version)
     }
+    /// A sub-tile part's band, in the run's scratch space until its tile is assembled.
+    pub fn part_key(&self, run_id: &str, t: &TaskId, part: &stratus_core::TilePart, band: &str) -> String {
+        format!("{}/parts/{}/{part}/{band}.tif", self.run_dir(run_id), self.stem(t))
+    }
 }
 
 #[cfg(test)]

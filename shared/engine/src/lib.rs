@@ -3,6 +3,7 @@
 //! through the `stratus-ports` traits, so the embedded and AWS paths share this code.
 
 pub mod access_policy;
+pub mod assembly;
 pub mod config;
 pub mod consumer;
 pub mod context;

@@ -4,7 +4,6 @@
 
 use crate::error::{EngineError, Result};
 use serde::{Deserialize, Serialize};
-use stratus_core::TaskId;
 
 /// Longest body we accept (SQS allows 256 KB; ours are far smaller).
 const MAX_BODY: usize = 256 * 1024;
@@ -88,7 +87,7 @@ impl TaskMessage {
     pub fn parse(body: &str) -> Result<TaskMessage> {
         let m: TaskMessage = parse_json(body, "task message")?;
         check_run_id(&m.run_id)?;
-        m.task_id.parse::<TaskId>()?;
+        stratus_core::TilePart::parse_task_id(&m.task_id)?;
         Ok(m)
     }
     pub fn body(&self) -> String {
@@ -101,7 +100,7 @@ impl FanOutPage {
         let p: FanOutPage = parse_json(body, "fan-out page")?;
         check_run_id(&p.run_id)?;
         for t in &p.task_ids {
-            t.parse::<TaskId>()?;
+            stratus_core::TilePart::parse_task_id(t)?;
         }
         Ok(p)
     }

@@ -109,12 +109,13 @@ pub fn build_for_run(ctx: &Context, run_id: &str, opts: &MosaicOptions) -> Resul
     let grid = cfg.grid_spec()?;
     let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
     let layout = Layout::of(&cfg);
-    let tasks: Vec<TaskId> = ctx
-        .ledger
-        .tasks(run_id, Some(TaskState::Done))?
-        .iter()
-        .map(|t| t.task_id.parse())
-        .collect::<std::result::Result<_, _>>()?;
+    // Tiles, not the parts of split tiles (their tile is done once assembled).
+    let mut tasks: Vec<TaskId> = Vec::new();
+    for t in ctx.ledger.tasks(run_id, Some(TaskState::Done))? {
+        if let (id, None) = stratus_core::TilePart::parse_task_id(&t.task_id)? {
+            tasks.push(id);
+        }
+    }
     if tasks.is_empty() {
         return Err(EngineError::Config(format!("run '{run_id}' has no done tiles to mosaic")));
     }

@@ -1,20 +1,22 @@
 //! The plan's human-readable artefacts: a CSV of tasks and per-period GeoJSON of tiles.
 
 use crate::error::Result;
-use crate::sizing::TaskEstimate;
+use crate::sizing::{TaskEstimate, TilePlan};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use stratus_core::binning::TaskBin;
 use stratus_core::geometry::{densify, CrsTransform};
 use stratus_core::{GridSpec, TaskId, TileIndex};
 
-/// `task_id,period,x,y,datasets,observation_days,executor,est_memory_mb,est_seconds`, one
-/// row per task in plan order (`estimates` in the same order).
-pub fn tasks_csv(tasks: &BTreeMap<TaskId, TaskBin>, estimates: &[TaskEstimate]) -> String {
-    let mut s = String::from("task_id,period,x,y,datasets,observation_days,executor,est_memory_mb,est_seconds\n");
-    for ((id, bin), e) in tasks.iter().zip(estimates) {
+/// `task_id,period,x,y,datasets,observation_days,parts,executor,est_memory_mb,est_seconds`,
+/// one row per ledger task in plan order (`plans` in the order of `tasks`): a split tile's
+/// parts (`parts` names the part), then the tile (`parts` is `KxK`; its estimate is the
+/// assembly's).
+pub fn tasks_csv(tasks: &BTreeMap<TaskId, TaskBin>, plans: &[TilePlan]) -> String {
+    let mut s = String::from("task_id,period,x,y,datasets,observation_days,parts,executor,est_memory_mb,est_seconds\n");
+    let mut row = |task: &str, id: &TaskId, bin: &TaskBin, parts: &str, e: &TaskEstimate| {
         s += &format!(
-            "{id},{},{},{},{},{},{},{},{:.0}\n",
+            "{task},{},{},{},{},{},{parts},{},{},{:.0}\n",
             id.period,
             id.tile.x,
             id.tile.y,
@@ -24,6 +26,17 @@ pub fn tasks_csv(tasks: &BTreeMap<TaskId, TaskBin>, estimates: &[TaskEstimate]) 
             e.peak_memory_mb,
             e.lambda_seconds
         );
+    };
+    for ((id, bin), plan) in tasks.iter().zip(plans) {
+        match (&plan.part, &plan.assembly) {
+            (Some(part), Some(assembly)) if plan.parts > 1 => {
+                for p in stratus_core::TilePart::all(plan.parts) {
+                    row(&p.task_id(id), id, bin, &p.to_string(), part);
+                }
+                row(&id.to_string(), id, bin, &format!("{k}x{k}", k = plan.parts), assembly);
+            }
+            _ => row(&id.to_string(), id, bin, "", &plan.whole),
+        }
     }
     s
 }
@@ -49,11 +62,12 @@ fn round6(v: f64) -> f64 {
 pub fn period_geojson(
     grid: &GridSpec,
     tasks: &BTreeMap<TaskId, TaskBin>,
+    plans: &[TilePlan],
     period: &str,
     transform: &dyn CrsTransform,
 ) -> Result<Value> {
     let mut features = Vec::new();
-    for (id, bin) in tasks.iter().filter(|(id, _)| id.period.to_string() == period) {
+    for ((id, bin), plan) in tasks.iter().zip(plans).filter(|((id, _), _)| id.period.to_string() == period) {
         let ring = tile_polygon_lonlat(grid, id.tile, transform)?;
         features.push(json!({
             "type": "Feature",
@@ -62,6 +76,7 @@ pub fn period_geojson(
                 "task_id": id.to_string(), "region_code": id.tile.region_code(),
                 "x": id.tile.x, "y": id.tile.y,
                 "datasets": bin.datasets.len(), "observation_days": bin.days.len(),
+                "parts": plan.parts * plan.parts, "executor": plan.executor().as_str(),
             }
         }));
     }

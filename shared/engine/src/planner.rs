@@ -8,7 +8,7 @@ use crate::error::{EngineError, Result};
 use crate::estimate::{Prices, RunEstimate};
 use crate::layout::Layout;
 use crate::plan_outputs::{period_geojson, tasks_csv};
-use crate::sizing::{Sizer, TaskEstimate};
+use crate::sizing::{Sizer, TaskEstimate, TilePlan};
 use crate::sources::{for_each_batch, BadItem, Parsed};
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -297,12 +297,62 @@ fn apply_products(
 
 /// Every task's estimate (in plan order) and the run's, at default prices, 1 000
 /// concurrent Lambdas and 10 container workers (what `save-tasks` prints).
-pub fn plan_estimates(cfg: &RunConfig, tasks: &BTreeMap<TaskId, TaskBin>) -> Result<(Vec<TaskEstimate>, RunEstimate)> {
+pub fn plan_estimates(cfg: &RunConfig, tasks: &BTreeMap<TaskId, TaskBin>) -> Result<(Vec<TilePlan>, RunEstimate)> {
     let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
     let sizer = Sizer::new(cfg, statistic.as_ref())?;
-    let estimates: Vec<TaskEstimate> = tasks.values().map(|b| sizer.estimate(b.days.len(), b.datasets.len())).collect();
-    let run = RunEstimate::new(&sizer, &estimates, &Prices::default(), 1000, 10);
-    Ok((estimates, run))
+    let plans: Vec<TilePlan> = tasks.values().map(|b| sizer.plan_tile(b.days.len(), b.datasets.len())).collect();
+    let invocations: Vec<TaskEstimate> = plans.iter().flat_map(TilePlan::invocations).collect();
+    let run = RunEstimate::new(&sizer, &invocations, &Prices::default(), 1000, 10);
+    Ok((plans, run))
+}
+
+/// The ledger's tasks for the plan: each tile's, and before a split tile's, its parts.
+fn ledger_tasks(tasks: &BTreeMap<TaskId, TaskBin>, plans: &[TilePlan]) -> Vec<NewTask> {
+    use crate::task_summary::TaskSummary;
+    let mut out = Vec::with_capacity(tasks.len());
+    for ((id, bin), plan) in tasks.iter().zip(plans) {
+        let datasets: Vec<u32> = bin.datasets.iter().map(|&i| i as u32).collect();
+        let summary = |executor, estimate: &TaskEstimate| TaskSummary {
+            period: id.period.to_string(),
+            x: id.tile.x,
+            y: id.tile.y,
+            datasets: bin.datasets.len(),
+            observation_days: bin.days.len(),
+            executor,
+            estimate: Some(estimate.clone()),
+            split: None,
+            part: None,
+        };
+        match (&plan.part, &plan.assembly) {
+            (Some(part_est), Some(assembly)) if plan.parts > 1 => {
+                for part in stratus_core::TilePart::all(plan.parts) {
+                    out.push(NewTask {
+                        task_id: part.task_id(id),
+                        index: out.len(),
+                        summary: TaskSummary { part: Some(part), ..summary(part_est.executor, part_est) }.to_json(),
+                        datasets: datasets.clone(),
+                        parts: 0,
+                    });
+                }
+                // The tile's own task assembles its parts: it needs no datasets.
+                out.push(NewTask {
+                    task_id: id.to_string(),
+                    index: out.len(),
+                    summary: TaskSummary { split: Some(plan.parts), ..summary(assembly.executor, assembly) }.to_json(),
+                    datasets: vec![],
+                    parts: plan.parts * plan.parts,
+                });
+            }
+            _ => out.push(NewTask {
+                task_id: id.to_string(),
+                index: out.len(),
+                summary: summary(plan.whole.executor, &plan.whole).to_json(),
+                datasets,
+                parts: 0,
+            }),
+        }
+    }
+    out
 }
 
 /// Plan a run. With `dry_run`, nothing is written.
@@ -326,7 +376,7 @@ pub fn save_tasks(
     );
     let (tasks, stats) = (&plan.tasks, &plan.stats);
     let obs: Vec<usize> = tasks.values().map(|t| t.days.len()).collect();
-    let (estimates, estimate) = plan_estimates(cfg, tasks)?;
+    let (plans, estimate) = plan_estimates(cfg, tasks)?;
     let mut summary = PlanSummary {
         run_id: run_id.clone(),
         tasks: tasks.len(),
@@ -353,9 +403,10 @@ pub fn save_tasks(
     if dry_run {
         return Ok(summary);
     }
+    let new_tasks = ledger_tasks(tasks, &plans);
     if let Some(existing) = ctx.ledger.run(&run_id)? {
         if !overwrite {
-            if existing.config_digest == digest && existing.counts.total as usize == tasks.len() {
+            if existing.config_digest == digest && existing.counts.total as usize == new_tasks.len() {
                 summary.unchanged = true;
                 return Ok(summary);
             }
@@ -363,26 +414,6 @@ pub fn save_tasks(
         }
     }
     let grid = cfg.grid_spec()?;
-    let new_tasks: Vec<NewTask> = tasks
-        .iter()
-        .enumerate()
-        .zip(&estimates)
-        .map(|((index, (id, bin)), est)| NewTask {
-            task_id: id.to_string(),
-            index,
-            summary: crate::task_summary::TaskSummary {
-                period: id.period.to_string(),
-                x: id.tile.x,
-                y: id.tile.y,
-                datasets: bin.datasets.len(),
-                observation_days: bin.days.len(),
-                executor: est.executor,
-                estimate: Some(est.clone()),
-            }
-            .to_json(),
-            datasets: bin.datasets.iter().map(|&i| i as u32).collect(),
-        })
-        .collect();
     let run = NewRun {
         run_id: run_id.clone(),
         config: serde_json::to_value(cfg).expect("config serialises"),
@@ -395,10 +426,10 @@ pub fn save_tasks(
     let layout = Layout::new(&cfg.product.name, &cfg.product.version);
     let dir = layout.plan_dir(&run_id);
     let csv_key = format!("{dir}/tasks.csv");
-    ctx.output.put(&csv_key, tasks_csv(tasks, &estimates).as_bytes())?;
+    ctx.output.put(&csv_key, tasks_csv(tasks, &plans).as_bytes())?;
     summary.artefacts.push(ctx.output.url(&csv_key));
     for period in &summary.periods {
-        let fc = period_geojson(&grid, tasks, period, transform)?;
+        let fc = period_geojson(&grid, tasks, &plans, period, transform)?;
         let key = format!("{dir}/{period}.geojson");
         ctx.output.put(&key, serde_json::to_string_pretty(&fc).unwrap().as_bytes())?;
         summary.artefacts.push(ctx.output.url(&key));

@@ -55,12 +55,28 @@ pub fn gather(ctx: &Context, run_id: &str, mosaic: Option<MosaicReport>) -> Resu
     let cfg = run.run_config()?;
     let grid = cfg.grid_spec()?;
     let mut tiles = Vec::new();
-    for t in ctx.ledger.tasks(run_id, None)? {
-        let id: TaskId = t.task_id.parse()?;
+    let tasks = ctx.ledger.tasks(run_id, None)?;
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    // A split tile is one row: its parts' times are added to its own (the assembly's).
+    let mut part_times: std::collections::HashMap<TaskId, [f64; 3]> = std::collections::HashMap::new();
+    for t in &tasks {
+        if let (tile, Some(_)) = stratus_core::TilePart::parse_task_id(&t.task_id)? {
+            let r = t.result.clone().unwrap_or_default();
+            let sum = part_times.entry(tile).or_default();
+            for (s, k) in sum.iter_mut().zip(["read_s", "compute_s", "write_s"]) {
+                *s += num(&r["timings"][k]);
+            }
+        }
+    }
+    for t in tasks {
+        let (id, part) = stratus_core::TilePart::parse_task_id(&t.task_id)?;
+        if part.is_some() {
+            continue;
+        }
         let b = grid.tile_bounds(id.tile);
         let r = t.result.clone().unwrap_or_default();
         let planned = crate::task_summary::TaskSummary::of(&t);
-        let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+        let [pr, pc, pw] = part_times.get(&id).copied().unwrap_or_default();
         tiles.push(TileRow {
             task_id: t.task_id.clone(),
             state: t.state,
@@ -68,9 +84,9 @@ pub fn gather(ctx: &Context, run_id: &str, mosaic: Option<MosaicReport>) -> Resu
             error: t.error.clone(),
             datasets: r["datasets"].as_u64().unwrap_or(planned.datasets as u64),
             observation_days: r["observation_days"].as_u64().unwrap_or(planned.observation_days as u64),
-            read_s: num(&r["timings"]["read_s"]),
-            compute_s: num(&r["timings"]["compute_s"]),
-            write_s: num(&r["timings"]["write_s"]),
+            read_s: num(&r["timings"]["read_s"]) + pr,
+            compute_s: num(&r["timings"]["compute_s"]) + pc,
+            write_s: num(&r["timings"]["write_s"]) + pw,
             skipped_inputs: r["skipped_inputs"].as_array().cloned().unwrap_or_default(),
             bounds: [b.min_x, b.min_y, b.max_x, b.max_y],
         });

@@ -98,23 +98,35 @@ impl RunSummary {
             }
             TaskOutcome::AlreadyFailed | TaskOutcome::Failed { .. } => {}
             TaskOutcome::Interrupted => self.interrupted = true,
+            TaskOutcome::Blocked => {}
         }
         self.completion_fired |= r.completion_fired;
     }
 }
 
-/// Select task ids of a run (plan order). No selection: every task.
+/// Select task ids of a run (plan order). No selection: every task. A selection names
+/// tiles; a split tile brings its parts.
 pub fn select_tasks(ctx: &Context, run_id: &str, selection: &[Selection]) -> Result<Vec<String>> {
     let tasks = ctx.ledger.tasks(run_id, None)?;
     if selection.is_empty() {
         return Ok(tasks.into_iter().map(|t| t.task_id).collect());
     }
-    let ids: Vec<TaskId> = tasks.iter().map(|t| t.task_id.parse()).collect::<std::result::Result<_, _>>()?;
+    // The run's tiles in plan order, each with its tasks (its parts, then itself).
+    let mut tiles: Vec<(TaskId, Vec<String>)> = Vec::new();
+    for t in &tasks {
+        let (tile, _) = stratus_core::TilePart::parse_task_id(&t.task_id)?;
+        match tiles.iter_mut().find(|(id, _)| *id == tile) {
+            Some((_, ids)) => ids.push(t.task_id.clone()),
+            None => tiles.push((tile, vec![t.task_id.clone()])),
+        }
+    }
     let mut out = Vec::new();
     for s in selection {
-        for i in s.indices(ids.len(), |id| ids.iter().position(|x| x == id))? {
-            if !out.contains(&tasks[i].task_id) {
-                out.push(tasks[i].task_id.clone());
+        for i in s.indices(tiles.len(), |id| tiles.iter().position(|(x, _)| x == id))? {
+            for id in &tiles[i].1 {
+                if !out.contains(id) {
+                    out.push(id.clone());
+                }
             }
         }
     }
@@ -160,7 +172,16 @@ pub fn run_plan(ctx: &Context, run_id: &str, opts: &RunOptions, progress: &dyn P
                     };
                     // A new run of a plan retries what failed before: those tiles are not complete.
                     match worker.process(&task, &Delivery::local(), None) {
+                        // A split tile taken before its last part ended: the part that
+                        // releases it puts it back on the list.
+                        Ok(r) if r.outcome == TaskOutcome::Blocked => {}
                         Ok(r) => {
+                            if let Some(tile) = &r.ready_tile {
+                                let mut q = queue.lock().unwrap();
+                                if !q.contains(tile) {
+                                    q.push_back(tile.clone());
+                                }
+                            }
                             report.lock().unwrap().add(&r);
                             progress.advance(&r);
                         }
@@ -280,7 +301,7 @@ pub fn run_from_queue(
                     let extend = || {
                         let _ = queue.extend_visibility(&msg.receipt, opts.visibility);
                     };
-                    let handled = workers.handle(&msg, queue.max_receives(), &extend, opts.completion.as_deref());
+                    let handled = workers.handle(&msg, queue, &extend, opts.completion.as_deref());
                     apply_disposition(queue, &msg, &handled.disposition);
                     if let Some(r) = handled.report {
                         report.lock().unwrap().add(&r);

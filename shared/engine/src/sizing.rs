@@ -72,6 +72,39 @@ pub struct TaskEstimate {
     pub reason: String,
 }
 
+/// How a tile is planned: whole (`parts` 1), or as `parts` x `parts` sub-tile parts, each
+/// estimated as `part` (the largest), and their assembly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TilePlan {
+    /// The tile whole: its estimate, executor and reason (when it is split, why).
+    pub whole: TaskEstimate,
+    pub parts: u32,
+    pub part: Option<TaskEstimate>,
+    pub assembly: Option<TaskEstimate>,
+}
+
+impl TilePlan {
+    /// Every invocation the tile takes: itself, or its parts and their assembly.
+    pub fn invocations(&self) -> Vec<TaskEstimate> {
+        match (&self.part, &self.assembly) {
+            (Some(part), Some(assembly)) if self.parts > 1 => {
+                let mut v = vec![part.clone(); (self.parts * self.parts) as usize];
+                v.push(assembly.clone());
+                v
+            }
+            _ => vec![self.whole.clone()],
+        }
+    }
+
+    /// The executor of the tile's own task (its assembly when split).
+    pub fn executor(&self) -> Executor {
+        match &self.assembly {
+            Some(a) if self.parts > 1 => a.executor,
+            _ => self.whole.executor,
+        }
+    }
+}
+
 /// Sizes tasks of one run.
 pub struct Sizer<'a> {
     pub chunk_size: usize,
@@ -114,8 +147,14 @@ impl<'a> Sizer<'a> {
         BASE_MEMORY_MB + inputs_mb + (stack + working + reads + outputs) / MB
     }
 
+    /// A whole tile.
     pub fn estimate(&self, observations: usize, datasets: usize) -> TaskEstimate {
-        let pixels = (self.tile_width * self.tile_height) as u64;
+        self.estimate_window(observations, datasets, (self.tile_width * self.tile_height) as u64)
+    }
+
+    /// A window of `pixels` of the tile (a whole tile, or a sub-tile part): time and
+    /// scratch follow the window, memory the chunk.
+    pub fn estimate_window(&self, observations: usize, datasets: usize, pixels: u64) -> TaskEstimate {
         let bands = self.statistic.input_bands().len();
         let outputs = self.statistic.output_bands();
         let cost = self.statistic.cost();
@@ -124,18 +163,106 @@ impl<'a> Sizer<'a> {
             + observations as f64 * bands as f64 * px * cost.compute_ns_per_value
             + outputs.len() as f64 * px * WRITE_NS_PER_VALUE)
             / 1e9;
-        let vcpus = (self.budget.memory_mb as f64 / LAMBDA_MB_PER_VCPU).clamp(1.0, 6.0);
-        let lambda_seconds = core_seconds / speedup(vcpus);
-        // A Lambda reads remote inputs: with several reading threads per vCPU.
-        let threads = vcpus.ceil() as usize * crate::tile::REMOTE_READ_THREADS_PER_CORE;
+        let threads = self.lambda_threads();
         let memory = self.memory_mb(observations, self.chunk_size, threads);
-        let tmp = self.tmp_mb();
+        let tmp = self.tmp_mb_of(px);
+        self.judge(pixels, observations, datasets, bands, memory, tmp, core_seconds, true)
+    }
+
+    /// vCPUs of the Lambda worker (from its memory).
+    fn lambda_vcpus(&self) -> f64 {
+        (self.budget.memory_mb as f64 / LAMBDA_MB_PER_VCPU).clamp(1.0, 6.0)
+    }
+
+    /// A Lambda reads remote inputs: with several reading threads per vCPU.
+    fn lambda_threads(&self) -> usize {
+        self.lambda_vcpus().ceil() as usize * crate::tile::REMOTE_READ_THREADS_PER_CORE
+    }
+
+    /// Assembling a split tile: every part's bands read back and written as the tile's
+    /// COGs (the same write the unsplit tile ends with), the parts and the COGs on /tmp.
+    pub fn estimate_assembly(&self) -> TaskEstimate {
+        let px = (self.tile_width * self.tile_height) as f64;
+        let outputs = self.statistic.output_bands().len() as f64;
+        // Reading a part back costs a fraction of writing it (decode, no overviews).
+        let core_seconds = outputs * px * WRITE_NS_PER_VALUE * 1.25 / 1e9;
+        let memory = BASE_MEMORY_MB + stratus_raster::GDAL_CACHE_MB as f64;
+        let tmp = 2.0 * self.tmp_mb_of(px);
+        let bands = self.statistic.input_bands().len();
+        self.judge(px as u64, 0, 0, bands, memory, tmp, core_seconds, false)
+    }
+
+    /// How to run a tile: whole, or as the fewest k x k parts that each fit the budget
+    /// (with their assembly), or whole on the container worker when nothing fits.
+    pub fn plan_tile(&self, observations: usize, datasets: usize) -> TilePlan {
+        let whole = self.estimate(observations, datasets);
+        let forced = self.budget.parts.filter(|&k| k > 1);
+        if forced.is_none() && (whole.executor == Executor::Lambda || !self.budget.split) {
+            return TilePlan { whole, parts: 1, part: None, assembly: None };
+        }
+        let max_k = stratus_core::TilePart::max_k(self.tile_width, self.tile_height, self.chunk_size);
+        let part_estimate = |k: u32| {
+            // The largest part of the split (parts are whole chunks, as even as they allow).
+            let w = stratus_core::TilePart { k, row: 0, col: 0 }
+                .window(self.tile_width, self.tile_height, self.chunk_size)
+                .expect("k is within max_k");
+            self.estimate_window(observations, datasets, (w.width * w.height) as u64)
+        };
+        let assembly = self.estimate_assembly();
+        if let Some(k) = forced {
+            let k = k.min(max_k.max(1));
+            let part = part_estimate(k);
+            return TilePlan { whole, parts: k, part: Some(part), assembly: Some(assembly) };
+        }
+        let fits = (2..=max_k).map(|k| (k, part_estimate(k))).find(|(_, e)| e.executor == Executor::Lambda);
+        match fits {
+            Some((k, part)) if assembly.executor == Executor::Lambda => {
+                TilePlan { whole, parts: k, part: Some(part), assembly: Some(assembly) }
+            }
+            Some((k, _)) => {
+                let mut whole = whole;
+                whole.reason = format!(
+                    "{}; {k} x {k} parts would fit but their assembly would not: {}",
+                    whole.reason, assembly.reason
+                );
+                TilePlan { whole, parts: 1, part: None, assembly: None }
+            }
+            None => {
+                let mut whole = whole;
+                whole.reason = if max_k >= 2 {
+                    let smallest = part_estimate(max_k);
+                    format!(
+                        "{}; even its smallest parts ({max_k} x {max_k}, one chunk or more a side) would not fit: {}",
+                        whole.reason, smallest.reason
+                    )
+                } else {
+                    format!("{}; it is one chunk a side and cannot be split", whole.reason)
+                };
+                TilePlan { whole, parts: 1, part: None, assembly: None }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &self,
+        pixels: u64,
+        observations: usize,
+        datasets: usize,
+        bands: usize,
+        memory: f64,
+        tmp: f64,
+        core_seconds: f64,
+        suggest_chunk: bool,
+    ) -> TaskEstimate {
+        let threads = self.lambda_threads();
+        let lambda_seconds = core_seconds / speedup(self.lambda_vcpus());
         let b = &self.budget;
         let (mem_limit, s_limit, tmp_limit) =
             (b.memory_mb as f64 * b.headroom, b.timeout_s as f64 * b.headroom, b.tmp_mb as f64 * b.headroom);
         let mut over = Vec::new();
         if memory > mem_limit {
-            let fit = self.largest_chunk_within(observations, threads, mem_limit);
+            let fit = if suggest_chunk { self.largest_chunk_within(observations, threads, mem_limit) } else { None };
             over.push(format!(
                 "memory {memory:.0} MB > {mem_limit:.0} MB ({:.0}% of {} MB){}",
                 b.headroom * 100.0,
@@ -178,7 +305,11 @@ impl<'a> Sizer<'a> {
     /// Scratch space (MB) a tile needs: its scratch bands (compressed, sparse) and the
     /// finished COGs come to about the raw size of the outputs.
     pub fn tmp_mb(&self) -> f64 {
-        let px = (self.tile_width * self.tile_height) as f64;
+        self.tmp_mb_of((self.tile_width * self.tile_height) as f64)
+    }
+
+    /// The same for a window of `px` pixels.
+    fn tmp_mb_of(&self, px: f64) -> f64 {
         self.statistic.output_bands().iter().map(|o| dtype_bytes(o.dtype) * px).sum::<f64>() / MB
     }
 
@@ -285,5 +416,35 @@ mod tests {
         let deep = sizer(gm.as_ref(), "africa-30", 4096).estimate(150, 150);
         assert_eq!(deep.executor, Executor::Container);
         assert!(deep.reason.contains("memory") && deep.reason.contains("chunk_size"), "{}", deep.reason);
+    }
+
+    #[test]
+    fn a_tile_beyond_the_budget_is_split_into_the_fewest_parts_that_fit() {
+        let gm = stratus_stats::build_statistic("gm-s2", &serde_json::Value::Null).unwrap();
+        let s10 = sizer(gm.as_ref(), "africa-10", 1024);
+        // An annual Sentinel-2 stack of a 10 m tile: too slow whole, fine in parts.
+        let plan = s10.plan_tile(150, 300);
+        assert_eq!(plan.whole.executor, Executor::Container);
+        assert!(plan.parts >= 2, "{plan:?}");
+        assert_eq!(plan.part.as_ref().unwrap().executor, Executor::Lambda, "{plan:?}");
+        assert_eq!(plan.assembly.as_ref().unwrap().executor, Executor::Lambda, "{plan:?}");
+        assert_eq!(plan.executor(), Executor::Lambda);
+        // The fewest: one part fewer a side would not fit.
+        let k = plan.parts;
+        if k > 2 {
+            let w = stratus_core::TilePart { k: k - 1, row: 0, col: 0 }.window(9600, 9600, 1024).unwrap();
+            let fewer = s10.estimate_window(150, 300, (w.width * w.height) as u64);
+            assert_eq!(fewer.executor, Executor::Container, "{fewer:?}");
+        }
+        assert_eq!(plan.invocations().len(), (k * k + 1) as usize);
+        // A tile that fits is not split.
+        let small = sizer(gm.as_ref(), "africa-30", 1024).plan_tile(40, 80);
+        assert_eq!((small.parts, small.invocations().len()), (1, 1));
+        // Memory is set by the chunk: parts do not help a stack too deep for it.
+        let deep = sizer(gm.as_ref(), "africa-10", 4096).plan_tile(150, 150);
+        assert_eq!((deep.parts, deep.executor()), (1, Executor::Container));
+        assert!(deep.whole.reason.contains("smallest parts (3 x 3"), "{}", deep.whole.reason);
+        let one_chunk = sizer(gm.as_ref(), "africa-30", 4096).plan_tile(150, 150);
+        assert!(one_chunk.whole.reason.contains("cannot be split"), "{}", one_chunk.whole.reason);
     }
 }

@@ -18,6 +18,12 @@ pub struct TaskSummary {
     /// Plans from before sizing carry none.
     #[serde(default)]
     pub estimate: Option<TaskEstimate>,
+    /// A split tile: parts per side (its task assembles them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<u32>,
+    /// A sub-tile part: which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<stratus_core::TilePart>,
 }
 
 impl TaskSummary {

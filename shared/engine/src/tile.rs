@@ -16,7 +16,7 @@ use stratus_core::geometry::project_rings;
 use stratus_core::grid::Bounds;
 use stratus_core::period::solar_day;
 use stratus_core::redact::redact;
-use stratus_core::{Dataset, GeoBox, TaskId};
+use stratus_core::{Dataset, GeoBox, PixelWindow, TaskId, TilePart};
 use stratus_ports::BlobStore;
 use stratus_raster::paths::gdal_path;
 use stratus_raster::{read_bands, BandRequest, BandWriter, GdalCrsTransform, OpenInputs, ReadMode, Resampling};
@@ -49,6 +49,9 @@ pub struct TileResult {
     /// The worker process's peak resident memory when the tile finished (MB).
     #[serde(default)]
     pub peak_rss_mb: u64,
+    /// The datasets read (ids, in plan order): a part's, for its tile's STAC item.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
 }
 
 /// Everything a tile needs besides its datasets.
@@ -65,6 +68,9 @@ pub struct TileJob<'a> {
     /// Called just before the STAC item (the completeness marker) is written; an error
     /// stops the tile uncommitted (the worker checks it still holds the task).
     pub before_commit: Option<&'a (dyn Fn() -> Result<()> + Sync)>,
+    /// A sub-tile part: only its chunks are processed, and its bands go to the run's
+    /// scratch space for the tile's assembly (no STAC item).
+    pub part: Option<TilePart>,
 }
 
 /// What a tile run does: everything, or (for the benchmark) only part of the reading.
@@ -236,16 +242,17 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         }
     }
 
+    // The pixels this task makes: the tile, or one part of it (whole chunks).
+    let area = match job.part {
+        None => PixelWindow::whole(tile_box.width, tile_box.height),
+        Some(p) => p.window(tile_box.width, tile_box.height, cfg.chunk_size).ok_or_else(|| EngineError::Task {
+            task: job.task.to_string(),
+            why: format!("{p} does not fit a tile of {} chunks of {} pixels", tile_box.width, cfg.chunk_size),
+        })?,
+    };
+    let area_box = tile_box.window(area.col0 as isize, area.row0 as isize, area.width, area.height);
     let scratch = crate::scratch::Scratch::new()?;
-    let mut writers: Vec<BandWriter> = outputs
-        .iter()
-        .map(|o| match o.dtype {
-            PixelType::Uint8 => BandWriter::create::<u8>(scratch.path(), &o.name, &tile_box, o.nodata),
-            PixelType::Uint16 => BandWriter::create::<u16>(scratch.path(), &o.name, &tile_box, o.nodata),
-            PixelType::Int16 => BandWriter::create::<i16>(scratch.path(), &o.name, &tile_box, o.nodata),
-            PixelType::Float32 => BandWriter::create::<f32>(scratch.path(), &o.name, &tile_box, o.nodata),
-        })
-        .collect::<std::result::Result<_, _>>()?;
+    let mut writers = band_writers(scratch.path(), &outputs, &area_box)?;
 
     // Each input is opened once for the whole tile.
     let paths: Vec<String> = active
@@ -259,11 +266,12 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
     let chunk = cfg.chunk_size;
     let mut timings = Timings::default();
     let mut n_chunks = 0;
-    for row0 in (0..tile_box.height).step_by(chunk) {
-        for col0 in (0..tile_box.width).step_by(chunk) {
+    // A part's chunks are the tile's own (parts are whole chunks): the same pixels.
+    for row0 in (area.row0..area.row0 + area.height).step_by(chunk) {
+        for col0 in (area.col0..area.col0 + area.width).step_by(chunk) {
             check_stop(job)?;
             n_chunks += 1;
-            let (w, h) = (chunk.min(tile_box.width - col0), chunk.min(tile_box.height - row0));
+            let (w, h) = (chunk.min(area.col0 + area.width - col0), chunk.min(area.row0 + area.height - row0));
             let window = tile_box.window(
                 col0 as isize - halo as isize,
                 row0 as isize - halo as isize,
@@ -281,7 +289,7 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             let results = job.statistic.reduce(&stack)?;
             let t2 = Instant::now();
             for (writer, data) in writers.iter_mut().zip(results) {
-                write_cropped(writer, data, col0, row0, w, h, halo)?;
+                write_cropped(writer, data, col0 - area.col0, row0 - area.row0, w, h, halo)?;
             }
             timings.compute_s += (t2 - t1).as_secs_f64();
             timings.write_s += t2.elapsed().as_secs_f64();
@@ -298,14 +306,87 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             timings,
             chunks: n_chunks,
             peak_rss_mb: peak_rss_mb(),
+            inputs: vec![],
         });
     }
 
-    // COGs, uploaded one by one; then the STAC item, which marks the tile complete.
     let t_write = Instant::now();
-    let layout = Layout::new(&cfg.product.name, &cfg.product.version);
+    let layout = Layout::of(cfg);
+    let inputs: Vec<String> = active.iter().map(|&i| datasets[i].id.clone()).collect();
+    if let Some(part) = job.part {
+        // A part's bands go to the run's scratch space as they are; its tile's assembly
+        // makes the COGs and the STAC item.
+        let mut urls = Vec::new();
+        for (writer, o) in writers.into_iter().zip(&outputs) {
+            let local = writer.finish_scratch()?;
+            let key = layout.part_key(job.run_id, &job.task, &part, &o.name);
+            job.output.put_file(&key, &local)?;
+            let _ = std::fs::remove_file(&local);
+            urls.push(job.output.url(&key));
+        }
+        timings.write_s += t_write.elapsed().as_secs_f64();
+        return Ok(TileResult {
+            outputs: urls,
+            stac_item: String::new(),
+            datasets: active.len(),
+            observation_days: days.len(),
+            skipped_inputs: vec![],
+            timings,
+            chunks: n_chunks,
+            peak_rss_mb: peak_rss_mb(),
+            inputs,
+        });
+    }
+    let skipped_ids: Vec<String> = excluded.iter().map(|&i| datasets[i].id.clone()).collect();
+    let (keys, stac_key) = commit_tile(job, &scratch, writers, &outputs, inputs, skipped_ids, days.len())?;
+    timings.write_s += t_write.elapsed().as_secs_f64();
+    Ok(TileResult {
+        outputs: keys.iter().map(|k| job.output.url(k)).collect(),
+        stac_item: job.output.url(&stac_key),
+        datasets: active.len(),
+        observation_days: days.len(),
+        skipped_inputs: vec![],
+        timings,
+        chunks: n_chunks,
+        peak_rss_mb: peak_rss_mb(),
+        inputs: vec![],
+    })
+}
+
+/// A scratch band for each output over `area`.
+pub(crate) fn band_writers(
+    dir: &std::path::Path,
+    outputs: &[stratus_stats::OutputBand],
+    area: &GeoBox,
+) -> Result<Vec<BandWriter>> {
+    Ok(outputs
+        .iter()
+        .map(|o| match o.dtype {
+            PixelType::Uint8 => BandWriter::create::<u8>(dir, &o.name, area, o.nodata),
+            PixelType::Uint16 => BandWriter::create::<u16>(dir, &o.name, area, o.nodata),
+            PixelType::Int16 => BandWriter::create::<i16>(dir, &o.name, area, o.nodata),
+            PixelType::Float32 => BandWriter::create::<f32>(dir, &o.name, area, o.nodata),
+        })
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+/// Finish a tile: each band a COG, uploaded one by one; then the STAC item, which marks
+/// the tile complete, written only if `before_commit` allows. Returns the bands' keys and
+/// the item's.
+pub(crate) fn commit_tile(
+    job: &TileJob,
+    scratch: &crate::scratch::Scratch,
+    writers: Vec<BandWriter>,
+    outputs: &[stratus_stats::OutputBand],
+    inputs: Vec<String>,
+    skipped_inputs: Vec<String>,
+    observation_days: usize,
+) -> Result<(Vec<String>, String)> {
+    let cfg = job.cfg;
+    let layout = Layout::of(cfg);
+    let tile_box = cfg.grid_spec()?.tile_geobox(job.task.tile);
     let mut keys = Vec::new();
-    for (writer, o) in writers.into_iter().zip(&outputs) {
+    for (writer, o) in writers.into_iter().zip(outputs) {
         let local = scratch.path().join(format!("{}.tif", o.name));
         writer.finish(&local, &cfg.cog_options(&o.name), o.categorical)?;
         let key = layout.band_key(&job.task, &o.name);
@@ -313,36 +394,24 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         let _ = std::fs::remove_file(&local);
         keys.push(key);
     }
-    let used: Vec<&Dataset> = active.iter().map(|&i| &datasets[i]).collect();
-    let skipped_ids: Vec<String> = excluded.iter().map(|&i| datasets[i].id.clone()).collect();
+    let stac_key = layout.stac_key(&job.task);
     let item = output_item(&ItemFacts {
         cfg,
         run_id: job.run_id,
         task: &job.task,
         geobox: &tile_box,
-        outputs: &outputs,
+        outputs,
         band_urls: keys.iter().map(|k| job.output.url(k)).collect(),
-        inputs: used.iter().map(|d| d.id.clone()).collect(),
-        skipped_inputs: skipped_ids,
-        observation_days: days.len(),
-        self_url: job.output.url(&layout.stac_key(&job.task)),
+        inputs,
+        skipped_inputs,
+        observation_days,
+        self_url: job.output.url(&stac_key),
     })?;
-    let stac_key = layout.stac_key(&job.task);
     if let Some(check) = job.before_commit {
         check()?;
     }
     job.output.put(&stac_key, serde_json::to_string_pretty(&item).unwrap().as_bytes())?;
-    timings.write_s += t_write.elapsed().as_secs_f64();
-    Ok(TileResult {
-        outputs: keys.iter().map(|k| job.output.url(k)).collect(),
-        stac_item: job.output.url(&stac_key),
-        datasets: used.len(),
-        observation_days: days.len(),
-        skipped_inputs: vec![],
-        timings,
-        chunks: n_chunks,
-        peak_rss_mb: peak_rss_mb(),
-    })
+    Ok((keys, stac_key))
 }
 
 /// The process's peak resident memory so far (MB), from /proc (Linux); 0 elsewhere. For a

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratus_core::{Dataset, TaskId};
-use stratus_ports::{ClaimOptions, ClaimOutcome, RerunFailed, DEFAULT_MAX_ATTEMPTS};
+use stratus_ports::{ClaimOptions, ClaimOutcome, RerunFailed, TaskState, TileReconciled, DEFAULT_MAX_ATTEMPTS};
 use stratus_stats::Statistic;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,8 @@ pub enum TaskOutcome {
     Busy {
         owner: String,
     },
+    /// A split tile waiting for its parts (its message is sent again when they are done).
+    Blocked,
     /// This worker lost the task's lease while it ran (it was too slow to renew, or was
     /// paused): another worker took the task over, and this one's result was not recorded.
     Superseded,
@@ -97,6 +99,9 @@ pub struct TaskReport {
     pub outcome: TaskOutcome,
     pub completion_fired: bool,
     pub elapsed_s: f64,
+    /// A split tile whose parts are all done and which has not been sent: the consumer
+    /// sends its message (or, running locally, runs it).
+    pub ready_tile: Option<String>,
 }
 
 pub struct Worker {
@@ -152,7 +157,9 @@ impl Worker {
             outcome,
             completion_fired: fired,
             elapsed_s: started.elapsed().as_secs_f64(),
+            ready_tile: None,
         };
+        let report = self.after_part(task_id, report);
         let opts = ClaimOptions {
             lease,
             rerun_done: self.overwrite,
@@ -167,6 +174,7 @@ impl Worker {
             ClaimOutcome::AlreadyDone => return Ok(report(TaskOutcome::AlreadyDone, false)),
             ClaimOutcome::AlreadyFailed => return Ok(report(TaskOutcome::AlreadyFailed, false)),
             ClaimOutcome::Busy { owner } => return Ok(report(TaskOutcome::Busy { owner }, false)),
+            ClaimOutcome::Blocked => return Ok(report(TaskOutcome::Blocked, false)),
             ClaimOutcome::GaveUp { attempts, completion_fired } => {
                 let reason = stratus_ports::gave_up_reason(attempts);
                 tracing::error!(run_id = %self.run_id, task_id, attempts, "task failed: its attempts all died");
@@ -274,6 +282,44 @@ impl Worker {
         }
     }
 
+    /// Wrap `report` (which makes a task's report) so that a sub-tile part's report also
+    /// carries its tile's state: after any outcome of a part, its tile is reconciled (a
+    /// failed part fails it, the last done part releases it), and a released tile not yet
+    /// sent is named for the consumer to send. Repeated on every delivery of the part, so
+    /// a worker killed between the part's end and the tile's message leaves the part's
+    /// message to do it.
+    fn after_part<'r>(
+        &'r self,
+        task_id: &'r str,
+        report: impl Fn(TaskOutcome, bool) -> TaskReport + 'r,
+    ) -> impl Fn(TaskOutcome, bool) -> TaskReport + 'r {
+        move |outcome, fired| {
+            let mut r = report(outcome, fired);
+            let Ok((tile, Some(_))) = stratus_core::TilePart::parse_task_id(task_id) else { return r };
+            if !r.outcome.is_ended() {
+                return r;
+            }
+            let tile_id = tile.to_string();
+            match self.ctx.ledger.reconcile_tile(&self.run_id, &tile_id) {
+                Ok(TileReconciled::Failed { reason, completion_fired }) => {
+                    tracing::error!(tile = %tile_id, %reason, "split tile failed");
+                    r.completion_fired |= completion_fired;
+                }
+                Ok(TileReconciled::Released) => tracing::info!(tile = %tile_id, "every part done: tile released"),
+                Ok(_) => {}
+                // The part's outcome stands; its next delivery reconciles again.
+                Err(e) => tracing::warn!(tile = %tile_id, error = %e, "could not reconcile the split tile"),
+            }
+            if let Ok(Some(t)) = self.ctx.ledger.task(&self.run_id, &tile_id) {
+                let unsent = t.state == TaskState::Pending || (t.state == TaskState::Queued && !t.dispatched);
+                if !t.blocked && unsent {
+                    r.ready_tile = Some(tile_id);
+                }
+            }
+            r
+        }
+    }
+
     /// The claimed part: None if the outputs were already complete.
     fn run_claimed(
         &self,
@@ -281,9 +327,42 @@ impl Worker {
         stop: &AtomicBool,
         before_commit: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<Option<TileResult>> {
-        let task: TaskId = task_id.parse()?;
+        let (task, part) = stratus_core::TilePart::parse_task_id(task_id)?;
         let layout = Layout::new(&self.cfg.product.name, &self.cfg.product.version);
         let out = self.ctx.output.as_ref();
+        let deadline = {
+            let own = Instant::now() + Duration::from_secs(self.cfg.max_processing_time);
+            self.deadline.map_or(own, |d| d.min(own))
+        };
+        let job = |part| TileJob {
+            mode: crate::tile::TileMode::Full,
+            before_commit: Some(before_commit),
+            cfg: &self.cfg,
+            run_id: &self.run_id,
+            task,
+            statistic: self.statistic.as_ref(),
+            output: out,
+            stop,
+            deadline,
+            part,
+        };
+        if part.is_some() {
+            // A part of a tile already assembled (a late or duplicate delivery) is not
+            // made again: the tile stands.
+            if existing_outputs(out, &layout, &task, &self.cfg.digest())? == ExistingOutputs::Complete
+                && !self.overwrite
+            {
+                return Ok(None);
+            }
+            let datasets = self.datasets(task_id)?;
+            self.check_resources(task_id, &datasets)?;
+            return process_tile(&job(part), &datasets).map(Some);
+        }
+        let record = self
+            .ctx
+            .ledger
+            .task(&self.run_id, task_id)?
+            .ok_or_else(|| stratus_ports::PortError::TaskNotFound { run: self.run_id.clone(), task: task_id.into() })?;
         // Half-written objects of an earlier owner of this tile that was killed.
         let partials = out.discard_partials(&layout.dir(&task))?;
         if partials > 0 {
@@ -300,27 +379,44 @@ impl Worker {
                 remove_tile_outputs(out, &layout, &task, &bands)?;
             }
         }
-        let payload = self.ctx.ledger.payload(&self.run_id, task_id)?;
-        let datasets: Vec<Dataset> =
-            serde_json::from_value(payload.get("datasets").cloned().unwrap_or_default()).map_err(|e| {
-                EngineError::Task { task: task_id.into(), why: format!("unreadable dataset list in the ledger: {e}") }
-            })?;
-        let job = TileJob {
-            mode: crate::tile::TileMode::Full,
-            before_commit: Some(before_commit),
-            cfg: &self.cfg,
-            run_id: &self.run_id,
-            task,
-            statistic: self.statistic.as_ref(),
-            output: out,
-            stop,
-            deadline: {
-                let own = Instant::now() + Duration::from_secs(self.cfg.max_processing_time);
-                self.deadline.map_or(own, |d| d.min(own))
-            },
-        };
+        if record.parts > 0 {
+            let parts = self.done_parts(&task)?;
+            return crate::assembly::assemble_tile(&job(None), &parts).map(Some);
+        }
+        let datasets = self.datasets(task_id)?;
         self.check_resources(task_id, &datasets)?;
-        process_tile(&job, &datasets).map(Some)
+        process_tile(&job(None), &datasets).map(Some)
+    }
+
+    /// A task's datasets, from the ledger.
+    fn datasets(&self, task_id: &str) -> Result<Vec<Dataset>> {
+        let payload = self.ctx.ledger.payload(&self.run_id, task_id)?;
+        serde_json::from_value(payload.get("datasets").cloned().unwrap_or_default()).map_err(|e| EngineError::Task {
+            task: task_id.into(),
+            why: format!("unreadable dataset list in the ledger: {e}"),
+        })
+    }
+
+    /// Every part of a split tile, with what its worker recorded; all must be done.
+    fn done_parts(&self, tile: &TaskId) -> Result<Vec<crate::assembly::DonePart>> {
+        let records = self.ctx.ledger.tasks_under(&self.run_id, &stratus_core::TilePart::prefix(tile))?;
+        records
+            .into_iter()
+            .map(|r| {
+                let not_ready = |why: String| EngineError::Task { task: tile.to_string(), why };
+                let (_, part) = stratus_core::TilePart::parse_task_id(&r.task_id)?;
+                let part = part.ok_or_else(|| not_ready(format!("'{}' is not a part", r.task_id)))?;
+                if r.state != TaskState::Done {
+                    return Err(not_ready(format!("its part {} is {}, not done", r.task_id, r.state)));
+                }
+                let result: TileResult = r
+                    .result
+                    .clone()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .ok_or_else(|| not_ready(format!("its part {} recorded no outputs", r.task_id)))?;
+                Ok(crate::assembly::DonePart { part, result })
+            })
+            .collect()
     }
 
     /// Refuse a tile this worker cannot hold in memory or in its scratch space, before

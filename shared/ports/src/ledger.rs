@@ -25,6 +25,15 @@
 //!   delivery of a failed task (the failing message on its way to the dead-letter queue, a
 //!   duplicate) leaves it failed.
 //!
+//! Split tiles (sub-tile parts): a tile too big for one invocation is planned as parts,
+//! tasks of their own under the tile's id (`{tile}/part-...`), and the tile itself, whose
+//! task assembles the parts. The tile's task is created `blocked`: no claim starts it and
+//! no publish sends it. After each part's outcome the worker calls
+//! [`Ledger::reconcile_tile`]: when every part is done it unblocks the tile, and exactly
+//! one call is told so ([`TileReconciled::Released`]; that worker sends the tile's
+//! message); when a part has failed it fails the tile with the part's reason (the tile
+//! stays blocked, so a retry or redrive of the part runs the parts first).
+//!
 //! The completion is also an outbox: `completions` counts firings, `completions_sent`
 //! the completion messages known to be sent. A consumer sends the message before it lets
 //! go of the task message that ended the run, so a worker killed in between leaves the
@@ -85,6 +94,10 @@ pub struct NewTask {
     pub index: usize,
     pub summary: serde_json::Value,
     pub datasets: Vec<u32>,
+    /// Parts the tile is split into (0: not split). A split tile's task is created
+    /// blocked until its parts are done.
+    #[serde(default)]
+    pub parts: u32,
 }
 
 /// The dataset documents of a plan (JSON objects), by index. A continental plan holds a
@@ -205,6 +218,12 @@ pub struct TaskRecord {
     /// Failed, and a message of it has gone to the dead-letter queue since.
     #[serde(default)]
     pub dead_lettered: bool,
+    /// Parts of a split tile (0: not split).
+    #[serde(default)]
+    pub parts: u32,
+    /// A split tile whose parts are not all done yet: not claimable, not published.
+    #[serde(default)]
+    pub blocked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +242,8 @@ pub enum ClaimOutcome {
     Busy {
         owner: String,
     },
+    /// A split tile waiting for its parts: it is sent again when they are done.
+    Blocked,
     /// The task had used its attempts without ending (each attempt's process died): it
     /// is now failed, with a reason that says so. `completion_fired` as for [`Transition`].
     GaveUp {
@@ -287,6 +308,20 @@ pub struct Transition {
     pub completion_fired: bool,
 }
 
+/// What [`Ledger::reconcile_tile`] did to a split tile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TileReconciled {
+    /// Parts are still to run: nothing changed.
+    Waiting,
+    /// Every part is done and this call unblocked the tile: the caller sends (or runs) its
+    /// assembly. Exactly one call gets this per release.
+    Released,
+    /// A part has failed and this call failed the tile with its reason.
+    Failed { reason: String, completion_fired: bool },
+    /// Nothing to do (released or failed before, or not a split tile).
+    Unchanged,
+}
+
 /// Which tasks a reset applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetScope {
@@ -308,11 +343,13 @@ pub trait Ledger: Send + Sync {
     /// Tasks of a run, in plan order, optionally in one state.
     fn tasks(&self, run_id: &str, state: Option<TaskState>) -> Result<Vec<TaskRecord>>;
     fn task(&self, run_id: &str, task_id: &str) -> Result<Option<TaskRecord>>;
+    /// Tasks of a run whose id starts with `prefix` (a split tile's parts), in plan order.
+    fn tasks_under(&self, run_id: &str, prefix: &str) -> Result<Vec<TaskRecord>>;
     /// The task's payload: `{"datasets": [...]}`.
     fn payload(&self, run_id: &str, task_id: &str) -> Result<serde_json::Value>;
     /// pending -> queued (not yet dispatched). Returns the ids whose message must be sent
     /// now: those that changed, and those already queued but never dispatched (stranded
-    /// by a dispatcher that stopped before sending).
+    /// by a dispatcher that stopped before sending). Blocked tiles are left pending.
     fn mark_queued(&self, run_id: &str, task_ids: &[String]) -> Result<Vec<String>>;
     /// Record that the messages of these queued tasks were sent.
     fn mark_dispatched(&self, run_id: &str, task_ids: &[String]) -> Result<()>;
@@ -345,6 +382,10 @@ pub trait Ledger: Send + Sync {
     fn release(&self, run_id: &str, task_id: &str, worker: &str) -> Result<bool>;
     /// Tasks in `scope` -> pending (retry, redrive, overwrite, crash recovery). `task_ids`
     /// limits it. Re-arms the run's completion. Resetting ended tasks gives them a fresh
-    /// attempt budget. Returns the ids reset.
+    /// attempt budget. Returns the ids reset. A split tile stays blocked until released.
     fn reset(&self, run_id: &str, scope: ResetScope, task_ids: Option<&[String]>) -> Result<Vec<String>>;
+    /// After a part's outcome: look at every part of the split tile `tile_id` (the tasks
+    /// under `{tile_id}/part-`) and release or fail the tile (see [`TileReconciled`]).
+    /// Safe to call any number of times, from any worker.
+    fn reconcile_tile(&self, run_id: &str, tile_id: &str) -> Result<TileReconciled>;
 }

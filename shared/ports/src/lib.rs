@@ -20,7 +20,8 @@ pub use blob::{BlobStore, ObjectMeta};
 pub use error::PortError;
 pub use ledger::{
     compress_doc, decompress_doc, gave_up_reason, payload_text, ClaimOptions, ClaimOutcome, DatasetDocs, Ledger,
-    NewRun, NewTask, RerunFailed, RunCounts, RunRecord, TaskRecord, TaskState, Transition, DEFAULT_MAX_ATTEMPTS,
+    NewRun, NewTask, RerunFailed, RunCounts, RunRecord, TaskRecord, TaskState, TileReconciled, Transition,
+    DEFAULT_MAX_ATTEMPTS,
 };
 pub use local_blob::LocalBlobStore;
 pub use queue::{QueueDepth, Received, TaskQueue, DEFAULT_MAX_RECEIVES, TASK_VISIBILITY};

@@ -5,7 +5,7 @@
 use crate::error::{PortError, Result};
 use crate::ledger::{
     decompress_doc, gave_up_reason, payload_text, ClaimOptions, ClaimOutcome, DatasetDocs, Ledger, NewRun, NewTask,
-    RerunFailed, ResetScope, RunCounts, RunRecord, TaskRecord, TaskState, Transition,
+    RerunFailed, ResetScope, RunCounts, RunRecord, TaskRecord, TaskState, TileReconciled, Transition,
 };
 use crate::queue::{QueueDepth, Received, TaskQueue};
 use crate::worker_id::owner_is_dead_local_process;
@@ -17,7 +17,7 @@ use std::time::Duration;
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// What a claim reads of a task: state, owner, lease end, attempts, dead-lettered (and by
 /// which dispatch).
-type ClaimRow = (String, Option<String>, Option<i64>, i64, bool, Option<String>);
+type ClaimRow = (String, Option<String>, Option<i64>, i64, bool, Option<String>, bool);
 
 fn system_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -76,12 +76,14 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, dead, visible_at);
 "#;
 
 /// Columns added since the first release: a store file made by an older version gets them.
-const ADDED_COLUMNS: [(&str, &str); 5] = [
+const ADDED_COLUMNS: [(&str, &str); 7] = [
     ("tasks", "dead_letter_dispatch TEXT"),
     ("runs", "completions_sent INTEGER NOT NULL DEFAULT 0"),
     ("runs", "completions_handled INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "dispatched INTEGER NOT NULL DEFAULT 0"),
     ("tasks", "dead_lettered INTEGER NOT NULL DEFAULT 0"),
+    ("tasks", "parts INTEGER NOT NULL DEFAULT 0"),
+    ("tasks", "blocked INTEGER NOT NULL DEFAULT 0"),
 ];
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
@@ -197,11 +199,14 @@ fn row_to_task(r: &rusqlite::Row) -> rusqlite::Result<TaskRecord> {
         updated_at: r.get(9)?,
         dispatched: r.get(10)?,
         dead_lettered: r.get(11)?,
+        parts: r.get::<_, i64>(12)? as u32,
+        blocked: r.get(13)?,
     })
 }
 
 const TASK_COLS: &str =
-    "run_id, task_id, idx, state, attempts, owner, error, summary, result, updated_at, dispatched, dead_lettered";
+    "run_id, task_id, idx, state, attempts, owner, error, summary, result, updated_at, dispatched, \
+                         dead_lettered, parts, blocked";
 
 /// Move one task from `from` to `to` (conditionally) and the counters with it. Returns
 /// whether it applied.
@@ -273,13 +278,22 @@ impl Ledger for SqliteLedger {
             )
             .map_err(&e)?;
             let mut ins = tx
-                .prepare("INSERT INTO tasks (run_id, task_id, idx, state, summary, payload, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6)")
+                .prepare("INSERT INTO tasks (run_id, task_id, idx, state, summary, payload, updated_at, parts, blocked) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)")
                 .map_err(&e)?;
             let now = now_text();
             for t in tasks {
                 let refs = serde_json::to_string(&t.datasets).expect("indices serialise");
-                ins.execute(params![run.run_id, t.task_id, t.index as i64, json_text(&t.summary), refs, now])
-                    .map_err(&e)?;
+                ins.execute(params![
+                    run.run_id,
+                    t.task_id,
+                    t.index as i64,
+                    json_text(&t.summary),
+                    refs,
+                    now,
+                    t.parts,
+                    t.parts > 0
+                ])
+                .map_err(&e)?;
             }
             let mut ins = tx.prepare("INSERT INTO datasets (run_id, idx, doc_zstd) VALUES (?1, ?2, ?3)").map_err(&e)?;
             for i in 0..docs.count() as u32 {
@@ -304,6 +318,18 @@ impl Ledger for SqliteLedger {
                 format!("SELECT {TASK_COLS} FROM tasks WHERE run_id = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY idx");
             let mut st = c.prepare(&sql).map_err(&e)?;
             let rows = st.query_map(params![run_id, state.map(|s| s.as_str())], row_to_task).map_err(&e)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
+        })
+    }
+
+    fn tasks_under(&self, run_id: &str, prefix: &str) -> Result<Vec<TaskRecord>> {
+        let e = self.db.err();
+        self.db.read(|c| {
+            let sql = format!(
+                "SELECT {TASK_COLS} FROM tasks WHERE run_id = ?1 AND substr(task_id, 1, length(?2)) = ?2 ORDER BY idx"
+            );
+            let mut st = c.prepare(&sql).map_err(&e)?;
+            let rows = st.query_map(params![run_id, prefix], row_to_task).map_err(&e)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
         })
     }
@@ -354,6 +380,13 @@ impl Ledger for SqliteLedger {
         self.db.write(|tx| {
             let mut to_send = Vec::new();
             for t in task_ids {
+                let blocked = tx
+                    .prepare_cached("SELECT 1 FROM tasks WHERE run_id = ?1 AND task_id = ?2 AND blocked = 1")
+                    .and_then(|mut st| st.exists(params![run_id, t]))
+                    .map_err(&e)?;
+                if blocked {
+                    continue;
+                }
                 let moved = move_state(tx, run_id, t, TaskState::Pending, TaskState::Queued, "", &[]).map_err(&e)?;
                 let stranded = !moved
                     && tx
@@ -413,16 +446,20 @@ impl Ledger for SqliteLedger {
         self.db.write(|tx| {
             let row: Option<ClaimRow> = tx
                 .query_row(
-                    "SELECT state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch FROM tasks WHERE run_id = ?1 AND task_id = ?2",
+                    "SELECT state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked FROM tasks WHERE run_id = ?1 AND task_id = ?2",
                     params![run_id, task_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
                 )
                 .optional()
                 .map_err(&e)?;
-            let Some((state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch)) = row else {
+            let Some((state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked)) = row else {
                 return Err(PortError::TaskNotFound { run: run_id.into(), task: task_id.into() });
             };
             let state = TaskState::parse(&state).unwrap_or(TaskState::Pending);
+            // A split tile runs only when released (a failed one too: its parts run first).
+            if blocked {
+                return Ok(ClaimOutcome::Blocked);
+            }
             let rerun_failed = match &opts.rerun_failed {
                 RerunFailed::Never => false,
                 RerunFailed::Always => true,
@@ -570,6 +607,92 @@ impl Ledger for SqliteLedger {
             )
             .map_err(&e)?;
             Ok(applied)
+        })
+    }
+
+    fn reconcile_tile(&self, run_id: &str, tile_id: &str) -> Result<TileReconciled> {
+        let e = self.db.err();
+        // A tile's parts are the ids in [prefix, prefix with its last '-' made '.'): a key range.
+        let prefix = format!("{tile_id}/part-");
+        let upper = format!("{tile_id}/part.");
+        self.db.write(|tx| {
+            let tile: Option<(String, bool, i64)> = tx
+                .query_row(
+                    "SELECT state, blocked, parts FROM tasks WHERE run_id = ?1 AND task_id = ?2",
+                    params![run_id, tile_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(&e)?;
+            let Some((state, blocked, parts)) = tile else {
+                return Err(PortError::TaskNotFound { run: run_id.into(), task: tile_id.into() });
+            };
+            let state = TaskState::parse(&state).unwrap_or(TaskState::Pending);
+            if parts == 0 {
+                return Ok(TileReconciled::Unchanged);
+            }
+            let rows: Vec<(String, String, Option<String>)> = {
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT task_id, state, error FROM tasks WHERE run_id = ?1 AND task_id >= ?2 AND task_id < ?3 ORDER BY idx",
+                    )
+                    .map_err(&e)?;
+                let rows = st
+                    .query_map(params![run_id, prefix, upper], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(&e)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(&e)?;
+                rows
+            };
+            let mut state = state;
+            if let Some((part, _, why)) = rows.iter().find(|(_, s, _)| s == "failed") {
+                let waiting = matches!(state, TaskState::Pending | TaskState::Queued);
+                if !waiting {
+                    return Ok(TileReconciled::Unchanged);
+                }
+                let reason = format!("part {part} failed: {}", why.as_deref().unwrap_or("(no reason recorded)"));
+                let applied = move_state(
+                    tx,
+                    run_id,
+                    tile_id,
+                    state,
+                    TaskState::Failed,
+                    ", error = ?6, owner = NULL, lease_until = NULL",
+                    &[&reason],
+                )
+                .map_err(&e)?;
+                if !applied {
+                    return Ok(TileReconciled::Unchanged);
+                }
+                let completion_fired = maybe_complete(tx, run_id).map_err(&e)?;
+                return Ok(TileReconciled::Failed { reason, completion_fired });
+            }
+            if state == TaskState::Failed && blocked {
+                // Failed by a part that has run again since (a retry): the tile waits again.
+                move_state(
+                    tx,
+                    run_id,
+                    tile_id,
+                    TaskState::Failed,
+                    TaskState::Pending,
+                    ", attempts = 0, owner = NULL, lease_until = NULL, error = NULL",
+                    &[],
+                )
+                .map_err(&e)?;
+                state = TaskState::Pending;
+            }
+            let waiting = matches!(state, TaskState::Pending | TaskState::Queued);
+            let all_done = rows.len() as i64 == parts && rows.iter().all(|(_, s, _)| s == "done");
+            if all_done && blocked && waiting {
+                let n = tx
+                    .execute(
+                        "UPDATE tasks SET blocked = 0 WHERE run_id = ?1 AND task_id = ?2 AND blocked = 1",
+                        params![run_id, tile_id],
+                    )
+                    .map_err(&e)?;
+                return Ok(if n == 1 { TileReconciled::Released } else { TileReconciled::Unchanged });
+            }
+            Ok(if blocked && !all_done { TileReconciled::Waiting } else { TileReconciled::Unchanged })
         })
     }
 

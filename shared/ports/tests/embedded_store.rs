@@ -11,7 +11,13 @@ use stratus_ports::*;
 fn plan(ledger: &SqliteLedger, run: &str, n: usize) -> Vec<String> {
     let docs: Vec<serde_json::Value> = (0..n).map(|i| json!({"i": i})).collect();
     let tasks: Vec<NewTask> = (0..n)
-        .map(|i| NewTask { task_id: format!("t{i:03}"), index: i, summary: json!({}), datasets: vec![i as u32] })
+        .map(|i| NewTask {
+            task_id: format!("t{i:03}"),
+            index: i,
+            summary: json!({}),
+            datasets: vec![i as u32],
+            parts: 0,
+        })
         .collect();
     ledger
         .create_run(&NewRun { run_id: run.into(), config: json!({}), config_digest: "d".into() }, &tasks, &docs, false)

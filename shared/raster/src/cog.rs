@@ -85,6 +85,43 @@ impl BandWriter {
         self.nodata
     }
 
+    /// Close the band and return its scratch GeoTIFF (tiled, compressed): a sub-tile part's
+    /// band, uploaded as it is and pasted into its tile's band by [`BandWriter::paste`].
+    pub fn finish_scratch(self) -> Result<PathBuf> {
+        let BandWriter { scratch, ds, .. } = self;
+        drop(ds);
+        Ok(scratch)
+    }
+
+    /// Copy band 1 of the GeoTIFF at `src` (a part written by [`BandWriter::finish_scratch`])
+    /// into this band with its top-left pixel at (`col`, `row`), value for value.
+    pub fn paste(&mut self, src: &Path, col: usize, row: usize) -> Result<()> {
+        let input = |why: String| RasterError::Input { path: src.display().to_string(), why };
+        let ds = Dataset::open(src).map_err(|e| input(e.to_string()))?;
+        let (w, h) = ds.raster_size();
+        if col + w > self.geobox.width || row + h > self.geobox.height {
+            return Err(input(format!(
+                "a {w} x {h} part at ({col}, {row}) does not fit a {} x {} band",
+                self.geobox.width, self.geobox.height
+            )));
+        }
+        let band = ds.rasterband(1)?;
+        macro_rules! copy {
+            ($t:ty) => {{
+                let buf = band.read_as::<$t>((0, 0), (w, h), (w, h), None).map_err(|e| input(e.to_string()))?;
+                self.write(col, row, w, h, buf.into_shape_and_vec().1)
+            }};
+        }
+        use gdal::raster::GdalDataType as D;
+        match band.band_type() {
+            D::UInt8 => copy!(u8),
+            D::UInt16 => copy!(u16),
+            D::Int16 => copy!(i16),
+            D::Float32 => copy!(f32),
+            other => Err(input(format!("unexpected band type {other:?}"))),
+        }
+    }
+
     /// Convert to a COG at `dest` (a local path) and delete the scratch file.
     pub fn finish(self, dest: &Path, opts: &CogOptions, categorical: bool) -> Result<()> {
         let scratch = self.scratch.clone();

@@ -38,7 +38,7 @@ pub fn handle(dep: &Deployment, event: &Value, deadline: Instant) -> Result<SqsB
                 tracing::warn!(error = %e, "could not extend the message's visibility");
             }
         };
-        let handled = workers.handle(msg, queue.max_receives(), &extend, completion.as_deref());
+        let handled = workers.handle(msg, queue.as_ref(), &extend, completion.as_deref());
         Ok(apply_disposition(queue.as_ref(), msg, &handled.disposition))
     })
 }

@@ -29,6 +29,11 @@ fn sample(name: &str) -> Value {
 /// Synthetic scenes, a run file where the sample S3 event says it is, and the functions'
 /// deployment on the embedded store.
 fn setup(run_id: &str, year: i32) -> Local {
+    setup_with(run_id, year, "")
+}
+
+/// The same, with `extra` appended to the run file.
+fn setup_with(run_id: &str, year: i32, extra: &str) -> Local {
     let dir = tempfile::tempdir().unwrap();
     let inputs = dir.path().join("inputs");
     let spec = SynthSpec {
@@ -51,7 +56,7 @@ fn setup(run_id: &str, year: i32) -> Local {
     let bucket: PathBuf = dir.path().join("bucket");
     let run_file = format!(
         "run_id: {run_id}\ninputs: ['{}']\ngrid: 'epsg:6933;240;100'\ntemporal_range: {year}--P1Y\nfrequency: annual\n\
-         plugin: pq\nproduct: {{name: t_pq, version: 1.0.0}}\nlocation: '{}'\nchunk_size: 64\n",
+         plugin: pq\nproduct: {{name: t_pq, version: 1.0.0}}\nlocation: '{}'\nchunk_size: 64\n{extra}",
         inputs.join("catalog.json").display(),
         location.display()
     );
@@ -234,4 +239,35 @@ fn a_function_without_its_settings_names_the_missing_variable() {
     assert!(matches!(&err, ServerlessError::Unset { env } if env == "STRATUS_TASK_QUEUE_URL"), "{err}");
     let err = stratus_serverless::planner::handle(&l.dep, &json!({"Records": "nope"}), deadline()).unwrap_err();
     assert!(matches!(err, ServerlessError::Event(_)), "{err}");
+}
+
+#[test]
+fn split_tiles_run_as_parts_and_each_tile_is_assembled_once_from_the_queue() {
+    // Tiles of 100 pixels in chunks of 64: 2 x 2 parts each.
+    let l = setup_with("handlers-split", 2021, "lambda: {parts: 2}\n");
+    let out = stratus_serverless::planner::handle(&l.dep, &sample("s3-run-file-created.json"), deadline()).unwrap();
+    let tasks = out["planned"][0]["tasks"].as_u64().unwrap() as usize;
+    let all = l.ctx.ledger.tasks("handlers-split", None).unwrap();
+    let tiles: Vec<_> = all.iter().filter(|t| !t.task_id.contains("/part-")).collect();
+    assert_eq!(all.len(), tiles.len() * 5, "4 parts and the tile, for each of {} tiles", tiles.len());
+    assert_eq!(tasks, tiles.len());
+    while deliver(&l, "dispatch", "sqs-fan-out-page.json", 10, &dispatcher(&l.dep)).0 > 0 {}
+    // Only the parts are sent; each tile's message follows its last part.
+    assert_eq!(queue(&l, "tasks").depth().unwrap().visible as usize, tiles.len() * 4);
+    let mut delivered = 0;
+    loop {
+        let (n, failed) = deliver(&l, "tasks", "sqs-task-batch-3.json", 3, &worker(&l.dep));
+        assert!(failed.is_empty(), "{failed:?}");
+        if n == 0 {
+            break;
+        }
+        delivered += n;
+    }
+    assert_eq!(delivered, tiles.len() * 5, "every part once, then every tile once");
+    let run = l.ctx.ledger.run("handlers-split").unwrap().unwrap();
+    assert_eq!((run.counts.done as usize, run.completions), (all.len(), 1), "{:?}", run.counts);
+    let items = l.ctx.output.list("t_pq/").unwrap().into_iter().filter(|k| k.ends_with(".stac-item.json")).count();
+    assert_eq!(items, tiles.len(), "one STAC item per tile, none per part");
+    assert!(l.ctx.output.list("t_pq/1.0.0/_runs/handlers-split/parts").unwrap().is_empty(), "scratch parts removed");
+    assert_eq!(queue(&l, "completion").depth().unwrap().visible, 1);
 }
