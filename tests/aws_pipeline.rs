@@ -468,3 +468,32 @@ fn eventbridge_object_created_and_scheduled_events_plan_runs() {
     let err = err.to_string();
     assert!(err.contains("S3 event"), "{err}");
 }
+
+#[test]
+fn split_tiles_run_as_parts_on_the_lambda_path_and_each_tile_is_assembled_once() {
+    // Tiles of 100 pixels in chunks of 64: every tile as 2 x 2 parts.
+    let env = setup_run_file("split", "pq", "lambda: {parts: 2}\n");
+    let event = support::s3::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
+    let out = stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
+    let tiles = out["planned"][0]["tasks"].as_u64().unwrap() as usize;
+    let all = tiles * 5;
+    assert_eq!(env.ledger.tasks(&env.run_id, None).unwrap().len(), all, "4 parts and the tile, per tile");
+    while deliver(&env.dispatch, 10, &dispatcher(&env.dep)) > 0 {}
+    assert_eq!(env.tasks.depth().unwrap().visible as usize, tiles * 4, "only the parts are sent at first");
+    run_workers_until(&env, &|c| c.done as usize == all);
+    let run = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!((run.counts.done as usize, run.completions), (all, 1), "{:?}", run.counts);
+    let items: Vec<String> =
+        env.bucket.list("products/").unwrap().into_iter().filter(|k| k.ends_with(".stac-item.json")).collect();
+    assert_eq!(items.len(), tiles, "one item per tile: {items:?}");
+    let scratch = env.bucket.list(&format!("products/t_pq/1.0.0/_runs/{}/parts/", env.run_id)).unwrap();
+    assert!(scratch.is_empty(), "scratch parts left: {scratch:?}");
+    // A late copy of a part's message after its tile was assembled rewrites nothing.
+    let before = env.bucket.head(&items[0]).unwrap().unwrap();
+    let part = env.ledger.tasks(&env.run_id, None).unwrap().into_iter().find(|t| t.task_id.contains("/part-")).unwrap();
+    env.tasks.send_batch(&[stratus_engine::messages::TaskMessage::new(&env.run_id, &part.task_id).body()]).unwrap();
+    while deliver(&env.tasks, 10, &worker(&env.dep)) > 0 {}
+    assert_eq!(env.bucket.head(&items[0]).unwrap().unwrap(), before);
+    assert_eq!(env.ledger.run(&env.run_id).unwrap().unwrap().completions, 1);
+    assert_eq!(completion_messages(&env).len(), 1);
+}

@@ -42,7 +42,8 @@ locals {
       { actions = ["s3:ListBucket"], resources = concat([module.data.bucket_arn], local.input_bucket_arns) },
       { actions = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"], resources = [local.output_objects] },
       { actions = concat(local.ledger_read, local.ledger_write), resources = [module.data.table_arn] },
-      { actions = concat(local.queue_consume, ["sqs:GetQueueUrl"]), resources = [module.data.queues["tasks"].arn] },
+      # SendMessage: a split tile's message, sent by the worker whose part released it.
+      { actions = concat(local.queue_consume, ["sqs:GetQueueUrl", "sqs:SendMessage"]), resources = [module.data.queues["tasks"].arn] },
       # Its DLQ is only looked up (the redrive policy names it); SQS moves messages there.
       { actions = local.queue_open, resources = [module.data.dead_letter_queues["tasks"].arn] },
       { actions = concat(local.queue_open, ["sqs:SendMessage"]), resources = [module.data.queues["completion"].arn, module.data.dead_letter_queues["completion"].arn] },
