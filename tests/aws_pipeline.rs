@@ -488,6 +488,17 @@ fn split_tiles_run_as_parts_on_the_lambda_path_and_each_tile_is_assembled_once()
     assert_eq!(items.len(), tiles, "one item per tile: {items:?}");
     let scratch = env.bucket.list(&format!("products/t_pq/1.0.0/_runs/{}/parts/", env.run_id)).unwrap();
     assert!(scratch.is_empty(), "scratch parts left: {scratch:?}");
+    // The operator sees tiles as units, and the parts with --tasks.
+    let location = format!("s3://{}/products", env.stack.bucket);
+    let status = support::stratus(
+        &["status", &env.run_id, "--location", &location, "--table", &env.stack.table, "--tasks"],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&status.stdout);
+    let tiles_line =
+        format!("tiles: done {tiles}  failed 0  of {tiles}; {tiles} split into parts (0 waiting for them)");
+    assert!(text.contains(&tiles_line), "expected '{tiles_line}' in:\n{text}");
+    assert_eq!(text.matches("/part-").count(), tiles * 4, "{text}");
     // A late copy of a part's message after its tile was assembled rewrites nothing.
     let before = env.bucket.head(&items[0]).unwrap().unwrap();
     let part = env.ledger.tasks(&env.run_id, None).unwrap().into_iter().find(|t| t.task_id.contains("/part-")).unwrap();

@@ -575,6 +575,15 @@ fn status(a: StatusArgs) -> Result<i32> {
                 "{}  {:>5.1}% ended  done {}  failed {}  running {}  queued {}  pending {}  (of {})",
                 run.run_id, pct, c.done, c.failed, c.running, c.queued, c.pending, c.total
             );
+            let all_tasks = ctx.ledger.tasks(&run.run_id, None)?;
+            let progress = stratus_engine::task_summary::TileProgress::of(&all_tasks);
+            if progress.split > 0 {
+                let (t, p) = (&progress.tiles, &progress.parts);
+                println!(
+                    "  tiles: done {}  failed {}  of {}; {} split into parts ({} waiting for them): parts done {}  failed {}  of {}",
+                    t.done, t.failed, t.total, progress.split, progress.waiting, p.done, p.failed, p.total
+                );
+            }
             if run.completions > 0 {
                 println!("  completed {} time(s)", run.completions);
             }
@@ -594,12 +603,14 @@ fn status(a: StatusArgs) -> Result<i32> {
                     println!("  report: {}", output.url(&html));
                 }
             }
-            for t in ctx.ledger.tasks(&run.run_id, Some(TaskState::Failed))? {
-                println!("  FAILED {} (attempts {}): {}", t.task_id, t.attempts, t.error.unwrap_or_default());
+            for t in all_tasks.iter().filter(|t| t.state == TaskState::Failed) {
+                println!("  FAILED {} (attempts {}): {}", t.task_id, t.attempts, t.error.clone().unwrap_or_default());
             }
             if a.tasks {
-                for t in ctx.ledger.tasks(&run.run_id, None)? {
-                    println!("  {:>4} {} {:<8} attempts {}", t.index, t.task_id, t.state, t.attempts);
+                for t in &all_tasks {
+                    let waiting =
+                        if t.blocked && t.state == TaskState::Pending { " (waiting for its parts)" } else { "" };
+                    println!("  {:>4} {} {:<8} attempts {}{waiting}", t.index, t.task_id, t.state, t.attempts);
                 }
             }
             ended &= c.ended() == c.total;

@@ -94,7 +94,13 @@ pub mod assumptions {
 /// The whole run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunEstimate {
+    /// Ledger tasks: tiles, and the parts of split tiles.
     pub tasks: usize,
+    /// Tiles split into parts, and their parts.
+    #[serde(default)]
+    pub split_tiles: usize,
+    #[serde(default)]
+    pub parts: usize,
     pub lambda_tasks: usize,
     pub container_tasks: usize,
     pub observations: u64,
@@ -106,7 +112,11 @@ pub struct RunEstimate {
     pub s3_gets: u64,
     pub s3_get_bytes: f64,
     pub s3_puts: u64,
+    /// Bytes kept (the products).
     pub s3_put_bytes: f64,
+    /// Sub-tile parts' bands: written, read back once by the assembly, deleted.
+    #[serde(default)]
+    pub s3_scratch_bytes: f64,
     pub queue_requests: u64,
     pub ledger_writes: u64,
     pub ledger_reads: u64,
@@ -153,9 +163,19 @@ impl RunEstimate {
             e.s3_gets += (files * (1.0 + n_chunks)) as u64;
             e.s3_get_bytes += files * (HEADER_BYTES + px * 2.0 * SOURCE_COMPRESSION);
             let out_bytes = px * out_bytes_per_px * OUTPUT_COMPRESSION;
-            let parts: f64 = outputs.len() as f64 * (1.0 + (out_bytes / outputs.len() as f64 / PART_BYTES).ceil());
-            e.s3_puts += (parts + 1.0) as u64;
-            e.s3_put_bytes += out_bytes;
+            let uploads: f64 = outputs.len() as f64 * (1.0 + (out_bytes / outputs.len() as f64 / PART_BYTES).ceil());
+            e.s3_puts += (uploads + 1.0) as u64;
+            if t.part {
+                // Scratch: uploaded, read back once by the assembly, deleted (not stored).
+                e.parts += 1;
+                e.s3_scratch_bytes += out_bytes;
+            } else {
+                e.s3_put_bytes += out_bytes;
+            }
+            if t.assembles > 0 {
+                e.split_tiles += 1;
+                e.s3_gets += u64::from(t.assembles) * outputs.len() as u64;
+            }
             e.longest_task_seconds = e.longest_task_seconds.max(t.lambda_seconds);
             e.peak_memory_mb_max = e.peak_memory_mb_max.max(t.peak_memory_mb);
             match t.executor {
@@ -203,6 +223,14 @@ impl RunEstimate {
             "tasks: {} ({} on Lambda, {} on the container worker)",
             self.tasks, self.lambda_tasks, self.container_tasks
         );
+        if self.split_tiles > 0 {
+            let _ = writeln!(
+                s,
+                "split tiles: {} into {} parts (each part an invocation, each tile one more to assemble them; \
+                 parts are scratch in S3 until then)",
+                self.split_tiles, self.parts
+            );
+        }
         let _ = writeln!(
             s,
             "observations: {} task-days; dataset reads: {}; pixels: {:.2e}",
@@ -227,6 +255,13 @@ impl RunEstimate {
             self.usd_s3_requests,
             self.usd_s3_storage_month
         );
+        if self.s3_scratch_bytes > 0.0 {
+            let _ = writeln!(
+                s,
+                "S3 scratch: {:.1} GB of sub-tile parts, written and read back once (counted in the requests)",
+                gb(self.s3_scratch_bytes)
+            );
+        }
         let _ = writeln!(
             s,
             "SQS + DynamoDB: {} queue requests, {} ledger writes, {} reads: ${:.2}",
@@ -320,5 +355,28 @@ mod tests {
         assert!(Prices::default().with_overrides(&["nope=1".into()]).unwrap_err().contains("lambda_gb_second"));
         assert!(Prices::default().with_overrides(&["s3_get=x".into()]).is_err());
         assert!(e.render().contains("total: $"));
+    }
+
+    #[test]
+    fn split_tiles_count_their_parts_assemblies_and_scratch() {
+        let cfg = RunConfig::from_yaml(
+            "inputs: [x]\ngrid: africa-10\nplugin: gm-s2\nproduct: {name: p}\nlocation: /tmp/x\n",
+            "t",
+        )
+        .unwrap();
+        let gm = stratus_stats::build_statistic("gm-s2", &serde_json::Value::Null).unwrap();
+        let sizer = Sizer::new(&cfg, gm.as_ref()).unwrap();
+        let plan = sizer.plan_tile(150, 300);
+        let k = plan.parts as usize;
+        assert!(k >= 2);
+        let invocations = plan.invocations();
+        let e = RunEstimate::new(&sizer, &invocations, &Prices::default(), 1000, 1);
+        assert_eq!((e.split_tiles, e.parts, e.tasks), (1, k * k, k * k + 1));
+        assert_eq!((e.lambda_invocations as usize, e.container_tasks), (k * k + 1, 0));
+        let whole = RunEstimate::new(&sizer, std::slice::from_ref(&plan.whole), &Prices::default(), 1000, 1);
+        // The same products are stored; the parts are scratch on top.
+        assert!((e.s3_put_bytes - whole.s3_put_bytes).abs() / whole.s3_put_bytes < 1e-9);
+        assert!(e.s3_scratch_bytes > 0.9 * whole.s3_put_bytes, "{} vs {}", e.s3_scratch_bytes, whole.s3_put_bytes);
+        assert!(e.render().contains(&format!("split tiles: 1 into {} parts", k * k)), "{}", e.render());
     }
 }

@@ -70,6 +70,16 @@ pub struct TaskEstimate {
     pub executor: Executor,
     /// Why this executor: the figures against the budget, and the fix where there is one.
     pub reason: String,
+    /// A sub-tile part (its outputs are scratch, read back by its tile's assembly).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub part: bool,
+    /// A split tile's assembly: how many parts it reads back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub assembles: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// How a tile is planned: whole (`parts` 1), or as `parts` x `parts` sub-tile parts, each
@@ -206,20 +216,21 @@ impl<'a> Sizer<'a> {
             let w = stratus_core::TilePart { k, row: 0, col: 0 }
                 .window(self.tile_width, self.tile_height, self.chunk_size)
                 .expect("k is within max_k");
-            self.estimate_window(observations, datasets, (w.width * w.height) as u64)
+            TaskEstimate { part: true, ..self.estimate_window(observations, datasets, (w.width * w.height) as u64) }
         };
-        let assembly = self.estimate_assembly();
+        let assembly = |k: u32| TaskEstimate { assembles: k * k, ..self.estimate_assembly() };
         if let Some(k) = forced {
             let k = k.min(max_k.max(1));
             let part = part_estimate(k);
-            return TilePlan { whole, parts: k, part: Some(part), assembly: Some(assembly) };
+            return TilePlan { whole, parts: k, part: Some(part), assembly: Some(assembly(k)) };
         }
         let fits = (2..=max_k).map(|k| (k, part_estimate(k))).find(|(_, e)| e.executor == Executor::Lambda);
         match fits {
-            Some((k, part)) if assembly.executor == Executor::Lambda => {
-                TilePlan { whole, parts: k, part: Some(part), assembly: Some(assembly) }
+            Some((k, part)) if assembly(k).executor == Executor::Lambda => {
+                TilePlan { whole, parts: k, part: Some(part), assembly: Some(assembly(k)) }
             }
             Some((k, _)) => {
+                let assembly = assembly(k);
                 let mut whole = whole;
                 whole.reason = format!(
                     "{}; {k} x {k} parts would fit but their assembly would not: {}",
@@ -299,6 +310,8 @@ impl<'a> Sizer<'a> {
             lambda_seconds,
             executor,
             reason,
+            part: false,
+            assembles: 0,
         }
     }
 

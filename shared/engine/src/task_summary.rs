@@ -37,3 +37,38 @@ impl TaskSummary {
         serde_json::to_value(self).expect("a task summary serialises")
     }
 }
+
+/// A run's progress in tiles: a split tile counts once (its own task's state), its parts
+/// apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TileProgress {
+    pub tiles: stratus_ports::RunCounts,
+    /// Tiles planned as parts.
+    pub split: u64,
+    /// Split tiles waiting for their parts.
+    pub waiting: u64,
+    pub parts: stratus_ports::RunCounts,
+}
+
+impl TileProgress {
+    pub fn of(tasks: &[TaskRecord]) -> TileProgress {
+        let mut p = TileProgress::default();
+        for t in tasks {
+            let is_part = matches!(stratus_core::TilePart::parse_task_id(&t.task_id), Ok((_, Some(_))));
+            let counts = if is_part { &mut p.parts } else { &mut p.tiles };
+            counts.total += 1;
+            match t.state {
+                stratus_ports::TaskState::Pending => counts.pending += 1,
+                stratus_ports::TaskState::Queued => counts.queued += 1,
+                stratus_ports::TaskState::Running => counts.running += 1,
+                stratus_ports::TaskState::Done => counts.done += 1,
+                stratus_ports::TaskState::Failed => counts.failed += 1,
+            }
+            if !is_part && t.parts > 0 {
+                p.split += 1;
+                p.waiting += u64::from(t.blocked && t.state == stratus_ports::TaskState::Pending);
+            }
+        }
+        p
+    }
+}
