@@ -2,7 +2,9 @@
 over Africa planned onto africa-10 (annual geomedian with MADs, gm-s2), then the
 distribution of observations per task, the tasks beyond the Lambda budget and the
 estimate, with the wall time at 1 000 concurrent Lambdas (and 1 000 container workers
-for the tasks beyond Lambda). The same items on africa-20 for comparison."""
+for the tasks beyond Lambda). Tiles beyond the Lambda budget are split into sub-tile
+parts (the fewest that fit): the share of tiles that run entirely on Lambda and the parts
+per tile are reported. The same items on africa-20 for comparison."""
 
 import csv
 import glob
@@ -35,10 +37,20 @@ def simulate(grid):
 q = lambda v, p: v[min(len(v) - 1, int(p * len(v)))]
 lines = []
 for grid in ("africa-10", "africa-20"):
-    wall, rss, est, rows = simulate(grid)
+    wall, rss, est, all_rows = simulate(grid)
+    # One row per tile (a split tile's own row is its assembly); its parts apart.
+    rows = [r for r in all_rows if "/part-" not in r["task_id"]]
+    parts = [r for r in all_rows if "/part-" in r["task_id"]]
+    split = [r for r in rows if r.get("parts")]
+    per_tile = {}
+    for r in split:
+        per_tile[r["parts"]] = per_tile.get(r["parts"], 0) + 1
+    on_lambda = [r for r in rows if r["executor"] == "lambda"]
     obs = sorted(int(r["observation_days"]) for r in rows)
     over = [r for r in rows if r["executor"] != "lambda"]
-    secs = sorted(float(r["est_seconds"]) for r in rows)
+    secs = sorted(float(r["est_seconds"]) for r in rows if not r.get("parts"))
+    part_secs = sorted(float(r["est_seconds"]) for r in parts)
+    seconds = lambda v: (f"median {statistics.median(v):.0f}, p90 {q(v, 0.9):.0f}, max {v[-1]:.0f}" if v else "none")
     hist = {}
     for o in obs:
         hist[(o // 20) * 20] = hist.get((o // 20) * 20, 0) + 1
@@ -50,10 +62,11 @@ for grid in ("africa-10", "africa-20"):
         "",
         f"- Observation days per task: min {obs[0]}, median {statistics.median(obs):.0f}, p90 {q(obs, 0.9)}, max {obs[-1]}."
         " Histogram (days: tasks): " + ", ".join(f"{k}-{k + 19}: {v}" for k, v in sorted(hist.items())) + ".",
-        f"- Estimated seconds per task on a 10 240 MB Lambda (6 vCPU): median {statistics.median(secs):.0f},"
-        f" p90 {q(secs, 0.9):.0f}, max {secs[-1]:.0f}.",
-        f"- **Beyond the Lambda budget (80% of 15 min / 10 GB / 10 GB /tmp): {len(over):,} of {len(rows):,} tasks**"
-        " -> container queue."
+        f"- Estimated seconds on a 10 240 MB Lambda (6 vCPU): unsplit tiles {seconds(secs)}; parts {seconds(part_secs)}.",
+        f"- **Tiles entirely on Lambda: {len(on_lambda):,} of {len(rows):,} ({100 * len(on_lambda) / len(rows):.1f}%)**;"
+        f" split into parts: {len(split):,} ({len(parts):,} parts; parts per tile: "
+        + (", ".join(f"{k}: {v} tiles" for k, v in sorted(per_tile.items())) or "none") + ").",
+        f"- Beyond the Lambda budget even in parts: {len(over):,} of {len(rows):,} tiles -> container queue."
         + (f" E.g. {over[0]['task_id']}: {over[0]['observation_days']} days, {over[0]['datasets']} datasets,"
            f" {over[0]['est_seconds']} s, {over[0]['est_memory_mb']} MB." if over else ""),
         "",

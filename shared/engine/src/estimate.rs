@@ -146,8 +146,8 @@ impl RunEstimate {
     ) -> RunEstimate {
         use assumptions::*;
         let outputs = sizer.statistic.output_bands();
-        let n_chunks =
-            (sizer.tile_width.div_ceil(sizer.chunk_size) * sizer.tile_height.div_ceil(sizer.chunk_size)) as f64;
+        // Chunks of a task: a whole tile's, or a part's (a part is whole chunks).
+        let chunk_px = (sizer.chunk_size * sizer.chunk_size) as f64;
         let out_bytes_per_px: f64 = outputs.iter().map(|o| crate::sizing::dtype_bytes(o.dtype)).sum();
         let mut e = RunEstimate { concurrency, containers, ..Default::default() };
         let (mut lambda_s, mut container_s) = (0.0, 0.0);
@@ -156,8 +156,12 @@ impl RunEstimate {
             e.tasks += 1;
             e.observations += t.observations as u64;
             e.dataset_reads += t.datasets as u64;
-            e.pixels += t.pixels;
             let px = t.pixels as f64;
+            // An assembly makes no new pixels: its parts did.
+            if t.assembles == 0 {
+                e.pixels += t.pixels;
+            }
+            let n_chunks = (px / chunk_px).ceil().max(1.0);
             let files = crate::sizing::full_reads(t.observations, t.datasets) * t.bands as f64;
             // A header per file, then a ranged read per chunk it touches.
             e.s3_gets += (files * (1.0 + n_chunks)) as u64;
@@ -378,5 +382,9 @@ mod tests {
         assert!((e.s3_put_bytes - whole.s3_put_bytes).abs() / whole.s3_put_bytes < 1e-9);
         assert!(e.s3_scratch_bytes > 0.9 * whole.s3_put_bytes, "{} vs {}", e.s3_scratch_bytes, whole.s3_put_bytes);
         assert!(e.render().contains(&format!("split tiles: 1 into {} parts", k * k)), "{}", e.render());
+        // The same pixels and source reads as the whole tile, in parts.
+        assert_eq!(e.pixels, whole.pixels);
+        let gets_ratio = (e.s3_gets as f64) / (whole.s3_gets as f64);
+        assert!((0.95..1.3).contains(&gets_ratio), "{} vs {}", e.s3_gets, whole.s3_gets);
     }
 }

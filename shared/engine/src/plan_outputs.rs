@@ -28,10 +28,10 @@ pub fn tasks_csv(tasks: &BTreeMap<TaskId, TaskBin>, plans: &[TilePlan]) -> Strin
         );
     };
     for ((id, bin), plan) in tasks.iter().zip(plans) {
-        match (&plan.part, &plan.assembly) {
-            (Some(part), Some(assembly)) if plan.parts > 1 => {
-                for p in stratus_core::TilePart::all(plan.parts) {
-                    row(&p.task_id(id), id, bin, &p.to_string(), part);
+        match &plan.assembly {
+            Some(assembly) if plan.parts > 1 => {
+                for (p, e) in stratus_core::TilePart::all(plan.parts).into_iter().zip(&plan.part_estimates) {
+                    row(&p.task_id(id), id, bin, &p.to_string(), e);
                 }
                 row(&id.to_string(), id, bin, &format!("{k}x{k}", k = plan.parts), assembly);
             }

@@ -323,9 +323,9 @@ fn ledger_tasks(tasks: &BTreeMap<TaskId, TaskBin>, plans: &[TilePlan]) -> Vec<Ne
             split: None,
             part: None,
         };
-        match (&plan.part, &plan.assembly) {
-            (Some(part_est), Some(assembly)) if plan.parts > 1 => {
-                for part in stratus_core::TilePart::all(plan.parts) {
+        match &plan.assembly {
+            Some(assembly) if plan.parts > 1 => {
+                for (part, part_est) in stratus_core::TilePart::all(plan.parts).into_iter().zip(&plan.part_estimates) {
                     out.push(NewTask {
                         task_id: part.task_id(id),
                         index: out.len(),

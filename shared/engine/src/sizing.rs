@@ -90,15 +90,17 @@ pub struct TilePlan {
     pub whole: TaskEstimate,
     pub parts: u32,
     pub part: Option<TaskEstimate>,
+    /// Every part's own estimate (parts differ by up to a chunk a side), row by row.
+    pub part_estimates: Vec<TaskEstimate>,
     pub assembly: Option<TaskEstimate>,
 }
 
 impl TilePlan {
     /// Every invocation the tile takes: itself, or its parts and their assembly.
     pub fn invocations(&self) -> Vec<TaskEstimate> {
-        match (&self.part, &self.assembly) {
-            (Some(part), Some(assembly)) if self.parts > 1 => {
-                let mut v = vec![part.clone(); (self.parts * self.parts) as usize];
+        match &self.assembly {
+            Some(assembly) if self.parts > 1 => {
+                let mut v = self.part_estimates.clone();
                 v.push(assembly.clone());
                 v
             }
@@ -208,27 +210,37 @@ impl<'a> Sizer<'a> {
         let whole = self.estimate(observations, datasets);
         let forced = self.budget.parts.filter(|&k| k > 1);
         if forced.is_none() && (whole.executor == Executor::Lambda || !self.budget.split) {
-            return TilePlan { whole, parts: 1, part: None, assembly: None };
+            return TilePlan { whole, parts: 1, part: None, part_estimates: vec![], assembly: None };
         }
         let max_k = stratus_core::TilePart::max_k(self.tile_width, self.tile_height, self.chunk_size);
-        let part_estimate = |k: u32| {
-            // The largest part of the split (parts are whole chunks, as even as they allow).
-            let w = stratus_core::TilePart { k, row: 0, col: 0 }
-                .window(self.tile_width, self.tile_height, self.chunk_size)
-                .expect("k is within max_k");
+        let estimate_part = |p: stratus_core::TilePart| {
+            let w = p.window(self.tile_width, self.tile_height, self.chunk_size).expect("k is within max_k");
             TaskEstimate { part: true, ..self.estimate_window(observations, datasets, (w.width * w.height) as u64) }
         };
+        // The largest part of a split (parts are whole chunks, as even as they allow).
+        let part_estimate = |k: u32| estimate_part(stratus_core::TilePart { k, row: 0, col: 0 });
+        let each_part = |k: u32| stratus_core::TilePart::all(k).into_iter().map(estimate_part).collect::<Vec<_>>();
         let assembly = |k: u32| TaskEstimate { assembles: k * k, ..self.estimate_assembly() };
         if let Some(k) = forced {
             let k = k.min(max_k.max(1));
             let part = part_estimate(k);
-            return TilePlan { whole, parts: k, part: Some(part), assembly: Some(assembly(k)) };
+            return TilePlan {
+                whole,
+                parts: k,
+                part: Some(part),
+                part_estimates: each_part(k),
+                assembly: Some(assembly(k)),
+            };
         }
         let fits = (2..=max_k).map(|k| (k, part_estimate(k))).find(|(_, e)| e.executor == Executor::Lambda);
         match fits {
-            Some((k, part)) if assembly(k).executor == Executor::Lambda => {
-                TilePlan { whole, parts: k, part: Some(part), assembly: Some(assembly(k)) }
-            }
+            Some((k, part)) if assembly(k).executor == Executor::Lambda => TilePlan {
+                whole,
+                parts: k,
+                part: Some(part),
+                part_estimates: each_part(k),
+                assembly: Some(assembly(k)),
+            },
             Some((k, _)) => {
                 let assembly = assembly(k);
                 let mut whole = whole;
@@ -236,7 +248,7 @@ impl<'a> Sizer<'a> {
                     "{}; {k} x {k} parts would fit but their assembly would not: {}",
                     whole.reason, assembly.reason
                 );
-                TilePlan { whole, parts: 1, part: None, assembly: None }
+                TilePlan { whole, parts: 1, part: None, part_estimates: vec![], assembly: None }
             }
             None => {
                 let mut whole = whole;
@@ -249,7 +261,7 @@ impl<'a> Sizer<'a> {
                 } else {
                     format!("{}; it is one chunk a side and cannot be split", whole.reason)
                 };
-                TilePlan { whole, parts: 1, part: None, assembly: None }
+                TilePlan { whole, parts: 1, part: None, part_estimates: vec![], assembly: None }
             }
         }
     }
