@@ -7,6 +7,7 @@
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
 use crate::tile::{band_writers, commit_tile, peak_rss_mb, SkippedInput, TileJob, TileResult, Timings};
+use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::time::Instant;
 use stratus_core::TilePart;
@@ -26,15 +27,15 @@ pub fn assemble_tile(job: &TileJob, parts: &[DonePart]) -> Result<TileResult> {
     let layout = Layout::of(cfg);
     let scratch = crate::scratch::Scratch::new()?;
     let mut writers = band_writers(scratch.path(), &outputs, &tile_box)?;
-    for p in parts {
-        if job.stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(EngineError::Interrupted);
-        }
-        let area = p.part.window(tile_box.width, tile_box.height, cfg.chunk_size).ok_or_else(|| EngineError::Task {
-            task: job.task.to_string(),
-            why: format!("{} does not fit the tile", p.part),
-        })?;
-        for (writer, o) in writers.iter_mut().zip(&outputs) {
+    // Each band from its parts, the bands side by side.
+    writers.par_iter_mut().zip(outputs.par_iter()).try_for_each(|(writer, o)| -> Result<()> {
+        for p in parts {
+            if job.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(EngineError::Interrupted);
+            }
+            let area = p.part.window(tile_box.width, tile_box.height, cfg.chunk_size).ok_or_else(|| {
+                EngineError::Task { task: job.task.to_string(), why: format!("{} does not fit the tile", p.part) }
+            })?;
             let key = layout.part_key(job.run_id, &job.task, &p.part, &o.name);
             let local = scratch.path().join(format!("{}-{}.tif", p.part, o.name));
             let bytes = job.output.get(&key).map_err(|e| EngineError::Task {
@@ -49,7 +50,8 @@ pub fn assemble_tile(job: &TileJob, parts: &[DonePart]) -> Result<TileResult> {
             writer.paste(&local, area.col0, area.row0)?;
             let _ = std::fs::remove_file(&local);
         }
-    }
+        Ok(())
+    })?;
     let read_s = started.elapsed().as_secs_f64();
     // The tile's inputs as the parts read them, in plan order of first use.
     let mut inputs = Vec::new();

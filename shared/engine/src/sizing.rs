@@ -25,8 +25,14 @@ pub const READ_NS_PER_VALUE: f64 = 26.0;
 /// overview levels took about 55 MB beyond the block cache; the inputs are counted from
 /// observation days here, which undercounts a day of two granules).
 pub const OPEN_INPUT_MB: f64 = 0.4;
-/// Building and writing one output value (COG with overviews, compressed), one core (ns).
-pub const WRITE_NS_PER_VALUE: f64 = 20.0;
+/// Building and writing one output value (the chunk into its scratch band, then the COG
+/// with overviews, deflate), one core (ns): the au-30 bench tile wrote its 143 M output
+/// values in 13.4-13.9 s (BENCHMARKS.md, one band after another then).
+pub const WRITE_NS_PER_VALUE: f64 = 100.0;
+/// Assembling one output value of a split tile (its part read back and pasted, then the
+/// COG with overviews), one core (ns): `make bench-assembly` assembled 9600 x 9600 x 14
+/// values in 308 CPU seconds (238 ns a value).
+pub const ASSEMBLY_NS_PER_VALUE: f64 = 250.0;
 /// Datasets of one day overlap a tile by about this much in all (MGRS granules of 110 km
 /// on 96 km tiles): the worker reads a dataset only in the chunks its footprint touches.
 pub const DAY_COVERAGE: f64 = 1.3;
@@ -193,15 +199,21 @@ impl<'a> Sizer<'a> {
 
     /// Assembling a split tile: every part's bands read back and written as the tile's
     /// COGs (the same write the unsplit tile ends with), the parts and the COGs on /tmp.
-    pub fn estimate_assembly(&self) -> TaskEstimate {
+    pub fn estimate_assembly(&self, k: u32) -> TaskEstimate {
         let px = (self.tile_width * self.tile_height) as f64;
-        let outputs = self.statistic.output_bands().len() as f64;
-        // Reading a part back costs a fraction of writing it (decode, no overviews).
-        let core_seconds = outputs * px * WRITE_NS_PER_VALUE * 1.25 / 1e9;
-        let memory = BASE_MEMORY_MB + stratus_raster::GDAL_CACHE_MB as f64;
+        let outputs = self.statistic.output_bands();
+        // Bands are assembled side by side, so the Lambda's vCPUs share the work.
+        let core_seconds = outputs.len() as f64 * px * ASSEMBLY_NS_PER_VALUE / 1e9;
+        // Each thread holds one part's band as it pastes it (its bytes and GDAL's copy).
+        let part_px = stratus_core::TilePart { k: k.max(1), row: 0, col: 0 }
+            .window(self.tile_width, self.tile_height, self.chunk_size)
+            .map_or(px, |w| (w.width * w.height) as f64);
+        let widest = outputs.iter().map(|o| dtype_bytes(o.dtype)).fold(1.0, f64::max);
+        let threads = self.lambda_vcpus().ceil().min(outputs.len().max(1) as f64);
+        let memory = BASE_MEMORY_MB + stratus_raster::GDAL_CACHE_MB as f64 + threads * 2.0 * part_px * widest / MB;
         let tmp = 2.0 * self.tmp_mb_of(px);
         let bands = self.statistic.input_bands().len();
-        self.judge(px as u64, 0, 0, bands, memory, tmp, core_seconds, false)
+        TaskEstimate { assembles: k * k, ..self.judge(px as u64, 0, 0, bands, memory, tmp, core_seconds, false) }
     }
 
     /// How to run a tile: whole, or as the fewest k x k parts that each fit the budget
@@ -220,7 +232,7 @@ impl<'a> Sizer<'a> {
         // The largest part of a split (parts are whole chunks, as even as they allow).
         let part_estimate = |k: u32| estimate_part(stratus_core::TilePart { k, row: 0, col: 0 });
         let each_part = |k: u32| stratus_core::TilePart::all(k).into_iter().map(estimate_part).collect::<Vec<_>>();
-        let assembly = |k: u32| TaskEstimate { assembles: k * k, ..self.estimate_assembly() };
+        let assembly = |k: u32| self.estimate_assembly(k);
         if let Some(k) = forced {
             let k = k.min(max_k.max(1));
             let part = part_estimate(k);

@@ -385,15 +385,20 @@ pub(crate) fn commit_tile(
     let cfg = job.cfg;
     let layout = Layout::of(cfg);
     let tile_box = cfg.grid_spec()?.tile_geobox(job.task.tile);
-    let mut keys = Vec::new();
-    for (writer, o) in writers.into_iter().zip(outputs) {
-        let local = scratch.path().join(format!("{}.tif", o.name));
-        writer.finish(&local, &cfg.cog_options(&o.name), o.categorical)?;
-        let key = layout.band_key(&job.task, &o.name);
-        job.output.put_file(&key, &local)?;
-        let _ = std::fs::remove_file(&local);
-        keys.push(key);
-    }
+    // Bands are finished side by side: GDAL's COG creation (compression, overviews) is
+    // single-threaded per file, and a tile has up to 14 bands (BENCHMARKS.md, assembly).
+    let keys = writers
+        .into_par_iter()
+        .zip(outputs.par_iter())
+        .map(|(writer, o)| {
+            let local = scratch.path().join(format!("{}.tif", o.name));
+            writer.finish(&local, &cfg.cog_options(&o.name), o.categorical)?;
+            let key = layout.band_key(&job.task, &o.name);
+            job.output.put_file(&key, &local)?;
+            let _ = std::fs::remove_file(&local);
+            Ok(key)
+        })
+        .collect::<Result<Vec<String>>>()?;
     let stac_key = layout.stac_key(&job.task);
     let item = output_item(&ItemFacts {
         cfg,

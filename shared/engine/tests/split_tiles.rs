@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use stratus_engine::runner::{run_plan, RunOptions, Silent};
 use stratus_engine::{Context, RunConfig};
-use stratus_ports::TaskState;
+use stratus_ports::{TaskQueue, TaskState};
 use stratus_raster::GdalCrsTransform;
 
 /// Synthetic scenes either side of a UTM boundary, made once per test binary.
@@ -193,4 +193,69 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Handle the run's embedded queue to the end as a consumer does, retries coming back at
+/// once (a test does not wait out backoffs); messages that fail their receives go on to
+/// the dead-letter queue.
+fn consume(ctx: &Context, queue: &dyn TaskQueue) {
+    use stratus_engine::consumer::{Disposition, TaskHandler};
+    let runs = Arc::new(stratus_engine::context::EmbeddedRuns(ctx.clone()));
+    let mut handler = TaskHandler::new(runs, Arc::new(AtomicBool::new(false)), false, None);
+    for _ in 0..1000 {
+        let msgs = queue.receive(1, std::time::Duration::from_secs(60), std::time::Duration::ZERO).unwrap();
+        let Some(msg) = msgs.into_iter().next() else {
+            // A receive that moved a spent message to the dead-letter queue returns none.
+            if queue.depth().unwrap().visible == 0 {
+                return;
+            }
+            continue;
+        };
+        let handled = handler.handle(&msg, queue, &|| {}, None);
+        match handled.disposition {
+            Disposition::Delete => queue.delete(&msg.receipt).unwrap(),
+            _ => queue.extend_visibility(&msg.receipt, std::time::Duration::ZERO).unwrap(),
+        }
+    }
+    panic!("the queue never emptied");
+}
+
+/// On the queue path: a part that fails its receives goes to the dead-letter queue and
+/// fails its tile; a console-style redrive (the queue only, no ledger reset) runs the
+/// failed parts again, and their tile is released, sent and assembled, once.
+#[test]
+fn a_console_redrive_of_a_failed_part_reruns_it_and_assembles_its_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("inputs");
+    stratus_synth::generate(&stratus_testkit::small_scenes(4), &inputs, &|_, _| {}).unwrap();
+    let whole = bands(&run(&dir.path().join("whole"), "pq", "{}", 1));
+    let victim = walk(&inputs)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("35LKE") && p.to_string_lossy().ends_with("SCL.tif"))
+        .unwrap();
+    let good = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, b"not a tiff").unwrap();
+    let (cfg, ctx) = plan(&inputs, &dir.path().join("split"), "pq", "{}", 2);
+    let run_id = cfg.run_id();
+    let queue = ctx.embedded_queue(&run_id, 3).unwrap();
+    let queues = stratus_engine::runner::Queues { lambda: &queue, container: None };
+    stratus_engine::runner::publish_tasks(&ctx, &run_id, &queues, &[], false).unwrap();
+    consume(&ctx, &queue);
+    let run = ctx.ledger.run(&run_id).unwrap().unwrap();
+    assert_eq!((run.counts.ended(), run.completions), (run.counts.total, 1), "{:?}", run.counts);
+    let failed: Vec<String> =
+        ctx.ledger.tasks(&run_id, Some(TaskState::Failed)).unwrap().into_iter().map(|t| t.task_id).collect();
+    let failed_parts = failed.iter().filter(|t| t.contains("/part-")).count();
+    assert!(failed_parts > 0 && failed.len() > failed_parts, "parts and their tiles failed: {failed:?}");
+    assert_eq!(queue.depth().unwrap().dead_letter as usize, failed_parts, "only the parts had messages");
+
+    std::fs::write(&victim, good).unwrap();
+    assert_eq!(queue.redrive().unwrap(), failed_parts);
+    consume(&ctx, &queue);
+    let run = ctx.ledger.run(&run_id).unwrap().unwrap();
+    assert_eq!((run.counts.done, run.completions), (run.counts.total, 2), "{:?}", run.counts);
+    let split = bands(&ctx);
+    for ((key, a), (_, b)) in whole.iter().zip(&split) {
+        assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "{key} differs from the unsplit run");
+    }
 }
