@@ -471,8 +471,9 @@ fn eventbridge_object_created_and_scheduled_events_plan_runs() {
 
 #[test]
 fn split_tiles_run_as_parts_on_the_lambda_path_and_each_tile_is_assembled_once() {
-    // Tiles of 100 pixels in chunks of 64: every tile as 2 x 2 parts.
-    let env = setup_run_file("split", "pq", "lambda: {parts: 2}\n");
+    // Tiles of 100 pixels in chunks of 64: every tile as 2 x 2 parts. The geomedian, for
+    // its morphology at part edges.
+    let env = setup_run_file("split", "gm-s2", "lambda: {parts: 2}\n");
     let event = support::s3::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
     let out = stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
     let tiles = out["planned"][0]["tasks"].as_u64().unwrap() as usize;
@@ -507,4 +508,40 @@ fn split_tiles_run_as_parts_on_the_lambda_path_and_each_tile_is_assembled_once()
     assert_eq!(env.bucket.head(&items[0]).unwrap().unwrap(), before);
     assert_eq!(env.ledger.run(&env.run_id).unwrap().unwrap().completions, 1);
     assert_eq!(completion_messages(&env).len(), 1);
+
+    // The same run unsplit, through the same handlers: every band has the same values.
+    let split_file = String::from_utf8(env.bucket.get("runs/pq-2021.yaml").unwrap()).unwrap();
+    let whole_file = split_file
+        .replace(&format!("run_id: {}", env.run_id), "run_id: whole-gm")
+        .replace("name: t_pq", "name: t_whole")
+        .replace("lambda: {parts: 2}\n", "");
+    assert!(whole_file.contains("run_id: whole-gm") && !whole_file.contains("parts"), "{whole_file}");
+    env.bucket.put("runs/whole.yaml", whole_file.as_bytes()).unwrap();
+    let event = support::s3::s3_notification(&env.stack.bucket, "runs/whole.yaml");
+    stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
+    while deliver(&env.dispatch, 10, &dispatcher(&env.dep)) > 0 {}
+    let whole_done = || {
+        let c = env.ledger.run("whole-gm").unwrap().unwrap().counts;
+        c.done == c.total
+    };
+    drain_until(&env.tasks, &worker(&env.dep), &whole_done, Duration::from_secs(300));
+    let bands: Vec<String> = env
+        .bucket
+        .list("products/t_pq/1.0.0/")
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.ends_with(".tif") && !k.contains("/_runs/"))
+        .collect();
+    assert_eq!(bands.len(), tiles * 10, "10 bands per tile: {bands:?}");
+    let pixels = |key: &str| {
+        let ds = gdal::Dataset::open(stratus_raster::paths::gdal_path(&format!("s3://{}/{key}", env.stack.bucket)))
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        let (w, h) = ds.raster_size();
+        ds.rasterband(1).unwrap().read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1
+    };
+    for key in &bands {
+        let (split, whole) = (pixels(key), pixels(&key.replace("t_pq", "t_whole")));
+        let differ = split.iter().zip(&whole).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!((split.len(), differ), (whole.len(), 0), "{key}: split and whole runs differ");
+    }
 }
