@@ -296,18 +296,19 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         }
     }
     check_stop(job)?;
+    let result = |outputs: Vec<String>, stac_item: String, timings: Timings, inputs: Vec<String>| TileResult {
+        outputs,
+        stac_item,
+        datasets: active.len(),
+        observation_days: days.len(),
+        skipped_inputs: vec![],
+        timings,
+        chunks: n_chunks,
+        peak_rss_mb: peak_rss_mb(),
+        inputs,
+    };
     if job.mode.reads_only() {
-        return Ok(TileResult {
-            outputs: vec![],
-            stac_item: String::new(),
-            datasets: active.len(),
-            observation_days: days.len(),
-            skipped_inputs: vec![],
-            timings,
-            chunks: n_chunks,
-            peak_rss_mb: peak_rss_mb(),
-            inputs: vec![],
-        });
+        return Ok(result(vec![], String::new(), timings, vec![]));
     }
 
     let t_write = Instant::now();
@@ -325,32 +326,12 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             urls.push(job.output.url(&key));
         }
         timings.write_s += t_write.elapsed().as_secs_f64();
-        return Ok(TileResult {
-            outputs: urls,
-            stac_item: String::new(),
-            datasets: active.len(),
-            observation_days: days.len(),
-            skipped_inputs: vec![],
-            timings,
-            chunks: n_chunks,
-            peak_rss_mb: peak_rss_mb(),
-            inputs,
-        });
+        return Ok(result(urls, String::new(), timings, inputs));
     }
     let skipped_ids: Vec<String> = excluded.iter().map(|&i| datasets[i].id.clone()).collect();
     let (keys, stac_key) = commit_tile(job, &scratch, writers, &outputs, inputs, skipped_ids, days.len())?;
     timings.write_s += t_write.elapsed().as_secs_f64();
-    Ok(TileResult {
-        outputs: keys.iter().map(|k| job.output.url(k)).collect(),
-        stac_item: job.output.url(&stac_key),
-        datasets: active.len(),
-        observation_days: days.len(),
-        skipped_inputs: vec![],
-        timings,
-        chunks: n_chunks,
-        peak_rss_mb: peak_rss_mb(),
-        inputs: vec![],
-    })
+    Ok(result(keys.iter().map(|k| job.output.url(k)).collect(), job.output.url(&stac_key), timings, vec![]))
 }
 
 /// A scratch band for each output over `area`.

@@ -2,7 +2,7 @@
 //! and 3 x 3 parts on the embedded store, writes the same values in every band, and a
 //! split tile is assembled once, its scratch parts gone afterwards.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use stratus_engine::runner::{run_plan, RunOptions, Silent};
@@ -47,8 +47,11 @@ fn plan(inputs: &Path, location: &Path, plugin: &str, plugin_config: &str, parts
     (cfg, ctx)
 }
 
+/// Output bands' values, by file name.
+type Bands = Vec<(String, Vec<f64>)>;
+
 /// Every output band's values, by file name.
-fn bands(ctx: &Context) -> Vec<(String, Vec<f64>)> {
+fn bands(ctx: &Context) -> Bands {
     let mut keys: Vec<String> =
         ctx.output.list("t_split/1.0.0/x").unwrap().into_iter().filter(|k| k.ends_with(".tif")).collect();
     keys.sort();
@@ -123,17 +126,8 @@ fn wofs_and_fractional_cover_split_equal_whole() {
 #[test]
 fn a_failed_part_fails_its_tile_and_a_retry_reruns_only_the_failed_parts() {
     let dir = tempfile::tempdir().unwrap();
-    let inputs = dir.path().join("inputs");
-    stratus_synth::generate(&stratus_testkit::small_scenes(4), &inputs, &|_, _| {}).unwrap();
-    let whole = bands(&run(&dir.path().join("whole"), "pq", "{}", 1));
-    // One date's SCL of the eastern granule made unreadable: the parts that read it fail.
-    let victim = walk(&inputs).into_iter().find(|p| {
-        let s = p.to_string_lossy();
-        s.contains("35LKE") && s.ends_with("SCL.tif")
-    });
-    let victim = victim.expect("an SCL band of 35LKE");
-    let good = std::fs::read(&victim).unwrap();
-    std::fs::write(&victim, b"not a tiff").unwrap();
+    // The parts that read the broken input fail.
+    let (inputs, whole, victim, good) = broken_inputs(dir.path());
     let (cfg, ctx) = plan(&inputs, &dir.path().join("split"), "pq", "{}", 2);
     let run_id = cfg.run_id();
     let opts = RunOptions::new(2, Arc::new(AtomicBool::new(false)));
@@ -182,7 +176,23 @@ fn a_failed_part_fails_its_tile_and_a_retry_reruns_only_the_failed_parts() {
     }
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+/// Private synthetic scenes with one date's SCL of the eastern granule made unreadable,
+/// and the unsplit run's bands made from intact ones. Returns the inputs, those bands, the
+/// broken file and its good bytes.
+fn broken_inputs(dir: &Path) -> (PathBuf, Bands, PathBuf, Vec<u8>) {
+    let inputs = dir.join("inputs");
+    stratus_synth::generate(&stratus_testkit::small_scenes(4), &inputs, &|_, _| {}).unwrap();
+    let whole = bands(&run(&dir.join("whole"), "pq", "{}", 1));
+    let victim = walk(&inputs)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("35LKE") && p.to_string_lossy().ends_with("SCL.tif"))
+        .expect("an SCL band of 35LKE");
+    let good = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, b"not a tiff").unwrap();
+    (inputs, whole, victim, good)
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
@@ -226,15 +236,7 @@ fn consume(ctx: &Context, queue: &dyn TaskQueue) {
 #[test]
 fn a_console_redrive_of_a_failed_part_reruns_it_and_assembles_its_tile() {
     let dir = tempfile::tempdir().unwrap();
-    let inputs = dir.path().join("inputs");
-    stratus_synth::generate(&stratus_testkit::small_scenes(4), &inputs, &|_, _| {}).unwrap();
-    let whole = bands(&run(&dir.path().join("whole"), "pq", "{}", 1));
-    let victim = walk(&inputs)
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("35LKE") && p.to_string_lossy().ends_with("SCL.tif"))
-        .unwrap();
-    let good = std::fs::read(&victim).unwrap();
-    std::fs::write(&victim, b"not a tiff").unwrap();
+    let (inputs, whole, victim, good) = broken_inputs(dir.path());
     let (cfg, ctx) = plan(&inputs, &dir.path().join("split"), "pq", "{}", 2);
     let run_id = cfg.run_id();
     let queue = ctx.embedded_queue(&run_id, 3).unwrap();
