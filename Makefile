@@ -6,7 +6,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: setup build demo test fuzz soak lint fmt clean bench bench-peer bench-assembly bench-continent package local-aws local-aws-down invoke sam-invoke
+.PHONY: setup build demo test fuzz soak lint fmt clean bench bench-peer bench-split bench-continent package local-aws local-aws-down invoke sam-invoke
 
 setup:
 	@scripts/setup.sh
@@ -90,10 +90,12 @@ bench-peer: build
 	BENCH_OUT_DIR=$(CURDIR)/.cache/bench/au-tile/ours RAYON_NUM_THREADS=2 target/release/examples/bench_tile .cache/bench/au-tile full
 	.venv-parity/bin/python scripts/bench/peer_tile.py --threads 2 --ours .cache/bench/au-tile/ours/bench_gm/1.0.0/x28/y28/2021--P1Y
 
-## The largest split tile's assembly (9600 x 9600, every gm-s2 band) from its parts, timed.
-bench-assembly: build
-	$(CARGO) build --release --example bench_assembly
+## Sub-tile parts: the largest split tile's assembly (9600 x 9600, every gm-s2 band) from
+## its parts, timed; and the au-30 bench tile whole against 2 x 2 parts (the overhead).
+bench-split: build
+	$(CARGO) build --release --example bench_assembly --example bench_tile
 	python3 scripts/bench/assembly.py
+	python3 scripts/bench/split_tile.py
 
 ## One year of synthetic Sentinel-2 over Africa planned onto africa-10: tasks, observations,
 ## tasks beyond Lambda's limits, the cost estimate (summary appended to BENCHMARKS.md).

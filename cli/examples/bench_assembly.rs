@@ -1,4 +1,4 @@
-//! Assembly benchmark (`make bench-assembly`, driven by scripts/bench/assembly.py): the
+//! Assembly benchmark (`make bench-split`, driven by scripts/bench/assembly.py): the
 //! largest split tile's assembly, a 9600 x 9600 africa-10 tile of the annual Sentinel-2
 //! geomedian (its every output band), from k x k parts in a local output store.
 //!

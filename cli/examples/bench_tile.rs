@@ -2,12 +2,13 @@
 //! tile (3200 x 3200 at 30 m) from local COGs, 6 bands, two orbit paths in UTM zones 52 and
 //! 53 imaged on different days (46 observation days), geomedian with MADs.
 //!
-//! Usage: bench_tile DATA_DIR full|reads|decode|gdal-reads [CHUNK_SIZE]
+//! Usage: bench_tile DATA_DIR full|reads|decode|gdal-reads|split [CHUNK_SIZE]
 //!
 //! Generates the inputs under DATA_DIR once (reused while the spec is unchanged), plans the
 //! one tile, then processes it (`full`), only reads and warps its inputs (`reads`), only
 //! decodes the source windows those reads use (`decode`), or reads them with GDAL's warper
-//! once per band as before the read path was rewritten (`gdal-reads`), and
+//! once per band as before the read path was rewritten (`gdal-reads`), or processes it as
+//! 2 x 2 sub-tile parts one after another and assembles them (`split`), and
 //! prints one JSON line: timings, peak RSS and the planner's estimate for the task. Threads
 //! follow RAYON_NUM_THREADS.
 
@@ -26,14 +27,15 @@ use stratus_synth::{Granule, SynthSpec};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    anyhow::ensure!(args.len() >= 3, "usage: bench_tile DATA_DIR full|reads|decode|gdal-reads [CHUNK_SIZE]");
+    anyhow::ensure!(args.len() >= 3, "usage: bench_tile DATA_DIR full|reads|decode|gdal-reads|split [CHUNK_SIZE]");
     let data = PathBuf::from(&args[1]);
+    let split = args[2] == "split";
     let mode = match args[2].as_str() {
-        "full" => TileMode::Full,
+        "full" | "split" => TileMode::Full,
         "reads" => TileMode::ReadsOnly,
         "decode" => TileMode::DecodeOnly,
         "gdal-reads" => TileMode::ReadsOnlyGdalWarp,
-        other => anyhow::bail!("mode '{other}': use full, reads, decode or gdal-reads"),
+        other => anyhow::bail!("mode '{other}': use full, reads, decode, gdal-reads or split"),
     };
     let chunk: usize = args.get(3).map_or(Ok(1024), |c| c.parse())?;
     let spec = SynthSpec {
@@ -108,7 +110,30 @@ fn main() -> anyhow::Result<()> {
     };
     let rss_before = peak_rss_mb();
     let started = Instant::now();
-    let r = process_tile(&job, &datasets)?;
+    let mut assembly_s = 0.0;
+    let r = if split {
+        // The parts one after another, as one worker would take their messages, then the
+        // assembly: the whole cost of splitting, in one process.
+        let mut parts = Vec::new();
+        let mut timings = stratus_engine::tile::Timings::default();
+        for part in stratus_core::TilePart::all(2) {
+            let p = process_tile(&TileJob { part: Some(part), ..job }, &datasets)?;
+            timings.read_s += p.timings.read_s;
+            timings.compute_s += p.timings.compute_s;
+            timings.write_s += p.timings.write_s;
+            parts.push(stratus_engine::assembly::DonePart { part, result: p });
+        }
+        let t = Instant::now();
+        let mut r = stratus_engine::assembly::assemble_tile(&job, &parts)?;
+        assembly_s = t.elapsed().as_secs_f64();
+        timings.write_s += r.timings.read_s + r.timings.write_s;
+        r.timings = timings;
+        r.observation_days = parts[0].result.observation_days;
+        r.chunks = parts.iter().map(|p| p.result.chunks).sum();
+        r
+    } else {
+        process_tile(&job, &datasets)?
+    };
     let wall = started.elapsed().as_secs_f64();
     let estimate = Sizer::new(&cfg, statistic.as_ref())?.estimate(r.observation_days, r.datasets);
     if keep.is_none() {
@@ -121,7 +146,7 @@ fn main() -> anyhow::Result<()> {
             "threads": rayon::current_num_threads(),
             "task": task_rec.task_id, "datasets": r.datasets, "observation_days": r.observation_days,
             "pixels": estimate.pixels, "bands": estimate.bands,
-            "wall_s": wall, "read_s": r.timings.read_s, "compute_s": r.timings.compute_s, "write_s": r.timings.write_s,
+            "wall_s": wall, "assembly_s": assembly_s, "read_s": r.timings.read_s, "compute_s": r.timings.compute_s, "write_s": r.timings.write_s,
             "chunks": r.chunks, "peak_rss_mb": r.peak_rss_mb, "rss_before_tile_mb": rss_before,
             "synth_s": synth_s, "synth_reused": made.reused,
             "estimate": estimate,

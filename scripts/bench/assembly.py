@@ -1,4 +1,4 @@
-"""Assembly benchmark (`make bench-assembly`): the largest split tile's assembly (an
+"""Assembly benchmark (`make bench-split`): the largest split tile's assembly (an
 africa-10 tile, 9600 x 9600, every output band of gm-s2) from its parts, timed alone
 (cli/examples/bench_assembly.rs), three runs, against the Lambda budget and the planner's
 estimate. Appended to BENCHMARKS.md."""
@@ -36,4 +36,4 @@ lines = [
     f"- On a 6-vCPU Lambda reading the parts from S3, add the transfer of the parts and COGs (at ~100 MB/s,"
     " a few seconds per GB).",
 ]
-append("Split-tile assembly (the largest tile)", "make bench-assembly (scripts/bench/assembly.py)", lines)
+append("Split-tile assembly (the largest tile)", "make bench-split (scripts/bench/assembly.py)", lines)

@@ -30,7 +30,7 @@ pub const OPEN_INPUT_MB: f64 = 0.4;
 /// values in 13.4-13.9 s (BENCHMARKS.md, one band after another then).
 pub const WRITE_NS_PER_VALUE: f64 = 100.0;
 /// Assembling one output value of a split tile (its part read back and pasted, then the
-/// COG with overviews), one core (ns): `make bench-assembly` assembled 9600 x 9600 x 14
+/// COG with overviews), one core (ns): `make bench-split` assembled 9600 x 9600 x 14
 /// values in 308 CPU seconds (238 ns a value).
 pub const ASSEMBLY_NS_PER_VALUE: f64 = 250.0;
 /// Datasets of one day overlap a tile by about this much in all (MGRS granules of 110 km
