@@ -545,3 +545,41 @@ fn split_tiles_run_as_parts_on_the_lambda_path_and_each_tile_is_assembled_once()
         assert_eq!((split.len(), differ), (whole.len(), 0), "{key}: split and whole runs differ");
     }
 }
+
+#[test]
+fn a_failed_part_on_moto_fails_its_tile_and_a_console_redrive_runs_the_part_then_the_tile() {
+    let env = setup_run_file("splitpoison", "pq", "lambda: {parts: 2}\n");
+    let event = support::s3::s3_notification(&env.stack.bucket, "runs/pq-2021.yaml");
+    stratus_serverless::planner::handle(&env.dep, &event, Instant::now() + Duration::from_secs(600)).unwrap();
+    let all = env.ledger.tasks(&env.run_id, None).unwrap().len();
+    // One input broken before anything runs: the parts that read it fail every receive.
+    let victim = env.bucket.list("inputs/").unwrap().into_iter().find(|k| k.ends_with("/SCL.tif")).unwrap();
+    let good = env.bucket.get(&victim).unwrap();
+    env.bucket.put(&victim, b"II*\0 this is not a GeoTIFF").unwrap();
+    while deliver(&env.dispatch, 10, &dispatcher(&env.dep)) > 0 {}
+    run_workers_until(&env, &|c| c.ended() as usize == all);
+    let tasks = env.ledger.tasks(&env.run_id, Some(TaskState::Failed)).unwrap();
+    let failed_parts = tasks.iter().filter(|t| t.task_id.contains("/part-")).count();
+    assert!(failed_parts > 0 && tasks.len() > failed_parts, "parts and their tiles failed: {tasks:?}");
+    for t in tasks.iter().filter(|t| !t.task_id.contains("/part-")) {
+        let why = t.error.clone().unwrap_or_default();
+        assert!(why.contains("/part-") && why.contains("SCL.tif"), "the tile names its part and the input: {why}");
+    }
+    assert_eq!(env.ledger.run(&env.run_id).unwrap().unwrap().completions, 1);
+    // Their messages go on to the dead-letter queue (only parts had messages).
+    let started = Instant::now();
+    while (env.tasks.depth().unwrap().dead_letter as usize) < failed_parts {
+        assert!(started.elapsed() < Duration::from_secs(60), "failed parts never reached the DLQ");
+        deliver(&env.tasks, 10, &worker(&env.dep));
+    }
+    // Fixed, then a console-style redrive: the queue only, the ledger untouched.
+    env.bucket.put(&victim, &good).unwrap();
+    stratus_raster::warp::forget_cached(&env.bucket.gdal_path(&victim));
+    assert_eq!(env.tasks.redrive().unwrap(), failed_parts);
+    run_workers_until(&env, &|c| c.done as usize == all);
+    let run = env.ledger.run(&env.run_id).unwrap().unwrap();
+    assert_eq!((run.counts.failed, run.completions), (0, 2), "{:?}", run.counts);
+    let tiles = env.ledger.tasks(&env.run_id, None).unwrap().iter().filter(|t| !t.task_id.contains("/part-")).count();
+    let items = env.bucket.list("products/").unwrap().into_iter().filter(|k| k.ends_with(".stac-item.json")).count();
+    assert_eq!(items, tiles, "every tile assembled once");
+}
