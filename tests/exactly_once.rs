@@ -215,7 +215,13 @@ fn consume(ctx: &Context, completion: &dyn TaskQueue) -> usize {
     let mut receives = 0;
     loop {
         let msgs = queue.receive(1, std::time::Duration::from_secs(60), std::time::Duration::ZERO).unwrap();
-        let Some(msg) = msgs.into_iter().next() else { return receives };
+        let Some(msg) = msgs.into_iter().next() else {
+            // A receive that moved a spent message to the dead-letter queue returns none.
+            if queue.depth().unwrap().visible == 0 {
+                return receives;
+            }
+            continue;
+        };
         receives += 1;
         let handled = workers.handle(&msg, &queue, &|| {}, Some(completion));
         match handled.disposition {

@@ -36,6 +36,9 @@ type Item = HashMap<String, AttributeValue>;
 /// Payloads above this many bytes go to the overflow store (items are limited to 400 KB).
 const INLINE_PAYLOAD_LIMIT: usize = 300_000;
 const WRITES_IN_FLIGHT: usize = 8;
+/// What a task record is read from (everything but its payload).
+const TASK_ATTRIBUTES: &str = "task_id, idx, st, attempts, owner, lease_until, error, summary, result, updated_at, \
+                               dispatched, dead_lettered, parts, blocked";
 const TRANSACTION_ATTEMPTS: u32 = 12;
 
 pub struct DynamoLedger {
@@ -183,12 +186,7 @@ impl DynamoLedger {
     ) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
-        let attrs = if keys_only {
-            "pk, sk"
-        } else {
-            "task_id, idx, st, attempts, owner, lease_until, error, summary, result, updated_at, dispatched, \
-             dead_lettered, parts, blocked"
-        };
+        let attrs = if keys_only { "pk, sk" } else { TASK_ATTRIBUTES };
         let mut names: HashMap<String, String> = attrs.split(", ").map(|a| (format!("#{a}"), a.to_string())).collect();
         names.insert("#pkey".into(), "pk".into());
         names.insert("#skey".into(), "sk".into());
@@ -721,15 +719,7 @@ impl Ledger for DynamoLedger {
 
     fn task(&self, run_id: &str, task_id: &str) -> Result<Option<TaskRecord>> {
         self.aws.block_on(async {
-            let item = self
-                .get_item(
-                    Self::key(run_id, task_sk(task_id)),
-                    Some(
-                        "task_id, idx, st, attempts, owner, error, summary, result, updated_at, dispatched, \
-                         dead_lettered, parts, blocked",
-                    ),
-                )
-                .await?;
+            let item = self.get_item(Self::key(run_id, task_sk(task_id)), Some(TASK_ATTRIBUTES)).await?;
             Ok(item.map(|i| Self::task_to_record(run_id, &i)))
         })
     }
@@ -834,7 +824,7 @@ impl Ledger for DynamoLedger {
                 let item = self
                     .get_item(
                         Self::key(run_id, task_sk(task_id)),
-                        Some("st, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked"),
+                        Some("st, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked, parts"),
                     )
                     .await?
                     .ok_or_else(|| PortError::TaskNotFound { run: run_id.into(), task: task_id.into() })?;
@@ -932,7 +922,10 @@ impl Ledger for DynamoLedger {
                     .await?
                     .applied;
                 if applied {
-                    return Ok(ClaimOutcome::Claimed { attempt: attempts + 1 });
+                    return Ok(ClaimOutcome::Claimed {
+                        attempt: attempts + 1,
+                        parts: get_n(&item, "parts").unwrap_or(0) as u32,
+                    });
                 }
                 // Someone moved it between our read and write: look again.
             }

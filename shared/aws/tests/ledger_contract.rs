@@ -91,11 +91,14 @@ fn failures_resets_and_leases(l: &dyn Ledger, run: &str) {
     // enough to outlast the next call on a loaded moto: 300 ms did not, once in CI.)
     assert_eq!(
         l.claim(run, "t001", "a", &ClaimOptions::new(Duration::from_secs(3))).unwrap(),
-        ClaimOutcome::Claimed { attempt: 1 }
+        ClaimOutcome::Claimed { attempt: 1, parts: 0 }
     );
     assert!(matches!(l.claim(run, "t001", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Busy { .. }));
     std::thread::sleep(Duration::from_millis(3100));
-    assert_eq!(l.claim(run, "t001", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
+    assert_eq!(
+        l.claim(run, "t001", "b", &ClaimOptions::new(LEASE)).unwrap(),
+        ClaimOutcome::Claimed { attempt: 2, parts: 0 }
+    );
     assert!(!l.complete(run, "t001", "a", &json!({})).unwrap().applied);
     assert!(!l.heartbeat(run, "t001", "a", LEASE).unwrap());
     assert!(l.heartbeat(run, "t001", "b", LEASE).unwrap());
@@ -165,7 +168,9 @@ fn plan_split(l: &dyn Ledger, run: &str) {
 
 fn run_once(l: &dyn Ledger, run: &str, task: &str) -> Transition {
     let opts = ClaimOptions::new(LEASE);
-    assert_eq!(l.claim(run, task, "w", &opts).unwrap(), ClaimOutcome::Claimed { attempt: 1 }, "{task}");
+    // The claim reports how many parts the task was split into, as planned.
+    let parts = l.task(run, task).unwrap().unwrap().parts;
+    assert_eq!(l.claim(run, task, "w", &opts).unwrap(), ClaimOutcome::Claimed { attempt: 1, parts }, "{task}");
     l.complete(run, task, "w", &json!({})).unwrap()
 }
 
@@ -191,7 +196,8 @@ fn split_tiles(l: &(dyn Ledger + Sync), run: &str) {
                     let opts = opts_ref;
                     let task = format!("a/part-{p}");
                     assert!(
-                        l.claim(run, &task, &format!("w{p}"), opts).unwrap() == ClaimOutcome::Claimed { attempt: 1 }
+                        l.claim(run, &task, &format!("w{p}"), opts).unwrap()
+                            == ClaimOutcome::Claimed { attempt: 1, parts: 0 }
                     );
                     assert!(l.complete(run, &task, &format!("w{p}"), &json!({})).unwrap().applied);
                     l.reconcile_tile(run, "a").unwrap()
@@ -208,7 +214,7 @@ fn split_tiles(l: &(dyn Ledger + Sync), run: &str) {
 
     // `b`: one part fails; the tile fails with its reason and stays blocked.
     assert!(run_once(l, run, "b/part-0").applied);
-    assert_eq!(l.claim(run, "b/part-1", "w", &opts).unwrap(), ClaimOutcome::Claimed { attempt: 1 });
+    assert_eq!(l.claim(run, "b/part-1", "w", &opts).unwrap(), ClaimOutcome::Claimed { attempt: 1, parts: 0 });
     assert!(l.fail(run, "b/part-1", "w", "input gone", true, None).unwrap().applied);
     match l.reconcile_tile(run, "b").unwrap() {
         TileReconciled::Failed { reason, completion_fired } => {
@@ -247,7 +253,10 @@ fn split_tiles(l: &(dyn Ledger + Sync), run: &str) {
     let always = ClaimOptions { rerun_failed: RerunFailed::Always, ..ClaimOptions::new(LEASE) };
     assert!(matches!(l.claim(run, "b/part-1", "w", &always).unwrap(), ClaimOutcome::Claimed { .. }));
     assert!(l.complete(run, "b/part-1", "w", &json!({})).unwrap().applied);
-    assert!(matches!(l.claim(run, "b", "w", &always).unwrap(), ClaimOutcome::Claimed { .. }), "released before");
+    assert!(
+        matches!(l.claim(run, "b", "w", &always).unwrap(), ClaimOutcome::Claimed { parts: 2, .. }),
+        "released before"
+    );
     assert!(l.complete(run, "b", "w", &json!({})).unwrap().applied);
 }
 
@@ -502,7 +511,7 @@ mod state_machine {
                         dispatched: false,
                         dead_lettered: None,
                     };
-                    Out::Claim(ClaimOutcome::Claimed { attempt: attempts + 1 })
+                    Out::Claim(ClaimOutcome::Claimed { attempt: attempts + 1, parts: 0 })
                 }
                 Op::Heartbeat { w, t } => {
                     let ok = self.owned(w, t);

@@ -56,14 +56,7 @@ impl TileProgress {
         for t in tasks {
             let is_part = matches!(stratus_core::TilePart::parse_task_id(&t.task_id), Ok((_, Some(_))));
             let counts = if is_part { &mut p.parts } else { &mut p.tiles };
-            counts.total += 1;
-            match t.state {
-                stratus_ports::TaskState::Pending => counts.pending += 1,
-                stratus_ports::TaskState::Queued => counts.queued += 1,
-                stratus_ports::TaskState::Running => counts.running += 1,
-                stratus_ports::TaskState::Done => counts.done += 1,
-                stratus_ports::TaskState::Failed => counts.failed += 1,
-            }
+            counts.add(t.state);
             if !is_part && t.parts > 0 {
                 p.split += 1;
                 p.waiting += u64::from(t.blocked && t.state == stratus_ports::TaskState::Pending);

@@ -169,8 +169,8 @@ impl Worker {
         // The ledger's count of attempts is the authority: a failure on the attempt that
         // reaches the cap is final, however the message was delivered (duplicates and
         // takeovers are attempts too).
-        let attempt = match ledger.claim(&self.run_id, task_id, &self.worker_id, &opts)? {
-            ClaimOutcome::Claimed { attempt } => attempt,
+        let (attempt, parts) = match ledger.claim(&self.run_id, task_id, &self.worker_id, &opts)? {
+            ClaimOutcome::Claimed { attempt, parts } => (attempt, parts),
             ClaimOutcome::AlreadyDone => return Ok(report(TaskOutcome::AlreadyDone, false)),
             ClaimOutcome::AlreadyFailed => return Ok(report(TaskOutcome::AlreadyFailed, false)),
             ClaimOutcome::Busy { owner } => return Ok(report(TaskOutcome::Busy { owner }, false)),
@@ -227,7 +227,7 @@ impl Worker {
                 Ok(false) => Err(EngineError::LeaseLost { task: task_id.to_string() }),
                 Err(e) => Err(e.into()),
             };
-            let r = self.run_claimed(task_id, &task_stop, &still_owner);
+            let r = self.run_claimed(task_id, parts, &task_stop, &still_owner);
             finished.store(true, Ordering::Relaxed);
             r
         });
@@ -320,10 +320,12 @@ impl Worker {
         }
     }
 
-    /// The claimed part: None if the outputs were already complete.
+    /// The claimed task (`parts` as its claim read it): None if the outputs were already
+    /// complete.
     fn run_claimed(
         &self,
         task_id: &str,
+        parts: u32,
         stop: &AtomicBool,
         before_commit: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<Option<TileResult>> {
@@ -358,11 +360,6 @@ impl Worker {
             self.check_resources(task_id, &datasets)?;
             return process_tile(&job(part), &datasets).map(Some);
         }
-        let record = self
-            .ctx
-            .ledger
-            .task(&self.run_id, task_id)?
-            .ok_or_else(|| stratus_ports::PortError::TaskNotFound { run: self.run_id.clone(), task: task_id.into() })?;
         // Half-written objects of an earlier owner of this tile that was killed.
         let partials = out.discard_partials(&layout.dir(&task))?;
         if partials > 0 {
@@ -379,7 +376,7 @@ impl Worker {
                 remove_tile_outputs(out, &layout, &task, &bands)?;
             }
         }
-        if record.parts > 0 {
+        if parts > 0 {
             let parts = self.done_parts(&task)?;
             return crate::assembly::assemble_tile(&job(None), &parts).map(Some);
         }

@@ -163,6 +163,18 @@ pub struct RunCounts {
 }
 
 impl RunCounts {
+    /// Count one more task in `state`.
+    pub fn add(&mut self, state: TaskState) {
+        self.total += 1;
+        match state {
+            TaskState::Pending => self.pending += 1,
+            TaskState::Queued => self.queued += 1,
+            TaskState::Running => self.running += 1,
+            TaskState::Done => self.done += 1,
+            TaskState::Failed => self.failed += 1,
+        }
+    }
+
     pub fn ended(&self) -> u64 {
         self.done + self.failed
     }
@@ -228,8 +240,11 @@ pub struct TaskRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
+    /// `parts`: how many sub-tile parts the task was split into (0: a whole tile or a
+    /// part), so that the worker knows whether to assemble without reading the task again.
     Claimed {
         attempt: u32,
+        parts: u32,
     },
     /// The task has ended. `completion_fired` says this call fired the run's completion:
     /// a ledger whose completion is a separate write from the last task's (DynamoDB)

@@ -17,7 +17,7 @@ use std::time::Duration;
 type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// What a claim reads of a task: state, owner, lease end, attempts, dead-lettered (and by
 /// which dispatch).
-type ClaimRow = (String, Option<String>, Option<i64>, i64, bool, Option<String>, bool);
+type ClaimRow = (String, Option<String>, Option<i64>, i64, bool, Option<String>, bool, i64);
 
 fn system_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -155,6 +155,22 @@ impl Db {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         f(&conn)
     }
+}
+
+/// The least string above every string that starts with `prefix`, so that a prefix is a
+/// key range the primary key answers (`prefix <= id < prefix_end`). Ids are ASCII.
+fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0x7f {
+            end.push(last + 1);
+            break;
+        }
+    }
+    if end.is_empty() {
+        return "\u{7f}".into();
+    }
+    String::from_utf8(end).unwrap_or_default()
 }
 
 fn now_text() -> String {
@@ -326,10 +342,10 @@ impl Ledger for SqliteLedger {
         let e = self.db.err();
         self.db.read(|c| {
             let sql = format!(
-                "SELECT {TASK_COLS} FROM tasks WHERE run_id = ?1 AND substr(task_id, 1, length(?2)) = ?2 ORDER BY idx"
+                "SELECT {TASK_COLS} FROM tasks WHERE run_id = ?1 AND task_id >= ?2 AND task_id < ?3 ORDER BY idx"
             );
             let mut st = c.prepare(&sql).map_err(&e)?;
-            let rows = st.query_map(params![run_id, prefix], row_to_task).map_err(&e)?;
+            let rows = st.query_map(params![run_id, prefix, prefix_end(prefix)], row_to_task).map_err(&e)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
         })
     }
@@ -446,13 +462,13 @@ impl Ledger for SqliteLedger {
         self.db.write(|tx| {
             let row: Option<ClaimRow> = tx
                 .query_row(
-                    "SELECT state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked FROM tasks WHERE run_id = ?1 AND task_id = ?2",
+                    "SELECT state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked, parts FROM tasks WHERE run_id = ?1 AND task_id = ?2",
                     params![run_id, task_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
                 )
                 .optional()
                 .map_err(&e)?;
-            let Some((state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked)) = row else {
+            let Some((state, owner, lease_until, attempts, dead_lettered, dead_letter_dispatch, blocked, parts)) = row else {
                 return Err(PortError::TaskNotFound { run: run_id.into(), task: task_id.into() });
             };
             let state = TaskState::parse(&state).unwrap_or(TaskState::Pending);
@@ -529,7 +545,7 @@ impl Ledger for SqliteLedger {
             )
             .map_err(&e)?;
             debug_assert!(ok);
-            Ok(ClaimOutcome::Claimed { attempt: attempts + 1 })
+            Ok(ClaimOutcome::Claimed { attempt: attempts + 1, parts: parts as u32 })
         })
     }
 
@@ -612,9 +628,8 @@ impl Ledger for SqliteLedger {
 
     fn reconcile_tile(&self, run_id: &str, tile_id: &str) -> Result<TileReconciled> {
         let e = self.db.err();
-        // A tile's parts are the ids in [prefix, prefix with its last '-' made '.'): a key range.
         let prefix = format!("{tile_id}/part-");
-        let upper = format!("{tile_id}/part.");
+        let upper = prefix_end(&prefix);
         self.db.write(|tx| {
             let tile: Option<(String, bool, i64)> = tx
                 .query_row(

@@ -96,7 +96,10 @@ fn leases_expire_and_stale_owner_cannot_finish() {
     let db = Db::open(dir.path().join("s.db")).unwrap().with_clock(move || clock.load(Ordering::SeqCst));
     let l = SqliteLedger::new(db);
     plan(&l, "r", 1);
-    assert_eq!(l.claim("r", "t000", "a", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Claimed { attempt: 1 });
+    assert_eq!(
+        l.claim("r", "t000", "a", &ClaimOptions::new(LEASE)).unwrap(),
+        ClaimOutcome::Claimed { attempt: 1, parts: 0 }
+    );
     assert!(matches!(l.claim("r", "t000", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Busy { .. }));
     // Heartbeat keeps it.
     now.fetch_add(50_000, Ordering::SeqCst);
@@ -105,7 +108,10 @@ fn leases_expire_and_stale_owner_cannot_finish() {
     assert!(matches!(l.claim("r", "t000", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Busy { .. }));
     // Lease lapses: b takes over; a's late completion is refused.
     now.fetch_add(61_000, Ordering::SeqCst);
-    assert_eq!(l.claim("r", "t000", "b", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
+    assert_eq!(
+        l.claim("r", "t000", "b", &ClaimOptions::new(LEASE)).unwrap(),
+        ClaimOutcome::Claimed { attempt: 2, parts: 0 }
+    );
     assert!(!l.complete("r", "t000", "a", &json!({})).unwrap().applied);
     assert!(!l.heartbeat("r", "t000", "a", LEASE).unwrap());
     let t = l.complete("r", "t000", "b", &json!({})).unwrap();
@@ -148,7 +154,10 @@ fn dead_local_owner_is_reclaimed_at_once() {
     let dead = format!("{host}:{}:0", u32::MAX - 3);
     l.claim("r", "t000", &dead, &ClaimOptions::new(LEASE)).unwrap();
     assert_eq!(l.reset("r", ResetScope::Stale, None).unwrap(), vec!["t000"]);
-    assert_eq!(l.claim("r", "t000", "me", &ClaimOptions::new(LEASE)).unwrap(), ClaimOutcome::Claimed { attempt: 2 });
+    assert_eq!(
+        l.claim("r", "t000", "me", &ClaimOptions::new(LEASE)).unwrap(),
+        ClaimOutcome::Claimed { attempt: 2, parts: 0 }
+    );
 }
 
 #[test]
