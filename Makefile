@@ -22,6 +22,7 @@ demo: build
 test:
 	@scripts/setup.sh --test
 	@scripts/moto.sh install
+	@scripts/stac-api.sh install
 	@scripts/infra-check.sh
 	@scripts/audit.sh
 	$(CARGO) fmt --all -- --check

@@ -341,7 +341,7 @@ fn geomedian_of_cloudy_inputs_matches_the_cloud_free_truth() {
     stratus_synth::generate(&SynthSpec { truth: true, ..spec(12) }, &out, &|_, _| {}).unwrap();
     let gm_cfg = |inputs: Vec<PathBuf>, location: &Path, products: Option<&str>| {
         let mut c = config(&inputs[0], location, "epsg:6933;240;100");
-        c.inputs = inputs.iter().map(|p| p.display().to_string()).collect();
+        c.inputs = inputs.iter().map(|p| p.display().to_string().into()).collect();
         c.products = products.map(String::from);
         c.plugin = "gm-s2".into();
         c.plugin_config = serde_json::json!({"bands": ["B02", "B03", "B04", "B08", "B11", "B12"]});

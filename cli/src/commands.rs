@@ -162,6 +162,79 @@ fn synth(a: SynthArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// A STAC API search as an input (`--stac-api URL` and what to search for).
+#[derive(clap::Args, Default)]
+pub struct StacApiArgs {
+    /// Search this STAC API (its root URL) for the inputs, e.g.
+    /// https://earth-search.aws.element84.com/v1. Adds to --input.
+    #[arg(long, value_name = "URL")]
+    stac_api: Option<String>,
+    /// Collections to search (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', requires = "stac_api")]
+    collections: Vec<String>,
+    /// Only items intersecting this box: WEST,SOUTH,EAST,NORTH in degrees.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true, requires = "stac_api")]
+    bbox: Vec<f64>,
+    /// Only items intersecting this GeoJSON (a file, or the GeoJSON itself): a geometry,
+    /// a Feature or a FeatureCollection.
+    #[arg(long, value_name = "GEOJSON", requires = "stac_api")]
+    intersects: Option<String>,
+    /// RFC 3339 instant or interval; default: the run's temporal range.
+    #[arg(long, requires = "stac_api")]
+    datetime: Option<String>,
+    /// The query extension, as JSON: '{"eo:cloud_cover": {"lt": 60}}'.
+    #[arg(long, value_name = "JSON", requires = "stac_api")]
+    query: Option<String>,
+    /// The filter extension: CQL2 text ("eo:cloud_cover < 60") or CQL2 JSON (starting '{').
+    #[arg(long, value_name = "CQL2", requires = "stac_api")]
+    filter: Option<String>,
+    /// Items per page to ask for.
+    #[arg(long, requires = "stac_api")]
+    page_size: Option<u64>,
+}
+
+impl StacApiArgs {
+    fn search(&self) -> Result<Option<stratus_engine::stac_api::StacApiSearch>> {
+        let Some(api) = &self.stac_api else { return Ok(None) };
+        if !self.bbox.is_empty() && self.bbox.len() != 4 {
+            bail!("--bbox: give WEST,SOUTH,EAST,NORTH in degrees, e.g. --bbox 26.5,-8.5,27.5,-7.5");
+        }
+        let json_arg = |flag: &str, text: &str| -> Result<serde_json::Value> {
+            serde_json::from_str(text).with_context(|| format!("--{flag}: not JSON: {text}"))
+        };
+        let intersects = match &self.intersects {
+            None => None,
+            Some(t) if t.trim_start().starts_with('{') => Some(json_arg("intersects", t)?),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("--intersects: reading '{path}'"))?;
+                Some(serde_json::from_str(&text).with_context(|| format!("--intersects: '{path}' is not GeoJSON"))?)
+            }
+        };
+        let query = match &self.query {
+            None => None,
+            Some(t) => match json_arg("query", t)? {
+                serde_json::Value::Object(m) => Some(m),
+                _ => bail!("--query: give a JSON object, e.g. '{{\"eo:cloud_cover\": {{\"lt\": 60}}}}'"),
+            },
+        };
+        let filter = match &self.filter {
+            None => None,
+            Some(t) if t.trim_start().starts_with('{') => Some(json_arg("filter", t)?),
+            Some(t) => Some(serde_json::Value::String(t.clone())),
+        };
+        Ok(Some(stratus_engine::stac_api::StacApiSearch {
+            stac_api: api.clone(),
+            collections: self.collections.clone(),
+            bbox: <[f64; 4]>::try_from(self.bbox.as_slice()).ok(),
+            intersects,
+            datetime: self.datetime.clone(),
+            query,
+            filter,
+            limit: self.page_size,
+        }))
+    }
+}
+
 #[derive(clap::Args)]
 pub struct SaveTasksArgs {
     /// A run file (YAML). Flags below override its values.
@@ -170,6 +243,8 @@ pub struct SaveTasksArgs {
     /// STAC sources: item, ItemCollection, NDJSON, catalog, or a directory of them.
     #[arg(long = "input")]
     inputs: Vec<String>,
+    #[command(flatten)]
+    search: StacApiArgs,
     /// Output grid: au-10/20/30/60, africa-10/20/30/60, global-*, or epsg:N;RES;PIXELS.
     #[arg(long)]
     grid: Option<String>,
@@ -227,8 +302,11 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
         }
         None => RunConfig { plugin: "pq".into(), ..RunConfig::default() },
     };
-    if !a.inputs.is_empty() {
-        cfg.inputs = a.inputs.clone();
+    // Inputs on the command line replace the run file's.
+    let search = a.search.search()?;
+    if !a.inputs.is_empty() || search.is_some() {
+        cfg.inputs = a.inputs.iter().map(|i| i.as_str().into()).collect();
+        cfg.inputs.extend(search.map(|s| stratus_engine::config::Input::StacApi(Box::new(s))));
     }
     macro_rules! set {
         ($field:ident, $value:expr) => {

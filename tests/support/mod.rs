@@ -2,7 +2,7 @@
 //! (`shared/testkit`) under the names the tests use.
 
 #[allow(unused_imports)] // not every test binary uses every helper
-pub use stratus_testkit::{fault_proxy, http_files, moto, s3, small_scenes};
+pub use stratus_testkit::{fault_proxy, http_files, moto, s3, small_scenes, stac_api};
 
 /// Run the `stratus` CLI with `args` and `env`, without the allow-lists of the
 /// environment the tests run in.

@@ -286,6 +286,10 @@ fn dataset_from_stac_item(item: stac::Item, base: Option<&str>, collection_hint:
     if assets.is_empty() {
         return Err(bad("no raster (GeoTIFF) assets".into()));
     }
+    // In key order: JSON objects have none, and catalogues reorder them (pgstac's jsonb
+    // does), so the same item planned from a file and from an API gives the same dataset
+    // and picks the same asset where several answer to a band's name.
+    assets.sort_by(|a, b| a.key.cmp(&b.key));
     let epsg = item_epsg
         .or_else(|| assets.iter().find_map(|a| a.epsg))
         .ok_or_else(|| bad("no CRS: neither proj:epsg nor proj:code on the item or its assets".into()))?;

@@ -35,15 +35,67 @@ pub enum InputPolicy {
     Skip,
 }
 
+/// One input of a run: a STAC source (item, ItemCollection, NDJSON or catalog file, or a
+/// directory of them; local, `s3://` or `https://`), or a STAC API search
+/// (`{stac_api: URL, collections: [...], ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Input {
+    Source(String),
+    StacApi(Box<crate::stac_api::StacApiSearch>),
+}
+
+impl<'de> Deserialize<'de> for Input {
+    /// By shape, so that a mistyped search key is named (an untagged enum would only say
+    /// that nothing matched).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Input::Source(s)),
+            v @ serde_json::Value::Object(_) => {
+                serde_json::from_value(v).map(|s| Input::StacApi(Box::new(s))).map_err(|e| {
+                    D::Error::custom(format!("a STAC API input ({{stac_api: URL, collections: [...], ...}}): {e}"))
+                })
+            }
+            other => Err(D::Error::custom(format!(
+                "an input is a path or URL, or a STAC API search {{stac_api: URL, ...}}; not {other}"
+            ))),
+        }
+    }
+}
+
+impl From<&str> for Input {
+    fn from(s: &str) -> Self {
+        Input::Source(s.to_string())
+    }
+}
+
+impl From<String> for Input {
+    fn from(s: String) -> Self {
+        Input::Source(s)
+    }
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Input::Source(s) => f.write_str(s),
+            Input::StacApi(s) if s.collections.is_empty() => write!(f, "STAC API {}", s.stac_api),
+            Input::StacApi(s) => write!(f, "STAC API {} ({})", s.stac_api, s.collections.join(", ")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// Defaults to `{product}-{period or frequency}`.
     #[serde(default)]
     pub run_id: Option<String>,
-    /// STAC sources: item / ItemCollection / NDJSON / catalog files or directories.
+    /// STAC sources (item / ItemCollection / NDJSON / catalog files or directories) and
+    /// STAC API searches.
     #[serde(default)]
-    pub inputs: Vec<String>,
+    pub inputs: Vec<Input>,
     /// `a`, `a+b` (fuse) or `a-b-c` (pool). Defaults to the only collection present.
     #[serde(default)]
     pub products: Option<String>,
@@ -192,7 +244,14 @@ impl RunConfig {
             return Err(EngineError::Config("no output location: give location (--location DIR)".into()));
         }
         if self.inputs.is_empty() {
-            return Err(EngineError::Config("no inputs: give at least one STAC source (--input)".into()));
+            return Err(EngineError::Config(
+                "no inputs: give at least one STAC source (--input) or STAC API search (--stac-api)".into(),
+            ));
+        }
+        for input in &self.inputs {
+            if let Input::StacApi(search) = input {
+                search.validate()?;
+            }
         }
         if !(64..=16384).contains(&self.chunk_size) {
             return Err(EngineError::Config(format!(

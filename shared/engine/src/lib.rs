@@ -20,6 +20,7 @@ pub mod runner;
 pub mod scratch;
 pub mod sizing;
 pub mod sources;
+pub mod stac_api;
 pub mod stac_output;
 pub mod stat_npy;
 pub mod task_summary;

@@ -9,7 +9,7 @@ use crate::estimate::{Prices, RunEstimate};
 use crate::layout::Layout;
 use crate::plan_outputs::{period_geojson, tasks_csv};
 use crate::sizing::{Sizer, TaskEstimate, TilePlan};
-use crate::sources::{for_each_batch, BadItem, Parsed};
+use crate::sources::{for_each_input, BadItem, Parsed};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -133,8 +133,12 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
             (d, place, doc)
         })
     };
-    for src in &cfg.inputs {
-        for_each_batch(src, &map, &mut |placed: Vec<Mapped>| {
+    let search_datetime = rules.temporal_range.map(|p| {
+        use chrono::SecondsFormat::{Micros, Secs};
+        format!("{}/{}", p.start_datetime().to_rfc3339_opts(Secs, true), p.end_datetime().to_rfc3339_opts(Micros, true))
+    });
+    for input in &cfg.inputs {
+        for_each_input(input, search_datetime.as_deref(), &map, &mut |placed: Vec<Mapped>| {
             seen += placed.len();
             for p in placed {
                 let (d, place, doc) = match p {
@@ -190,7 +194,8 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
         )));
     }
     if seen == bad_items.len() {
-        return Err(EngineError::Config(format!("no usable datasets in the inputs ({})", cfg.inputs.join(", "))));
+        let inputs: Vec<String> = cfg.inputs.iter().map(ToString::to_string).collect();
+        return Err(EngineError::Config(format!("no usable datasets in the inputs ({})", inputs.join(", "))));
     }
     let stats = binner.stats.clone();
     let mut tasks = std::mem::take(&mut binner.tasks);

@@ -58,6 +58,22 @@ pub type Parsed = std::result::Result<Dataset, BadItem>;
 /// Items are parsed this many at a time, in parallel.
 const BATCH: usize = 4096;
 
+/// Every item of a run's input (see [`for_each_batch`]); a STAC API search's items come
+/// within `default_datetime` (the run's temporal range) unless it gives its own.
+pub fn for_each_input<T: Send>(
+    input: &crate::config::Input,
+    default_datetime: Option<&str>,
+    map: &(dyn Fn(Parsed) -> T + Sync),
+    on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
+) -> Result<()> {
+    match input {
+        crate::config::Input::Source(source) => for_each_batch(source, map, on_batch),
+        crate::config::Input::StacApi(search) => {
+            crate::stac_api::for_each_batch(search, default_datetime, map, on_batch).map(|_| ())
+        }
+    }
+}
+
 /// Every item of `source` parsed and passed through `map` in parallel, then handed to
 /// `on_batch` in batches, in a stable order. NDJSON is a pipeline: one thread reads lines,
 /// the pool parses and maps, and `on_batch` runs on its own thread, so a file of a million
@@ -150,7 +166,7 @@ fn for_each_in_document<T: Send>(
     Ok(())
 }
 
-fn parse_item(item: serde_json::Value, href: &str) -> Parsed {
+pub(crate) fn parse_item(item: serde_json::Value, href: &str) -> Parsed {
     let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
     let bad = |reason: String| BadItem { source: format!("{href} (item {id})"), reason };
     let dataset = dataset_from_item(item, Some(href), None).map_err(|e| bad(e.to_string()))?;

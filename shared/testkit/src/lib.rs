@@ -1,11 +1,12 @@
 //! What the tests share (never shipped: `publish = false`): a moto server per test binary,
-//! stacks of AWS resources on it, the fault-injecting proxy, a small HTTP file server, and
-//! the small synthetic scenes most tests plan. Production stacks come from Terraform.
+//! stacks of AWS resources on it, the fault-injecting proxy, a small HTTP file server, a
+//! STAC API server, and the small synthetic scenes most tests plan. Production stacks come from Terraform.
 
 pub mod fault_proxy;
 pub mod http_files;
 pub mod moto;
 pub mod s3;
+pub mod stac_api;
 pub mod stack;
 
 use std::path::PathBuf;
