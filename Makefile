@@ -81,6 +81,8 @@ bench: build
 	$(CARGO) build --release --example bench_mosaic --example bench_tile
 	python3 scripts/bench/mosaic.py
 	python3 scripts/bench/planner.py
+	@scripts/stac-api.sh install
+	python3 scripts/bench/stac_api_planning.py
 	python3 scripts/bench/tile.py
 
 ## The au-30 bench tile with the Python stack users run today (odc-stac + odc-algo), compared

@@ -37,6 +37,39 @@ pub fn period(data: &[u8]) {
         let day = chrono::NaiveDate::from_ymd_opt(2021, 2, 28).expect("valid");
         let _ = f.periods_for(day, None);
     }
+    // A period and a frequency on one line: the frequency's periods within that range.
+    if let Some((range, freq)) = s.split_once(' ') {
+        if let (Ok(r), Ok(f)) = (Period::from_str(range), Frequency::from_str(freq)) {
+            for day in [r.start, r.end(), r.start + chrono::Duration::days(40)] {
+                for p in f.periods_for(day, Some(r)) {
+                    assert!(p.contains(day), "{f} in {r}: {p} does not hold {day}");
+                }
+            }
+        }
+    }
+}
+
+/// Dataset filters (CQL2 text, CQL2 JSON, odc-stats' property values) and STAC API
+/// search filters: parsed, then decided on items with and without the properties.
+pub fn dataset_filter(data: &[u8]) {
+    let Some(s) = text(data) else { return };
+    let mut specs = vec![serde_json::Value::String(s.to_string())];
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(s) {
+        let _ = stratus_engine::stac_api::parse_filter(&v);
+        specs.push(v);
+    }
+    let _ = stratus_engine::stac_api::parse_filter(&specs[0]);
+    let items = [
+        serde_json::json!({"id": "a", "collection": "c", "properties": {"eo:cloud_cover": 12.5, "platform": "sentinel-2a", "datetime": "2021-02-03T00:00:00Z"}}),
+        serde_json::json!({"id": "b", "properties": {}}),
+    ];
+    for spec in specs {
+        if let Ok(filters) = stratus_engine::dataset_filter::DatasetFilters::new(&[spec]) {
+            for item in &items {
+                let _ = filters.keep(item);
+            }
+        }
+    }
 }
 
 /// Grid names and specs (`au-30`, `africa-10`, custom specs).

@@ -63,6 +63,11 @@ fn location() {
 }
 
 #[test]
+fn dataset_filter() {
+    replay("dataset_filter", targets::dataset_filter);
+}
+
+#[test]
 fn catalog_graph() {
     replay("catalog_graph", targets::catalog_graph);
 }

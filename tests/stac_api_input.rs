@@ -266,6 +266,49 @@ fn filters_areas_and_dates_select_what_the_same_selection_of_files_does() {
         [point.0 - 0.001, point.1 + 0.001], [point.0 - 0.001, point.1 - 0.001]]]}});
     std::fs::write(&area, square.to_string()).unwrap();
     check("intersects", &at_point, &["--intersects", area.to_str().unwrap()]);
+
+    // Dataset filters, applied to items as they stream in, whatever their source: an
+    // ItemCollection, NDJSON and the API give the plan of the items the filter keeps.
+    let clear = |i: &Value| cloud(i) < 1.0;
+    let kept: Vec<Value> = items.iter().filter(|i| clear(i)).cloned().collect();
+    let kept_file = write_items(&dir.path().join("kept.json"), &kept);
+    let want = planned(plan(&REAL, &dir.path().join("kept"), &["--input", kept_file.to_str().unwrap()], &env));
+    let ndjson = dir.path().join("all.ndjson");
+    std::fs::write(&ndjson, items.iter().map(|i| i.to_string() + "\n").collect::<String>()).unwrap();
+    let unique =
+        |v: &[Value]| v.iter().map(|i| i["id"].as_str().unwrap()).collect::<std::collections::BTreeSet<_>>().len();
+    for (what, input) in [
+        ("ItemCollection", vec!["--input", all.to_str().unwrap()]),
+        ("NDJSON", vec!["--input", ndjson.to_str().unwrap()]),
+        ("STAC API", vec!["--stac-api", api.url.as_str(), "--collections", "select"]),
+    ] {
+        for filter in ["eo:cloud_cover < 1", r#"{"eo:cloud_cover": [0, 0.9999999]}"#] {
+            let out = dir.path().join(format!("filtered-{}", n));
+            n += 1;
+            let mut args = input.clone();
+            args.extend(["--dataset-filter", filter]);
+            let mut cmd = vec!["save-tasks", "--grid", REAL.grid, "--year", REAL.year, "--plugin", REAL.plugin];
+            cmd.extend(["--product-name", "api_test", "--run-id", "r", "--location", out.to_str().unwrap()]);
+            cmd.extend(&args);
+            let o = stratus(&cmd, &env);
+            assert!(o.status.success(), "{what} {filter}: {}", text(&o));
+            let got = planned(plan(&REAL, &dir.path().join(format!("filtered-again-{n}")), &args, &env));
+            assert_eq!(got, want, "{what}, dataset filter {filter}");
+            // The summary says how many items the filter left out (the files hold one
+            // item twice; the API once).
+            let dropped = if what == "STAC API" { unique(&items) - unique(&kept) } else { items.len() - kept.len() };
+            assert!(text(&o).contains(&format!("left out {dropped} items")), "{what}: {}", text(&o));
+        }
+    }
+    // A filter on a property an item lacks names the item and the property.
+    let o = plan(
+        &REAL,
+        &dir.path().join("missing"),
+        &["--input", all.to_str().unwrap(), "--dataset-filter", "gqa_abs_xy < 1"],
+        &env,
+    )
+    .unwrap_err();
+    assert!(text(&o).contains("gqa_abs_xy") && text(&o).contains("(item S2"), "{}", text(&o));
 }
 
 #[test]

@@ -34,6 +34,7 @@ pub fn dispatch(cmd: Command) -> Result<i32> {
         Command::Redrive(a) => redrive(a),
         Command::Stat(a) => stat(a),
         Command::Estimate(a) => estimate(a),
+        Command::LocateGrids(a) => locate_grids(a),
     }
 }
 
@@ -59,6 +60,55 @@ fn run_location(ctx: &Context, run_id: &str, w: &Where) -> String {
 
 fn selections(v: &[String]) -> Result<Vec<Selection>> {
     v.iter().map(|s| s.parse::<Selection>().map_err(anyhow::Error::from)).collect()
+}
+
+/// A GeoJSON area, read and parsed.
+fn read_area(path: &std::path::Path) -> Result<stratus_core::area::Area> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the area '{}'", path.display()))?;
+    Ok(stratus_core::area::Area::from_geojson(&text, &path.display().to_string())?)
+}
+
+/// The selection, narrowed to the tiles of `area` when one is given.
+fn selections_in(
+    ctx: &Context,
+    run_id: &str,
+    selection: &[String],
+    area: Option<&std::path::Path>,
+) -> Result<Vec<Selection>> {
+    let sel = selections(selection)?;
+    match area {
+        None => Ok(sel),
+        Some(path) => {
+            let area = read_area(path)?;
+            Ok(stratus_engine::runner::select_in_area(ctx, run_id, &sel, &area, &GdalCrsTransform)?)
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct LocateGridsArgs {
+    /// The area: GeoJSON in longitude / latitude (a geometry, Feature or FeatureCollection).
+    area: PathBuf,
+    /// The grid (as save-tasks takes it).
+    #[arg(long)]
+    grid: String,
+    /// Also write the tiles to this CSV file (one `x,y` row each, as odc-stats does).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+/// Print the tiles of a grid that an area touches, one `x,y` per line (what `--tile`
+/// takes).
+pub fn locate_grids(a: LocateGridsArgs) -> Result<i32> {
+    let grid = stratus_core::GridSpec::parse(&a.grid)?;
+    let tiles = read_area(&a.area)?.tiles(&grid, &GdalCrsTransform)?;
+    let text: String = tiles.iter().map(|t| format!("{},{}\n", t.x, t.y)).collect();
+    print!("{text}");
+    if let Some(csv) = &a.csv {
+        std::fs::write(csv, &text).with_context(|| format!("writing {}", csv.display()))?;
+    }
+    eprintln!("{} tiles of {} touch {}", tiles.len(), grid.name, a.area.display());
+    Ok(0)
 }
 
 #[derive(clap::Args)]
@@ -245,10 +295,16 @@ pub struct SaveTasksArgs {
     inputs: Vec<String>,
     #[command(flatten)]
     search: StacApiArgs,
+    /// Keep only items meeting this condition on their properties (repeatable; all must
+    /// hold): CQL2 text ("eo:cloud_cover < 60"), CQL2 JSON, or odc-stats' property values
+    /// ('{"dataset_maturity": "final"}').
+    #[arg(long = "dataset-filter", value_name = "FILTER")]
+    dataset_filters: Vec<String>,
     /// Output grid: au-10/20/30/60, africa-10/20/30/60, global-*, or epsg:N;RES;PIXELS.
     #[arg(long)]
     grid: Option<String>,
-    /// annual, annual-fy, semiannual, seasonal, rolling-3months, all.
+    /// annual, annual-fy, semiannual, seasonal, quartely (quarterly), 3month-seasons,
+    /// rolling-3months, nov-mar, apr-oct (odc-stats'), monthly, dekad (10 days), all.
     #[arg(long)]
     frequency: Option<String>,
     /// Shorthand for --temporal-range YEAR--P1Y.
@@ -257,8 +313,9 @@ pub struct SaveTasksArgs {
     /// Only observations in this period, e.g. 2020-05--P1M.
     #[arg(long)]
     temporal_range: Option<String>,
-    /// Tiles to plan, as x,y (repeatable); all touched tiles if absent.
-    #[arg(long = "tile")]
+    /// Tiles to plan, as x,y or odc-stats' ranges x0:x1,y0:y1 (x1, y1 excluded;
+    /// repeatable); all touched tiles if absent.
+    #[arg(long = "tile", visible_alias = "tiles")]
     tiles: Vec<String>,
     /// Product expression: a, a+b (fuse) or a-b-c (pool).
     #[arg(long)]
@@ -307,6 +364,13 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
     if !a.inputs.is_empty() || search.is_some() {
         cfg.inputs = a.inputs.iter().map(|i| i.as_str().into()).collect();
         cfg.inputs.extend(search.map(|s| stratus_engine::config::Input::StacApi(Box::new(s))));
+    }
+    for f in &a.dataset_filters {
+        cfg.dataset_filters.push(if f.trim_start().starts_with('{') {
+            serde_json::from_str(f).with_context(|| format!("--dataset-filter: not JSON: {f}"))?
+        } else {
+            serde_json::Value::String(f.clone())
+        });
     }
     macro_rules! set {
         ($field:ident, $value:expr) => {
@@ -386,6 +450,9 @@ fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
                 plan.stats.outside_tiles,
                 plan.bad_items.len()
             );
+            for f in &plan.filtered {
+                println!("  dataset filter {}: left out {} items", f.filter, f.dropped);
+            }
             let (estimates, estimate) = stratus_engine::planner::plan_estimates(&cfg, &plan.tasks)?;
             print!("{}", stratus_engine::plan_outputs::tasks_csv(&plan.tasks, &estimates));
             print_estimate(&estimate);
@@ -409,6 +476,9 @@ fn save_tasks(a: SaveTasksArgs) -> Result<i32> {
                 "  left out: {} datasets outside the time range, {} outside the selected tiles",
                 summary.outside_range, summary.outside_tiles
             );
+        }
+        for f in &summary.filtered {
+            println!("  dataset filter {}: left out {} items", f.filter, f.dropped);
         }
         for b in &summary.bad_items {
             println!("  skipped item {}: {}", b.source, b.reason);
@@ -484,6 +554,13 @@ pub struct RunArgs {
     /// With --from-queue: an SQS queue URL instead of the run's embedded queue.
     #[arg(long, env = "STRATUS_TASK_QUEUE_URL")]
     queue: Option<String>,
+    /// Only the tiles this GeoJSON area (longitude / latitude) touches.
+    #[arg(long, value_name = "AREA.geojson", conflicts_with = "from_queue")]
+    geojson_filter: Option<PathBuf>,
+    /// Say what would be done with each selected tile (made, skipped as complete,
+    /// overwritten, replaced); do nothing.
+    #[arg(long, conflicts_with = "from_queue")]
+    dry_run: bool,
 }
 
 fn run(a: RunArgs) -> Result<i32> {
@@ -508,8 +585,25 @@ fn run(a: RunArgs) -> Result<i32> {
     })
     .ok();
     let mut opts = RunOptions::new(a.workers, stop.clone());
-    opts.selection = selections(&a.selection)?;
+    opts.selection = selections_in(&ctx, &a.run_id, &a.selection, a.geojson_filter.as_deref())?;
     opts.overwrite = a.overwrite;
+    if a.dry_run {
+        let plan = stratus_engine::runner::dry_run(&ctx, &a.run_id, &opts.selection, a.overwrite)?;
+        for (tile, would) in &plan {
+            println!("{tile}: {would}");
+        }
+        let count = |w| plan.iter().filter(|(_, x)| *x == w).count();
+        use stratus_engine::runner::WouldDo;
+        println!(
+            "dry run: {} tiles: {} to make, {} complete (skipped), {} to overwrite, {} to replace",
+            plan.len(),
+            count(WouldDo::Make),
+            count(WouldDo::Skip),
+            count(WouldDo::Overwrite),
+            count(WouldDo::Replace)
+        );
+        return Ok(0);
+    }
     let bar = Bar::new();
     let report = if a.from_queue {
         let q = ctx.queue(a.queue.as_deref(), &a.run_id, MAX_RECEIVES)?;
@@ -579,6 +673,10 @@ pub struct PublishArgs {
     /// Without it (and with --queue) those tasks stay pending.
     #[arg(long, env = "STRATUS_CONTAINER_QUEUE_URL", requires = "queue")]
     container_queue: Option<String>,
+    /// Only the tiles this GeoJSON area (longitude / latitude) touches (odc-stats'
+    /// --geojson-filter).
+    #[arg(long, value_name = "AREA.geojson")]
+    geojson_filter: Option<PathBuf>,
 }
 
 fn publish(a: PublishArgs) -> Result<i32> {
@@ -591,7 +689,8 @@ fn publish(a: PublishArgs) -> Result<i32> {
     // The embedded queue feeds local workers, which have no Lambda limits: it takes all.
     let container: Option<&dyn TaskQueue> = if a.queue.is_none() { Some(q.as_ref()) } else { cq.as_deref() };
     let queues = Queues { lambda: q.as_ref(), container };
-    let sent = publish_tasks(&ctx, &a.run_id, &queues, &selections(&a.selection)?, a.dry_run)?;
+    let selection = selections_in(&ctx, &a.run_id, &a.selection, a.geojson_filter.as_deref())?;
+    let sent = publish_tasks(&ctx, &a.run_id, &queues, &selection, a.dry_run)?;
     let verb = if a.dry_run { "would send" } else { "sent" };
     if a.queue.is_none() {
         println!("{verb} {} task messages to {}", sent.lambda.len() + sent.container.len(), q.name());

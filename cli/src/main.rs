@@ -58,6 +58,8 @@ enum Command {
     Redrive(commands::RedriveArgs),
     /// What a planned run will cost: invocations, GB-seconds, S3 requests, USD, wall time.
     Estimate(commands::EstimateArgs),
+    /// Which tiles of a grid a GeoJSON area touches (x,y lines, as --tile takes them).
+    LocateGrids(commands::LocateGridsArgs),
     /// Run one statistics kernel on a NumPy (y, x, band, time) stack; print the compute time.
     Stat(commands::StatArgs),
 }

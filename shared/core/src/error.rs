@@ -3,9 +3,13 @@ use thiserror::Error;
 /// Errors of the domain core. Each names the offending input and, where possible, the fix.
 #[derive(Debug, Error)]
 pub enum CoreError {
-    #[error("unknown grid '{0}': use one of au-10, au-20, au-30, au-60, africa-10/20/30/60, global-10/20/30/60, or a custom 'epsg:N;RES;PIXELS' (e.g. 'epsg:6933;30;3200')")]
+    #[error("unknown grid '{0}': use one of au-10/20/30/60, au_extended_10/20/30/60, africa-10/20/30/60, global-10/20/30/60, albers_au_25 ('-' or '_'), or a custom 'epsg:N;RES;PIXELS' (e.g. 'epsg:6933;30;3200' or 'epsg:6933;-30x30;3200x3200')")]
     UnknownGrid(String),
-    #[error("unknown frequency '{0}': use one of annual, annual-fy, semiannual, seasonal, rolling-3months, all")]
+    #[error("grid '{0}': tiles must be square, with square pixels (one resolution and one tile size, e.g. 'epsg:6933;-30x30;3200x3200'); rectangular tiles are not supported yet")]
+    NonSquareGrid(String),
+    #[error("area {what}: {why}")]
+    BadArea { what: String, why: String },
+    #[error("unknown frequency '{0}': use one of annual, annual-fy, semiannual, seasonal, quartely (or quarterly), 3month-seasons, rolling-3months, nov-mar, apr-oct, monthly, dekad, all")]
     UnknownFrequency(String),
     #[error("malformed period '{input}': {why} (expected e.g. 2019--P1Y, 2019-07--P1Y, 2019-01--P6M, 2020-05--P1M)")]
     BadPeriod { input: String, why: String },

@@ -110,36 +110,57 @@ impl GeoBox {
     }
 }
 
+/// `A` or `AxB` as (A, A) or (A, B).
+fn pair<T: Copy>(s: &str, parse: impl Fn(&str) -> Option<T>) -> Option<(T, T)> {
+    match s.split_once('x') {
+        Some((a, b)) => Some((parse(a)?, parse(b)?)),
+        None => parse(s).map(|v| (v, v)),
+    }
+}
+
 impl GridSpec {
-    /// Parse a named grid (`au-30`, `africa-10`, `global-60`) or a custom `epsg:N;RES;PIXELS`.
+    /// Parse a grid by name, as odc-dscache names them (`au_30`, `au_extended_30`,
+    /// `africa_10`, `global_60`, `albers_au_25`; `-` or `_`), or a custom
+    /// `epsg:N;RES;PIXELS` (also `epsg:N;-RESxRES;PIXELSxPIXELS`, odc-dscache's long form).
     pub fn parse(name: &str) -> Result<GridSpec> {
         let lower = name.trim().to_ascii_lowercase();
+        let unknown = || CoreError::UnknownGrid(name.to_string());
         if let Some(rest) = lower.strip_prefix("epsg:") {
             let parts: Vec<&str> = rest.split(';').collect();
-            if parts.len() != 3 {
-                return Err(CoreError::UnknownGrid(name.to_string()));
+            let [epsg, res, px] = parts.as_slice() else { return Err(unknown()) };
+            let epsg: u32 = epsg.parse().map_err(|_| unknown())?;
+            let res = pair(res, |s| s.parse::<f64>().ok().filter(|r| r.is_finite())).ok_or_else(unknown)?;
+            let px = pair(px, |s| s.parse::<usize>().ok()).ok_or_else(unknown)?;
+            // Tiles are square, and rows run north to south: a negative y resolution (the
+            // long form's first number) is that convention, not a flip.
+            let (res_y, res_x) = (res.0.abs(), res.1.abs());
+            if res_y != res_x || px.0 != px.1 || res.1 < 0.0 {
+                return Err(CoreError::NonSquareGrid(name.to_string()));
             }
-            let epsg: u32 = parts[0].parse().map_err(|_| CoreError::UnknownGrid(name.into()))?;
-            let res: f64 = parts[1].parse().map_err(|_| CoreError::UnknownGrid(name.into()))?;
-            let px: usize = parts[2].parse().map_err(|_| CoreError::UnknownGrid(name.into()))?;
-            if !(res > 0.0 && res.is_finite()) || px == 0 || px > 100_000 {
-                return Err(CoreError::UnknownGrid(name.to_string()));
+            if res_x == 0.0 || px.0 == 0 || px.0 > 100_000 {
+                return Err(unknown());
             }
-            return Ok(GridSpec { name: lower, epsg, resolution: res, tile_pixels: px, origin: (0.0, 0.0) });
+            return Ok(GridSpec { name: lower, epsg, resolution: res_x, tile_pixels: px.0, origin: (0.0, 0.0) });
         }
-        let (family, res) = lower.rsplit_once('-').ok_or_else(|| CoreError::UnknownGrid(name.into()))?;
-        let res: u32 = res.parse().map_err(|_| CoreError::UnknownGrid(name.into()))?;
+        let norm = lower.replace('-', "_");
+        if norm == "albers_au_25" {
+            return Ok(GridSpec { name: lower, epsg: 3577, resolution: 25.0, tile_pixels: 4000, origin: (0.0, 0.0) });
+        }
+        let (family, res) = norm.rsplit_once('_').ok_or_else(unknown)?;
+        let res: u32 = res.parse().map_err(|_| unknown())?;
+        // Tiles of 96 km.
         let tile_pixels = match res {
             10 => 9600,
             20 => 4800,
             30 => 3200,
             60 => 1600,
-            _ => return Err(CoreError::UnknownGrid(name.into())),
+            _ => return Err(unknown()),
         };
         let (epsg, origin) = match family {
             "au" => (3577, (-2_688_000.0, -5_472_000.0)),
+            "au_extended" => (3577, (-4_416_000.0, -6_912_000.0)),
             "africa" | "global" => (6933, (-17_376_000.0, -7_392_000.0)),
-            _ => return Err(CoreError::UnknownGrid(name.into())),
+            _ => return Err(unknown()),
         };
         Ok(GridSpec { name: lower, epsg, resolution: res as f64, tile_pixels, origin })
     }
@@ -223,6 +244,23 @@ mod tests {
         assert_eq!(g.origin, (-17_376_000.0, -7_392_000.0));
         assert!(GridSpec::parse("au-25").is_err());
         assert!(GridSpec::parse("mars-30").is_err());
+        // odc-dscache's names and spellings (odc/dscache/tools/tiling.py: GRIDS).
+        assert_eq!(GridSpec::parse("au_30").unwrap().origin, GridSpec::parse("au-30").unwrap().origin);
+        assert_eq!(GridSpec::parse("africa_10").unwrap().tile_size(), 96_000.0);
+        let ext = GridSpec::parse("au_extended_30").unwrap();
+        assert_eq!((ext.epsg, ext.origin, ext.tile_pixels), (3577, (-4_416_000.0, -6_912_000.0), 3200));
+        assert_eq!(GridSpec::parse("au-extended-10").unwrap().tile_pixels, 9600);
+        let albers = GridSpec::parse("albers_au_25").unwrap();
+        assert_eq!(
+            (albers.epsg, albers.resolution, albers.tile_size(), albers.origin),
+            (3577, 25.0, 100_000.0, (0.0, 0.0))
+        );
+        let long = GridSpec::parse("epsg:6933;-10x10;9600x9600").unwrap();
+        assert_eq!((long.epsg, long.resolution, long.tile_pixels), (6933, 10.0, 9600));
+        for non_square in ["epsg:6933;-10x20;100", "epsg:6933;10;100x200"] {
+            let e = GridSpec::parse(non_square).unwrap_err().to_string();
+            assert!(e.contains("square") && e.contains(non_square), "{e}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! reprojection is reached through the [`geometry::CrsTransform`] trait, implemented by
 //! the raster crate with GDAL/PROJ.
 
+pub mod area;
 pub mod binning;
 pub mod dataset;
 pub mod digest;

@@ -131,7 +131,8 @@ impl FromStr for Period {
     }
 }
 
-/// How observations are binned into periods.
+/// How observations are binned into periods: odc-stats' ten frequencies (with its
+/// spellings) and two of ours, `monthly` and `dekad`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Frequency {
@@ -139,9 +140,25 @@ pub enum Frequency {
     #[serde(rename = "annual-fy")]
     AnnualFy,
     Semiannual,
+    /// DJF, MAM, JJA, SON.
     Seasonal,
+    /// JFM, AMJ, JAS, OND (odc-stats spells it `quartely`).
+    #[serde(rename = "quartely")]
+    Quarterly,
+    /// Three-month seasons starting at the temporal range's month.
+    #[serde(rename = "3month-seasons")]
+    ThreeMonthSeasons,
     #[serde(rename = "rolling-3months")]
     Rolling3Months,
+    /// November to March, one season a year (the other months are left out).
+    #[serde(rename = "nov-mar")]
+    NovMar,
+    /// April to October, one season a year.
+    #[serde(rename = "apr-oct")]
+    AprOct,
+    Monthly,
+    /// Ten-day periods: days 1-10, 11-20 and 21 to the month's end.
+    Dekad,
     All,
 }
 
@@ -153,7 +170,13 @@ impl FromStr for Frequency {
             "annual-fy" => Frequency::AnnualFy,
             "semiannual" => Frequency::Semiannual,
             "seasonal" => Frequency::Seasonal,
+            "quartely" | "quarterly" => Frequency::Quarterly,
+            "3month-seasons" => Frequency::ThreeMonthSeasons,
             "rolling-3months" => Frequency::Rolling3Months,
+            "nov-mar" => Frequency::NovMar,
+            "apr-oct" => Frequency::AprOct,
+            "monthly" => Frequency::Monthly,
+            "dekad" => Frequency::Dekad,
             "all" => Frequency::All,
             _ => return Err(CoreError::UnknownFrequency(s.to_string())),
         })
@@ -167,40 +190,92 @@ impl fmt::Display for Frequency {
             Frequency::AnnualFy => "annual-fy",
             Frequency::Semiannual => "semiannual",
             Frequency::Seasonal => "seasonal",
+            Frequency::Quarterly => "quartely",
+            Frequency::ThreeMonthSeasons => "3month-seasons",
             Frequency::Rolling3Months => "rolling-3months",
+            Frequency::NovMar => "nov-mar",
+            Frequency::AprOct => "apr-oct",
+            Frequency::Monthly => "monthly",
+            Frequency::Dekad => "dekad",
             Frequency::All => "all",
         })
     }
 }
 
+/// The season of `months` months, starting in one of the months `anchor + k * months`,
+/// that holds `day` (odc-stats' `mk_season_rules` and `season_binner`).
+fn season_of(day: NaiveDate, months: u32, anchor: u32) -> Period {
+    let (y, m) = (day.year(), day.month());
+    // Months since the anchor month, 0..12; the season starts at its multiple of `months`.
+    let since = (m + 12 - anchor) % 12;
+    let start_month = (anchor - 1 + since / months * months) % 12 + 1;
+    let year = if start_month <= m { y } else { y - 1 };
+    Period::new(ymd(year, start_month, 1), months, 0)
+}
+
+/// The one season a year of `months` months from `anchor`, if it holds `day`
+/// (odc-stats' `mk_single_season_rules`).
+fn single_season_of(day: NaiveDate, months: u32, anchor: u32) -> Option<Period> {
+    let since = (day.month() + 12 - anchor) % 12;
+    (since < months).then(|| season_of(day, 12, anchor)).map(|p| Period::new(p.start, months, 0))
+}
+
 impl Frequency {
-    /// The periods a solar day falls in. `all_period` is the single period used by
-    /// [`Frequency::All`] (the temporal range, or the data's whole years).
-    pub fn periods_for(&self, day: NaiveDate, all_period: Option<Period>) -> Vec<Period> {
+    /// Whether periods need the run's temporal range (their anchor comes from it).
+    pub fn needs_range(&self) -> bool {
+        matches!(self, Frequency::ThreeMonthSeasons)
+    }
+
+    /// The periods a solar day falls in. `range` is the run's temporal range (for `all`
+    /// without one, the data's whole years): `all` is that one period, `3month-seasons`
+    /// start at its month, and rolling windows are those wholly inside it, as odc-stats
+    /// makes them.
+    pub fn periods_for(&self, day: NaiveDate, range: Option<Period>) -> Vec<Period> {
         let (y, m) = (day.year(), day.month());
+        let inside = |p: &Period| range.is_none_or(|r| p.start >= r.start && p.end() <= r.end());
         match self {
             Frequency::Annual => vec![Period::year(y)],
-            Frequency::AnnualFy => {
-                let sy = if m >= 7 { y } else { y - 1 };
-                vec![Period::new(ymd(sy, 7, 1), 12, 0)]
-            }
-            Frequency::Semiannual => vec![Period::new(ymd(y, if m >= 7 { 7 } else { 1 }, 1), 6, 0)],
-            Frequency::Seasonal => {
-                // Seasons anchored on December: DJF, MAM, JJA, SON.
-                let (sy, sm) = match m {
-                    12 => (y, 12),
-                    1 | 2 => (y - 1, 12),
-                    _ => (y, ((m - 3) / 3) * 3 + 3),
-                };
-                vec![Period::new(ymd(sy, sm, 1), 3, 0)]
+            Frequency::AnnualFy => vec![season_of(day, 12, 7)],
+            Frequency::Semiannual => vec![season_of(day, 6, 1)],
+            Frequency::Seasonal => vec![season_of(day, 3, 12)],
+            Frequency::Quarterly => vec![season_of(day, 3, 1)],
+            Frequency::ThreeMonthSeasons => {
+                range.map(|r| season_of(day, 3, r.start.month())).into_iter().filter(|p| inside(p)).collect()
             }
             Frequency::Rolling3Months => {
-                let first = ymd(y, m, 1);
-                (0..3u32).rev().map(|back| Period::new(first - Months::new(back), 3, 0)).collect()
+                // Windows start on the range's day of month (the 1st without a range) and
+                // step by a month, as odc-stats' mk_rolling_season_rules.
+                let day_of_month = range.map_or(1, |r| r.start.day());
+                (0..4u32)
+                    .filter_map(|back| {
+                        let start = ymd(y, m, 1).checked_sub_months(Months::new(back))?;
+                        let start = start.with_day(day_of_month.min(days_in_month(start)))?;
+                        Some(Period::new(start, 3, 0))
+                    })
+                    .filter(|p| p.contains(day) && inside(p))
+                    .rev()
+                    .collect()
             }
-            Frequency::All => all_period.into_iter().filter(|p| p.contains(day)).collect(),
+            Frequency::NovMar => single_season_of(day, 5, 11).into_iter().collect(),
+            Frequency::AprOct => single_season_of(day, 7, 4).into_iter().collect(),
+            Frequency::Monthly => vec![Period::new(ymd(y, m, 1), 1, 0)],
+            Frequency::Dekad => {
+                let d = day.day();
+                let (start, days) = match d {
+                    1..=10 => (1, 10),
+                    11..=20 => (11, 10),
+                    _ => (21, days_in_month(day) - 20),
+                };
+                vec![Period::new(ymd(y, m, start), 0, days)]
+            }
+            Frequency::All => range.into_iter().filter(|p| p.contains(day)).collect(),
         }
     }
+}
+
+fn days_in_month(d: NaiveDate) -> u32 {
+    let first = ymd(d.year(), d.month(), 1);
+    (first + Months::new(1) - first).num_days() as u32
 }
 
 /// The local solar date of an observation: UTC shifted by longitude / 15 hours, so that
@@ -278,6 +353,66 @@ mod tests {
         assert!(Frequency::All.periods_for(ymd(2021, 1, 1), Some(all)).is_empty());
     }
 
+    /// odc-stats' seasons (odc/stats/utils.py: mk_season_rules, mk_single_season_rules,
+    /// mk_rolling_season_rules, and tasks.py's anchors), and our monthly and dekad.
+    #[test]
+    fn odc_stats_frequencies_and_ours() {
+        let q = |y, m, d| Frequency::Quarterly.periods_for(ymd(y, m, d), None);
+        assert_eq!(q(2020, 2, 10), vec![p("2020-01--P3M")]);
+        assert_eq!(q(2020, 4, 1), vec![p("2020-04--P3M")]);
+        assert_eq!(q(2020, 12, 31), vec![p("2020-10--P3M")]);
+        // 3month-seasons start at the range's month; seasons outside the range are not made.
+        let range = Some(p("2020-02--P1Y"));
+        let s = |y, m| Frequency::ThreeMonthSeasons.periods_for(ymd(y, m, 5), range);
+        assert_eq!(s(2020, 2), vec![p("2020-02--P3M")]);
+        assert_eq!(s(2020, 4), vec![p("2020-02--P3M")]);
+        assert_eq!(s(2020, 5), vec![p("2020-05--P3M")]);
+        assert_eq!(s(2021, 1), vec![p("2020-11--P3M")]);
+        assert!(s(2020, 1).is_empty(), "before the range");
+        assert!(Frequency::ThreeMonthSeasons.needs_range());
+        // Rolling windows only inside the range (odc-stats makes no others).
+        let year = Some(p("2020--P1Y"));
+        let r = |m, d| Frequency::Rolling3Months.periods_for(ymd(2020, m, d), year);
+        assert_eq!(r(2, 10), vec![p("2020-01--P3M"), p("2020-02--P3M")]);
+        assert_eq!(r(1, 1), vec![p("2020-01--P3M")]);
+        assert_eq!(r(11, 15), vec![p("2020-09--P3M"), p("2020-10--P3M")]);
+        assert_eq!(r(6, 30).len(), 3);
+        // A range starting mid-month: windows start on its day.
+        let mid = Some(p("2020-01-15--P1Y"));
+        let w = Frequency::Rolling3Months.periods_for(ymd(2020, 4, 10), mid);
+        assert_eq!(w, vec![p("2020-01-15--P3M"), p("2020-02-15--P3M"), p("2020-03-15--P3M")]);
+        // One season a year; the other months belong to no period.
+        let nm = |y, m| Frequency::NovMar.periods_for(ymd(y, m, 1), None);
+        assert_eq!(nm(2020, 2), vec![p("2019-11--P5M")]);
+        assert_eq!(nm(2020, 3), vec![p("2019-11--P5M")]);
+        assert_eq!(nm(2020, 11), vec![p("2020-11--P5M")]);
+        assert!(nm(2020, 4).is_empty() && nm(2020, 10).is_empty());
+        let ao = |m| Frequency::AprOct.periods_for(ymd(2020, m, 1), None);
+        assert_eq!(ao(4), vec![p("2020-04--P7M")]);
+        assert_eq!(ao(10), vec![p("2020-04--P7M")]);
+        assert!(ao(3).is_empty() && ao(11).is_empty());
+        assert_eq!(Frequency::Monthly.periods_for(ymd(2020, 2, 29), None), vec![p("2020-02--P1M")]);
+        let dk = |m, d| Frequency::Dekad.periods_for(ymd(2020, m, d), None)[0];
+        assert_eq!(dk(2, 10), p("2020-02-01--P10D"));
+        assert_eq!(dk(2, 11), p("2020-02-11--P10D"));
+        assert_eq!(dk(2, 29), p("2020-02-21--P9D"));
+        assert_eq!(dk(1, 31), p("2020-01-21--P11D"));
+        // Every day of two years falls in exactly the one period that contains it, whose
+        // label parses back.
+        let mut day = ymd(2019, 1, 1);
+        while day < ymd(2021, 1, 1) {
+            for f in
+                [Frequency::Quarterly, Frequency::Monthly, Frequency::Dekad, Frequency::Seasonal, Frequency::AnnualFy]
+            {
+                let ps = f.periods_for(day, None);
+                assert_eq!(ps.len(), 1, "{f} {day}");
+                assert!(ps[0].contains(day), "{f} {day}: {}", ps[0]);
+                assert_eq!(ps[0].label().parse::<Period>().unwrap(), ps[0]);
+            }
+            day = day.succ_opt().unwrap();
+        }
+    }
+
     #[test]
     fn seasonal_year_boundary() {
         // January and February belong to the summer that started the previous December.
@@ -304,10 +439,25 @@ mod tests {
 
     #[test]
     fn frequency_names() {
-        for f in ["annual", "annual-fy", "semiannual", "seasonal", "rolling-3months", "all"] {
+        for f in [
+            "annual",
+            "annual-fy",
+            "semiannual",
+            "seasonal",
+            "quartely",
+            "3month-seasons",
+            "rolling-3months",
+            "nov-mar",
+            "apr-oct",
+            "monthly",
+            "dekad",
+            "all",
+        ] {
             assert_eq!(f.parse::<Frequency>().unwrap().to_string(), f);
         }
-        assert!("monthly".parse::<Frequency>().unwrap_err().to_string().contains("monthly"));
+        assert_eq!("quarterly".parse::<Frequency>().unwrap(), Frequency::Quarterly);
+        let e = "weekly".parse::<Frequency>().unwrap_err().to_string();
+        assert!(e.contains("weekly") && e.contains("dekad") && e.contains("nov-mar"), "{e}");
         assert_eq!(whole_years(ymd(2015, 3, 1), ymd(2019, 2, 1)).to_string(), "2015--P5Y");
     }
 }

@@ -180,7 +180,7 @@ fn processing_baseline(p: &Map<String, Value>) -> Option<String> {
         .map(|s| format!("{}.{}", &s[1..3], &s[3..5]))
 }
 
-fn rings_of(geometry: &Value) -> Option<Vec<Vec<(f64, f64)>>> {
+pub(crate) fn rings_of(geometry: &Value) -> Option<Vec<Vec<(f64, f64)>>> {
     let ring = |r: &Value| -> Option<Vec<(f64, f64)>> {
         r.as_array()?
             .iter()

@@ -99,6 +99,10 @@ pub struct RunConfig {
     /// `a`, `a+b` (fuse) or `a-b-c` (pool). Defaults to the only collection present.
     #[serde(default)]
     pub products: Option<String>,
+    /// Conditions every item must meet, on its properties: CQL2 text or JSON, or
+    /// odc-stats' property values (see `dataset_filter`).
+    #[serde(default)]
+    pub dataset_filters: Vec<serde_json::Value>,
     pub grid: String,
     #[serde(default)]
     pub frequency: Option<String>,
@@ -248,6 +252,7 @@ impl RunConfig {
                 "no inputs: give at least one STAC source (--input) or STAC API search (--stac-api)".into(),
             ));
         }
+        crate::dataset_filter::DatasetFilters::new(&self.dataset_filters)?;
         for input in &self.inputs {
             if let Input::StacApi(search) = input {
                 search.validate()?;
@@ -309,31 +314,61 @@ impl RunConfig {
 
     /// The frequency: as given; `all` over a temporal range given alone; else annual.
     pub fn frequency(&self) -> Result<Frequency> {
-        match (&self.frequency, &self.temporal_range) {
-            (Some(f), _) => Ok(f.parse()?),
-            (None, Some(_)) => Ok(Frequency::All),
-            (None, None) => Ok(Frequency::Annual),
+        let f = match (&self.frequency, &self.temporal_range) {
+            (Some(f), _) => f.parse()?,
+            (None, Some(_)) => Frequency::All,
+            (None, None) => Frequency::Annual,
+        };
+        if f.needs_range() && self.temporal_range.is_none() {
+            return Err(EngineError::Config(format!(
+                "frequency {f} needs a temporal range (its seasons start at the range's month): \
+                 give temporal_range (--temporal-range 2020-02--P1Y)"
+            )));
         }
+        Ok(f)
     }
 
     pub fn temporal_range(&self) -> Result<Option<Period>> {
         self.temporal_range.as_deref().map(|s| s.parse::<Period>().map_err(EngineError::from)).transpose()
     }
 
+    /// The tiles to plan: `x,y` pairs, or odc-stats' ranges `x0:x1,y0:y1` (half-open:
+    /// `0:3,2:4` is x 0 to 2, y 2 and 3).
     pub fn tile_subset(&self) -> Result<Vec<TileIndex>> {
-        self.tiles
-            .iter()
-            .map(|s| {
-                let parse = |v: &str| v.trim().trim_start_matches(['x', 'y']).trim_start_matches('+').parse::<i32>();
-                let (a, b) = s
-                    .split_once([',', '/'])
-                    .ok_or_else(|| EngineError::Config(format!("tile '{s}': expected 'x,y' such as '190,55'")))?;
-                match (parse(a), parse(b)) {
-                    (Ok(x), Ok(y)) => Ok(TileIndex::new(x, y)),
-                    _ => Err(EngineError::Config(format!("tile '{s}': expected 'x,y' such as '190,55'"))),
+        /// A subset this large is a mistake (the world at 10 m has about 1.5 million tiles).
+        const MAX_TILES: i64 = 4_000_000;
+        let mut out = Vec::new();
+        for s in &self.tiles {
+            let bad = || {
+                EngineError::Config(format!(
+                    "tile '{s}': expected 'x,y' such as '190,55', or ranges 'x0:x1,y0:y1' such as '0:3,2:4' (x1, y1 excluded)"
+                ))
+            };
+            let parse = |v: &str| v.trim().trim_start_matches(['x', 'y']).trim_start_matches('+').parse::<i32>();
+            let range = |v: &str| -> Result<(i32, i32)> {
+                match v.split_once(':') {
+                    Some((a, b)) => {
+                        let (a, b) = (parse(a).map_err(|_| bad())?, parse(b).map_err(|_| bad())?);
+                        if a >= b {
+                            return Err(EngineError::Config(format!(
+                                "tile range '{v}' in '{s}' is empty: give start:end with start < end"
+                            )));
+                        }
+                        Ok((a, b))
+                    }
+                    None => parse(v).map(|a| (a, a + 1)).map_err(|_| bad()),
                 }
-            })
-            .collect()
+            };
+            let (a, b) = s.split_once([',', '/']).ok_or_else(bad)?;
+            let ((x0, x1), (y0, y1)) = (range(a)?, range(b)?);
+            if i64::from(x1 - x0) * i64::from(y1 - y0) > MAX_TILES {
+                return Err(EngineError::Config(format!(
+                    "tiles '{s}': more than {MAX_TILES} tiles; give a smaller range"
+                )));
+            }
+            out.extend((x0..x1).flat_map(|x| (y0..y1).map(move |y| TileIndex::new(x, y))));
+        }
+        Ok(out)
     }
 
     /// The run id: as configured, or derived from the product and the time selection.
@@ -387,6 +422,38 @@ mod tests {
         assert_eq!(c.frequency().unwrap(), Frequency::All);
         assert_eq!(c.run_id(), "ga_s2_pq-2021--P1Y");
         assert_eq!(c.tile_subset().unwrap(), vec![TileIndex::new(3, -4), TileIndex::new(4, 2)]);
+        // odc-stats' ranges, half-open.
+        let c = RunConfig { tiles: vec!["0:3,2:4".into(), "7,-1:1".into()], ..c };
+        let t = c.tile_subset().unwrap();
+        assert_eq!(t.len(), 3 * 2 + 2);
+        assert!(
+            t.contains(&TileIndex::new(2, 3))
+                && !t.contains(&TileIndex::new(3, 3))
+                && !t.contains(&TileIndex::new(0, 4))
+        );
+        assert!(t.contains(&TileIndex::new(7, -1)) && t.contains(&TileIndex::new(7, 0)));
+        for bad in ["3:3,1", "0:3", "a:b,1", "0:100000,0:100000"] {
+            let e =
+                RunConfig { tiles: vec![bad.into()], ..RunConfig::default() }.tile_subset().unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn frequencies_that_need_a_range_and_dataset_filters_are_checked() {
+        let e = RunConfig::from_yaml(&format!("{MIN}frequency: 3month-seasons\n"), "t").unwrap_err().to_string();
+        assert!(e.contains("3month-seasons") && e.contains("temporal_range"), "{e}");
+        RunConfig::from_yaml(&format!("{MIN}frequency: 3month-seasons\ntemporal_range: 2020-02--P1Y\n"), "t").unwrap();
+        let c = RunConfig::from_yaml(
+            &format!("{MIN}dataset_filters: ['eo:cloud_cover < 60', {{dataset_maturity: final}}]\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.dataset_filters.len(), 2);
+        let e = RunConfig::from_yaml(&format!("{MIN}dataset_filters: ['eo:cloud_cover <']\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dataset filter eo:cloud_cover <"), "{e}");
     }
 
     #[test]
@@ -412,7 +479,7 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         for (extra, needle) in [
-            ("frequency: monthly\n", "monthly"),
+            ("frequency: weekly\n", "weekly"),
             ("temporal_range: 2021\n", "2021"),
             ("tiles: ['3']\n", "tile '3'"),
             ("chunk_size: 3\n", "chunk_size"),

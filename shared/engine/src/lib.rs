@@ -7,6 +7,7 @@ pub mod assembly;
 pub mod config;
 pub mod consumer;
 pub mod context;
+pub mod dataset_filter;
 pub mod dataset_spool;
 pub mod error;
 pub mod estimate;

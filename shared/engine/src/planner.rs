@@ -3,6 +3,7 @@
 
 use crate::config::{InputPolicy, RunConfig};
 use crate::context::Context;
+use crate::dataset_filter::{DatasetFilters, FilterCount};
 use crate::dataset_spool::{DatasetSpool, SpoolView};
 use crate::error::{EngineError, Result};
 use crate::estimate::{Prices, RunEstimate};
@@ -32,6 +33,8 @@ pub struct PlanSummary {
     pub outside_range: usize,
     pub outside_tiles: usize,
     pub bad_items: Vec<BadItem>,
+    /// What each dataset filter left out.
+    pub filtered: Vec<FilterCount>,
     /// Where the CSV and GeoJSONs were written (empty for a dry run).
     pub artefacts: Vec<String>,
     /// The plan already existed with the same configuration and was left as it was.
@@ -49,6 +52,8 @@ pub struct Plan {
     pub bad_items: Vec<BadItem>,
     /// Items seen again (same id) and left out.
     pub duplicates: usize,
+    /// What each dataset filter left out.
+    pub filtered: Vec<FilterCount>,
     spool: DatasetSpool,
     /// Spool index of each plan dataset.
     order: Vec<u32>,
@@ -137,8 +142,9 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
         use chrono::SecondsFormat::{Micros, Secs};
         format!("{}/{}", p.start_datetime().to_rfc3339_opts(Secs, true), p.end_datetime().to_rfc3339_opts(Micros, true))
     });
+    let filters = DatasetFilters::new(&cfg.dataset_filters)?;
     for input in &cfg.inputs {
-        for_each_input(input, search_datetime.as_deref(), &map, &mut |placed: Vec<Mapped>| {
+        for_each_input(input, search_datetime.as_deref(), &filters, &map, &mut |placed: Vec<Mapped>| {
             seen += placed.len();
             for p in placed {
                 let (d, place, doc) = match p {
@@ -227,7 +233,7 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
             tasks = tasks.into_iter().map(|(id, bin)| (TaskId::new(period, id.tile), bin)).collect();
         }
     }
-    Ok(Plan { tasks, stats, bad_items, duplicates, spool, order: used })
+    Ok(Plan { tasks, stats, bad_items, duplicates, filtered: filters.counts(), spool, order: used })
 }
 
 /// Apply the product expression (`a`, `a-b` pooled, `a+b` fused) to the binned datasets.
@@ -392,6 +398,7 @@ pub fn save_tasks(
         outside_range: stats.outside_range,
         outside_tiles: stats.outside_tiles,
         bad_items: plan.bad_items.clone(),
+        filtered: plan.filtered.clone(),
         artefacts: vec![],
         unchanged: false,
         estimate,

@@ -133,6 +133,94 @@ pub fn select_tasks(ctx: &Context, run_id: &str, selection: &[Selection]) -> Res
     Ok(out)
 }
 
+/// `selection` (empty: all) narrowed to the tiles `area` touches in the run's grid: each
+/// kept tile once (its parts come with it). An area that keeps nothing is an error, not
+/// "everything".
+pub fn select_in_area(
+    ctx: &Context,
+    run_id: &str,
+    selection: &[Selection],
+    area: &stratus_core::area::Area,
+    transform: &dyn stratus_core::geometry::CrsTransform,
+) -> Result<Vec<Selection>> {
+    use crate::config::RunRecordExt;
+    let record = ctx.ledger.run(run_id)?.ok_or_else(|| EngineError::Config(format!("no run '{run_id}'")))?;
+    let grid = record.run_config()?.grid_spec()?;
+    let tiles = area.tiles(&grid, transform)?;
+    let mut out = Vec::new();
+    for id in select_tasks(ctx, run_id, selection)? {
+        let (tile, _) = stratus_core::TilePart::parse_task_id(&id)?;
+        if tiles.contains(&tile.tile) && !out.contains(&Selection::Id(tile)) {
+            out.push(Selection::Id(tile));
+        }
+    }
+    if out.is_empty() {
+        return Err(EngineError::Config(format!(
+            "no task of run '{run_id}' is in the area: it touches {} tile(s) of {}, none of them planned{}",
+            tiles.len(),
+            grid.name,
+            if selection.is_empty() { "" } else { " and selected" }
+        )));
+    }
+    Ok(out)
+}
+
+/// What `run` would do with a tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WouldDo {
+    /// No outputs yet: the tile would be made.
+    Make,
+    /// Outputs complete with this configuration: skipped.
+    Skip,
+    /// Outputs complete and `--overwrite` given: made again.
+    Overwrite,
+    /// Outputs made with another configuration: made again, replacing them.
+    Replace,
+}
+
+impl std::fmt::Display for WouldDo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WouldDo::Make => "new: would be made",
+            WouldDo::Skip => "complete: skipped",
+            WouldDo::Overwrite => "complete: would be overwritten (--overwrite)",
+            WouldDo::Replace => "made with another configuration: would be replaced",
+        })
+    }
+}
+
+/// What running `selection` would do, tile by tile (sub-tile parts go with their tile),
+/// reading nothing but the tiles' STAC items.
+pub fn dry_run(
+    ctx: &Context,
+    run_id: &str,
+    selection: &[Selection],
+    overwrite: bool,
+) -> Result<Vec<(TaskId, WouldDo)>> {
+    use crate::config::RunRecordExt;
+    use crate::tile::{existing_outputs, ExistingOutputs};
+    let record = ctx.ledger.run(run_id)?.ok_or_else(|| EngineError::Config(format!("no run '{run_id}'")))?;
+    let cfg = record.run_config()?;
+    let layout = Layout::new(&cfg.product.name, &cfg.product.version);
+    let digest = cfg.digest();
+    let mut out: Vec<(TaskId, WouldDo)> = Vec::new();
+    for id in select_tasks(ctx, run_id, selection)? {
+        let (tile, _) = stratus_core::TilePart::parse_task_id(&id)?;
+        if out.iter().any(|(t, _)| *t == tile) {
+            continue;
+        }
+        let would = match existing_outputs(ctx.output.as_ref(), &layout, &tile, &digest)? {
+            ExistingOutputs::Absent => WouldDo::Make,
+            ExistingOutputs::Complete if overwrite => WouldDo::Overwrite,
+            ExistingOutputs::Complete => WouldDo::Skip,
+            ExistingOutputs::OtherConfig => WouldDo::Replace,
+        };
+        out.push((tile, would));
+    }
+    Ok(out)
+}
+
 fn new_worker(ctx: &Context, run_id: &str, opts: &RunOptions) -> Result<Worker> {
     let mut w = Worker::new(ctx.clone(), run_id, opts.stop.clone())?;
     w.overwrite = opts.overwrite;

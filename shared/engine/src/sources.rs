@@ -2,6 +2,7 @@
 //! through their links) and directories of such files. Datasets are handed to a callback
 //! in batches as they are parsed, so the caller decides what to keep.
 
+use crate::dataset_filter::DatasetFilters;
 use crate::error::{EngineError, Result};
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -60,16 +61,18 @@ const BATCH: usize = 4096;
 
 /// Every item of a run's input (see [`for_each_batch`]); a STAC API search's items come
 /// within `default_datetime` (the run's temporal range) unless it gives its own.
+/// Items the `filters` refuse are left out (and counted by them).
 pub fn for_each_input<T: Send>(
     input: &crate::config::Input,
     default_datetime: Option<&str>,
+    filters: &DatasetFilters,
     map: &(dyn Fn(Parsed) -> T + Sync),
     on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
 ) -> Result<()> {
     match input {
-        crate::config::Input::Source(source) => for_each_batch(source, map, on_batch),
+        crate::config::Input::Source(source) => for_each_source(source, filters, map, on_batch),
         crate::config::Input::StacApi(search) => {
-            crate::stac_api::for_each_batch(search, default_datetime, map, on_batch).map(|_| ())
+            crate::stac_api::for_each_batch(search, default_datetime, filters, map, on_batch).map(|_| ())
         }
     }
 }
@@ -83,11 +86,27 @@ pub fn for_each_batch<T: Send>(
     map: &(dyn Fn(Parsed) -> T + Sync),
     on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
 ) -> Result<()> {
+    for_each_source(source, &DatasetFilters::default(), map, on_batch)
+}
+
+fn for_each_source<T: Send>(
+    source: &str,
+    filters: &DatasetFilters,
+    map: &(dyn Fn(Parsed) -> T + Sync),
+    on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
+) -> Result<()> {
     let path = Path::new(source.strip_prefix("file://").unwrap_or(source));
     if path.is_dir() {
         let catalog = path.join("catalog.json");
         if catalog.is_file() {
-            return for_each_in_document(&catalog.display().to_string(), map, on_batch, 0, &mut HashSet::new());
+            return for_each_in_document(
+                &catalog.display().to_string(),
+                filters,
+                map,
+                on_batch,
+                0,
+                &mut HashSet::new(),
+            );
         }
         let mut files: Vec<PathBuf> = Vec::new();
         collect_files(path, &mut files)
@@ -101,14 +120,14 @@ pub fn for_each_batch<T: Send>(
         }
         let mut visited = HashSet::new();
         for f in files {
-            for_each_in_document(&f.display().to_string(), map, on_batch, 0, &mut visited)?;
+            for_each_in_document(&f.display().to_string(), filters, map, on_batch, 0, &mut visited)?;
         }
         return Ok(());
     }
     if !source.contains("://") && !path.exists() {
         return Err(EngineError::Source { source_name: source.into(), why: "no such file or directory".into() });
     }
-    for_each_in_document(source, map, on_batch, 0, &mut HashSet::new())
+    for_each_in_document(source, filters, map, on_batch, 0, &mut HashSet::new())
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -125,6 +144,7 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 fn for_each_in_document<T: Send>(
     href: &str,
+    filters: &DatasetFilters,
     map: &(dyn Fn(Parsed) -> T + Sync),
     on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
     depth: usize,
@@ -146,31 +166,46 @@ fn for_each_in_document<T: Send>(
         crate::access_policy::guard_http_inputs()?;
     }
     if let Some(lines) = ndjson_lines(href)? {
-        return stream_ndjson(href, lines, map, on_batch);
+        return stream_ndjson(href, lines, filters, map, on_batch);
     }
     let text = read_text(href)?;
     match parse_document(&text, href)? {
         StacDocument::Items(mut items) => {
             while !items.is_empty() {
                 let rest = items.split_off(items.len().min(BATCH));
-                on_batch(items.into_par_iter().map(|item| map(parse_item(item, href))).collect())?;
+                on_batch(
+                    items.into_par_iter().filter_map(|item| parse_item(item, href, href, filters).map(map)).collect(),
+                )?;
                 items = rest;
             }
         }
         StacDocument::Catalog { items, children } => {
             for i in items.iter().chain(children.iter()) {
-                for_each_in_document(&resolve_href(i, Some(href)), map, on_batch, depth + 1, visited)?;
+                for_each_in_document(&resolve_href(i, Some(href)), filters, map, on_batch, depth + 1, visited)?;
             }
         }
     }
     Ok(())
 }
 
-pub(crate) fn parse_item(item: serde_json::Value, href: &str) -> Parsed {
+/// An item as a dataset (its relative hrefs resolved against `base`, its problems named
+/// as `source (item ID)`); None if a filter leaves it out.
+pub(crate) fn parse_item(
+    item: serde_json::Value,
+    base: &str,
+    source: &str,
+    filters: &DatasetFilters,
+) -> Option<Parsed> {
     let id = item.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_string();
-    let bad = |reason: String| BadItem { source: format!("{href} (item {id})"), reason };
-    let dataset = dataset_from_item(item, Some(href), None).map_err(|e| bad(e.to_string()))?;
-    check_assets(dataset, &format!("{href} (item {id})"))
+    let source = format!("{source} (item {id})");
+    let bad = |reason: String| BadItem { source: source.clone(), reason };
+    match filters.keep(&item) {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(why) => return Some(Err(bad(why))),
+    }
+    let parsed = dataset_from_item(item, Some(base), None).map_err(|e| bad(e.to_string()));
+    Some(parsed.and_then(|d| check_assets(d, &source)))
 }
 
 /// Asset hrefs are refused at planning already (items from documents and NDJSON lines
@@ -236,6 +271,7 @@ fn read_batch(href: &str, lines: &mut Lines, line_no: &mut usize) -> Result<Vec<
 fn stream_ndjson<T: Send>(
     href: &str,
     mut lines: Lines,
+    filters: &DatasetFilters,
     map: &(dyn Fn(Parsed) -> T + Sync),
     on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
 ) -> Result<()> {
@@ -271,12 +307,19 @@ fn stream_ndjson<T: Send>(
             };
             let mapped: Vec<T> = batch
                 .into_par_iter()
-                .map(|(no, line)| {
+                .filter_map(|(no, line)| {
                     let source = format!("{href} line {no}");
+                    if !filters.is_empty() {
+                        // Filters read the item's properties: parse it as JSON first.
+                        return match serde_json::from_str::<serde_json::Value>(&line) {
+                            Ok(item) => parse_item(item, href, &source, filters).map(map),
+                            Err(e) => Some(map(Err(BadItem { source, reason: format!("not JSON: {e}") }))),
+                        };
+                    }
                     let parsed = dataset_from_item_text(&line, Some(href), None)
                         .map_err(|e| BadItem { source: source.clone(), reason: e.to_string() })
                         .and_then(|d| check_assets(d, &source));
-                    map(parsed)
+                    Some(map(parsed))
                 })
                 .collect();
             // The consumer stopped: its error is reported below.

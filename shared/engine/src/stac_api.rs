@@ -13,8 +13,9 @@
 //! retry a page or to check where a link points, and it is async; the request and page
 //! types are rustac's (`stac::api`).
 
+use crate::dataset_filter::DatasetFilters;
 use crate::error::{EngineError, Result};
-use crate::sources::{parse_item, BadItem, Parsed};
+use crate::sources::{parse_item, Parsed};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -113,11 +114,17 @@ impl StacApiSearch {
 pub fn parse_filter(f: &Value) -> std::result::Result<stac::api::Filter, String> {
     match f {
         Value::String(text) => {
-            cql2::parse_text(text).map_err(|e| format!("'{text}' is not CQL2 text: {e}"))?;
+            let expr = cql2::parse_text(text).map_err(|e| format!("'{text}' is not CQL2 text: {e}"))?;
+            if !expr.is_valid() {
+                return Err(format!("'{text}' is not CQL2 text: not a valid expression"));
+            }
             Ok(stac::api::Filter::Cql2Text(text.clone()))
         }
         Value::Object(json) => {
-            serde_json::from_value::<cql2::Expr>(f.clone()).map_err(|e| format!("not CQL2 JSON: {e}"))?;
+            let expr = serde_json::from_value::<cql2::Expr>(f.clone()).map_err(|e| format!("not CQL2 JSON: {e}"))?;
+            if !expr.is_valid() {
+                return Err("not CQL2 JSON: not a valid expression".into());
+            }
             Ok(stac::api::Filter::Cql2Json(json.clone()))
         }
         other => Err(format!("give CQL2 text (a string) or CQL2 JSON (an object), not {other}")),
@@ -327,12 +334,13 @@ pub struct SearchStats {
     pub matched: Option<u64>,
 }
 
-/// Every item the search finds, parsed, passed through `map` in parallel and handed to
+/// Every item the search finds that the `filters` keep, parsed, passed through `map` in parallel and handed to
 /// `on_batch` one page at a time, in the API's order. The next page downloads while one
 /// is parsed; no more than two pages are held.
 pub fn for_each_batch<T: Send>(
     search: &StacApiSearch,
     default_datetime: Option<&str>,
+    filters: &DatasetFilters,
     map: &(dyn Fn(Parsed) -> T + Sync),
     on_batch: &mut (dyn FnMut(Vec<T>) -> Result<()> + Send),
 ) -> Result<SearchStats> {
@@ -398,14 +406,7 @@ pub fn for_each_batch<T: Send>(
                 let batch: Vec<T> = page
                     .items
                     .into_par_iter()
-                    .map(|item| {
-                        let id = item.get("id").and_then(Value::as_str).unwrap_or("?").to_string();
-                        let parsed = parse_item(Value::Object(item), &base).map_err(|b| BadItem {
-                            source: format!("{source} (item {id})"),
-                            reason: b.reason,
-                        });
-                        map(parsed)
-                    })
+                    .filter_map(|item| parse_item(Value::Object(item), &base, &source, filters).map(map))
                     .collect();
                 on_batch(batch)?;
                 if stats.pages % 20 == 0 {
