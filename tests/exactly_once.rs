@@ -316,3 +316,43 @@ fn save_tasks_into_a_closed_pipe_ends_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A task another worker holds when its message comes for the last time (that worker was
+/// killed and its lease has not lapsed yet: the soak found this): the message is not let
+/// go to the dead-letter queue with the task unended; a fresh copy takes its place, and the
+/// task ends once its holder's outcome is known.
+#[test]
+fn a_task_still_held_on_its_messages_last_receive_keeps_a_message() {
+    use stratus_engine::consumer::{Disposition, TaskHandler};
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("out").display().to_string();
+    let tasks = plan(dir.path(), &location);
+    let ctx = Context::embedded(&location, None).unwrap();
+    let held = tasks[0].clone();
+    let opts = stratus_ports::ClaimOptions::new(std::time::Duration::from_secs(600));
+    assert!(matches!(
+        ctx.ledger.claim("eo", &held, "elsewhere", &opts).unwrap(),
+        stratus_ports::ClaimOutcome::Claimed { .. }
+    ));
+    let queue = ctx.embedded_queue("eo", 3).unwrap();
+    queue.send_batch(&[serde_json::json!({"run_id": "eo", "task_id": held}).to_string()]).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut handler =
+        TaskHandler::new(std::sync::Arc::new(stratus_engine::context::EmbeddedRuns(ctx.clone())), stop, false, None);
+    // More receives than the queue allows one message: each comes back at once.
+    for _ in 0..7 {
+        let msg = queue.receive(1, std::time::Duration::from_secs(60), std::time::Duration::ZERO).unwrap().remove(0);
+        let handled = handler.handle(&msg, &queue, &|| {}, None);
+        match handled.disposition {
+            Disposition::Delete => queue.delete(&msg.receipt).unwrap(),
+            _ => queue.extend_visibility(&msg.receipt, std::time::Duration::ZERO).unwrap(),
+        }
+    }
+    let depth = queue.depth().unwrap();
+    assert_eq!((depth.visible, depth.dead_letter), (1, 0), "one message, none dead-lettered: {depth:?}");
+    assert_eq!(ctx.ledger.task("eo", &held).unwrap().unwrap().state, TaskState::Running);
+    // The holder finishes: the message is acknowledged, nothing is left.
+    assert!(ctx.ledger.complete("eo", &held, "elsewhere", &serde_json::json!({})).unwrap().applied);
+    let msg = queue.receive(1, std::time::Duration::from_secs(60), std::time::Duration::ZERO).unwrap().remove(0);
+    assert!(matches!(handler.handle(&msg, &queue, &|| {}, None).disposition, Disposition::Delete));
+}

@@ -320,6 +320,10 @@ pub struct SaveTasksArgs {
     /// Product expression: a, a+b (fuse) or a-b-c (pool).
     #[arg(long)]
     products: Option<String>,
+    /// Fused products that may be missing from an acquisition (repeatable; odc-stats'
+    /// --optional-products).
+    #[arg(long = "optional-products")]
+    optional_products: Vec<String>,
     #[arg(long)]
     plugin: Option<String>,
     /// Output product name.
@@ -395,6 +399,9 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
     }
     if !a.tiles.is_empty() {
         cfg.tiles = a.tiles.clone();
+    }
+    if !a.optional_products.is_empty() {
+        cfg.optional_products = a.optional_products.clone();
     }
     if a.products.is_some() {
         cfg.products = a.products.clone();

@@ -1,7 +1,7 @@
-//! Product expressions: `a` (one collection), `a+b` (fuse two collections' datasets that
-//! share acquisition time and region into one virtual dataset), `a-b-c` (pool datasets of
-//! several collections). Collection names may themselves contain '-' (`sentinel-2-l2a`),
-//! so expressions are resolved against the collections actually present.
+//! Product expressions: `a` (one collection), `a+b+...` (fuse the datasets of two or more
+//! collections that share acquisition time and region into one virtual dataset), `a-b-c`
+//! (pool datasets of several collections). Collection names may themselves contain '-'
+//! (`sentinel-2-l2a`), so expressions are resolved against the collections present.
 
 use crate::dataset::Dataset;
 use crate::error::{CoreError, Result};
@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProductExpr {
     Single(String),
-    Fuse(String, String),
+    /// Two or more collections, in the expression's order (the first present one's
+    /// metadata leads a fused dataset).
+    Fuse(Vec<String>),
     Pool(Vec<String>),
 }
 
@@ -35,11 +37,12 @@ impl ProductExpr {
         if known.contains(expr) {
             return Ok(ProductExpr::Single(expr.to_string()));
         }
-        if let Some((a, b)) = expr.split_once('+') {
-            if b.contains('+') {
-                return Err(bad("fusing takes exactly two products".into()));
+        if expr.contains('+') {
+            let names = expr.split('+').map(|n| check(n.trim())).collect::<Result<Vec<_>>>()?;
+            if names.iter().collect::<BTreeSet<_>>().len() != names.len() {
+                return Err(bad("a product is named twice".into()));
             }
-            return Ok(ProductExpr::Fuse(check(a)?, check(b)?));
+            return Ok(ProductExpr::Fuse(names));
         }
         // Pool: split on '-' and greedily join tokens back into known collection names.
         let tokens: Vec<&str> = expr.split('-').collect();
@@ -64,40 +67,41 @@ impl ProductExpr {
     pub fn collections(&self) -> Vec<&str> {
         match self {
             ProductExpr::Single(a) => vec![a],
-            ProductExpr::Fuse(a, b) => vec![a, b],
-            ProductExpr::Pool(v) => v.iter().map(String::as_str).collect(),
+            ProductExpr::Fuse(v) | ProductExpr::Pool(v) => v.iter().map(String::as_str).collect(),
         }
     }
 
-    /// Apply the expression: keep, pool or fuse datasets. Fused datasets carry the union
-    /// of both assets (the first product's asset wins a name clash); a dataset without a
-    /// partner of the other product is dropped, as odc-stats does.
-    pub fn apply(&self, datasets: Vec<Dataset>) -> Vec<Dataset> {
+    /// The fused collection's name (`a+b+c`).
+    pub fn name(&self) -> String {
+        match self {
+            ProductExpr::Single(a) => a.clone(),
+            ProductExpr::Fuse(v) => v.join("+"),
+            ProductExpr::Pool(v) => v.join("-"),
+        }
+    }
+
+    /// Apply the expression: keep, pool or fuse datasets. A fused dataset carries the
+    /// union of its members' assets (the earlier product's asset wins a name clash); a
+    /// group missing a product that is not `optional` is dropped, as odc-stats does.
+    pub fn apply(&self, datasets: Vec<Dataset>, optional: &BTreeSet<String>) -> Vec<Dataset> {
         match self {
             ProductExpr::Single(_) | ProductExpr::Pool(_) => {
                 let keep: BTreeSet<&str> = self.collections().into_iter().collect();
                 datasets.into_iter().filter(|d| keep.contains(d.collection.as_str())).collect()
             }
-            ProductExpr::Fuse(a, b) => {
-                // Key: acquisition time to the second, and region.
+            ProductExpr::Fuse(names) => {
                 type Key = (i64, Option<String>);
-                let mut left: BTreeMap<Key, Dataset> = BTreeMap::new();
-                let mut right: BTreeMap<Key, Dataset> = BTreeMap::new();
+                let mut groups: BTreeMap<Key, Vec<Option<Dataset>>> = BTreeMap::new();
                 for d in datasets {
-                    let key = fuse_key(&d);
-                    if &d.collection == a {
-                        left.insert(key, d);
-                    } else if &d.collection == b {
-                        right.insert(key, d);
-                    }
+                    let Some(at) = names.iter().position(|n| *n == d.collection) else { continue };
+                    let group = groups.entry(fuse_key(&d)).or_insert_with(|| vec![None; names.len()]);
+                    group[at].get_or_insert(d);
                 }
-                let mut out = Vec::new();
-                for (key, l) in left {
-                    if let Some(r) = right.remove(&key) {
-                        out.push(fuse_pair(a, b, l, r));
-                    }
-                }
-                out
+                groups
+                    .into_values()
+                    .filter(|g| fusable(names, optional, |i| g[i].is_some()))
+                    .map(|g| fuse_all(&self.name(), g.into_iter().flatten().collect()))
+                    .collect()
             }
         }
     }
@@ -108,14 +112,27 @@ pub fn fuse_key(d: &Dataset) -> (i64, Option<String>) {
     (d.datetime.timestamp(), d.region_code.clone())
 }
 
-/// One virtual dataset from a pair of products `a` (`l`) and `b` (`r`).
-pub fn fuse_pair(a: &str, b: &str, mut l: Dataset, r: Dataset) -> Dataset {
-    let have: BTreeSet<String> = l.assets.iter().map(|x| x.key.clone()).collect();
-    l.sources = vec![l.id.clone(), r.id.clone()];
-    l.id = format!("{}+{}", l.id, r.id);
-    l.collection = format!("{a}+{b}");
-    l.assets.extend(r.assets.into_iter().filter(|x| !have.contains(&x.key)));
-    l
+/// Whether a group of same-time, same-region datasets makes a fused dataset: every
+/// product that is not optional is present (`present(i)` for the i-th of `names`), and
+/// at least one is.
+pub fn fusable(names: &[String], optional: &BTreeSet<String>, present: impl Fn(usize) -> bool) -> bool {
+    (0..names.len()).any(&present) && (0..names.len()).all(|i| present(i) || optional.contains(&names[i]))
+}
+
+/// One virtual dataset of collection `name` from the members of a group, in the
+/// expression's order: the first leads; later assets are added under names not taken.
+pub fn fuse_all(name: &str, members: Vec<Dataset>) -> Dataset {
+    let mut members = members.into_iter();
+    let mut fused = members.next().expect("a fused group has a member");
+    fused.sources = vec![fused.id.clone()];
+    for m in members {
+        let have: BTreeSet<String> = fused.assets.iter().map(|x| x.key.clone()).collect();
+        fused.sources.push(m.id.clone());
+        fused.id = format!("{}+{}", fused.id, m.id);
+        fused.assets.extend(m.assets.into_iter().filter(|x| !have.contains(&x.key)));
+    }
+    fused.collection = name.to_string();
+    fused
 }
 
 #[cfg(test)]
@@ -158,7 +175,12 @@ mod tests {
             ProductExpr::parse("ga_ls5t_ard_3-ga_ls7e_ard_3-ga_ls8c_ard_3", &k).unwrap(),
             ProductExpr::Pool(vec!["ga_ls5t_ard_3".into(), "ga_ls7e_ard_3".into(), "ga_ls8c_ard_3".into()])
         );
-        assert_eq!(ProductExpr::parse("fc+wo", &k).unwrap(), ProductExpr::Fuse("fc".into(), "wo".into()));
+        assert_eq!(ProductExpr::parse("fc+wo", &k).unwrap(), ProductExpr::Fuse(vec!["fc".into(), "wo".into()]));
+        assert_eq!(
+            ProductExpr::parse("fc+wo+sentinel-2-l2a", &k).unwrap(),
+            ProductExpr::Fuse(vec!["fc".into(), "wo".into(), "sentinel-2-l2a".into()])
+        );
+        assert!(ProductExpr::parse("fc+fc", &k).unwrap_err().to_string().contains("twice"));
         let e = ProductExpr::parse("fc+nope", &k).unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("fc+nope"), "{e}");
         assert!(ProductExpr::parse("fc-zz", &k).is_err());
@@ -172,7 +194,7 @@ mod tests {
             ds("fc2", "fc", 5, "35MNM", "pv"),    // no partner: dropped
             ds("wo3", "wo", 0, "35MNN", "water"), // other region: dropped
         ];
-        let out = ProductExpr::Fuse("fc".into(), "wo".into()).apply(v);
+        let out = ProductExpr::Fuse(vec!["fc".into(), "wo".into()]).apply(v, &BTreeSet::new());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].id, "fc1+wo1");
         assert_eq!(out[0].collection, "fc+wo");
@@ -181,9 +203,30 @@ mod tests {
     }
 
     #[test]
+    fn three_products_fuse_and_optional_ones_may_be_missing() {
+        let v = vec![
+            ds("fc1", "fc", 0, "r", "pv"),
+            ds("wo1", "wo", 0, "r", "water"),
+            ds("mg1", "mangrove", 0, "r", "canopy"),
+            ds("fc2", "fc", 9, "r", "pv"),
+            ds("wo2", "wo", 9, "r", "water"), // no mangrove at this time
+            ds("fc3", "fc", 20, "r", "pv"),   // alone
+        ];
+        let expr = ProductExpr::Fuse(vec!["fc".into(), "wo".into(), "mangrove".into()]);
+        let all = expr.apply(v.clone(), &BTreeSet::new());
+        assert_eq!(all.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), vec!["fc1+wo1+mg1"]);
+        assert_eq!(all[0].collection, "fc+wo+mangrove");
+        assert!(all[0].band("canopy").is_some() && all[0].band("water").is_some());
+        let optional = known(&["mangrove"]);
+        let some = expr.apply(v, &optional);
+        assert_eq!(some.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), vec!["fc1+wo1+mg1", "fc2+wo2"]);
+        assert_eq!(some[1].sources, vec!["fc2", "wo2"]);
+    }
+
+    #[test]
     fn pool_keeps_listed_collections() {
         let v = vec![ds("a", "l5", 0, "r", "b"), ds("b", "l7", 1, "r", "b"), ds("c", "l9", 2, "r", "b")];
-        let out = ProductExpr::Pool(vec!["l5".into(), "l7".into()]).apply(v);
+        let out = ProductExpr::Pool(vec!["l5".into(), "l7".into()]).apply(v, &BTreeSet::new());
         assert_eq!(out.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
     }
 }

@@ -99,6 +99,10 @@ pub struct RunConfig {
     /// `a`, `a+b` (fuse) or `a-b-c` (pool). Defaults to the only collection present.
     #[serde(default)]
     pub products: Option<String>,
+    /// Fused products (`products: a+b+c`) that may be missing from an acquisition
+    /// (odc-stats' `optional_products`): the others are fused without them.
+    #[serde(default)]
+    pub optional_products: Vec<String>,
     /// Conditions every item must meet, on its properties: CQL2 text or JSON, or
     /// odc-stats' property values (see `dataset_filter`).
     #[serde(default)]
@@ -253,6 +257,28 @@ impl RunConfig {
             ));
         }
         crate::dataset_filter::DatasetFilters::new(&self.dataset_filters)?;
+        if !self.optional_products.is_empty() {
+            let fused: Vec<&str> =
+                self.products.as_deref().map(|p| p.split('+').map(str::trim).collect()).unwrap_or_default();
+            if fused.len() < 2 {
+                return Err(EngineError::Config(
+                    "optional_products applies to fused products: give products: a+b+c as well".into(),
+                ));
+            }
+            for p in &self.optional_products {
+                if !fused.contains(&p.as_str()) {
+                    return Err(EngineError::Config(format!(
+                        "optional_products: '{p}' is not one of the fused products ({})",
+                        fused.join(", ")
+                    )));
+                }
+            }
+            if fused.iter().all(|f| self.optional_products.iter().any(|p| p == f)) {
+                return Err(EngineError::Config(
+                    "optional_products: at least one fused product must be required".into(),
+                ));
+            }
+        }
         for input in &self.inputs {
             if let Input::StacApi(search) = input {
                 search.validate()?;

@@ -144,6 +144,27 @@ impl TaskHandler {
             }
         }
         let disposition = match &report.outcome {
+            // The queue's last receive of a message whose task has not ended and is no
+            // fault of it (another worker's lease not yet lapsed, a worker stopped): its
+            // next receive would move it to the dead-letter queue and leave the task
+            // unended with no message. A fresh copy takes its place.
+            TaskOutcome::Busy { .. } | TaskOutcome::Superseded | TaskOutcome::Interrupted
+                if msg.receive_count >= max_receives =>
+            {
+                match queue.send_batch(std::slice::from_ref(&msg.body)) {
+                    Ok(()) => {
+                        tracing::info!(
+                            receive_count = msg.receive_count,
+                            "last receive of a task not ended: sent a fresh copy of its message"
+                        );
+                        Disposition::Delete
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not send a fresh copy of the message on its last receive");
+                        Disposition::Retry { after: lease }
+                    }
+                }
+            }
             TaskOutcome::Done(_) | TaskOutcome::SkippedExisting | TaskOutcome::AlreadyDone => Disposition::Delete,
             // A split tile's message before its parts are done (a copy sent again): its
             // release sends it.

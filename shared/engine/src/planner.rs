@@ -18,7 +18,7 @@ use std::hash::BuildHasherDefault;
 use stratus_core::binning::{Binner, BinningRules, BinningStats, Placement, TaskBin};
 use stratus_core::geometry::CrsTransform;
 use stratus_core::period::{whole_years, Frequency, Period};
-use stratus_core::product::{fuse_pair, ProductExpr};
+use stratus_core::product::{fusable, fuse_all, ProductExpr};
 use stratus_core::{Dataset, TaskId};
 use stratus_ports::{NewRun, NewTask, PortError};
 
@@ -236,7 +236,7 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
     Ok(Plan { tasks, stats, bad_items, duplicates, filtered: filters.counts(), spool, order: used })
 }
 
-/// Apply the product expression (`a`, `a-b` pooled, `a+b` fused) to the binned datasets.
+/// Apply the product expression (`a`, `a-b` pooled, `a+b+...` fused) to the binned datasets.
 fn apply_products(
     cfg: &RunConfig,
     collections: &[String],
@@ -251,7 +251,7 @@ fn apply_products(
         None if known.is_empty() => return Ok(()),
         None => {
             return Err(EngineError::Config(format!(
-                "the inputs hold several collections ({}): say which with products ('a', 'a+b' to fuse, 'a-b' to pool)",
+                "the inputs hold several collections ({}): say which with products ('a', 'a+b' or 'a+b+c' to fuse, 'a-b' to pool)",
                 known.into_iter().collect::<Vec<_>>().join(", ")
             )))
         }
@@ -264,29 +264,46 @@ fn apply_products(
                 bin.datasets.retain(|&i| keep.contains(&metas[i].collection));
             }
         }
-        ProductExpr::Fuse(a, b) => {
-            let (ai, bi) = (index_of(a), index_of(b));
-            let mut right: HashMap<(i64, Option<&str>), usize> = HashMap::new();
-            for (i, m) in metas.iter().enumerate().filter(|(_, m)| Some(m.collection) == bi) {
-                right.insert((m.datetime.timestamp(), m.region.as_deref()), i);
+        ProductExpr::Fuse(names) => {
+            let optional: BTreeSet<String> = cfg.optional_products.iter().cloned().collect();
+            let positions: Vec<Option<u16>> = names.iter().map(|n| index_of(n)).collect();
+            // Datasets of the same time and region: one group, a member per product.
+            type Key = (i64, Option<Box<str>>);
+            let mut groups: BTreeMap<Key, Vec<Option<usize>>> = BTreeMap::new();
+            for (i, m) in metas.iter().enumerate() {
+                let Some(at) = positions.iter().position(|p| *p == Some(m.collection)) else { continue };
+                let group =
+                    groups.entry((m.datetime.timestamp(), m.region.clone())).or_insert_with(|| vec![None; names.len()]);
+                group[at].get_or_insert(i);
             }
+            let read = |at: usize| -> Result<Dataset> {
+                serde_json::from_str(&spool.get(at as u32)?)
+                    .map_err(|e| EngineError::Config(format!("spooled dataset {at}: {e}")))
+            };
+            let name = expr.name();
+            // Every member's index -> its fused dataset's.
             let mut fused: HashMap<usize, usize> = HashMap::new();
             let mut new_metas = Vec::new();
-            for (i, m) in metas.iter().enumerate().filter(|(_, m)| Some(m.collection) == ai) {
-                let Some(r) = right.remove(&(m.datetime.timestamp(), m.region.as_deref())) else { continue };
-                let read = |at: usize| -> Result<Dataset> {
-                    serde_json::from_str(&spool.get(at as u32)?)
-                        .map_err(|e| EngineError::Config(format!("spooled dataset {at}: {e}")))
-                };
-                let d = fuse_pair(a, b, read(i)?, read(r)?);
+            for group in groups.values() {
+                if !fusable(names, &optional, |k| group[k].is_some()) {
+                    continue;
+                }
+                let members: Vec<usize> = group.iter().flatten().copied().collect();
+                let d = fuse_all(&name, members.iter().map(|&i| read(i)).collect::<Result<Vec<_>>>()?);
                 let index = metas.len() + new_metas.len();
-                fused.insert(i, index);
-                new_metas.push((d.id.clone().into_boxed_str(), i, serde_json::to_string(&d).expect("serialises")));
+                for &i in &members {
+                    fused.insert(i, index);
+                }
+                new_metas.push((
+                    d.id.clone().into_boxed_str(),
+                    members[0],
+                    serde_json::to_string(&d).expect("serialises"),
+                ));
             }
             let fused_collection = metas.iter().map(|m| m.collection).max().unwrap_or(0) + 1;
-            for (id, left, doc) in new_metas {
+            for (id, lead, doc) in new_metas {
                 spool.push(&doc)?;
-                let l = &metas[left];
+                let l = &metas[lead];
                 let meta = DatasetMeta {
                     id,
                     datetime: l.datetime,
@@ -298,7 +315,9 @@ fn apply_products(
             }
             spool.flush()?;
             for bin in tasks.values_mut() {
-                bin.datasets = bin.datasets.iter().filter_map(|i| fused.get(i).copied()).collect();
+                let mut seen = std::collections::HashSet::new();
+                bin.datasets =
+                    bin.datasets.iter().filter_map(|i| fused.get(i).copied()).filter(|f| seen.insert(*f)).collect();
             }
         }
     }

@@ -1,0 +1,169 @@
+//! Fusing three products (`a+b+c`, odc-stats' product expression), with an optional one:
+//! the synthetic scenes split into three collections by band, fused back, give the tasks
+//! and the pixels of the unsplit scenes.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use stratus_ports::{Ledger, SqliteLedger};
+use support::stratus;
+
+fn ok(o: std::process::Output) -> String {
+    let t = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{t}");
+    t
+}
+
+/// The synthetic items with absolute hrefs.
+fn items(dir: &Path) -> Vec<Value> {
+    let out = dir.join("synth");
+    stratus_synth::generate(&support::small_scenes(3), &out, &|_, _| {}).unwrap();
+    let mut items = Vec::new();
+    let mut stack = vec![out];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let Ok(mut item) = serde_json::from_str::<Value>(&std::fs::read_to_string(&p).unwrap_or_default()) else {
+                continue;
+            };
+            if item["type"] != "Feature" {
+                continue;
+            }
+            for a in item["assets"].as_object_mut().unwrap().values_mut() {
+                let href = a["href"].as_str().unwrap().trim_start_matches("./").to_string();
+                a["href"] = json!(p.parent().unwrap().join(href).display().to_string());
+            }
+            item["links"] = json!([]);
+            items.push(item);
+        }
+    }
+    items.sort_by_key(|i| i["id"].as_str().unwrap().to_string());
+    items
+}
+
+/// `items` with only the assets `keep` picks, in collection `c`.
+fn split(items: &[Value], c: &str, keep: &dyn Fn(&str) -> bool) -> Vec<Value> {
+    items
+        .iter()
+        .map(|i| {
+            let mut i = i.clone();
+            i["collection"] = json!(c);
+            i["assets"].as_object_mut().unwrap().retain(|k, _| keep(k));
+            i
+        })
+        .collect()
+}
+
+fn write(path: PathBuf, items: &[Value]) -> PathBuf {
+    std::fs::write(&path, json!({"type": "FeatureCollection", "features": items}).to_string()).unwrap();
+    path
+}
+
+fn plan(out: &Path, args: &[&str]) -> BTreeMap<String, usize> {
+    let mut cmd = vec!["save-tasks", "--grid", "epsg:6933;240;100", "--year", "2021", "--plugin", "pq"];
+    cmd.extend(["--product-name", "fused", "--run-id", "r", "--chunk-size", "64", "--location", out.to_str().unwrap()]);
+    cmd.extend(args);
+    ok(stratus(&cmd, &[]));
+    let ledger = SqliteLedger::open(out.join("_stratus/state.sqlite")).unwrap();
+    ledger
+        .tasks("r", None)
+        .unwrap()
+        .into_iter()
+        .map(|t| {
+            let n = ledger.payload("r", &t.task_id).unwrap()["datasets"].as_array().unwrap().len();
+            (t.task_id, n)
+        })
+        .collect()
+}
+
+#[test]
+fn three_products_fuse_into_the_scenes_they_were_split_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = items(dir.path());
+    let whole = write(dir.path().join("whole.json"), &all);
+    let is_scl = |k: &str| k.eq_ignore_ascii_case("scl");
+    let visible = |k: &str| ["B02", "B03", "B04", "blue", "green", "red"].iter().any(|b| k.eq_ignore_ascii_case(b));
+    let a = split(&all, "a", &visible);
+    let b = split(&all, "b", &|k| !visible(k) && !is_scl(k));
+    let c = split(&all, "c", &is_scl);
+    assert!(a[0]["assets"].as_object().unwrap().len() >= 3 && !b[0]["assets"].as_object().unwrap().is_empty());
+    let (fa, fb, fc) = (
+        write(dir.path().join("a.json"), &a),
+        write(dir.path().join("b.json"), &b),
+        write(dir.path().join("c.json"), &c),
+    );
+    let inputs = ["--input", fa.to_str().unwrap(), "--input", fb.to_str().unwrap(), "--input", fc.to_str().unwrap()];
+
+    let want = plan(&dir.path().join("whole"), &["--input", whole.to_str().unwrap()]);
+    let mut args = inputs.to_vec();
+    args.extend(["--products", "a+b+c"]);
+    let fused_out = dir.path().join("fused");
+    assert_eq!(plan(&fused_out, &args), want, "a+b+c: the same tasks with the same number of datasets");
+
+    // The fused run makes the pixels of the unsplit one.
+    for out in [dir.path().join("whole"), fused_out.clone()] {
+        ok(stratus(&["run", "r", "--location", out.to_str().unwrap(), "--workers", "2"], &[]));
+    }
+    let tifs = |root: &Path| -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "tif") {
+                    let ds = gdal::Dataset::open(&p).unwrap();
+                    let band = ds.rasterband(1).unwrap();
+                    let (w, h) = ds.raster_size();
+                    let px: Vec<f64> = band.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap().data().to_vec();
+                    let key = p.strip_prefix(root).unwrap().display().to_string();
+                    out.insert(key, px.iter().flat_map(|v| v.to_le_bytes()).collect());
+                }
+            }
+        }
+        out
+    };
+    let (w, f) = (tifs(&dir.path().join("whole")), tifs(&fused_out));
+    assert!(!w.is_empty());
+    assert_eq!(w.keys().collect::<Vec<_>>(), f.keys().collect::<Vec<_>>());
+    assert!(w == f, "the fused run's pixels differ from the unsplit run's");
+
+    // Without SCL for the first scene, that scene is dropped, unless c is optional (then it
+    // is fused from a and b alone).
+    let first = all[0]["id"].as_str().unwrap();
+    let c_missing: Vec<Value> = c.iter().filter(|i| i["id"] != first).cloned().collect();
+    let fc2 = write(dir.path().join("c-missing.json"), &c_missing);
+    let args = [
+        "--input",
+        fa.to_str().unwrap(),
+        "--input",
+        fb.to_str().unwrap(),
+        "--input",
+        fc2.to_str().unwrap(),
+        "--products",
+        "a+b+c",
+    ];
+    let strict = plan(&dir.path().join("strict"), &args);
+    let mut loose_args = args.to_vec();
+    loose_args.extend(["--optional-products", "c"]);
+    let loose = plan(&dir.path().join("loose"), &loose_args);
+    assert_eq!(loose, want, "an optional product's absence keeps the acquisition");
+    assert!(strict.values().sum::<usize>() < want.values().sum::<usize>(), "a required product's absence drops it");
+
+    // optional_products must name a fused product.
+    let mut bad = args.to_vec();
+    bad.extend(["--optional-products", "d"]);
+    let o = stratus(
+        &[&["save-tasks", "--grid", "epsg:6933;240;100", "--plugin", "pq", "--location", "x"][..], &bad].concat(),
+        &[],
+    );
+    let t = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success() && t.contains("'d' is not one of the fused products"), "{t}");
+}
