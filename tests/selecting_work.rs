@@ -178,3 +178,58 @@ fn tile_ranges_and_the_other_frequencies_plan() {
         assert!(!got.is_empty() && got.iter().all(|p| check(p)), "{frequency}: {got:?}");
     }
 }
+
+#[test]
+fn an_area_of_interest_plans_its_tiles_and_masks_the_pixels_outside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("inputs");
+    stratus_synth::generate(&support::small_scenes(2), &inputs, &|_, _| {}).unwrap();
+    let whole = dir.path().join("whole");
+    plan(&inputs, &whole, &["--year", "2021"]);
+    // A small square: it touches a few tiles and covers only part of them.
+    let area = square(dir.path(), "aoi.geojson", (23.82, -14.83), 0.05);
+    let masked = dir.path().join("masked");
+    plan(&inputs, &masked, &["--year", "2021", "--area-of-interest", area.to_str().unwrap()]);
+    let (all, kept) = (tiles_of(&whole), tiles_of(&masked));
+    assert!(!kept.is_empty() && kept.len() < all.len() && kept.is_subset(&all), "{kept:?} of {all:?}");
+    for out in [&whole, &masked] {
+        ok(stratus(&["run", "r", "--location", out.to_str().unwrap(), "--workers", "2"], &[]));
+    }
+    // Every masked pixel is the unmasked run's value or nodata; some are each.
+    let (mut same, mut blanked) = (0usize, 0usize);
+    for f in walk_tifs(&masked) {
+        let rel = f.strip_prefix(&masked).unwrap();
+        let (a, nodata) = pixels(&f);
+        let (b, _) = pixels(&whole.join(rel));
+        let fill = nodata.unwrap_or(0.0);
+        for (x, y) in a.iter().zip(&b) {
+            if x == y && *x != fill {
+                same += 1;
+            } else {
+                assert_eq!(*x, fill, "{}: a pixel neither the unmasked value nor nodata", rel.display());
+                blanked += usize::from(y != x);
+            }
+        }
+    }
+    assert!(same > 0 && blanked > 0, "{same} kept, {blanked} masked");
+}
+
+fn walk_tifs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_tifs(&p));
+        } else if p.extension().is_some_and(|x| x == "tif") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn pixels(path: &Path) -> (Vec<f64>, Option<f64>) {
+    let ds = gdal::Dataset::open(path).unwrap();
+    let band = ds.rasterband(1).unwrap();
+    let (w, h) = ds.raster_size();
+    (band.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap().data().to_vec(), band.no_data_value())
+}

@@ -320,6 +320,10 @@ pub struct SaveTasksArgs {
     /// Product expression: a, a+b (fuse) or a-b-c (pool).
     #[arg(long)]
     products: Option<String>,
+    /// Make only the pixels inside this GeoJSON area (longitude / latitude): tiles it does
+    /// not touch are not planned; pixels outside it are nodata.
+    #[arg(long, value_name = "AREA.geojson")]
+    area_of_interest: Option<PathBuf>,
     /// Fused products that may be missing from an acquisition (repeatable; odc-stats'
     /// --optional-products).
     #[arg(long = "optional-products")]
@@ -399,6 +403,13 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
     }
     if !a.tiles.is_empty() {
         cfg.tiles = a.tiles.clone();
+    }
+    if let Some(path) = &a.area_of_interest {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the area of interest '{}'", path.display()))?;
+        let area: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("--area-of-interest: '{}' is not GeoJSON", path.display()))?;
+        cfg.area_of_interest = Some(area);
     }
     if !a.optional_products.is_empty() {
         cfg.optional_products = a.optional_products.clone();

@@ -99,6 +99,11 @@ pub struct RunConfig {
     /// `a`, `a+b` (fuse) or `a-b-c` (pool). Defaults to the only collection present.
     #[serde(default)]
     pub products: Option<String>,
+    /// Only pixels inside this area are made (GeoJSON in longitude / latitude: a Polygon,
+    /// MultiPolygon, Feature or FeatureCollection); tiles it does not touch are not
+    /// planned, and pixels of planned tiles outside it are nodata.
+    #[serde(default)]
+    pub area_of_interest: Option<serde_json::Value>,
     /// Fused products (`products: a+b+c`) that may be missing from an acquisition
     /// (odc-stats' `optional_products`): the others are fused without them.
     #[serde(default)]
@@ -257,6 +262,7 @@ impl RunConfig {
             ));
         }
         crate::dataset_filter::DatasetFilters::new(&self.dataset_filters)?;
+        self.area_of_interest()?;
         if !self.optional_products.is_empty() {
             let fused: Vec<&str> =
                 self.products.as_deref().map(|p| p.split('+').map(str::trim).collect()).unwrap_or_default();
@@ -352,6 +358,12 @@ impl RunConfig {
             )));
         }
         Ok(f)
+    }
+
+    /// The area of interest, parsed.
+    pub fn area_of_interest(&self) -> Result<Option<stratus_core::area::Area>> {
+        let Some(v) = &self.area_of_interest else { return Ok(None) };
+        Ok(Some(stratus_core::area::Area::from_geojson(&v.to_string(), "area_of_interest")?))
     }
 
     pub fn temporal_range(&self) -> Result<Option<Period>> {

@@ -206,6 +206,15 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
     let stats = binner.stats.clone();
     let mut tasks = std::mem::take(&mut binner.tasks);
     apply_products(cfg, &collections, &mut metas, &mut spool, &mut tasks)?;
+    if let Some(area) = cfg.area_of_interest()? {
+        let touched = area.tiles(&rules.grid, transform)?;
+        let before = tasks.len();
+        tasks.retain(|id, _| touched.contains(&id.tile));
+        tracing::info!(
+            left_out = before - tasks.len(),
+            "area_of_interest: the tasks of tiles it does not touch are left out"
+        );
+    }
     // Number the used datasets in (time, id) order; each task's list follows that order.
     let mut used: Vec<u32> = tasks.values().flat_map(|b| b.datasets.iter().map(|&i| i as u32)).collect();
     used.sort_unstable();

@@ -251,6 +251,8 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         })?,
     };
     let area_box = tile_box.window(area.col0 as isize, area.row0 as isize, area.width, area.height);
+    // The area of interest in the tile's CRS: pixels outside it are nodata.
+    let aoi = cfg.area_of_interest()?.map(|a| a.projected(&transform, grid.epsg)).transpose()?;
     let scratch = crate::scratch::Scratch::new()?;
     let mut writers = band_writers(scratch.path(), &outputs, &area_box)?;
 
@@ -278,6 +280,11 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
                 w + 2 * halo,
                 h + 2 * halo,
             );
+            let inside = aoi.as_ref().map(|a| a.mask(&tile_box.window(col0 as isize, row0 as isize, w, h)));
+            if inside.as_ref().is_some_and(|m| !m.contains(&true)) {
+                // Wholly outside the area: left as the writers made it (nodata).
+                continue;
+            }
             let t0 = Instant::now();
             let read = || read_chunk(job, &open, &prepared, &days, &inputs, &window, &tile_box, continuous);
             let stack = if remote { remote_read_pool().install(read)? } else { read()? };
@@ -288,8 +295,9 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             }
             let results = job.statistic.reduce(&stack)?;
             let t2 = Instant::now();
-            for (writer, data) in writers.iter_mut().zip(results) {
-                write_cropped(writer, data, col0 - area.col0, row0 - area.row0, w, h, halo)?;
+            for ((writer, data), o) in writers.iter_mut().zip(results).zip(&outputs) {
+                let outside = inside.as_deref().map(|m| (m, o.nodata.unwrap_or(0.0)));
+                write_cropped(writer, data, col0 - area.col0, row0 - area.row0, w, h, halo, outside)?;
             }
             timings.compute_s += (t2 - t1).as_secs_f64();
             timings.write_s += t2.elapsed().as_secs_f64();
@@ -536,6 +544,9 @@ fn read_chunk(
     Ok(stack)
 }
 
+/// Write a chunk's result without its halo; `outside`: the area-of-interest mask of the
+/// cropped chunk and the value its outside pixels take (the band's nodata).
+#[allow(clippy::too_many_arguments)]
 fn write_cropped(
     writer: &mut BandWriter,
     data: OutputData,
@@ -544,17 +555,22 @@ fn write_cropped(
     w: usize,
     h: usize,
     halo: usize,
+    outside: Option<(&[bool], f64)>,
 ) -> Result<()> {
     macro_rules! crop {
-        ($a:expr) => {
-            $a.slice(s![halo..halo + h, halo..halo + w]).iter().copied().collect::<Vec<_>>()
-        };
+        ($a:expr, $t:ty) => {{
+            let mut v = $a.slice(s![halo..halo + h, halo..halo + w]).iter().copied().collect::<Vec<_>>();
+            if let Some((inside, fill)) = outside {
+                v.iter_mut().zip(inside).filter(|(_, &i)| !i).for_each(|(px, _)| *px = fill as $t);
+            }
+            v
+        }};
     }
     match data {
-        OutputData::U8(a) => writer.write(col0, row0, w, h, crop!(a))?,
-        OutputData::U16(a) => writer.write(col0, row0, w, h, crop!(a))?,
-        OutputData::I16(a) => writer.write(col0, row0, w, h, crop!(a))?,
-        OutputData::F32(a) => writer.write(col0, row0, w, h, crop!(a))?,
+        OutputData::U8(a) => writer.write(col0, row0, w, h, crop!(a, u8))?,
+        OutputData::U16(a) => writer.write(col0, row0, w, h, crop!(a, u16))?,
+        OutputData::I16(a) => writer.write(col0, row0, w, h, crop!(a, i16))?,
+        OutputData::F32(a) => writer.write(col0, row0, w, h, crop!(a, f32))?,
     }
     Ok(())
 }
