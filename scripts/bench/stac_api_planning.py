@@ -61,8 +61,9 @@ def main():
         started = time.monotonic()
         subprocess.run([script, "load", server, items], check=True)
         load_s = time.monotonic() - started
-        # The API host is on loopback: allowed by name, with the items' asset hosts.
-        env = {"STRATUS_ALLOWED_INPUTS": ",".join([url, *sorted(set(hrefs))])}
+        # The API host is on loopback: allowed by name, with the items' asset hosts and the
+        # NDJSON file's folder (an allow-list applies to every input).
+        env = {"STRATUS_ALLOWED_INPUTS": ",".join([url, CACHE, *sorted(set(hrefs))])}
         rows = {"NDJSON file": [], "STAC API": []}
         tasks = {}
         for _ in range(a.runs):
