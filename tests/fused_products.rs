@@ -21,27 +21,17 @@ fn items(dir: &Path) -> Vec<Value> {
     let out = dir.join("synth");
     stratus_synth::generate(&support::small_scenes(3), &out, &|_, _| {}).unwrap();
     let mut items = Vec::new();
-    let mut stack = vec![out];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let Ok(mut item) = serde_json::from_str::<Value>(&std::fs::read_to_string(&p).unwrap_or_default()) else {
-                continue;
-            };
-            if item["type"] != "Feature" {
-                continue;
-            }
-            for a in item["assets"].as_object_mut().unwrap().values_mut() {
-                let href = a["href"].as_str().unwrap().trim_start_matches("./").to_string();
-                a["href"] = json!(p.parent().unwrap().join(href).display().to_string());
-            }
-            item["links"] = json!([]);
-            items.push(item);
+    for p in support::files_with_extension(&out, "json") {
+        let Ok(mut item) = serde_json::from_str::<Value>(&std::fs::read_to_string(&p).unwrap()) else { continue };
+        if item["type"] != "Feature" {
+            continue;
         }
+        for a in item["assets"].as_object_mut().unwrap().values_mut() {
+            let href = a["href"].as_str().unwrap().trim_start_matches("./").to_string();
+            a["href"] = json!(p.parent().unwrap().join(href).display().to_string());
+        }
+        item["links"] = json!([]);
+        items.push(item);
     }
     items.sort_by_key(|i| i["id"].as_str().unwrap().to_string());
     items
@@ -110,23 +100,14 @@ fn three_products_fuse_into_the_scenes_they_were_split_from() {
     for out in [dir.path().join("whole"), fused_out.clone()] {
         ok(stratus(&["run", "r", "--location", out.to_str().unwrap(), "--workers", "2"], &[]));
     }
-    let tifs = |root: &Path| -> BTreeMap<String, Vec<u8>> {
+    let tifs = |root: &Path| -> BTreeMap<String, Vec<f64>> {
         let mut out = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "tif") {
-                    let ds = gdal::Dataset::open(&p).unwrap();
-                    let band = ds.rasterband(1).unwrap();
-                    let (w, h) = ds.raster_size();
-                    let px: Vec<f64> = band.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap().data().to_vec();
-                    let key = p.strip_prefix(root).unwrap().display().to_string();
-                    out.insert(key, px.iter().flat_map(|v| v.to_le_bytes()).collect());
-                }
-            }
+        for p in support::files_with_extension(root, "tif") {
+            let ds = gdal::Dataset::open(&p).unwrap();
+            let band = ds.rasterband(1).unwrap();
+            let (w, h) = ds.raster_size();
+            let px: Vec<f64> = band.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap().data().to_vec();
+            out.insert(p.strip_prefix(root).unwrap().display().to_string(), px);
         }
         out
     };

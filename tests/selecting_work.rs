@@ -197,7 +197,7 @@ fn an_area_of_interest_plans_its_tiles_and_masks_the_pixels_outside_it() {
     }
     // Every masked pixel is the unmasked run's value or nodata; some are each.
     let (mut same, mut blanked) = (0usize, 0usize);
-    for f in walk_tifs(&masked) {
+    for f in support::files_with_extension(&masked, "tif") {
         let rel = f.strip_prefix(&masked).unwrap();
         let (a, nodata) = pixels(&f);
         let (b, _) = pixels(&whole.join(rel));
@@ -212,19 +212,6 @@ fn an_area_of_interest_plans_its_tiles_and_masks_the_pixels_outside_it() {
         }
     }
     assert!(same > 0 && blanked > 0, "{same} kept, {blanked} masked");
-}
-
-fn walk_tifs(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk_tifs(&p));
-        } else if p.extension().is_some_and(|x| x == "tif") {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn pixels(path: &Path) -> (Vec<f64>, Option<f64>) {

@@ -40,7 +40,7 @@ fn synthetic_items(dir: &Path, c: &str) -> Vec<Value> {
     let out = dir.join("synth");
     stratus_synth::generate(&support::small_scenes(4), &out, &|_, _| {}).unwrap();
     let mut items = Vec::new();
-    for entry in walk(&out) {
+    for entry in support::files_with_extension(&out, "json") {
         let Ok(mut item) = serde_json::from_str::<Value>(&std::fs::read_to_string(&entry).unwrap()) else { continue };
         if item["type"] != "Feature" {
             continue;
@@ -56,20 +56,6 @@ fn synthetic_items(dir: &Path, c: &str) -> Vec<Value> {
     }
     assert!(items.len() >= 8, "{} synthetic items", items.len());
     items
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else if p.extension().is_some_and(|x| x == "json") {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
 }
 
 fn write_items(path: &Path, items: &[Value]) -> PathBuf {

@@ -16,3 +16,22 @@ pub fn stratus(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// Every file under `dir` (recursively) whose extension is `ext`, sorted.
+#[allow(dead_code)] // not every test binary uses it
+pub fn files_with_extension(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

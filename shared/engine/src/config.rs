@@ -394,12 +394,12 @@ impl RunConfig {
                         }
                         Ok((a, b))
                     }
-                    None => parse(v).map(|a| (a, a + 1)).map_err(|_| bad()),
+                    None => parse(v).ok().and_then(|a| Some((a, a.checked_add(1)?))).ok_or_else(bad),
                 }
             };
             let (a, b) = s.split_once([',', '/']).ok_or_else(bad)?;
             let ((x0, x1), (y0, y1)) = (range(a)?, range(b)?);
-            if i64::from(x1 - x0) * i64::from(y1 - y0) > MAX_TILES {
+            if (i64::from(x1) - i64::from(x0)) * (i64::from(y1) - i64::from(y0)) > MAX_TILES {
                 return Err(EngineError::Config(format!(
                     "tiles '{s}': more than {MAX_TILES} tiles; give a smaller range"
                 )));
@@ -470,7 +470,7 @@ mod tests {
                 && !t.contains(&TileIndex::new(0, 4))
         );
         assert!(t.contains(&TileIndex::new(7, -1)) && t.contains(&TileIndex::new(7, 0)));
-        for bad in ["3:3,1", "0:3", "a:b,1", "0:100000,0:100000"] {
+        for bad in ["3:3,1", "0:3", "a:b,1", "0:100000,0:100000", "-2000000000:2000000000,0", "2147483647,0"] {
             let e =
                 RunConfig { tiles: vec![bad.into()], ..RunConfig::default() }.tile_subset().unwrap_err().to_string();
             assert!(e.contains(bad), "{bad}: {e}");

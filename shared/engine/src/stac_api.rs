@@ -160,7 +160,23 @@ struct PageRequest {
 /// Why a request failed: worth retrying or not (decided on the status, never on text).
 enum RequestError {
     Transient(String),
+    /// 405: the API does not take this method (a GET-only `/search` refusing POST).
+    MethodNotAllowed(String),
     Final(String),
+}
+
+/// Why a page could not be had (after the retries).
+enum PageError {
+    MethodNotAllowed(String),
+    Failed(String),
+}
+
+impl PageError {
+    fn into_error(self, search: &StacApiSearch) -> EngineError {
+        match self {
+            PageError::MethodNotAllowed(why) | PageError::Failed(why) => search.fail(why),
+        }
+    }
 }
 
 struct Client<'a> {
@@ -184,15 +200,16 @@ impl<'a> Client<'a> {
     }
 
     /// A page, retried on 429, 5xx and broken connections.
-    fn page(&self, req: &PageRequest) -> Result<ItemCollection> {
+    fn page(&self, req: &PageRequest) -> std::result::Result<ItemCollection, PageError> {
         let mut wait = FIRST_BACKOFF;
         for attempt in 1..=ATTEMPTS {
             match self.try_page(req) {
                 Ok(page) => return Ok(page),
-                Err((RequestError::Final(why), _)) => return Err(self.search.fail(why)),
+                Err((RequestError::Final(why), _)) => return Err(PageError::Failed(why)),
+                Err((RequestError::MethodNotAllowed(why), _)) => return Err(PageError::MethodNotAllowed(why)),
                 Err((RequestError::Transient(why), retry_after)) => {
                     if attempt == ATTEMPTS {
-                        return Err(self.search.fail(format!("{why}; gave up after {ATTEMPTS} attempts")));
+                        return Err(PageError::Failed(format!("{why}; gave up after {ATTEMPTS} attempts")));
                     }
                     let pause = retry_after.map_or(wait, |r| r.min(MAX_RETRY_AFTER));
                     tracing::warn!(api = %self.search.stac_api, attempt, error = %why, wait_ms = pause.as_millis() as u64, "STAC API request failed; retrying");
@@ -233,7 +250,7 @@ impl<'a> Client<'a> {
                 if transient {
                     RequestError::Transient(why)
                 } else if status == reqwest::StatusCode::METHOD_NOT_ALLOWED {
-                    RequestError::Final(format!("{why} (METHOD_NOT_ALLOWED)"))
+                    RequestError::MethodNotAllowed(why)
                 } else {
                     RequestError::Final(format!("{why}; check the search's collections, query and filter"))
                 },
@@ -356,14 +373,14 @@ pub fn for_each_batch<T: Send>(
         scope.spawn(move || {
             let mut req = post;
             let first = match client.page(&req) {
-                Err(EngineError::Source { why, .. }) if why.ends_with("(METHOD_NOT_ALLOWED)") => {
+                Err(PageError::MethodNotAllowed(_)) => {
                     tracing::info!(api = %search.stac_api, "the API refuses POST /search: searching with GET");
                     get_request(search, &request).and_then(|get| {
                         req = get;
-                        client.page(&req)
+                        client.page(&req).map_err(|e| e.into_error(search))
                     })
                 }
-                other => other,
+                other => other.map_err(|e| e.into_error(search)),
             };
             let mut page = match first {
                 Ok(p) => p,
@@ -389,7 +406,7 @@ pub fn for_each_batch<T: Send>(
                 page = match client.page(&req) {
                     Ok(p) => p,
                     Err(e) => {
-                        let _ = tx.send(Err(e));
+                        let _ = tx.send(Err(e.into_error(search)));
                         return;
                     }
                 };
