@@ -317,7 +317,7 @@ pub struct SaveTasksArgs {
     /// repeatable); all touched tiles if absent.
     #[arg(long = "tile", visible_alias = "tiles")]
     tiles: Vec<String>,
-    /// Product expression: a, a+b (fuse) or a-b-c (pool).
+    /// Product expression: a, a+b or a+b+c (fuse) or a-b-c (pool).
     #[arg(long)]
     products: Option<String>,
     /// Make only the pixels inside this GeoJSON area (longitude / latitude): tiles it does
