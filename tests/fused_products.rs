@@ -16,27 +16,6 @@ fn ok(o: std::process::Output) -> String {
     t
 }
 
-/// The synthetic items with absolute hrefs.
-fn items(dir: &Path) -> Vec<Value> {
-    let out = dir.join("synth");
-    stratus_synth::generate(&support::small_scenes(3), &out, &|_, _| {}).unwrap();
-    let mut items = Vec::new();
-    for p in support::files_with_extension(&out, "json") {
-        let Ok(mut item) = serde_json::from_str::<Value>(&std::fs::read_to_string(&p).unwrap()) else { continue };
-        if item["type"] != "Feature" {
-            continue;
-        }
-        for a in item["assets"].as_object_mut().unwrap().values_mut() {
-            let href = a["href"].as_str().unwrap().trim_start_matches("./").to_string();
-            a["href"] = json!(p.parent().unwrap().join(href).display().to_string());
-        }
-        item["links"] = json!([]);
-        items.push(item);
-    }
-    items.sort_by_key(|i| i["id"].as_str().unwrap().to_string());
-    items
-}
-
 /// `items` with only the assets `keep` picks, in collection `c`.
 fn split(items: &[Value], c: &str, keep: &dyn Fn(&str) -> bool) -> Vec<Value> {
     items
@@ -75,7 +54,8 @@ fn plan(out: &Path, args: &[&str]) -> BTreeMap<String, usize> {
 #[test]
 fn three_products_fuse_into_the_scenes_they_were_split_from() {
     let dir = tempfile::tempdir().unwrap();
-    let all = items(dir.path());
+    let mut all = support::synthetic_items(dir.path(), 3);
+    all.sort_by_key(|i| i["id"].as_str().unwrap().to_string());
     let whole = write(dir.path().join("whole.json"), &all);
     let is_scl = |k: &str| k.eq_ignore_ascii_case("scl");
     let visible = |k: &str| ["B02", "B03", "B04", "blue", "green", "red"].iter().any(|b| k.eq_ignore_ascii_case(b));

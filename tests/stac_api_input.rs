@@ -37,22 +37,9 @@ fn real_items(c: &str) -> Vec<Value> {
 
 /// The synthetic scenes as a catalogue would hold them: absolute hrefs, in collection `c`.
 fn synthetic_items(dir: &Path, c: &str) -> Vec<Value> {
-    let out = dir.join("synth");
-    stratus_synth::generate(&support::small_scenes(4), &out, &|_, _| {}).unwrap();
-    let mut items = Vec::new();
-    for entry in support::files_with_extension(&out, "json") {
-        let Ok(mut item) = serde_json::from_str::<Value>(&std::fs::read_to_string(&entry).unwrap()) else { continue };
-        if item["type"] != "Feature" {
-            continue;
-        }
-        let base = entry.parent().unwrap();
-        for asset in item["assets"].as_object_mut().unwrap().values_mut() {
-            let href = asset["href"].as_str().unwrap().trim_start_matches("./").to_string();
-            asset["href"] = json!(base.join(href).display().to_string());
-        }
-        item["links"] = json!([]);
+    let mut items = support::synthetic_items(dir, 4);
+    for item in &mut items {
         item["collection"] = json!(c);
-        items.push(item);
     }
     assert!(items.len() >= 8, "{} synthetic items", items.len());
     items

@@ -35,3 +35,27 @@ pub fn files_with_extension(dir: &std::path::Path, ext: &str) -> Vec<std::path::
     out.sort();
     out
 }
+
+/// The small synthetic scenes (`small_scenes(dates)`) generated under `dir`, as a
+/// catalogue would hold their items: absolute asset hrefs, no links.
+#[allow(dead_code)] // not every test binary uses it
+pub fn synthetic_items(dir: &std::path::Path, dates: usize) -> Vec<serde_json::Value> {
+    let out = dir.join("synth");
+    stratus_synth::generate(&small_scenes(dates), &out, &|_, _| {}).unwrap();
+    let mut items = Vec::new();
+    for p in files_with_extension(&out, "json") {
+        let Ok(mut item) = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&p).unwrap()) else {
+            continue;
+        };
+        if item["type"] != "Feature" {
+            continue;
+        }
+        for asset in item["assets"].as_object_mut().unwrap().values_mut() {
+            let href = asset["href"].as_str().unwrap().trim_start_matches("./").to_string();
+            asset["href"] = serde_json::json!(p.parent().unwrap().join(href).display().to_string());
+        }
+        item["links"] = serde_json::json!([]);
+        items.push(item);
+    }
+    items
+}

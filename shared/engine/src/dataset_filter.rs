@@ -119,22 +119,27 @@ fn properties_in(expr: &cql2::Expr) -> Vec<String> {
     out
 }
 
-fn parse(spec: &Value) -> std::result::Result<cql2::Expr, String> {
-    let expr = parse_unchecked(spec)?;
+/// A CQL2 expression, checked: text (a string) or JSON (an object). The STAC API's
+/// filters are checked here too.
+pub(crate) fn checked_cql2(spec: &Value) -> std::result::Result<cql2::Expr, String> {
+    let expr = match spec {
+        Value::String(text) => cql2::parse_text(text).map_err(|e| format!("'{text}' is not CQL2 text: {e}"))?,
+        Value::Object(_) => serde_json::from_value(spec.clone()).map_err(|e| format!("not CQL2 JSON: {e}"))?,
+        other => return Err(format!("give CQL2 text (a string) or CQL2 JSON (an object), not {other}")),
+    };
     // The text parser takes some malformed input (`a <`); the schema check does not.
     if !expr.is_valid() {
-        return Err(format!("not a valid CQL2 expression (read as {})", expr.to_text().unwrap_or_default()));
+        return Err(match spec {
+            Value::String(text) => format!("'{text}' is not CQL2 text: not a valid expression"),
+            _ => "not CQL2 JSON: not a valid expression".into(),
+        });
     }
     Ok(expr)
 }
 
-fn parse_unchecked(spec: &Value) -> std::result::Result<cql2::Expr, String> {
+fn parse(spec: &Value) -> std::result::Result<cql2::Expr, String> {
     match spec {
-        Value::String(text) => cql2::parse_text(text).map_err(|e| format!("not CQL2 text: {e}")),
-        Value::Object(m) if m.contains_key("op") => {
-            serde_json::from_value(spec.clone()).map_err(|e| format!("not CQL2 JSON: {e}"))
-        }
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m) if !m.contains_key("op") && !m.is_empty() => {
             let mut conditions = Vec::new();
             for (property, value) in m {
                 let p = json!({"property": property});
@@ -155,9 +160,9 @@ fn parse_unchecked(spec: &Value) -> std::result::Result<cql2::Expr, String> {
             }
             let all =
                 if conditions.len() == 1 { conditions.remove(0) } else { json!({"op": "and", "args": conditions}) };
-            serde_json::from_value(all).map_err(|e| format!("property values: {e}"))
+            checked_cql2(&all).map_err(|e| format!("property values: {e}"))
         }
-        other => Err(format!("not a filter: {other}")),
+        _ => checked_cql2(spec),
     }
 }
 

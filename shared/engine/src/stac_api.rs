@@ -112,23 +112,12 @@ impl StacApiSearch {
 
 /// A CQL2 filter, checked: text (a string) or JSON (an object).
 pub fn parse_filter(f: &Value) -> std::result::Result<stac::api::Filter, String> {
-    match f {
-        Value::String(text) => {
-            let expr = cql2::parse_text(text).map_err(|e| format!("'{text}' is not CQL2 text: {e}"))?;
-            if !expr.is_valid() {
-                return Err(format!("'{text}' is not CQL2 text: not a valid expression"));
-            }
-            Ok(stac::api::Filter::Cql2Text(text.clone()))
-        }
-        Value::Object(json) => {
-            let expr = serde_json::from_value::<cql2::Expr>(f.clone()).map_err(|e| format!("not CQL2 JSON: {e}"))?;
-            if !expr.is_valid() {
-                return Err("not CQL2 JSON: not a valid expression".into());
-            }
-            Ok(stac::api::Filter::Cql2Json(json.clone()))
-        }
-        other => Err(format!("give CQL2 text (a string) or CQL2 JSON (an object), not {other}")),
-    }
+    crate::dataset_filter::checked_cql2(f)?;
+    Ok(match f {
+        Value::String(text) => stac::api::Filter::Cql2Text(text.clone()),
+        Value::Object(json) => stac::api::Filter::Cql2Json(json.clone()),
+        _ => unreachable!("checked_cql2 takes only strings and objects"),
+    })
 }
 
 /// A search area: a geometry, a Feature's geometry, or a FeatureCollection's (as one
