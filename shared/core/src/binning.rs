@@ -159,6 +159,9 @@ mod tests {
                 transform: None,
                 shape: None,
                 nodata: None,
+                data_type: None,
+                scale: None,
+                offset: None,
             }],
             sources: vec![],
         }

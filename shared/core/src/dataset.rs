@@ -23,6 +23,14 @@ pub struct BandAsset {
     pub shape: Option<[usize; 2]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodata: Option<f64>,
+    /// The sample type, scale and offset the item declares (`raster:bands`, STAC 1.1
+    /// `bands`, or the asset's own fields): checked against what the statistic reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<crate::SampleType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,6 +139,9 @@ mod tests {
             transform: None,
             shape: None,
             nodata: None,
+            data_type: None,
+            scale: None,
+            offset: None,
         }
     }
 

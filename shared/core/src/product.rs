@@ -158,6 +158,9 @@ mod tests {
                 transform: None,
                 shape: None,
                 nodata: None,
+                data_type: None,
+                scale: None,
+                offset: None,
             }],
             sources: vec![],
         }

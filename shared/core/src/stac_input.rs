@@ -222,6 +222,44 @@ fn asset_names(asset: &stac::Asset) -> Vec<String> {
     names
 }
 
+/// What an asset says of its first band's values: STAC 1.1 `bands` and asset fields, or
+/// STAC 1.0's `raster:bands` (rustac keeps it as an extra field unless migrated).
+#[derive(Debug, Default)]
+struct RasterFacts {
+    data_type: Option<crate::SampleType>,
+    nodata: Option<f64>,
+    scale: Option<f64>,
+    offset: Option<f64>,
+}
+
+impl RasterFacts {
+    fn of(asset: &stac::Asset) -> RasterFacts {
+        let type_name = |t: &stac::DataType| serde_json::to_value(t).ok()?.as_str().and_then(crate::SampleType::parse);
+        let legacy = asset.additional_fields.get("raster:bands").and_then(Value::as_array).and_then(|b| b.first());
+        let band = asset.bands.first();
+        let number = |key: &str| {
+            let named = format!("raster:{key}");
+            band.and_then(|b| b.additional_fields.get(&named))
+                .or_else(|| asset.additional_fields.get(&named))
+                .or_else(|| legacy.and_then(|l| l.get(key)))
+                .and_then(Value::as_f64)
+        };
+        RasterFacts {
+            data_type: asset
+                .data_type
+                .as_ref()
+                .or_else(|| band.and_then(|b| b.data_type.as_ref()))
+                .and_then(type_name)
+                .or_else(|| {
+                    legacy.and_then(|l| l.get("data_type")).and_then(Value::as_str).and_then(crate::SampleType::parse)
+                }),
+            nodata: legacy.and_then(|l| l.get("nodata")).and_then(Value::as_f64),
+            scale: number("scale"),
+            offset: number("offset"),
+        }
+    }
+}
+
 fn is_raster(asset: &stac::Asset) -> bool {
     let ty = asset.r#type.as_deref().unwrap_or("");
     let href = asset.href.to_ascii_lowercase();
@@ -273,6 +311,7 @@ fn dataset_from_stac_item(item: stac::Item, base: Option<&str>, collection_hint:
             continue;
         }
         let f = &asset.additional_fields;
+        let raster = RasterFacts::of(asset);
         assets.push(BandAsset {
             key: key.clone(),
             names: asset_names(asset),
@@ -280,7 +319,10 @@ fn dataset_from_stac_item(item: stac::Item, base: Option<&str>, collection_hint:
             epsg: epsg_of(f).or(item_epsg),
             transform: transform_of(f).or_else(|| transform_of(props)),
             shape: shape_of(f).or_else(|| shape_of(props)),
-            nodata: asset.nodata.or_else(|| asset.bands.first().and_then(|b| b.nodata)),
+            nodata: asset.nodata.or_else(|| asset.bands.first().and_then(|b| b.nodata)).or(raster.nodata),
+            data_type: raster.data_type,
+            scale: raster.scale,
+            offset: raster.offset,
         });
     }
     if assets.is_empty() {
@@ -355,5 +397,45 @@ mod tests {
         }
         let e = parse_document(r#"{"type":"Point"}"#, "x.json").unwrap_err().to_string();
         assert!(e.contains("x.json"), "{e}");
+    }
+
+    #[test]
+    fn band_types_scales_and_offsets_come_from_raster_bands() {
+        let item = |assets: Value| {
+            serde_json::json!({
+                "type": "Feature", "stac_version": "1.0.0", "id": "i", "collection": "c",
+                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]},
+                "bbox": [0, 0, 1, 1], "properties": {"datetime": "2021-01-01T00:00:00Z", "proj:epsg": 32633},
+                "links": [], "assets": assets
+            })
+        };
+        // STAC 1.0: raster:bands.
+        let d = dataset_from_item(
+            item(serde_json::json!({"red": {"href": "r.tif", "type": "image/tiff; application=geotiff",
+                "raster:bands": [{"data_type": "int16", "nodata": -999, "scale": 0.0001, "offset": 0}]}})),
+            None,
+            None,
+        )
+        .unwrap();
+        let a = &d.assets[0];
+        assert_eq!(
+            (a.data_type, a.nodata, a.scale, a.offset),
+            (Some(crate::SampleType::Int16), Some(-999.0), Some(0.0001), Some(0.0))
+        );
+        // STAC 1.1: bands, with the raster fields prefixed; a type we do not know is left out.
+        let d = dataset_from_item(
+            item(serde_json::json!({"red": {"href": "r.tif", "type": "image/tiff; application=geotiff",
+                "bands": [{"name": "red", "data_type": "uint16", "nodata": 0, "raster:scale": 2.75e-5, "raster:offset": -0.2}]},
+                "cplx": {"href": "c.tif", "type": "image/tiff", "data_type": "cint16"}})),
+            None,
+            None,
+        )
+        .unwrap();
+        let red = d.band("red").unwrap();
+        assert_eq!(
+            (red.data_type, red.nodata, red.scale, red.offset),
+            (Some(crate::SampleType::Uint16), Some(0.0), Some(2.75e-5), Some(-0.2))
+        );
+        assert_eq!(d.band("cplx").unwrap().data_type, None);
     }
 }

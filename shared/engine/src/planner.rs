@@ -143,6 +143,7 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
         format!("{}/{}", p.start_datetime().to_rfc3339_opts(Secs, true), p.end_datetime().to_rfc3339_opts(Micros, true))
     });
     let filters = DatasetFilters::new(&cfg.dataset_filters)?;
+    let inputs = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?.input_bands();
     for input in &cfg.inputs {
         for_each_input(input, search_datetime.as_deref(), &filters, &map, &mut |placed: Vec<Mapped>| {
             seen += placed.len();
@@ -167,6 +168,8 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
                     binner.record(usize::MAX, &place);
                     continue;
                 }
+                crate::tile::check_declared_types(&d, &inputs, &cfg.plugin)
+                    .map_err(|why| EngineError::Source { source_name: d.id.clone(), why })?;
                 let index = spool.push_compressed(&doc?)?;
                 by_id.insert(h, index);
                 let collection = match collections.iter().position(|c| *c == d.collection) {

@@ -228,7 +228,8 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
                 .and_then(|rings| Bounds::from_points(&rings.concat())),
         })
         .collect();
-    // Every needed band must exist on every dataset: a missing asset is a bad input.
+    // Every needed band must exist on every dataset, of a type the statistic holds: a
+    // missing asset or a mistyped one is a bad input.
     for &i in &active {
         for b in &inputs {
             if datasets[i].band(&b.name).is_none() {
@@ -239,6 +240,14 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
                     transient: false,
                 }));
             }
+        }
+        if let Err(reason) = check_declared_types(&datasets[i], &inputs, job.statistic.name()) {
+            return Err(TileError::Input(InputFailure {
+                dataset: i,
+                href: datasets[i].id.clone(),
+                reason,
+                transient: false,
+            }));
         }
     }
 
@@ -439,6 +448,47 @@ pub fn read_threads(remote: bool) -> usize {
         .unwrap_or(REMOTE_READ_THREADS_PER_CORE * rayon::current_num_threads())
 }
 
+/// Whether what `dataset`'s item declares of the bands (`raster:bands`: type, scale and
+/// offset) agrees with how the statistic reads them; the reason, naming the band and the
+/// fix, when not.
+pub(crate) fn check_declared_types(
+    dataset: &Dataset,
+    inputs: &[stratus_stats::InputBand],
+    plugin: &str,
+) -> std::result::Result<(), String> {
+    for b in inputs {
+        let Some(asset) = dataset.band(&b.name) else { continue };
+        if let Some(declared) = asset.data_type.filter(|t| !b.dtype.holds(*t)) {
+            let nodata = asset.nodata.map_or(String::new(), |n| format!(", nodata: {n}"));
+            return Err(format!(
+                "band '{}' is {declared} (the item's raster:bands), but plugin '{plugin}' reads it as {}{}",
+                b.name,
+                b.dtype,
+                if declared.code_zero().is_some() {
+                    format!(": set plugin_config {{dtype: {declared}{nodata}}}")
+                } else {
+                    format!(": {declared} bands cannot be read yet (8- and 16-bit integer types only)")
+                }
+            ));
+        }
+        if let (Some((scale, offset)), true) = (b.units, asset.scale.is_some() || asset.offset.is_some()) {
+            let (s, o) = (asset.scale.unwrap_or(1.0), asset.offset.unwrap_or(0.0));
+            // Sentinel-2 baseline 04.00+: the +1000 the read removes is the declared offset.
+            let harmonized = b.harmonize_s2_offset && dataset.has_boa_offset();
+            let (declared_o, o) = (o, if harmonized { o + 1000.0 * s } else { o });
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12);
+            if !close(s, scale) || !close(o, offset) {
+                return Err(format!(
+                    "band '{}' declares scale {s} and offset {declared_o} (the item's raster:bands{}), but plugin '{plugin}' computes with scale {scale} and offset {offset}: set plugin_config {{scale: {s}, offset: {o}}}",
+                    b.name,
+                    if harmonized { "; the read removes the +1000 of baseline 04.00+" } else { "" }
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether any of `datasets`' assets is remote (read through GDAL's network file systems).
 pub fn has_remote_inputs(datasets: &[Dataset]) -> bool {
     datasets.iter().flat_map(|d| &d.assets).any(|a| gdal_path(&a.href).starts_with("/vsi"))
@@ -469,7 +519,8 @@ fn read_chunk(
 ) -> Result<Stack, TileError> {
     let names: Vec<String> = inputs.iter().map(|b| b.name.clone()).collect();
     let nodata: Vec<u16> = inputs.iter().map(|b| b.nodata).collect();
-    let mut stack = Stack::new(names, nodata.clone(), days.len(), window.height, window.width);
+    let dtypes = inputs.iter().map(|b| b.dtype).collect();
+    let mut stack = Stack::typed(names, dtypes, nodata.clone(), days.len(), window.height, window.width);
     let wb = window.bounds();
     let npix = window.width * window.height;
     let failures: Vec<Option<InputFailure>> = stack
@@ -495,7 +546,9 @@ fn read_chunk(
                         path,
                         name: &a.href,
                         resampling: if b.categorical { Resampling::Nearest } else { continuous },
+                        dtype: b.dtype,
                         nodata: b.nodata,
+                        declared_nodata: a.nodata,
                     })
                     .collect();
                 let mode = job.mode.read_mode();
@@ -631,5 +684,49 @@ mod tests {
         store.put(&layout.stac_key(&task), item.to_string().as_bytes()).unwrap();
         assert_eq!(existing_outputs(&store, &layout, &task, "a").unwrap(), ExistingOutputs::Complete);
         assert_eq!(existing_outputs(&store, &layout, &task, "b").unwrap(), ExistingOutputs::OtherConfig);
+    }
+
+    /// What items declare of a band (type, scale, offset) is checked against how the
+    /// statistic reads it, with Sentinel-2's removed +1000 accounted for.
+    #[test]
+    fn declared_types_scales_and_offsets_are_checked() {
+        use stratus_core::{BandAsset, SampleType};
+        let dataset =
+            |data_type: Option<SampleType>, scale: Option<f64>, offset: Option<f64>, baseline: &str| Dataset {
+                id: "item-1".into(),
+                collection: "c".into(),
+                datetime: chrono::Utc::now(),
+                footprint: vec![],
+                epsg: 32633,
+                region_code: None,
+                processing_baseline: Some(baseline.into()),
+                assets: vec![BandAsset {
+                    key: "B04".into(),
+                    names: vec![],
+                    href: "/x/B04.tif".into(),
+                    epsg: None,
+                    transform: None,
+                    shape: None,
+                    nodata: Some(-999.0),
+                    data_type,
+                    scale,
+                    offset,
+                }],
+                sources: vec![],
+            };
+        let gm = stratus_stats::build_statistic("gm-s2", &serde_json::json!({"bands": ["B04"]})).unwrap();
+        let inputs = gm.input_bands();
+        let check = |d: &Dataset| check_declared_types(d, &inputs[..1], "gm-s2");
+        assert!(check(&dataset(None, None, None, "02.09")).is_ok(), "nothing declared");
+        assert!(check(&dataset(Some(SampleType::Uint16), Some(1e-4), Some(0.0), "02.09")).is_ok());
+        assert!(check(&dataset(Some(SampleType::Uint8), None, None, "02.09")).is_ok(), "uint8 widens into uint16");
+        // Earth Search's baseline 04.00+ items: offset -0.1, which the +1000 removal accounts for.
+        assert!(check(&dataset(Some(SampleType::Uint16), Some(1e-4), Some(-0.1), "04.00")).is_ok());
+        let e = check(&dataset(Some(SampleType::Uint16), Some(1e-4), Some(-0.1), "02.09")).unwrap_err();
+        assert!(e.contains("'B04'") && e.contains("offset -0.1") && e.contains("{scale: 0.0001, offset: -0.1}"), "{e}");
+        let e = check(&dataset(Some(SampleType::Int16), None, None, "02.09")).unwrap_err();
+        assert!(e.contains("int16") && e.contains("{dtype: int16, nodata: -999}"), "{e}");
+        let e = check(&dataset(Some(SampleType::Float32), None, None, "02.09")).unwrap_err();
+        assert!(e.contains("float32") && e.contains("cannot be read yet"), "{e}");
     }
 }

@@ -10,9 +10,10 @@ use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
 use crate::morphology::MorphOp;
 use crate::percentile::percentiles_chunk;
 use crate::stack::Stack;
-use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
+use crate::statistic::{Encoding, InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use stratus_core::SampleType;
 
 const PS: [f64; 3] = [0.1, 0.5, 0.9];
 const PCT: [u32; 3] = [10, 50, 90];
@@ -33,7 +34,11 @@ pub struct TcwConfig {
     pub mask_filters: Vec<(String, usize)>,
     pub scale: f64,
     pub offset: f64,
-    pub nodata: u16,
+    /// The bands' sample type.
+    #[serde(default)]
+    pub dtype: SampleType,
+    /// Nodata of the bands, a value of `dtype`.
+    pub nodata: i64,
     #[serde(default)]
     pub harmonize_s2_offset: bool,
 }
@@ -47,6 +52,7 @@ impl TcwConfig {
             mask_filters: vec![("opening".into(), 2), ("dilation".into(), 5)],
             scale: 1e-4,
             offset: 0.0,
+            dtype: SampleType::Uint16,
             nodata: 0,
             harmonize_s2_offset: true,
         }
@@ -55,6 +61,7 @@ impl TcwConfig {
 
 pub struct TcwPercentiles {
     cfg: TcwConfig,
+    enc: Encoding,
     filters: Vec<MorphOp>,
 }
 
@@ -67,7 +74,8 @@ impl TcwPercentiles {
             });
         }
         let filters = parse_filters(&cfg.mask_filters)?;
-        Ok(TcwPercentiles { cfg, filters })
+        let enc = Encoding::new("tcw-percentiles", cfg.dtype, cfg.nodata)?;
+        Ok(TcwPercentiles { cfg, enc, filters })
     }
 }
 
@@ -83,7 +91,8 @@ impl Statistic for TcwPercentiles {
         "tcw-percentiles"
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        let mut v = InputBand::continuous(&self.cfg.bands, self.cfg.nodata, self.cfg.harmonize_s2_offset);
+        let bands = InputBand::continuous(&self.cfg.bands, &self.enc, self.cfg.harmonize_s2_offset);
+        let mut v = InputBand::in_units(bands, self.cfg.scale, self.cfg.offset);
         v.push(InputBand::mask(&self.cfg.mask_band, &self.cfg.mask));
         v
     }
@@ -109,18 +118,21 @@ impl Statistic for TcwPercentiles {
         let masks = observation_masks(stack, &self.cfg.mask_band, &self.cfg.mask, &self.filters)?;
         let (h, w) = stack.shape_yx();
         let times = stack.times();
-        let (scale, offset, nodata) = (self.cfg.scale as f32, self.cfg.offset as f32, self.cfg.nodata);
+        let (scale, offset, enc) = (self.cfg.scale as f32, self.cfg.offset as f32, self.enc);
         let data = &stack.data;
         let mut out = Vec::new();
         for coef in [TC_WET, TC_BRIGHT, TC_GREEN] {
             // Index x 10 000 as int16, per clear observation with every band present.
             let r = percentiles_chunk(Dims { h, w, bands: 1, times }, &PS, 3, TC_NODATA, |y, x, _, vals| {
                 for t in 0..times {
-                    if !masks[t].clear[[y, x]] || idx.iter().any(|&b| data[[t, b, y, x]] == nodata) {
+                    if !masks[t].clear[[y, x]] || idx.iter().any(|&b| data[[t, b, y, x]] == enc.code) {
                         continue;
                     }
-                    let v: f32 =
-                        idx.iter().zip(coef).map(|(&b, c)| (data[[t, b, y, x]] as f32 * scale + offset) * c).sum();
+                    let v: f32 = idx
+                        .iter()
+                        .zip(coef)
+                        .map(|(&b, c)| (enc.value(data[[t, b, y, x]]) as f32 * scale + offset) * c)
+                        .sum();
                     vals.push((v * 10_000.0).round().clamp(-9998.0, 32767.0) as i32);
                 }
             });
@@ -139,12 +151,25 @@ pub struct FcConfig {
     pub bands: Vec<String>,
     /// Water observation band (WOfS flags: 0 clear and dry, 128 clear and wet).
     pub water_band: String,
-    pub nodata: u16,
+    /// The bands' sample type.
+    #[serde(default = "fc_dtype")]
+    pub dtype: SampleType,
+    /// Nodata of the bands, a value of `dtype`.
+    pub nodata: i64,
+}
+
+fn fc_dtype() -> SampleType {
+    SampleType::Uint8
 }
 
 impl Default for FcConfig {
     fn default() -> Self {
-        FcConfig { bands: ["pv", "npv", "bs"].map(String::from).to_vec(), water_band: "water".into(), nodata: 255 }
+        FcConfig {
+            bands: ["pv", "npv", "bs"].map(String::from).to_vec(),
+            water_band: "water".into(),
+            dtype: fc_dtype(),
+            nodata: 255,
+        }
     }
 }
 
@@ -152,6 +177,7 @@ impl Default for FcConfig {
 /// three dry ones (mostly wet), 2 percentiles valid.
 pub struct FcPercentiles {
     cfg: FcConfig,
+    enc: Encoding,
 }
 
 impl FcPercentiles {
@@ -159,7 +185,8 @@ impl FcPercentiles {
         if cfg.bands.is_empty() {
             return Err(StatError::Config { plugin: "fc-percentiles".into(), why: "bands: give at least one".into() });
         }
-        Ok(FcPercentiles { cfg })
+        let enc = Encoding::new("fc-percentiles", cfg.dtype, cfg.nodata)?;
+        Ok(FcPercentiles { cfg, enc })
     }
 }
 
@@ -172,13 +199,8 @@ impl Statistic for FcPercentiles {
         "fc-percentiles"
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        let mut v = InputBand::continuous(&self.cfg.bands, self.cfg.nodata, false);
-        v.push(InputBand {
-            name: self.cfg.water_band.clone(),
-            categorical: true,
-            nodata: 1,
-            harmonize_s2_offset: false,
-        });
+        let mut v = InputBand::continuous(&self.cfg.bands, &self.enc, false);
+        v.push(InputBand::categorical(&self.cfg.water_band, 1));
         v
     }
     fn output_bands(&self) -> Vec<OutputBand> {
@@ -187,7 +209,7 @@ impl Statistic for FcPercentiles {
             for p in PCT {
                 v.push(OutputBand {
                     name: format!("{b}_pc_{p}"),
-                    dtype: PixelType::Uint8,
+                    dtype: self.enc.output_type(),
                     nodata: Some(self.cfg.nodata as f64),
                     categorical: false,
                 });
@@ -204,17 +226,17 @@ impl Statistic for FcPercentiles {
         let (h, w) = stack.shape_yx();
         let times = stack.times();
         let data = &stack.data;
-        let nodata = self.cfg.nodata;
+        let enc = self.enc;
         let dry = |y: usize, x: usize, t: usize| {
-            data[[t, wb, y, x]] == 0 && idx.iter().all(|&b| data[[t, b, y, x]] != nodata)
+            data[[t, wb, y, x]] == 0 && idx.iter().all(|&b| data[[t, b, y, x]] != enc.code)
         };
-        let r = percentiles_chunk(Dims { h, w, bands: idx.len(), times }, &PS, 3, nodata as i32, |y, x, b, vals| {
-            vals.extend((0..times).filter(|&t| dry(y, x, t)).map(|t| data[[t, idx[b], y, x]] as i32))
+        let r = percentiles_chunk(Dims { h, w, bands: idx.len(), times }, &PS, 3, enc.nodata, |y, x, b, vals| {
+            vals.extend((0..times).filter(|&t| dry(y, x, t)).map(|t| enc.value(data[[t, idx[b], y, x]])))
         });
         let mut out = Vec::new();
         for b in 0..idx.len() {
             for q in 0..PS.len() {
-                out.push(OutputData::U8(Array2::from_shape_fn((h, w), |(y, x)| r[[b, q, y, x]] as u8)));
+                out.push(enc.output(r.slice(ndarray::s![b, q, .., ..]).to_owned()));
             }
         }
         out.push(OutputData::U8(Array2::from_shape_fn((h, w), |(y, x)| {

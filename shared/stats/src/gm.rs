@@ -1,14 +1,15 @@
 //! `gm-s2` and `gm-ls`: geomedian with MADs of cloud-free observations.
-//! Outputs one band per input band (the input's dtype), `emad` (input units), `smad`,
+//! Outputs one band per input band (the input's type; int8 widens to int16), `emad` (input units), `smad`,
 //! `bcmad` (unitless, float32) and `count` (uint16).
 
 use crate::geomedian::{geomedian_mads_chunk, Dims, GeomedianParams};
 use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
 use crate::morphology::MorphOp;
 use crate::stack::Stack;
-use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
+use crate::statistic::{Encoding, InputBand, OutputBand, OutputData, StatCost, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use stratus_core::SampleType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,7 +23,11 @@ pub struct GmConfig {
     /// value = DN * scale + offset.
     pub scale: f64,
     pub offset: f64,
-    pub nodata: u16,
+    /// The bands' sample type (the mask band is read as it comes).
+    #[serde(default)]
+    pub dtype: SampleType,
+    /// Nodata of the bands, a value of `dtype`.
+    pub nodata: i64,
     #[serde(default = "default_eps")]
     pub eps: f32,
     #[serde(default = "default_maxiters")]
@@ -48,6 +53,7 @@ impl GmConfig {
             mask_filters: vec![("opening".into(), 2), ("dilation".into(), 5)],
             scale: 1e-4,
             offset: 0.0,
+            dtype: SampleType::Uint16,
             nodata: 0,
             eps: default_eps(),
             maxiters: default_maxiters(),
@@ -62,6 +68,7 @@ impl GmConfig {
             mask_filters: vec![],
             scale: 0.0000275,
             offset: -0.2,
+            dtype: SampleType::Uint16,
             nodata: 0,
             eps: default_eps(),
             maxiters: default_maxiters(),
@@ -73,6 +80,7 @@ impl GmConfig {
 pub struct Gm {
     name: String,
     cfg: GmConfig,
+    enc: Encoding,
     filters: Vec<MorphOp>,
 }
 
@@ -89,14 +97,15 @@ impl Gm {
             return bad("eps must be positive and maxiters at least 1");
         }
         let filters = parse_filters(&cfg.mask_filters)?;
-        Ok(Gm { name: name.into(), cfg, filters })
+        let enc = Encoding::new(name, cfg.dtype, cfg.nodata)?;
+        Ok(Gm { name: name.into(), cfg, enc, filters })
     }
 }
 
-/// Scaled value back to a digital number: round half away from zero, clamped to 1..=65535
-/// (0 is nodata).
-pub fn to_dn(v: f32, scale: f64, offset: f64) -> u16 {
-    (((v as f64 - offset) / scale).round()).clamp(1.0, 65535.0) as u16
+/// Scaled value back to a digital number of the bands' type: round half away from zero,
+/// clamped to the type, never nodata.
+pub fn to_dn(v: f32, scale: f64, offset: f64, enc: &Encoding) -> i32 {
+    enc.to_stored((v as f64 - offset) / scale)
 }
 
 impl Statistic for Gm {
@@ -110,7 +119,8 @@ impl Statistic for Gm {
         &self.name
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        let mut v = InputBand::continuous(&self.cfg.bands, self.cfg.nodata, self.cfg.harmonize_s2_offset);
+        let bands = InputBand::continuous(&self.cfg.bands, &self.enc, self.cfg.harmonize_s2_offset);
+        let mut v = InputBand::in_units(bands, self.cfg.scale, self.cfg.offset);
         v.push(InputBand::mask(&self.cfg.mask_band, &self.cfg.mask));
         v
     }
@@ -121,7 +131,7 @@ impl Statistic for Gm {
             .iter()
             .map(|b| OutputBand {
                 name: b.clone(),
-                dtype: PixelType::Uint16,
+                dtype: self.enc.output_type(),
                 nodata: Some(self.cfg.nodata as f64),
                 categorical: false,
             })
@@ -139,7 +149,8 @@ impl Statistic for Gm {
         let idx = stack.band_indices(&self.cfg.bands)?;
         let masks = observation_masks(stack, &self.cfg.mask_band, &self.cfg.mask, &self.filters)?;
         let (h, w) = stack.shape_yx();
-        let (scale, offset, nodata) = (self.cfg.scale as f32, self.cfg.offset as f32, self.cfg.nodata);
+        let (scale, offset, enc) = (self.cfg.scale as f32, self.cfg.offset as f32, self.enc);
+        let nodata = enc.code;
         let data = &stack.data;
         let times = stack.times();
         let r = geomedian_mads_chunk(
@@ -153,7 +164,7 @@ impl Statistic for Gm {
                 let n = kept.len();
                 for (k, &b) in idx.iter().enumerate() {
                     for (i, &t) in kept.iter().enumerate() {
-                        out[k * n + i] = data[[t, b, y, x]] as f32 * scale + offset;
+                        out[k * n + i] = enc.value(data[[t, b, y, x]]) as f32 * scale + offset;
                     }
                 }
                 n
@@ -162,12 +173,12 @@ impl Statistic for Gm {
         );
         let mut out: Vec<OutputData> = (0..idx.len())
             .map(|b| {
-                OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| {
+                enc.output(Array2::from_shape_fn((h, w), |(y, x)| {
                     let v = r.gm[[b, y, x]];
                     if v.is_nan() {
-                        nodata
+                        enc.nodata
                     } else {
-                        to_dn(v, self.cfg.scale, self.cfg.offset)
+                        to_dn(v, self.cfg.scale, self.cfg.offset, &enc)
                     }
                 }))
             })
@@ -212,7 +223,50 @@ mod tests {
         let OutputData::F32(emad) = &out[2] else { panic!() };
         assert!(emad[[0, 0]] > 0.0 && emad[[0, 0]] < 40.0, "emad in DN units: {}", emad[[0, 0]]);
         assert_eq!(gm.output_bands().len(), 6);
-        assert_eq!(to_dn(0.12345, 1e-4, 0.0), 1235);
-        assert_eq!(to_dn(0.0, 0.0000275, -0.2), 7273);
+        let u16_enc = Encoding::new("gm-s2", SampleType::Uint16, 0).unwrap();
+        assert_eq!(to_dn(0.12345, 1e-4, 0.0, &u16_enc), 1235);
+        assert_eq!(to_dn(0.0, 0.0000275, -0.2, &u16_enc), 7273);
+        assert_eq!(to_dn(-0.5, 1e-4, 0.0, &u16_enc), 1, "clamped, and off nodata");
+        let ard = Encoding::new("gm-ls", SampleType::Int16, -999).unwrap();
+        assert_eq!(to_dn(-0.0999, 1e-4, 0.0, &ard), -998, "never nodata");
+        assert_eq!(to_dn(-0.05, 1e-4, 0.0, &ard), -500);
+        assert_eq!(to_dn(9.0, 1e-4, 0.0, &ard), 32767);
+    }
+
+    #[test]
+    fn int16_reflectance_with_negative_values() {
+        // DEA ARD: int16, nodata -999; fmask (uint8) for clouds: 1 clear, 2 cloud.
+        let ard = SampleType::Int16;
+        let code = |v: i32| ard.code(v as f64).unwrap();
+        let bands = vec!["nbart_red".to_string(), "nbart_nir".to_string(), "fmask".to_string()];
+        let mut s = Stack::typed(bands, vec![ard, ard, SampleType::Uint8], vec![code(-999), code(-999), 0], 4, 1, 2);
+        for t in 0..4 {
+            s.data[[t, 0, 0, 0]] = code(-40 + 10 * t as i32);
+            s.data[[t, 1, 0, 0]] = code(2000 + 10 * t as i32);
+            s.data[[t, 2, 0, 0]] = 1;
+            s.data[[t, 0, 0, 1]] = code(-999);
+            s.data[[t, 1, 0, 1]] = code(-999);
+            s.data[[t, 2, 0, 1]] = 1;
+        }
+        s.data[[3, 2, 0, 0]] = 2; // cloud
+        let cfg = GmConfig {
+            bands: vec!["nbart_red".into(), "nbart_nir".into()],
+            mask_band: "fmask".into(),
+            // A class mask with fmask's meaning of 0 (nodata) and 2 (cloud).
+            mask: MaskKind::S2Scl { cloud_classes: vec![2] },
+            mask_filters: vec![],
+            scale: 1e-4,
+            offset: 0.0,
+            dtype: ard,
+            nodata: -999,
+            ..GmConfig::landsat()
+        };
+        let gm = Gm::new("gm-ls", cfg).unwrap();
+        assert_eq!(gm.output_bands()[0].dtype, crate::statistic::PixelType::Int16);
+        assert_eq!(gm.input_bands()[0].nodata, code(-999));
+        let out = gm.reduce(&s).unwrap();
+        let OutputData::I16(red) = &out[0] else { panic!("int16 in, int16 out") };
+        assert!((-40..=-10).contains(&red[[0, 0]]), "negative reflectance kept: {}", red[[0, 0]]);
+        assert_eq!(red[[0, 1]], -999, "no valid observation: nodata");
     }
 }

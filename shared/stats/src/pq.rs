@@ -58,12 +58,7 @@ impl Statistic for Pq {
         &self.name
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        vec![InputBand {
-            name: self.cfg.band.clone(),
-            categorical: true,
-            nodata: self.cfg.mask.nodata(),
-            harmonize_s2_offset: false,
-        }]
+        vec![InputBand::mask(&self.cfg.band, &self.cfg.mask)]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
         let band = |name: String| OutputBand { name, dtype: PixelType::Uint16, nodata: None, categorical: true };

@@ -48,6 +48,7 @@ fn summary_defaults() -> SummaryConfig {
         bands: vec![],
         percentiles: vec![10, 50, 90],
         min_obs: None,
+        dtype: Default::default(),
         nodata: 0,
         mask_band: None,
         mask: None,

@@ -1,18 +1,35 @@
 use ndarray::{Array4, ArrayView2};
+use stratus_core::SampleType;
 
 /// The observations of one spatial chunk: (time, band, y, x), one time slot per solar day
-/// (same-day datasets already fused), nodata per band.
+/// (same-day datasets already fused), nodata per band. Values are held as 16-bit codes of
+/// each band's sample type (`stratus_core::sample`): a uint16 band's code is its value.
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub bands: Vec<String>,
+    pub dtypes: Vec<SampleType>,
+    /// Nodata per band, as a code.
     pub nodata: Vec<u16>,
     pub data: Array4<u16>,
 }
 
 impl Stack {
+    /// A stack of uint16 bands, every value nodata.
     pub fn new(bands: Vec<String>, nodata: Vec<u16>, times: usize, height: usize, width: usize) -> Stack {
+        let dtypes = vec![SampleType::Uint16; bands.len()];
+        Stack::typed(bands, dtypes, nodata, times, height, width)
+    }
+    /// A stack of bands of `dtypes`, every value nodata (`nodata`: codes).
+    pub fn typed(
+        bands: Vec<String>,
+        dtypes: Vec<SampleType>,
+        nodata: Vec<u16>,
+        times: usize,
+        height: usize,
+        width: usize,
+    ) -> Stack {
         let data = Array4::from_elem((times, bands.len(), height, width), 0u16);
-        let mut s = Stack { bands, nodata, data };
+        let mut s = Stack { bands, dtypes, nodata, data };
         for (b, nd) in s.nodata.clone().into_iter().enumerate() {
             s.data.slice_mut(ndarray::s![.., b, .., ..]).fill(nd);
         }

@@ -3,6 +3,7 @@
 use crate::stack::Stack;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use stratus_core::SampleType;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -13,6 +14,8 @@ pub enum StatError {
     UnknownPlugin(String, String),
     #[error("input stack has no band '{0}'")]
     MissingBand(String),
+    #[error("plugin '{plugin}' cannot read {dtype} bands: it reads 8- and 16-bit integer bands (int8, uint8, int16, uint16); set plugin_config 'dtype' to the bands' type, or use a plugin that takes {dtype}")]
+    UnsupportedType { plugin: String, dtype: SampleType },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,8 +33,15 @@ pub struct InputBand {
     pub name: String,
     /// Categorical bands (classes, bit flags) must be resampled with nearest.
     pub categorical: bool,
-    /// Nodata of the band as stored.
+    /// The band's sample type: the stack holds it as 16-bit codes (see
+    /// [`stratus_core::sample`]).
+    pub dtype: SampleType,
+    /// Nodata of the band, as a code of `dtype`.
     pub nodata: u16,
+    /// The (scale, offset) the statistic turns stored values into physical ones with
+    /// (value = stored x scale + offset), where it does: items that declare other ones
+    /// are refused, as the statistic would compute on the wrong values.
+    pub units: Option<(f64, f64)>,
     /// Sentinel-2 reflectance: remove the +1000 offset of processing baseline 04.00+
     /// (read from each dataset's metadata) so that baselines are not mixed.
     pub harmonize_s2_offset: bool,
@@ -39,12 +49,97 @@ pub struct InputBand {
 
 impl InputBand {
     /// Continuous (reflectance-like) bands, resampled with the run's method.
-    pub fn continuous(names: &[String], nodata: u16, harmonize_s2_offset: bool) -> Vec<InputBand> {
-        names.iter().map(|n| InputBand { name: n.clone(), categorical: false, nodata, harmonize_s2_offset }).collect()
+    pub fn continuous(names: &[String], enc: &Encoding, harmonize_s2_offset: bool) -> Vec<InputBand> {
+        names
+            .iter()
+            .map(|n| InputBand {
+                name: n.clone(),
+                categorical: false,
+                dtype: enc.dtype,
+                nodata: enc.code,
+                units: None,
+                harmonize_s2_offset: harmonize_s2_offset && !enc.dtype.is_signed(),
+            })
+            .collect()
+    }
+    /// The same bands, read as physical values with `scale` and `offset`.
+    pub fn in_units(mut bands: Vec<InputBand>, scale: f64, offset: f64) -> Vec<InputBand> {
+        for b in &mut bands {
+            b.units = Some((scale, offset));
+        }
+        bands
     }
     /// A cloud-mask band (classes or bit flags): nearest resampling, never harmonised.
     pub fn mask(name: &str, kind: &crate::masks::MaskKind) -> InputBand {
-        InputBand { name: name.to_string(), categorical: true, nodata: kind.nodata(), harmonize_s2_offset: false }
+        InputBand::categorical(name, kind.nodata())
+    }
+    /// An unsigned categorical band (classes, bit flags) with nodata `nodata`.
+    pub fn categorical(name: &str, nodata: u16) -> InputBand {
+        InputBand {
+            name: name.to_string(),
+            categorical: true,
+            dtype: SampleType::Uint16,
+            nodata,
+            units: None,
+            harmonize_s2_offset: false,
+        }
+    }
+}
+
+/// How a plugin's measurement bands are stored: their sample type and nodata value,
+/// checked once when the plugin is built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Encoding {
+    pub dtype: SampleType,
+    pub nodata: i32,
+    /// `nodata` as a code of the stack.
+    pub code: u16,
+    zero: i32,
+    range: (i32, i32),
+}
+
+impl Encoding {
+    pub fn new(plugin: &str, dtype: SampleType, nodata: i64) -> Result<Encoding, StatError> {
+        let (Some(zero), Some(range)) = (dtype.code_zero(), dtype.range()) else {
+            return Err(StatError::UnsupportedType { plugin: plugin.into(), dtype });
+        };
+        let code = dtype.code(nodata as f64).ok_or_else(|| StatError::Config {
+            plugin: plugin.into(),
+            why: format!("nodata {nodata} is not a {dtype} value ({} to {})", range.0, range.1),
+        })?;
+        Ok(Encoding { dtype, nodata: nodata as i32, code, zero, range })
+    }
+    /// The value a stack code stands for.
+    #[inline(always)]
+    pub fn value(&self, code: u16) -> i32 {
+        code as i32 + self.zero
+    }
+    /// The output type that holds every value of the input: int8 widens to int16.
+    pub fn output_type(&self) -> PixelType {
+        match self.dtype {
+            SampleType::Uint8 => PixelType::Uint8,
+            SampleType::Int8 | SampleType::Int16 => PixelType::Int16,
+            _ => PixelType::Uint16,
+        }
+    }
+    /// A computed value stored back in the band's type: rounded half away from zero,
+    /// clamped to the type, and moved off nodata (by one, towards the valid side).
+    pub fn to_stored(&self, v: f64) -> i32 {
+        let (lo, hi) = self.range;
+        let r = v.round().clamp(lo as f64, hi as f64) as i32;
+        match r {
+            r if r != self.nodata => r,
+            r if r == hi => r - 1,
+            r => r + 1,
+        }
+    }
+    /// Values of the band (nodata included) as an output array of [`Self::output_type`].
+    pub fn output(&self, a: Array2<i32>) -> OutputData {
+        match self.output_type() {
+            PixelType::Uint8 => OutputData::U8(a.mapv(|v| v as u8)),
+            PixelType::Int16 => OutputData::I16(a.mapv(|v| v as i16)),
+            _ => OutputData::U16(a.mapv(|v| v as u16)),
+        }
     }
 }
 

@@ -1,14 +1,16 @@
 //! Generic per-band summaries of any bands: `percentiles`, `median`, `mean`, with an
-//! optional cloud mask. Percentiles keep the input dtype; the mean is float32.
+//! optional cloud mask. Percentiles keep the input's type (int8 widens to int16); the
+//! mean is float32.
 
 use crate::geomedian::Dims;
 use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
 use crate::morphology::MorphOp;
 use crate::percentile::{mean_chunk, percentiles_chunk};
 use crate::stack::Stack;
-use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
+use crate::statistic::{Encoding, InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use stratus_core::SampleType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,8 +22,12 @@ pub struct SummaryConfig {
     /// Fewer valid observations than this give nodata (default 3; 1 for median).
     #[serde(default)]
     pub min_obs: Option<usize>,
+    /// The bands' sample type.
     #[serde(default)]
-    pub nodata: u16,
+    pub dtype: SampleType,
+    /// Nodata of the bands, a value of `dtype`.
+    #[serde(default)]
+    pub nodata: i64,
     /// Optional cloud mask.
     #[serde(default)]
     pub mask_band: Option<String>,
@@ -46,6 +52,7 @@ pub struct Summary {
     name: String,
     kind: SummaryKind,
     cfg: SummaryConfig,
+    enc: Encoding,
     filters: Vec<MorphOp>,
 }
 
@@ -62,7 +69,8 @@ impl Summary {
             return bad("give both mask_band and mask, or neither");
         }
         let filters = parse_filters(&cfg.mask_filters)?;
-        Ok(Summary { name: name.into(), kind, cfg, filters })
+        let enc = Encoding::new(name, cfg.dtype, cfg.nodata)?;
+        Ok(Summary { name: name.into(), kind, cfg, enc, filters })
     }
     fn ps(&self) -> Vec<f64> {
         match self.kind {
@@ -88,7 +96,7 @@ impl Statistic for Summary {
         &self.name
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        let mut v = InputBand::continuous(&self.cfg.bands, self.cfg.nodata, false);
+        let mut v = InputBand::continuous(&self.cfg.bands, &self.enc, false);
         if let (Some(b), Some(k)) = (&self.cfg.mask_band, &self.cfg.mask) {
             v.push(InputBand::mask(b, k));
         }
@@ -102,7 +110,7 @@ impl Statistic for Summary {
                     for p in &self.cfg.percentiles {
                         v.push(OutputBand {
                             name: format!("{b}_pc_{p}"),
-                            dtype: PixelType::Uint16,
+                            dtype: self.enc.output_type(),
                             nodata: Some(self.cfg.nodata as f64),
                             categorical: false,
                         });
@@ -110,7 +118,7 @@ impl Statistic for Summary {
                 }
                 SummaryKind::Median => v.push(OutputBand {
                     name: b.clone(),
-                    dtype: PixelType::Uint16,
+                    dtype: self.enc.output_type(),
                     nodata: Some(self.cfg.nodata as f64),
                     categorical: false,
                 }),
@@ -131,12 +139,12 @@ impl Statistic for Summary {
         };
         let (h, w) = stack.shape_yx();
         let times = stack.times();
-        let nodata = self.cfg.nodata;
+        let enc = self.enc;
         let data = &stack.data;
         let clear = |y: usize, x: usize, t: usize| masks.as_ref().is_none_or(|m| m[t].clear[[y, x]]);
         let get = |y: usize, x: usize, b: usize, t: usize| {
             let v = data[[t, idx[b], y, x]];
-            (v != nodata && clear(y, x, t)).then_some(v)
+            (v != enc.code && clear(y, x, t)).then(|| enc.value(v))
         };
         let mut out = Vec::new();
         match self.kind {
@@ -146,17 +154,18 @@ impl Statistic for Summary {
                     Dims { h, w, bands: idx.len(), times },
                     &ps,
                     self.min_obs(),
-                    nodata as i32,
-                    |y, x, b, vals| vals.extend((0..times).filter_map(|t| get(y, x, b, t)).map(i32::from)),
+                    enc.nodata,
+                    |y, x, b, vals| vals.extend((0..times).filter_map(|t| get(y, x, b, t))),
                 );
                 for b in 0..idx.len() {
                     for q in 0..ps.len() {
-                        out.push(OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| r[[b, q, y, x]] as u16)));
+                        out.push(enc.output(r.slice(ndarray::s![b, q, .., ..]).to_owned()));
                     }
                 }
             }
             SummaryKind::Mean => {
-                let r = mean_chunk(Dims { h, w, bands: idx.len(), times }, |y, x, b, t| get(y, x, b, t).map(f32::from));
+                let r =
+                    mean_chunk(Dims { h, w, bands: idx.len(), times }, |y, x, b, t| get(y, x, b, t).map(|v| v as f32));
                 for b in 0..idx.len() {
                     out.push(OutputData::F32(r.slice(ndarray::s![b, .., ..]).to_owned()));
                 }
@@ -200,7 +209,7 @@ impl Statistic for WofsSummary {
     }
     fn input_bands(&self) -> Vec<InputBand> {
         // WOfS marks no data with bit 0 (value 1).
-        vec![InputBand { name: self.band.clone(), categorical: true, nodata: 1, harmonize_s2_offset: false }]
+        vec![InputBand::categorical(&self.band, 1)]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
         vec![
@@ -259,6 +268,7 @@ mod tests {
             bands: vec!["red".into()],
             percentiles: vec![10, 50, 90],
             min_obs: None,
+            dtype: SampleType::Uint16,
             nodata: 0,
             mask_band: Some("SCL".into()),
             mask: Some(MaskKind::s2()),
@@ -273,6 +283,63 @@ mod tests {
         assert!(matches!(&m[0], OutputData::F32(a) if a[[0, 0]] == 275.0));
         let med = Summary::new("median", SummaryKind::Median, cfg).unwrap();
         assert_eq!(med.output_bands()[0].name, "red");
+    }
+
+    #[test]
+    fn signed_and_8_bit_bands_keep_their_values_and_type() {
+        // DEA ARD: int16, nodata -999, negative reflectance possible.
+        let ard = SampleType::Int16;
+        let code = |v: i32| ard.code(v as f64).unwrap();
+        let mut s = Stack::typed(vec!["nbart_red".into()], vec![ard], vec![code(-999)], 5, 1, 2);
+        for (t, v) in [-20, 300, -999, 150, 40].into_iter().enumerate() {
+            s.data[[t, 0, 0, 0]] = code(v);
+            s.data[[t, 0, 0, 1]] = code(-999);
+        }
+        let cfg = SummaryConfig {
+            bands: vec!["nbart_red".into()],
+            percentiles: vec![0, 50, 100],
+            min_obs: Some(1),
+            dtype: ard,
+            nodata: -999,
+            mask_band: None,
+            mask: None,
+            mask_filters: vec![],
+        };
+        let p = Summary::new("percentiles", SummaryKind::Percentiles, cfg.clone()).unwrap();
+        assert!(p.output_bands().iter().take(3).all(|b| b.dtype == PixelType::Int16 && b.nodata == Some(-999.0)));
+        assert_eq!(p.input_bands()[0].nodata, code(-999));
+        let out = p.reduce(&s).unwrap();
+        let got: Vec<[i16; 2]> = out
+            .iter()
+            .take(3)
+            .map(|o| if let OutputData::I16(a) = o { [a[[0, 0]], a[[0, 1]]] } else { panic!() })
+            .collect();
+        // Sorted -20 40 150 300: min, round-half-even(1.5) = 2, max; nothing valid at x=1.
+        assert_eq!(got, vec![[-20, -999], [150, -999], [300, -999]]);
+        let m = Summary::new("mean", SummaryKind::Mean, cfg.clone()).unwrap().reduce(&s).unwrap();
+        assert!(matches!(&m[0], OutputData::F32(a) if a[[0, 0]] == 117.5));
+
+        // Fractional cover style: uint8 outputs uint8.
+        let mut fc = Stack::typed(vec!["pv".into()], vec![SampleType::Uint8], vec![255], 3, 1, 1);
+        for (t, v) in [10u16, 250, 30].into_iter().enumerate() {
+            fc.data[[t, 0, 0, 0]] = v;
+        }
+        let cfg8 = SummaryConfig { bands: vec!["pv".into()], dtype: SampleType::Uint8, nodata: 255, ..cfg.clone() };
+        let out = Summary::new("percentiles", SummaryKind::Percentiles, cfg8).unwrap().reduce(&fc).unwrap();
+        assert!(matches!(&out[2], OutputData::U8(a) if a[[0, 0]] == 250));
+
+        // Refused with the fix named: a type the stack cannot hold, a nodata outside the type.
+        let e = Summary::new(
+            "percentiles",
+            SummaryKind::Percentiles,
+            SummaryConfig { dtype: SampleType::Float32, ..cfg.clone() },
+        );
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("float32") && e.contains("dtype"), "{e}");
+        let e =
+            Summary::new("percentiles", SummaryKind::Percentiles, SummaryConfig { dtype: SampleType::Uint8, ..cfg });
+        let e = e.err().unwrap().to_string();
+        assert!(e.contains("-999") && e.contains("uint8"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use coords::PixelTransform;
 use resample::{kernel_radius, resample_footprints, resample_points, source_nodata, Bounds, Points, Window};
 pub use source::{OpenInputs, SourceGrid, SourceInfo};
 use std::sync::Arc;
-use stratus_core::GeoBox;
+use stratus_core::{GeoBox, SampleType};
 
 /// One band of a dataset to read.
 #[derive(Debug, Clone)]
@@ -28,8 +28,13 @@ pub struct BandRequest<'a> {
     /// The name errors and logs use (the asset's href).
     pub name: &'a str,
     pub resampling: Resampling,
-    /// The output's nodata: pixels nothing valid maps to.
+    /// How the band is held: values become 16-bit codes of this type (see
+    /// [`stratus_core::sample`]); a source type it cannot hold without loss is refused.
+    pub dtype: SampleType,
+    /// The output's nodata (a code): pixels nothing valid maps to.
     pub nodata: u16,
+    /// The nodata the catalogue declares, used when the file declares none.
+    pub declared_nodata: Option<f64>,
 }
 
 /// Resample (the tile read), or only decode the source windows the resampling would use
@@ -70,8 +75,9 @@ pub fn read_bands(
     // Group the bands by source grid: each group shares its coordinates.
     let mut groups: Vec<(Arc<SourceGrid>, Vec<usize>)> = Vec::new();
     for (i, r) in requests.iter().enumerate() {
-        let info =
-            inputs.with(r.path, r.name, |_, info| Ok(info.clone())).map_err(|error| BandFailure { index: i, error })?;
+        let info = inputs
+            .with(r.path, r.name, |_, info| source::check_type(info, r.name, r.dtype).map(|_| info.clone()))
+            .map_err(|error| BandFailure { index: i, error })?;
         match groups.iter_mut().find(|(g, _)| **g == *info.grid) {
             Some((_, members)) => members.push(i),
             None => groups.push((info.grid.clone(), vec![i])),
@@ -90,7 +96,8 @@ pub fn read_bands(
             decoded.push(
                 inputs
                     .with(r.path, r.name, |ds, info| {
-                        Ok((source::read_window(ds, r.name, plan.level, origin, size)?, info.nodata))
+                        let data = source::read_window(ds, r.name, r.dtype, plan.level, origin, size)?;
+                        Ok((data, source_nodata(info.nodata.or(r.declared_nodata), r.dtype)))
                     })
                     .map_err(fail(i))?,
             );
@@ -103,7 +110,7 @@ pub fn read_bands(
             .zip(&decoded)
             .map(|(&i, (data, nodata))| GroupBand {
                 decoded: data,
-                nodata: source_nodata(*nodata),
+                nodata: *nodata,
                 method: requests[i].resampling,
                 out: std::mem::take(&mut planes[i]),
                 dst_nodata: requests[i].nodata,
@@ -112,9 +119,28 @@ pub fn read_bands(
         plan.resample(&mut bands);
         for (&i, b) in members.iter().zip(bands) {
             planes[i] = b.out;
+            clamp_to_type(&mut planes[i], requests[i].dtype, requests[i].nodata);
         }
     }
     Ok(planes)
+}
+
+/// Resampling (cubic's overshoot) can leave an 8-bit type's range, which 16-bit codes do
+/// not bound: clamp into it and step off nodata, as GDAL does writing that type.
+fn clamp_to_type(plane: &mut [u16], dtype: SampleType, nodata: u16) {
+    let Some((lo, hi)) = dtype.range() else { return };
+    let (Some(lo), Some(hi)) = (dtype.code(lo as f64), dtype.code(hi as f64)) else { return };
+    if lo == 0 && hi == u16::MAX {
+        return;
+    }
+    let off_nodata = |c: u16, step: i32| if c == nodata { (c as i32 + step) as u16 } else { c };
+    for c in plane.iter_mut() {
+        if *c > hi {
+            *c = off_nodata(hi, -1);
+        } else if *c < lo {
+            *c = off_nodata(lo, 1);
+        }
+    }
 }
 
 fn gdal_warp_bands(
@@ -127,7 +153,13 @@ fn gdal_warp_bands(
         .enumerate()
         .map(|(index, r)| {
             crate::warp::read_input_with_retries(r.path, r.name, |src| {
-                crate::warp::read_warped::<u16>(src, r.name, window, r.resampling, r.nodata as f64, max_error)
+                let nodata = r.dtype.value(r.nodata) as f64;
+                if r.dtype.is_signed() {
+                    let v = crate::warp::read_warped::<i16>(src, r.name, window, r.resampling, nodata, max_error)?;
+                    Ok(v.into_iter().map(|v| (v as u16) ^ 0x8000).collect())
+                } else {
+                    crate::warp::read_warped::<u16>(src, r.name, window, r.resampling, nodata, max_error)
+                }
             })
             .map_err(|error| BandFailure { index, error })
         })

@@ -6,6 +6,7 @@
 //! integers are rounded half up, clamped, and nudged off the output nodata value.
 
 use crate::resampling::Resampling;
+use stratus_core::SampleType;
 
 /// A decoded window of a source band, in the pixel coordinates of the level it was read
 /// from. `bounds` is GDAL's source window for the resampling method (what its kernel may
@@ -20,12 +21,12 @@ pub struct Window<'a> {
     pub bounds: Bounds,
 }
 
-/// The source nodata as GDAL masks a 16-bit band: an integer within the type's range
-/// (rounded down from within 1e-6), otherwise no mask at all.
-pub fn source_nodata(nd: Option<f64>) -> Option<u16> {
+/// The source nodata as GDAL masks an integer band, as a code of `dtype`: an integer
+/// within the type's range (rounded down from within 1e-6), otherwise no mask at all.
+pub fn source_nodata(nd: Option<f64>, dtype: SampleType) -> Option<u16> {
     let nd = nd?;
     let v = (nd + 1e-6).floor();
-    (nd.is_finite() && (0.0..=65535.0).contains(&v) && (nd - v).abs() <= 1e-6).then_some(v as u16)
+    (nd.is_finite() && (nd - v).abs() <= 1e-6).then(|| dtype.code(v)).flatten()
 }
 
 /// `floor` without a libm call (the default x86-64 target has no rounding instruction):

@@ -6,6 +6,7 @@ use gdal::Dataset;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use stratus_core::SampleType;
 
 /// The pixel grid of a source band: where its pixels are, in which CRS, and its
 /// overview levels.
@@ -64,6 +65,18 @@ pub struct SourceInfo {
     pub grid: Arc<SourceGrid>,
     /// The band's own nodata value: source pixels equal to it are not data.
     pub nodata: Option<f64>,
+    /// The band's sample type (GDAL's name, e.g. `Byte`, `Int16`, `CFloat32`).
+    pub gdal_type: String,
+}
+
+impl SourceInfo {
+    /// The sample type, for the types a band can have here (not complex ones).
+    pub fn sample_type(&self) -> Option<SampleType> {
+        match self.gdal_type.as_str() {
+            "Byte" => Some(SampleType::Uint8),
+            other => SampleType::parse(other),
+        }
+    }
 }
 
 struct Slot {
@@ -106,8 +119,9 @@ impl OpenInputs {
                 self.make_room();
                 let ds = crate::warp::open_input(path)?;
                 if s.info.is_none() {
-                    let nodata = ds.rasterband(1)?.no_data_value();
-                    s.info = Some(SourceInfo { grid: Arc::new(SourceGrid::of(&ds, name)?), nodata });
+                    let band = ds.rasterband(1)?;
+                    let (nodata, gdal_type) = (band.no_data_value(), band.band_type().name());
+                    s.info = Some(SourceInfo { grid: Arc::new(SourceGrid::of(&ds, name)?), nodata, gdal_type });
                 }
                 s.ds = Some(ds);
                 self.open.fetch_add(1, Ordering::Relaxed);
@@ -154,21 +168,45 @@ fn max_open_inputs() -> usize {
     (limit / 2).max(64)
 }
 
-/// Read a window of band 1 at overview `level` (None: full resolution) as `u16`. Only the
-/// blocks the window touches are decoded.
+/// Check that a source of `info` can be held as `as_type` without loss (reading widens
+/// only), naming the input and the fix when it cannot.
+pub fn check_type(info: &SourceInfo, name: &str, as_type: SampleType) -> Result<()> {
+    match info.sample_type() {
+        Some(t) if as_type.holds(t) => Ok(()),
+        found => Err(RasterError::Input {
+            path: name.into(),
+            why: format!(
+                "its band is {}, which the statistic cannot read as {as_type} without loss: set the plugin_config's 'dtype' (and 'nodata') to the band's type{}",
+                found.map_or(info.gdal_type.clone(), |t| t.to_string()),
+                if found.is_some_and(|t| t.code_zero().is_none()) { " (8- and 16-bit integer types only)" } else { "" },
+            ),
+        }),
+    }
+}
+
+/// Read a window of band 1 at overview `level` (None: full resolution) as 16-bit codes of
+/// `as_type` (see [`stratus_core::sample`]). Only the blocks the window touches are
+/// decoded.
 pub fn read_window(
     ds: &Dataset,
     name: &str,
+    as_type: SampleType,
     level: Option<usize>,
     (x0, y0): (usize, usize),
     (w, h): (usize, usize),
 ) -> Result<Vec<u16>> {
     let band = ds.rasterband(1)?;
-    let read = |b: &gdal::raster::RasterBand| b.read_as::<u16>((x0 as isize, y0 as isize), (w, h), (w, h), None);
-    let buf = match level {
-        None => read(&band),
-        Some(i) => read(&band.overview(i)?),
+    let band = match level {
+        None => band,
+        Some(i) => band.overview(i)?,
+    };
+    let input = |e: gdal::errors::GdalError| RasterError::Input { path: name.into(), why: e.to_string() };
+    let at = (x0 as isize, y0 as isize);
+    if as_type.is_signed() {
+        // Signed values shifted by 32768 (int8 widens to int16 first).
+        let buf = band.read_as::<i16>(at, (w, h), (w, h), None).map_err(input)?;
+        Ok(buf.into_shape_and_vec().1.into_iter().map(|v| (v as u16) ^ 0x8000).collect())
+    } else {
+        Ok(band.read_as::<u16>(at, (w, h), (w, h), None).map_err(input)?.into_shape_and_vec().1)
     }
-    .map_err(|e| RasterError::Input { path: name.into(), why: e.to_string() })?;
-    Ok(buf.into_shape_and_vec().1)
 }

@@ -1,0 +1,183 @@
+//! Inputs of other band types: the synthetic scenes' red band rewritten as DEA ARD stores
+//! reflectance (int16, nodata -999, values shifted so that many are negative) gives, in
+//! int16, the same percentiles as the uint16 original, shifted; a plugin told the wrong
+//! type is refused by name, at planning when the items declare `raster:bands`, at reading
+//! when only the file says.
+
+mod support;
+
+use gdal::raster::{Buffer, GdalDataType, RasterCreationOptions};
+use gdal::{Dataset as GdalDataset, DriverManager};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use stratus_core::TaskId;
+use stratus_engine::config::RunConfig;
+use stratus_engine::layout::Layout;
+use stratus_engine::planner::save_tasks;
+use stratus_engine::runner::{run_plan, RunOptions, Silent};
+use stratus_engine::Context;
+use stratus_raster::GdalCrsTransform;
+
+const SHIFT: i32 = 1000;
+const ARD_NODATA: i32 = -999;
+
+/// The uint16 band at `src` as int16: value - SHIFT, nodata 0 -> ARD_NODATA.
+fn to_int16(src: &str, dst: &Path) {
+    let ds = GdalDataset::open(src).unwrap();
+    let (w, h) = ds.raster_size();
+    let band = ds.rasterband(1).unwrap();
+    assert_eq!(band.no_data_value(), Some(0.0), "{src}: the synthetic bands mark nodata with 0");
+    let v = band.read_as::<u16>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1;
+    let shifted: Vec<i16> =
+        v.iter().map(|&x| if x == 0 { ARD_NODATA as i16 } else { (x as i32 - SHIFT) as i16 }).collect();
+    let opts = RasterCreationOptions::from_iter(["COMPRESS=DEFLATE", "TILED=YES"]);
+    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut out = driver.create_with_band_type_with_options::<i16, _>(dst, w, h, 1, &opts).unwrap();
+    out.set_geo_transform(&ds.geo_transform().unwrap()).unwrap();
+    out.set_spatial_ref(&ds.spatial_ref().unwrap()).unwrap();
+    let mut b = out.rasterband(1).unwrap();
+    b.set_no_data_value(Some(ARD_NODATA as f64)).unwrap();
+    b.write((0, 0), (w, h), &mut Buffer::new((w, h), shifted)).unwrap();
+}
+
+/// The items with their B04 as int16 files; `declare`: with `raster:bands` saying so.
+fn ard_items(dir: &Path, items: &[Value], declare: bool) -> Vec<Value> {
+    items
+        .iter()
+        .map(|item| {
+            let mut item = item.clone();
+            let id = item["id"].as_str().unwrap().to_string();
+            let (_, asset) = item["assets"]
+                .as_object_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|(k, a)| k.eq_ignore_ascii_case("B04") || a.to_string().contains("\"B04\""))
+                .expect("a B04 asset");
+            let dst = dir.join(format!("{id}-B04-int16.tif"));
+            if !dst.exists() {
+                to_int16(asset["href"].as_str().unwrap(), &dst);
+            }
+            asset["href"] = json!(dst.display().to_string());
+            if declare {
+                asset["raster:bands"] = json!([{"data_type": "int16", "nodata": ARD_NODATA}]);
+            }
+            item
+        })
+        .collect()
+}
+
+fn write_items(path: PathBuf, items: &[Value]) -> PathBuf {
+    std::fs::write(&path, json!({"type": "FeatureCollection", "features": items}).to_string()).unwrap();
+    path
+}
+
+fn config(input: &Path, location: &Path, plugin_config: &str) -> RunConfig {
+    let yaml = format!(
+        "inputs: ['{}']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nfrequency: annual\nplugin: percentiles\nplugin_config: {plugin_config}\nproduct: {{name: t_types, version: 1.0.0}}\nlocation: '{}'\nchunk_size: 64\n",
+        input.display(),
+        location.display()
+    );
+    RunConfig::from_yaml(&yaml, "band types test").unwrap()
+}
+
+fn opts() -> RunOptions {
+    RunOptions::new(2, Arc::new(AtomicBool::new(false)))
+}
+
+/// Every pixel of every task's `band`, as i32, with the file's type and nodata.
+fn band_values(ctx: &Context, run_id: &str, band: &str) -> (Vec<i32>, GdalDataType, Option<f64>) {
+    let layout = Layout::new("t_types", "1.0.0");
+    let mut ids: Vec<TaskId> =
+        ctx.ledger.tasks(run_id, None).unwrap().into_iter().map(|t| t.task_id.parse().unwrap()).collect();
+    ids.sort_by_key(|t| t.to_string());
+    let (mut all, mut ty, mut nodata) = (Vec::new(), GdalDataType::Unknown, None);
+    for id in ids {
+        let ds = GdalDataset::open(ctx.output.url(&layout.band_key(&id, band))).unwrap();
+        let (w, h) = ds.raster_size();
+        let b = ds.rasterband(1).unwrap();
+        (ty, nodata) = (b.band_type(), b.no_data_value());
+        all.extend(b.read_as::<i32>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1);
+    }
+    (all, ty, nodata)
+}
+
+#[test]
+fn int16_reflectance_gives_the_uint16_percentiles_shifted() {
+    let dir = tempfile::tempdir().unwrap();
+    let items = support::synthetic_items(dir.path(), 4);
+    let original = write_items(dir.path().join("uint16.json"), &items);
+    let ard = write_items(dir.path().join("int16.json"), &ard_items(dir.path(), &items, true));
+
+    let base = config(&original, &dir.path().join("uint16"), "{bands: [B04], percentiles: [10, 50, 90]}");
+    let typed = config(
+        &ard,
+        &dir.path().join("int16"),
+        &format!("{{bands: [B04], percentiles: [10, 50, 90], dtype: int16, nodata: {ARD_NODATA}}}"),
+    );
+    let mut contexts = Vec::new();
+    for cfg in [&base, &typed] {
+        let ctx = Context::embedded(&cfg.location, None).unwrap();
+        let plan = save_tasks(cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
+        let r = run_plan(&ctx, &plan.run_id, &opts(), &Silent).unwrap();
+        assert!(r.failed.is_empty() && r.processed > 0, "{r:?}");
+        contexts.push((ctx, plan.run_id));
+    }
+    for band in ["B04_pc_10", "B04_pc_50", "B04_pc_90"] {
+        let (a, a_type, a_nodata) = band_values(&contexts[0].0, &contexts[0].1, band);
+        let (b, b_type, b_nodata) = band_values(&contexts[1].0, &contexts[1].1, band);
+        assert_eq!((a_type, a_nodata), (GdalDataType::UInt16, Some(0.0)), "{band}");
+        assert_eq!((b_type, b_nodata), (GdalDataType::Int16, Some(ARD_NODATA as f64)), "{band}: int16 in, int16 out");
+        assert_eq!(a.len(), b.len());
+        let want: Vec<i32> = a.iter().map(|&v| if v == 0 { ARD_NODATA } else { v - SHIFT }).collect();
+        let differ = want.iter().zip(&b).filter(|(x, y)| x != y).count();
+        assert_eq!(differ, 0, "{band}: {differ} of {} pixels differ from the shifted uint16 result", b.len());
+        let valid = b.iter().filter(|&&v| v != ARD_NODATA).count();
+        let negative = b.iter().filter(|&&v| v < 0 && v != ARD_NODATA).count();
+        assert!(valid > b.len() / 2, "{band}: {valid} valid of {}", b.len());
+        if band == "B04_pc_10" {
+            assert!(negative > 0, "{band}: negative reflectance must come through ({valid} valid)");
+        }
+    }
+}
+
+#[test]
+fn a_plugin_told_the_wrong_type_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let items = support::synthetic_items(dir.path(), 2);
+    let declared = write_items(dir.path().join("declared.json"), &ard_items(dir.path(), &items, true));
+    let undeclared = write_items(dir.path().join("undeclared.json"), &ard_items(dir.path(), &items, false));
+    let uint16 = "{bands: [B04]}";
+
+    // The items say int16: planning stops at the first, naming it, the band and the fix.
+    let cfg = config(&declared, &dir.path().join("declared"), uint16);
+    let ctx = Context::embedded(&cfg.location, None).unwrap();
+    let e = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).unwrap_err().to_string();
+    let ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert!(ids.iter().any(|id| e.contains(id)), "names the item: {e}");
+    assert!(e.contains("'B04'") && e.contains("int16") && e.contains("dtype: int16, nodata: -999"), "{e}");
+
+    // Only the files say: the tiles fail, naming the file and the fix; nothing is written.
+    let cfg = config(&undeclared, &dir.path().join("undeclared"), uint16);
+    let ctx = Context::embedded(&cfg.location, None).unwrap();
+    let plan = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
+    let r = run_plan(&ctx, &plan.run_id, &opts(), &Silent).unwrap();
+    assert!(!r.failed.is_empty() && r.processed == 0, "{r:?}");
+    for f in &r.failed {
+        assert!(
+            f.reason.contains("B04-int16.tif") && f.reason.contains("int16") && f.reason.contains("dtype"),
+            "{f:?}"
+        );
+    }
+    assert!(support::files_with_extension(&dir.path().join("undeclared"), "tif").is_empty(), "no output written");
+
+    // A type the stack cannot hold is refused with the run file.
+    let yaml = format!(
+        "inputs: ['{}']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nplugin: percentiles\nplugin_config: {{bands: [B04], dtype: float32}}\nproduct: {{name: t, version: 1.0.0}}\nlocation: '{}'\n",
+        declared.display(),
+        dir.path().join("float").display()
+    );
+    let e = RunConfig::from_yaml(&yaml, "run.yaml").unwrap_err().to_string();
+    assert!(e.contains("float32") && e.contains("'percentiles'") && e.contains("dtype"), "{e}");
+}
