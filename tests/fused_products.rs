@@ -1,6 +1,7 @@
 //! Fusing three products (`a+b+c`, odc-stats' product expression), with an optional one:
 //! the synthetic scenes split into three collections by band, fused back, give the tasks
-//! and the pixels of the unsplit scenes.
+//! and the pixels of the unsplit scenes. A time-less product (`ignore_time`) is joined to
+//! every date of its region.
 
 mod support;
 
@@ -127,4 +128,102 @@ fn three_products_fuse_into_the_scenes_they_were_split_from() {
     );
     let t = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success() && t.contains("'d' is not one of the fused products"), "{t}");
+}
+
+/// Every band file under `root`, by path below it, as f64 pixels.
+fn pixels(root: &Path) -> BTreeMap<String, Vec<f64>> {
+    let mut out = BTreeMap::new();
+    for p in support::files_with_extension(root, "tif") {
+        let ds = gdal::Dataset::open(&p).unwrap();
+        let (w, h) = ds.raster_size();
+        let px = ds.rasterband(1).unwrap().read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap();
+        out.insert(p.strip_prefix(root).unwrap().display().to_string(), px.data().to_vec());
+    }
+    out
+}
+
+#[test]
+fn a_time_less_product_joins_every_date_of_its_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = support::synthetic_items(dir.path(), 3);
+    all.sort_by_key(|i| {
+        (i["properties"]["datetime"].as_str().unwrap().to_string(), i["id"].as_str().unwrap().to_string())
+    });
+    let is_scl = |k: &str| k.eq_ignore_ascii_case("scl");
+    let first_date = all[0]["properties"]["datetime"].clone();
+    let first: Vec<Value> = all.iter().filter(|i| i["properties"]["datetime"] == first_date).cloned().collect();
+    assert_eq!(first.len(), 2, "one scene per region on the first date");
+    // The first date's cloud masks as a static product dated 2000 (a stand-in for a DEM or
+    // a fixed mask), one dataset per region; the scenes without their own masks.
+    let mut statics = split(&first, "static", &is_scl);
+    for s in statics.iter_mut() {
+        s["id"] = json!(format!("static-{}", s["id"].as_str().unwrap()));
+        s["properties"]["datetime"] = json!("2000-01-01T00:00:00Z");
+    }
+    let dated = split(&all, "a", &|k| !is_scl(k));
+    let (fd, fs) = (write(dir.path().join("a.json"), &dated), write(dir.path().join("static.json"), &statics));
+    let first_only = write(dir.path().join("first.json"), &first);
+
+    let args = ["--input", fd.to_str().unwrap(), "--input", fs.to_str().unwrap(), "--products", "a+static"];
+    let mut joined_args = args.to_vec();
+    joined_args.extend(["--ignore-time", "static"]);
+    let joined_out = dir.path().join("joined");
+    let joined = plan(&joined_out, &joined_args);
+    let whole =
+        plan(&dir.path().join("whole"), &["--input", write(dir.path().join("all.json"), &all).to_str().unwrap()]);
+    assert_eq!(joined, whole, "every date of the scenes is kept, each joined by its region's static mask");
+    let ledger = SqliteLedger::open(joined_out.join("_stratus/state.sqlite")).unwrap();
+    for t in ledger.tasks("r", None).unwrap() {
+        for d in ledger.payload("r", &t.task_id).unwrap()["datasets"].as_array().unwrap() {
+            let sources: Vec<&str> = d["sources"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+            assert!(sources.len() == 2 && sources[1].starts_with("static-"), "{sources:?}");
+            assert!(d["datetime"].as_str().unwrap().starts_with("2021"), "the scene's date, not the static one's");
+        }
+    }
+    // Without ignore_time the static product is outside the dates: nothing to fuse with.
+    let o = stratus(
+        &[
+            &["save-tasks", "--grid", "epsg:6933;240;100", "--year", "2021", "--plugin", "pq", "--location"][..],
+            &[dir.path().join("strict").to_str().unwrap()],
+            &args,
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Pixels: every date sees the first date's mask, so each count is three times the
+    // count of the first date alone (the scenes of all dates share their footprints).
+    let first_out = dir.path().join("first");
+    plan(&first_out, &["--input", first_only.to_str().unwrap()]);
+    for out in [&joined_out, &first_out] {
+        ok(stratus(&["run", "r", "--location", out.to_str().unwrap(), "--workers", "2"], &[]));
+    }
+    let (j, f) = (pixels(&joined_out), pixels(&first_out));
+    assert!(!f.is_empty());
+    assert_eq!(j.keys().collect::<Vec<_>>(), f.keys().collect::<Vec<_>>());
+    let mut counted = 0;
+    for (name, px) in &f {
+        let want: Vec<f64> = px.iter().map(|v| 3.0 * v).collect();
+        assert!(j[name] == want, "{name}: the joined counts are not three times the first date's");
+        counted += px.iter().filter(|v| **v > 0.0).count();
+    }
+    assert!(counted > 1000, "{counted} pixels with observations");
+
+    // ignore_time must name a fused product, and leave one with dates.
+    for (extra, why) in [(["--ignore-time", "b"], "'b' is not one of the fused products"), (["--ignore-time", "a"], "")]
+    {
+        let mut bad = args.to_vec();
+        bad.extend(extra);
+        if why.is_empty() {
+            bad.extend(["--ignore-time", "static"]);
+        }
+        let o = stratus(
+            &[&["save-tasks", "--grid", "epsg:6933;240;100", "--plugin", "pq", "--location", "x"][..], &bad].concat(),
+            &[],
+        );
+        let t = String::from_utf8_lossy(&o.stderr).to_string();
+        let why = if why.is_empty() { "at least one fused product must have dates" } else { why };
+        assert!(!o.status.success() && t.contains(why), "{t}");
+    }
 }

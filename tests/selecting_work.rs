@@ -220,3 +220,45 @@ fn pixels(path: &Path) -> (Vec<f64>, Option<f64>) {
     let (w, h) = ds.raster_size();
     (band.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap().data().to_vec(), band.no_data_value())
 }
+
+/// odc-dscache's long form with rectangular tiles (`ROWSxCOLUMNS`): the same pixel
+/// lattice as square tiles, cut differently, so every pixel is made once either way.
+#[test]
+fn rectangular_tiles_make_the_same_pixels_as_square_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("inputs");
+    stratus_synth::generate(&support::small_scenes(2), &inputs, &|_, _| {}).unwrap();
+    let mut totals = Vec::new();
+    for (name, grid, size) in [("square", GRID, (100, 100)), ("rect", "epsg:6933;-240x240;50x100", (100, 50))] {
+        let out = dir.path().join(name);
+        let args =
+            ["save-tasks", "--input", inputs.to_str().unwrap(), "--grid", grid, "--plugin", "pq", "--year", "2021"];
+        let mut args = args.to_vec();
+        args.extend([
+            "--product-name",
+            "sel",
+            "--run-id",
+            "r",
+            "--location",
+            out.to_str().unwrap(),
+            "--chunk-size",
+            "64",
+        ]);
+        ok(stratus(&args, &[]));
+        ok(stratus(&["run", "r", "--location", out.to_str().unwrap(), "--workers", "2"], &[]));
+        let (mut sum, mut files) = (0u64, 0);
+        for p in
+            support::files_with_extension(&out, "tif").iter().filter(|p| p.to_string_lossy().ends_with("_total.tif"))
+        {
+            let ds = gdal::Dataset::open(p).unwrap();
+            assert_eq!(ds.raster_size(), size, "{}: columns x rows of a tile", p.display());
+            let px = ds.rasterband(1).unwrap().read_as::<u16>((0, 0), size, size, None).unwrap();
+            sum += px.data().iter().map(|&v| v as u64).sum::<u64>();
+            files += 1;
+        }
+        assert!(files > 0 && sum > 0, "{name}: {files} tiles");
+        totals.push((files, sum));
+    }
+    assert!(totals[1].0 > totals[0].0, "half-height tiles: more of them {totals:?}");
+    assert_eq!(totals[0].1, totals[1].1, "every observation counted once on either grid");
+}

@@ -328,6 +328,10 @@ pub struct SaveTasksArgs {
     /// --optional-products).
     #[arg(long = "optional-products")]
     optional_products: Vec<String>,
+    /// Fused products without time, joined to every date of the others with the same
+    /// region code (repeatable; odc-stats' ignore_time): a DEM, a static mask.
+    #[arg(long = "ignore-time")]
+    ignore_time: Vec<String>,
     #[arg(long)]
     plugin: Option<String>,
     /// Output product name.
@@ -413,6 +417,9 @@ fn build_config(a: &SaveTasksArgs) -> Result<RunConfig> {
     }
     if !a.optional_products.is_empty() {
         cfg.optional_products = a.optional_products.clone();
+    }
+    if !a.ignore_time.is_empty() {
+        cfg.ignore_time = a.ignore_time.clone();
     }
     if a.products.is_some() {
         cfg.products = a.products.clone();

@@ -5,7 +5,7 @@ use thiserror::Error;
 pub enum CoreError {
     #[error("unknown grid '{0}': use one of au-10/20/30/60, au_extended_10/20/30/60, africa-10/20/30/60, global-10/20/30/60, albers_au_25 ('-' or '_'), or a custom 'epsg:N;RES;PIXELS' (e.g. 'epsg:6933;30;3200' or 'epsg:6933;-30x30;3200x3200')")]
     UnknownGrid(String),
-    #[error("grid '{0}': tiles must be square, with square pixels (one resolution and one tile size, e.g. 'epsg:6933;-30x30;3200x3200'); rectangular tiles are not supported yet")]
+    #[error("grid '{0}': pixels must be square, with rows running north to south (one resolution, e.g. 'epsg:6933;-30x30;3200x3200' or 'epsg:6933;30;3200'); tiles may be rectangular ('ROWSxCOLUMNS'), pixels may not")]
     NonSquareGrid(String),
     #[error("area {what}: {why}")]
     BadArea { what: String, why: String },

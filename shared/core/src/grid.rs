@@ -4,7 +4,8 @@ use crate::error::{CoreError, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A regular tiling of a projected CRS into square tiles of `tile_pixels` x `tile_pixels`.
+/// A regular tiling of a projected CRS into tiles of `tile_width` x `tile_height` square
+/// pixels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GridSpec {
     /// The name it was given by (`au-30`, `africa-10`, `epsg:6933;30;3200`).
@@ -12,7 +13,9 @@ pub struct GridSpec {
     pub epsg: u32,
     /// Pixel size in CRS units (metres).
     pub resolution: f64,
-    pub tile_pixels: usize,
+    /// Tile size in pixels: columns and rows (equal for every named grid).
+    pub tile_width: usize,
+    pub tile_height: usize,
     /// Origin of tile (0, 0): its minimum x and minimum y.
     pub origin: (f64, f64),
 }
@@ -121,7 +124,8 @@ fn pair<T: Copy>(s: &str, parse: impl Fn(&str) -> Option<T>) -> Option<(T, T)> {
 impl GridSpec {
     /// Parse a grid by name, as odc-dscache names them (`au_30`, `au_extended_30`,
     /// `africa_10`, `global_60`, `albers_au_25`; `-` or `_`), or a custom
-    /// `epsg:N;RES;PIXELS` (also `epsg:N;-RESxRES;PIXELSxPIXELS`, odc-dscache's long form).
+    /// `epsg:N;RES;PIXELS` (also `epsg:N;-RESxRES;ROWSxCOLUMNS`, odc-dscache's long form,
+    /// where the tiles may be rectangular).
     pub fn parse(name: &str) -> Result<GridSpec> {
         let lower = name.trim().to_ascii_lowercase();
         let unknown = || CoreError::UnknownGrid(name.to_string());
@@ -131,20 +135,36 @@ impl GridSpec {
             let epsg: u32 = epsg.parse().map_err(|_| unknown())?;
             let res = pair(res, |s| s.parse::<f64>().ok().filter(|r| r.is_finite())).ok_or_else(unknown)?;
             let px = pair(px, |s| s.parse::<usize>().ok()).ok_or_else(unknown)?;
-            // Tiles are square, and rows run north to south: a negative y resolution (the
-            // long form's first number) is that convention, not a flip.
+            // Rows run north to south: a negative y resolution (the long form's first
+            // number, odc-dscache's default) is that convention, not a flip. The shape is
+            // (rows, columns), as odc-dscache gives it.
             let (res_y, res_x) = (res.0.abs(), res.1.abs());
-            if res_y != res_x || px.0 != px.1 || res.1 < 0.0 {
+            if res_y != res_x || res.1 < 0.0 {
                 return Err(CoreError::NonSquareGrid(name.to_string()));
             }
-            if res_x == 0.0 || px.0 == 0 || px.0 > 100_000 {
+            let (rows, cols) = px;
+            if res_x == 0.0 || rows == 0 || cols == 0 || rows > 100_000 || cols > 100_000 {
                 return Err(unknown());
             }
-            return Ok(GridSpec { name: lower, epsg, resolution: res_x, tile_pixels: px.0, origin: (0.0, 0.0) });
+            return Ok(GridSpec {
+                name: lower,
+                epsg,
+                resolution: res_x,
+                tile_width: cols,
+                tile_height: rows,
+                origin: (0.0, 0.0),
+            });
         }
         let norm = lower.replace('-', "_");
         if norm == "albers_au_25" {
-            return Ok(GridSpec { name: lower, epsg: 3577, resolution: 25.0, tile_pixels: 4000, origin: (0.0, 0.0) });
+            return Ok(GridSpec {
+                name: lower,
+                epsg: 3577,
+                resolution: 25.0,
+                tile_width: 4000,
+                tile_height: 4000,
+                origin: (0.0, 0.0),
+            });
         }
         let (family, res) = norm.rsplit_once('_').ok_or_else(unknown)?;
         let res: u32 = res.parse().map_err(|_| unknown())?;
@@ -162,21 +182,28 @@ impl GridSpec {
             "africa" | "global" => (6933, (-17_376_000.0, -7_392_000.0)),
             _ => return Err(unknown()),
         };
-        Ok(GridSpec { name: lower, epsg, resolution: res as f64, tile_pixels, origin })
+        Ok(GridSpec {
+            name: lower,
+            epsg,
+            resolution: res as f64,
+            tile_width: tile_pixels,
+            tile_height: tile_pixels,
+            origin,
+        })
     }
 
-    /// Tile side length in CRS units.
-    pub fn tile_size(&self) -> f64 {
-        self.resolution * self.tile_pixels as f64
+    /// Tile width and height in CRS units.
+    pub fn tile_size(&self) -> (f64, f64) {
+        (self.resolution * self.tile_width as f64, self.resolution * self.tile_height as f64)
     }
 
     pub fn tile_bounds(&self, t: TileIndex) -> Bounds {
-        let s = self.tile_size();
+        let (sx, sy) = self.tile_size();
         Bounds {
-            min_x: self.origin.0 + t.x as f64 * s,
-            max_x: self.origin.0 + (t.x + 1) as f64 * s,
-            min_y: self.origin.1 + t.y as f64 * s,
-            max_y: self.origin.1 + (t.y + 1) as f64 * s,
+            min_x: self.origin.0 + t.x as f64 * sx,
+            max_x: self.origin.0 + (t.x + 1) as f64 * sx,
+            min_y: self.origin.1 + t.y as f64 * sy,
+            max_y: self.origin.1 + (t.y + 1) as f64 * sy,
         }
     }
 
@@ -187,16 +214,16 @@ impl GridSpec {
             left: b.min_x,
             top: b.max_y,
             resolution: self.resolution,
-            width: self.tile_pixels,
-            height: self.tile_pixels,
+            width: self.tile_width,
+            height: self.tile_height,
         }
     }
 
     /// The tile containing a point (half-open tiles: a point on a boundary belongs to the
     /// tile above / to the right).
     pub fn tile_of(&self, x: f64, y: f64) -> TileIndex {
-        let s = self.tile_size();
-        TileIndex { x: ((x - self.origin.0) / s).floor() as i32, y: ((y - self.origin.1) / s).floor() as i32 }
+        let (sx, sy) = self.tile_size();
+        TileIndex { x: ((x - self.origin.0) / sx).floor() as i32, y: ((y - self.origin.1) / sy).floor() as i32 }
     }
 
     /// Tiles whose interior a polygon (exterior ring, in this grid's CRS) overlaps.
@@ -237,29 +264,38 @@ mod tests {
     #[test]
     fn named_grids_match_field_guide() {
         let g = GridSpec::parse("au-30").unwrap();
-        assert_eq!((g.epsg, g.tile_pixels, g.resolution), (3577, 3200, 30.0));
-        assert_eq!(g.tile_size(), 96_000.0);
+        assert_eq!((g.epsg, g.tile_width, g.tile_height, g.resolution), (3577, 3200, 3200, 30.0));
+        assert_eq!(g.tile_size(), (96_000.0, 96_000.0));
         let g = GridSpec::parse("global-10").unwrap();
-        assert_eq!((g.epsg, g.tile_pixels), (6933, 9600));
+        assert_eq!((g.epsg, g.tile_width), (6933, 9600));
         assert_eq!(g.origin, (-17_376_000.0, -7_392_000.0));
         assert!(GridSpec::parse("au-25").is_err());
         assert!(GridSpec::parse("mars-30").is_err());
         // odc-dscache's names and spellings (odc/dscache/tools/tiling.py: GRIDS).
         assert_eq!(GridSpec::parse("au_30").unwrap().origin, GridSpec::parse("au-30").unwrap().origin);
-        assert_eq!(GridSpec::parse("africa_10").unwrap().tile_size(), 96_000.0);
+        assert_eq!(GridSpec::parse("africa_10").unwrap().tile_size(), (96_000.0, 96_000.0));
         let ext = GridSpec::parse("au_extended_30").unwrap();
-        assert_eq!((ext.epsg, ext.origin, ext.tile_pixels), (3577, (-4_416_000.0, -6_912_000.0), 3200));
-        assert_eq!(GridSpec::parse("au-extended-10").unwrap().tile_pixels, 9600);
+        assert_eq!((ext.epsg, ext.origin, ext.tile_width), (3577, (-4_416_000.0, -6_912_000.0), 3200));
+        assert_eq!(GridSpec::parse("au-extended-10").unwrap().tile_width, 9600);
         let albers = GridSpec::parse("albers_au_25").unwrap();
         assert_eq!(
             (albers.epsg, albers.resolution, albers.tile_size(), albers.origin),
-            (3577, 25.0, 100_000.0, (0.0, 0.0))
+            (3577, 25.0, (100_000.0, 100_000.0), (0.0, 0.0))
         );
         let long = GridSpec::parse("epsg:6933;-10x10;9600x9600").unwrap();
-        assert_eq!((long.epsg, long.resolution, long.tile_pixels), (6933, 10.0, 9600));
-        for non_square in ["epsg:6933;-10x20;100", "epsg:6933;10;100x200"] {
+        assert_eq!((long.epsg, long.resolution, long.tile_width, long.tile_height), (6933, 10.0, 9600, 9600));
+        // Rectangular tiles: (rows, columns), as odc-dscache's shape.
+        let rect = GridSpec::parse("epsg:6933;-10x10;100x200").unwrap();
+        assert_eq!((rect.tile_width, rect.tile_height, rect.tile_size()), (200, 100, (2000.0, 1000.0)));
+        let t = TileIndex::new(3, -2);
+        let b = rect.tile_bounds(t);
+        assert_eq!((b.min_x, b.max_x, b.min_y, b.max_y), (6000.0, 8000.0, -2000.0, -1000.0));
+        assert_eq!(rect.tile_of(6000.0, -1000.5), t);
+        let g = rect.tile_geobox(t);
+        assert_eq!((g.width, g.height, g.left, g.top), (200, 100, 6000.0, -1000.0));
+        for non_square in ["epsg:6933;-10x20;100", "epsg:6933;10x-10;100"] {
             let e = GridSpec::parse(non_square).unwrap_err().to_string();
-            assert!(e.contains("square") && e.contains(non_square), "{e}");
+            assert!(e.contains("pixels must be square") && e.contains(non_square), "{e}");
         }
     }
 
@@ -292,7 +328,7 @@ mod tests {
     #[test]
     fn custom_grid() {
         let g = GridSpec::parse("epsg:32633;20;1000").unwrap();
-        assert_eq!((g.epsg, g.resolution, g.tile_pixels), (32633, 20.0, 1000));
+        assert_eq!((g.epsg, g.resolution, g.tile_width), (32633, 20.0, 1000));
         assert!(GridSpec::parse("epsg:32633;20").is_err());
         assert!(GridSpec::parse("epsg:x;20;10").is_err());
     }

@@ -108,6 +108,11 @@ pub struct RunConfig {
     /// (odc-stats' `optional_products`): the others are fused without them.
     #[serde(default)]
     pub optional_products: Vec<String>,
+    /// Fused products without time (odc-stats' `ignore_time`: a DEM, a static mask): their
+    /// datasets are not binned by date but joined to every acquisition of the other
+    /// products with the same region code, whatever their own date.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_time: Vec<String>,
     /// Conditions every item must meet, on its properties: CQL2 text or JSON, or
     /// odc-stats' property values (see `dataset_filter`).
     #[serde(default)]
@@ -219,7 +224,9 @@ impl Default for RunConfig {
 
 /// The run file's keys, from the struct itself.
 fn valid_keys() -> String {
-    let all = serde_json::to_value(RunConfig::default()).expect("a configuration serialises");
+    // Keys left out of a configuration when empty (to keep digests of older runs) too.
+    let all = RunConfig { ignore_time: vec![String::new()], ..RunConfig::default() };
+    let all = serde_json::to_value(all).expect("a configuration serialises");
     all.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()
 }
 
@@ -285,6 +292,29 @@ impl RunConfig {
                 ));
             }
         }
+        if !self.ignore_time.is_empty() {
+            let fused: Vec<&str> =
+                self.products.as_deref().map(|p| p.split('+').map(str::trim).collect()).unwrap_or_default();
+            if fused.len() < 2 {
+                return Err(EngineError::Config(
+                    "ignore_time applies to fused products: give products: a+b (b joined to every date of a) as well"
+                        .into(),
+                ));
+            }
+            for p in &self.ignore_time {
+                if !fused.contains(&p.as_str()) {
+                    return Err(EngineError::Config(format!(
+                        "ignore_time: '{p}' is not one of the fused products ({})",
+                        fused.join(", ")
+                    )));
+                }
+            }
+            if fused.iter().all(|f| self.ignore_time.iter().any(|p| p == f)) {
+                return Err(EngineError::Config(
+                    "ignore_time: at least one fused product must have dates to bin by".into(),
+                ));
+            }
+        }
         for input in &self.inputs {
             if let Input::StacApi(search) = input {
                 search.validate()?;
@@ -324,12 +354,13 @@ impl RunConfig {
         }
         if let Some(k) = l.parts {
             let grid = self.grid_spec()?;
-            let max = stratus_core::TilePart::max_k(grid.tile_pixels, grid.tile_pixels, self.chunk_size);
+            let max = stratus_core::TilePart::max_k(grid.tile_width, grid.tile_height, self.chunk_size);
             if k == 0 || k > max {
                 return Err(EngineError::Config(format!(
-                    "lambda.parts {k}: a tile of {px} x {px} pixels in chunks of {c} splits into 1 to {max} parts a side \
+                    "lambda.parts {k}: a tile of {w} x {h} pixels in chunks of {c} splits into 1 to {max} parts a side \
                      (parts are whole chunks; a smaller chunk_size allows more)",
-                    px = grid.tile_pixels,
+                    w = grid.tile_width,
+                    h = grid.tile_height,
                     c = self.chunk_size
                 )));
             }

@@ -1,7 +1,7 @@
 //! `save-tasks`: read the inputs, bin them into tasks, record the plan in the ledger and
 //! write the task CSV and one GeoJSON of tiles per period.
 
-use crate::config::{InputPolicy, RunConfig};
+use crate::config::{Input, InputPolicy, RunConfig};
 use crate::context::Context;
 use crate::dataset_filter::{DatasetFilters, FilterCount};
 use crate::dataset_spool::{DatasetSpool, SpoolView};
@@ -144,8 +144,19 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
     });
     let filters = DatasetFilters::new(&cfg.dataset_filters)?;
     let inputs = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?.input_bands();
+    let timeless: BTreeSet<&str> = cfg.ignore_time.iter().map(String::as_str).collect();
     for input in &cfg.inputs {
-        for_each_input(input, search_datetime.as_deref(), &filters, &map, &mut |placed: Vec<Mapped>| {
+        // A search for time-less products only is not limited to the run's dates.
+        let datetime = match input {
+            Input::StacApi(search)
+                if !search.collections.is_empty()
+                    && search.collections.iter().all(|c| timeless.contains(c.as_str())) =>
+            {
+                None
+            }
+            _ => search_datetime.as_deref(),
+        };
+        for_each_input(input, datetime, &filters, &map, &mut |placed: Vec<Mapped>| {
             seen += placed.len();
             for p in placed {
                 let (d, place, doc) = match p {
@@ -164,7 +175,10 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
                         continue;
                     }
                 }
-                if !matches!(place, Placement::Tasks { .. }) {
+                // A time-less product's datasets are kept whatever their date, and joined to
+                // the other products' dates when fusing (`apply_products`), never binned.
+                let timeless_dataset = timeless.contains(d.collection.as_str());
+                if !timeless_dataset && !matches!(place, Placement::Tasks { .. }) {
                     binner.record(usize::MAX, &place);
                     continue;
                 }
@@ -179,15 +193,20 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
                         collections.len() - 1
                     }
                 } as u16;
-                let Placement::Tasks { day, .. } = &place else { unreachable!() };
+                let day = match &place {
+                    Placement::Tasks { day, .. } => *day,
+                    _ => d.datetime.date_naive(),
+                };
                 metas.push(DatasetMeta {
                     id: d.id.into_boxed_str(),
                     datetime: d.datetime,
-                    day: *day,
+                    day,
                     collection,
                     region: d.region_code.map(String::into_boxed_str),
                 });
-                binner.record(index as usize, &place);
+                if !timeless_dataset {
+                    binner.record(index as usize, &place);
+                }
             }
             tracing::debug!(items = seen, datasets = metas.len(), "planning: read");
             Ok(())
@@ -238,8 +257,9 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
         bin.days = bin.datasets.iter().map(|&i| metas[used[i] as usize].day).collect();
     }
     if provisional_all {
-        let first = metas.iter().map(|m| m.day).min();
-        let last = metas.iter().map(|m| m.day).max();
+        // The used datasets' days: a time-less product's own dates do not count.
+        let first = used.iter().map(|&i| metas[i as usize].day).min();
+        let last = used.iter().map(|&i| metas[i as usize].day).max();
         if let (Some(first), Some(last)) = (first, last) {
             let period = whole_years(first, last);
             tasks = tasks.into_iter().map(|(id, bin)| (TaskId::new(period, id.tile), bin)).collect();
@@ -279,20 +299,35 @@ fn apply_products(
         ProductExpr::Fuse(names) => {
             let optional: BTreeSet<String> = cfg.optional_products.iter().cloned().collect();
             let positions: Vec<Option<u16>> = names.iter().map(|n| index_of(n)).collect();
+            let timeless: Vec<bool> = names.iter().map(|n| cfg.ignore_time.contains(n)).collect();
+            // A time-less product's dataset per region (the first read).
+            let mut by_region: HashMap<(usize, Option<Box<str>>), usize> = HashMap::new();
             // Datasets of the same time and region: one group, a member per product.
             type Key = (i64, Option<Box<str>>);
             let mut groups: BTreeMap<Key, Vec<Option<usize>>> = BTreeMap::new();
             for (i, m) in metas.iter().enumerate() {
                 let Some(at) = positions.iter().position(|p| *p == Some(m.collection)) else { continue };
+                if timeless[at] {
+                    by_region.entry((at, m.region.clone())).or_insert(i);
+                    continue;
+                }
                 let group =
                     groups.entry((m.datetime.timestamp(), m.region.clone())).or_insert_with(|| vec![None; names.len()]);
                 group[at].get_or_insert(i);
+            }
+            // Each acquisition is joined by the time-less datasets of its region.
+            for ((_, region), group) in groups.iter_mut() {
+                for (at, slot) in group.iter_mut().enumerate().filter(|(at, _)| timeless[*at]) {
+                    *slot = by_region.get(&(at, region.clone())).copied();
+                }
             }
             let read = |at: usize| -> Result<Dataset> {
                 serde_json::from_str(&spool.get(at as u32)?)
                     .map_err(|e| EngineError::Config(format!("spooled dataset {at}: {e}")))
             };
             let name = expr.name();
+            let timeless_meta =
+                |m: &DatasetMeta| positions.iter().zip(&timeless).any(|(p, t)| *t && *p == Some(m.collection));
             // Every member's index -> its fused dataset's.
             let mut fused: HashMap<usize, usize> = HashMap::new();
             let mut new_metas = Vec::new();
@@ -300,10 +335,14 @@ fn apply_products(
                 if !fusable(names, &optional, |k| group[k].is_some()) {
                     continue;
                 }
-                let members: Vec<usize> = group.iter().flatten().copied().collect();
+                // Dated members first: the fused dataset takes its date and footprint from
+                // the first.
+                let (dated, undated): (Vec<_>, Vec<_>) = (0..names.len()).partition(|&at| !timeless[at]);
+                let members: Vec<usize> = dated.into_iter().chain(undated).filter_map(|at| group[at]).collect();
                 let d = fuse_all(&name, members.iter().map(|&i| read(i)).collect::<Result<Vec<_>>>()?);
                 let index = metas.len() + new_metas.len();
-                for &i in &members {
+                // A time-less dataset joins many groups: only dated members stand for theirs.
+                for &i in members.iter().filter(|&&i| !timeless_meta(&metas[i])) {
                     fused.insert(i, index);
                 }
                 new_metas.push((

@@ -135,11 +135,10 @@ pub struct Sizer<'a> {
 impl<'a> Sizer<'a> {
     pub fn new(cfg: &RunConfig, statistic: &'a dyn Statistic) -> crate::error::Result<Sizer<'a>> {
         let grid = cfg.grid_spec()?;
-        let size = grid.tile_pixels;
         Ok(Sizer {
             chunk_size: cfg.chunk_size,
-            tile_width: size,
-            tile_height: size,
+            tile_width: grid.tile_width,
+            tile_height: grid.tile_height,
             statistic,
             budget: cfg.lambda.clone(),
         })

@@ -473,10 +473,12 @@ pub(crate) fn check_declared_types(
         }
         if let (Some((scale, offset)), true) = (b.units, asset.scale.is_some() || asset.offset.is_some()) {
             let (s, o) = (asset.scale.unwrap_or(1.0), asset.offset.unwrap_or(0.0));
-            // Sentinel-2 baseline 04.00+: the +1000 the read removes is the declared offset.
-            let harmonized = b.harmonize_s2_offset && dataset.has_boa_offset();
-            let (declared_o, o) = (o, if harmonized { o + 1000.0 * s } else { o });
             let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12);
+            // Sentinel-2 baseline 04.00+: the read removes the +1000, which catalogues
+            // declare as an offset of -1000 x scale (Earth Search) or not at all (Planetary
+            // Computer's, `stratus synth`'s); the baseline in the metadata decides.
+            let harmonized = b.harmonize_s2_offset && dataset.has_boa_offset();
+            let (declared_o, o) = (o, if harmonized && !close(o, offset) { o + 1000.0 * s } else { o });
             if !close(s, scale) || !close(o, offset) {
                 return Err(format!(
                     "band '{}' declares scale {s} and offset {declared_o} (the item's raster:bands{}), but plugin '{plugin}' computes with scale {scale} and offset {offset}: set plugin_config {{scale: {s}, offset: {o}}}",
@@ -720,8 +722,12 @@ mod tests {
         assert!(check(&dataset(None, None, None, "02.09")).is_ok(), "nothing declared");
         assert!(check(&dataset(Some(SampleType::Uint16), Some(1e-4), Some(0.0), "02.09")).is_ok());
         assert!(check(&dataset(Some(SampleType::Uint8), None, None, "02.09")).is_ok(), "uint8 widens into uint16");
-        // Earth Search's baseline 04.00+ items: offset -0.1, which the +1000 removal accounts for.
+        // Earth Search's baseline 04.00+ items: offset -0.1, which the +1000 removal accounts
+        // for; other catalogues leave the offset out of such items.
         assert!(check(&dataset(Some(SampleType::Uint16), Some(1e-4), Some(-0.1), "04.00")).is_ok());
+        assert!(check(&dataset(Some(SampleType::Uint16), Some(1e-4), Some(0.0), "04.00")).is_ok());
+        let e = check(&dataset(Some(SampleType::Uint16), Some(2e-4), Some(0.0), "04.00")).unwrap_err();
+        assert!(e.contains("scale 0.0002"), "{e}");
         let e = check(&dataset(Some(SampleType::Uint16), Some(1e-4), Some(-0.1), "02.09")).unwrap_err();
         assert!(e.contains("'B04'") && e.contains("offset -0.1") && e.contains("{scale: 0.0001, offset: -0.1}"), "{e}");
         let e = check(&dataset(Some(SampleType::Int16), None, None, "02.09")).unwrap_err();

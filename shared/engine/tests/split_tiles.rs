@@ -118,7 +118,7 @@ fn tasselled_cap_percentiles_split_equal_whole() {
 #[test]
 fn wofs_and_fractional_cover_split_equal_whole() {
     check("wofs-summary", "{band: SCL}");
-    check("fc-percentiles", "{bands: [B02, B03, B04], water_band: SCL, nodata: 0}");
+    check("fc-percentiles", "{bands: [B02, B03, B04], water_band: SCL, dtype: uint16, nodata: 0}");
 }
 
 /// A part that fails fails its tile, with the part's reason, and the run completes; a
