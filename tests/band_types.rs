@@ -2,7 +2,8 @@
 //! reflectance (int16, nodata -999, values shifted so that many are negative) gives, in
 //! int16, the same percentiles as the uint16 original, shifted; a plugin told the wrong
 //! type is refused by name, at planning when the items declare `raster:bands`, at reading
-//! when only the file says.
+//! when only the file says. A float32 product (a summary of summaries) summarises as
+//! floats.
 
 mod support;
 
@@ -42,8 +43,29 @@ fn to_int16(src: &str, dst: &Path) {
     b.write((0, 0), (w, h), &mut Buffer::new((w, h), shifted)).unwrap();
 }
 
+/// The uint16 band at `src` as float32 reflectance: value / 10 000, nodata 0 -> -9999.
+fn to_float32(src: &str, dst: &Path) {
+    let ds = GdalDataset::open(src).unwrap();
+    let (w, h) = ds.raster_size();
+    let v = ds.rasterband(1).unwrap().read_as::<u16>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1;
+    let refl: Vec<f32> = v.iter().map(|&x| if x == 0 { -9999.0 } else { x as f32 / 10_000.0 }).collect();
+    let opts = RasterCreationOptions::from_iter(["COMPRESS=DEFLATE", "TILED=YES"]);
+    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut out = driver.create_with_band_type_with_options::<f32, _>(dst, w, h, 1, &opts).unwrap();
+    out.set_geo_transform(&ds.geo_transform().unwrap()).unwrap();
+    out.set_spatial_ref(&ds.spatial_ref().unwrap()).unwrap();
+    let mut b = out.rasterband(1).unwrap();
+    b.set_no_data_value(Some(-9999.0)).unwrap();
+    b.write((0, 0), (w, h), &mut Buffer::new((w, h), refl)).unwrap();
+}
+
 /// The items with their B04 as int16 files; `declare`: with `raster:bands` saying so.
 fn ard_items(dir: &Path, items: &[Value], declare: bool) -> Vec<Value> {
+    retyped_items(dir, items, "int16", declare)
+}
+
+/// The items with their B04 rewritten as `ty` (int16 or float32) files.
+fn retyped_items(dir: &Path, items: &[Value], ty: &str, declare: bool) -> Vec<Value> {
     items
         .iter()
         .map(|item| {
@@ -55,13 +77,17 @@ fn ard_items(dir: &Path, items: &[Value], declare: bool) -> Vec<Value> {
                 .iter_mut()
                 .find(|(k, a)| k.eq_ignore_ascii_case("B04") || a.to_string().contains("\"B04\""))
                 .expect("a B04 asset");
-            let dst = dir.join(format!("{id}-B04-int16.tif"));
+            let dst = dir.join(format!("{id}-B04-{ty}.tif"));
             if !dst.exists() {
-                to_int16(asset["href"].as_str().unwrap(), &dst);
+                match ty {
+                    "int16" => to_int16(asset["href"].as_str().unwrap(), &dst),
+                    _ => to_float32(asset["href"].as_str().unwrap(), &dst),
+                }
             }
             asset["href"] = json!(dst.display().to_string());
             if declare {
-                asset["raster:bands"] = json!([{"data_type": "int16", "nodata": ARD_NODATA}]);
+                let nodata = if ty == "int16" { ARD_NODATA } else { -9999 };
+                asset["raster:bands"] = json!([{"data_type": ty, "nodata": nodata}]);
             }
             item
         })
@@ -88,6 +114,11 @@ fn opts() -> RunOptions {
 
 /// Every pixel of every task's `band`, as i32, with the file's type and nodata.
 fn band_values(ctx: &Context, run_id: &str, band: &str) -> (Vec<i32>, GdalDataType, Option<f64>) {
+    let (v, ty, nodata) = band_values_f64(ctx, run_id, band);
+    (v.into_iter().map(|v| v as i32).collect(), ty, nodata)
+}
+
+fn band_values_f64(ctx: &Context, run_id: &str, band: &str) -> (Vec<f64>, GdalDataType, Option<f64>) {
     let layout = Layout::new("t_types", "1.0.0");
     let mut ids: Vec<TaskId> =
         ctx.ledger.tasks(run_id, None).unwrap().into_iter().map(|t| t.task_id.parse().unwrap()).collect();
@@ -98,7 +129,7 @@ fn band_values(ctx: &Context, run_id: &str, band: &str) -> (Vec<i32>, GdalDataTy
         let (w, h) = ds.raster_size();
         let b = ds.rasterband(1).unwrap();
         (ty, nodata) = (b.band_type(), b.no_data_value());
-        all.extend(b.read_as::<i32>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1);
+        all.extend(b.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1);
     }
     (all, ty, nodata)
 }
@@ -172,12 +203,56 @@ fn a_plugin_told_the_wrong_type_is_refused_with_the_fix() {
     }
     assert!(support::files_with_extension(&dir.path().join("undeclared"), "tif").is_empty(), "no output written");
 
-    // A type the stack cannot hold is refused with the run file.
-    let yaml = format!(
-        "inputs: ['{}']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nplugin: percentiles\nplugin_config: {{bands: [B04], dtype: float32}}\nproduct: {{name: t, version: 1.0.0}}\nlocation: '{}'\n",
-        declared.display(),
-        dir.path().join("float").display()
-    );
-    let e = RunConfig::from_yaml(&yaml, "run.yaml").unwrap_err().to_string();
-    assert!(e.contains("float32") && e.contains("'percentiles'") && e.contains("dtype"), "{e}");
+    // Types a plugin cannot hold are refused with the run file: int32 anywhere, float32
+    // outside percentiles, median and mean.
+    for (plugin, dtype) in [("percentiles", "int32"), ("gm-s2", "float32")] {
+        let yaml = format!(
+            "inputs: ['{}']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nplugin: {plugin}\nplugin_config: {{bands: [B04], dtype: {dtype}}}\nproduct: {{name: t, version: 1.0.0}}\nlocation: '{}'\n",
+            declared.display(),
+            dir.path().join("refused").display()
+        );
+        let e = RunConfig::from_yaml(&yaml, "run.yaml").unwrap_err().to_string();
+        assert!(e.contains(dtype) && e.contains(&format!("'{plugin}'")) && e.contains("dtype"), "{e}");
+    }
+}
+
+#[test]
+fn float32_bands_give_the_uint16_percentiles_as_reflectance() {
+    let dir = tempfile::tempdir().unwrap();
+    let items = support::synthetic_items(dir.path(), 4);
+    let original = write_items(dir.path().join("uint16.json"), &items);
+    let floats = write_items(dir.path().join("float32.json"), &retyped_items(dir.path(), &items, "float32", true));
+    let base = config(&original, &dir.path().join("uint16"), "{bands: [B04], percentiles: [10, 50, 90]}");
+    let typed =
+        config(&floats, &dir.path().join("float32"), "{bands: [B04], percentiles: [10, 50, 90], dtype: float32}");
+    let mut contexts = Vec::new();
+    for cfg in [&base, &typed] {
+        let ctx = Context::embedded(&cfg.location, None).unwrap();
+        let plan = save_tasks(cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
+        let r = run_plan(&ctx, &plan.run_id, &opts(), &Silent).unwrap();
+        assert!(r.failed.is_empty() && r.processed > 0, "{r:?}");
+        contexts.push((ctx, plan.run_id));
+    }
+    for band in ["B04_pc_10", "B04_pc_50", "B04_pc_90", "count"] {
+        let (a, _, _) = band_values_f64(&contexts[0].0, &contexts[0].1, band);
+        let (b, b_type, _) = band_values_f64(&contexts[1].0, &contexts[1].1, band);
+        assert_eq!(a.len(), b.len());
+        if band == "count" {
+            assert_eq!(a, b, "the same observations count");
+            continue;
+        }
+        assert_eq!(b_type, GdalDataType::Float32, "{band}: float32 in, float32 out");
+        // Missing where the uint16 run has nodata (0); within a digital number elsewhere
+        // (GDAL's float warp does not round as the 16-bit path does).
+        let (mut valid, mut close) = (0, 0);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(*x == 0.0, y.is_nan(), "{band}: the same pixels missing ({x}, {y})");
+            if *x != 0.0 {
+                valid += 1;
+                close += ((x / 10_000.0 - y).abs() <= 1.0001e-4) as usize;
+            }
+        }
+        assert!(valid > a.len() / 2, "{band}: {valid} valid");
+        assert!(close as f64 >= 0.999 * valid as f64, "{band}: {close} of {valid} within 1e-4");
+    }
 }

@@ -96,7 +96,7 @@ impl SampleType {
         self == source
             || matches!(
                 (self, source),
-                (Uint16, Uint8) | (Int16, Uint8) | (Int16, Int8) | (Int32, Int8 | Uint8 | Int16 | Uint16)
+                (Uint16, Uint8) | (Int16, Uint8) | (Int16, Int8) | (Int32 | Float32, Int8 | Uint8 | Int16 | Uint16)
             )
     }
 }
@@ -132,5 +132,6 @@ mod tests {
         assert_eq!(SampleType::parse("cint16"), None);
         assert!(SampleType::Int16.holds(SampleType::Uint8) && !SampleType::Int16.holds(SampleType::Uint16));
         assert!(!SampleType::Uint16.holds(SampleType::Int8));
+        assert!(SampleType::Float32.holds(SampleType::Uint16) && !SampleType::Float32.holds(SampleType::Int32));
     }
 }

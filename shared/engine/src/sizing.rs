@@ -147,15 +147,19 @@ impl<'a> Sizer<'a> {
     /// Peak memory (MB) for `observations` at `chunk` pixels a side, with `threads` readers.
     pub fn memory_mb(&self, observations: usize, chunk: usize, threads: usize) -> f64 {
         let halo = self.statistic.halo();
-        let bands = self.statistic.input_bands().len() as f64;
+        let inputs = self.statistic.input_bands();
+        let bands = inputs.len() as f64;
+        // A value's bytes in the stack: a 16-bit code, and a float32 band's value besides.
+        let band_bytes: f64 =
+            inputs.iter().map(|b| if b.dtype == stratus_core::SampleType::Float32 { 6.0 } else { 2.0 }).sum();
         let side_x = (chunk.min(self.tile_width) + 2 * halo) as f64;
         let side_y = (chunk.min(self.tile_height) + 2 * halo) as f64;
         let chunk_px = side_x * side_y;
-        let stack = observations as f64 * bands * chunk_px * 2.0;
+        let stack = observations as f64 * band_bytes * chunk_px;
         let working = stack * self.statistic.cost().working_memory_fraction;
         // Each reading thread holds a dataset's planes, the decoded source windows of one of
         // its grids (at most all its bands) and the fill mask.
-        let reads = threads as f64 * chunk_px * (bands * 2.0 * 2.0 + 1.0);
+        let reads = threads as f64 * chunk_px * (band_bytes * 2.0 + 1.0);
         let outputs: f64 = self.statistic.output_bands().iter().map(|o| dtype_bytes(o.dtype) * chunk_px).sum();
         // Inputs stay open for the whole tile, so GDAL's block cache fills to its cap and
         // each open input keeps its directory and overview structures.

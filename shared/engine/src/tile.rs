@@ -16,10 +16,12 @@ use stratus_core::geometry::project_rings;
 use stratus_core::grid::Bounds;
 use stratus_core::period::solar_day;
 use stratus_core::redact::redact;
-use stratus_core::{Dataset, GeoBox, PixelWindow, TaskId, TilePart};
+use stratus_core::{Dataset, GeoBox, PixelWindow, SampleType, TaskId, TilePart};
 use stratus_ports::BlobStore;
 use stratus_raster::paths::gdal_path;
-use stratus_raster::{read_bands, BandRequest, BandWriter, GdalCrsTransform, OpenInputs, ReadMode, Resampling};
+use stratus_raster::{
+    read_bands, read_float_band, BandRequest, BandWriter, GdalCrsTransform, OpenInputs, ReadMode, Resampling,
+};
 use stratus_stats::{OutputData, PixelType, Stack, Statistic};
 
 /// An input left out of a tile (input_policy: skip), recorded in the STAC item and ledger.
@@ -464,10 +466,12 @@ pub(crate) fn check_declared_types(
                 "band '{}' is {declared} (the item's raster:bands), but plugin '{plugin}' reads it as {}{}",
                 b.name,
                 b.dtype,
-                if declared.code_zero().is_some() {
-                    format!(": set plugin_config {{dtype: {declared}{nodata}}}")
-                } else {
-                    format!(": {declared} bands cannot be read yet (8- and 16-bit integer types only)")
+                match declared {
+                    t if t.code_zero().is_some() => format!(": set plugin_config {{dtype: {declared}{nodata}}}"),
+                    SampleType::Float32 => {
+                        ": set plugin_config {dtype: float32} (percentiles, median and mean take float32 bands)".into()
+                    }
+                    _ => format!(": {declared} bands cannot be read (8- and 16-bit integer types, and float32)"),
                 }
             ));
         }
@@ -525,12 +529,16 @@ fn read_chunk(
     let mut stack = Stack::typed(names, dtypes, nodata.clone(), days.len(), window.height, window.width);
     let wb = window.bounds();
     let npix = window.width * window.height;
-    let failures: Vec<Option<InputFailure>> = stack
-        .data
+    // Integer bands go through the 16-bit read path; float32 ones through GDAL's warper.
+    let (ints, floats): (Vec<usize>, Vec<usize>) = (0..inputs.len()).partition(|&b| stack.float_index[b].is_none());
+    let resampling = |b: &stratus_stats::InputBand| if b.categorical { Resampling::Nearest } else { continuous };
+    let Stack { data, floats: float_data, .. } = &mut stack;
+    let failures: Vec<Option<InputFailure>> = data
         .axis_iter_mut(Axis(0))
         .into_par_iter()
+        .zip(float_data.axis_iter_mut(Axis(0)).into_par_iter())
         .zip(days.par_iter())
-        .map(|(mut slot, (_, members))| {
+        .map(|((mut slot, mut float_slot), (_, members))| {
             // filled[p]: the slot already has an observation at pixel p.
             let mut filled = vec![false; npix];
             for &i in members {
@@ -540,38 +548,43 @@ fn read_chunk(
                 }
                 let assets: Vec<_> = inputs.iter().map(|b| p.dataset.band(&b.name).expect("checked above")).collect();
                 let paths: Vec<String> = assets.iter().map(|a| gdal_path(&a.href)).collect();
-                let requests: Vec<BandRequest> = inputs
+                let failure = |b: usize, error: stratus_raster::RasterError| InputFailure {
+                    dataset: i,
+                    href: assets[b].href.clone(),
+                    reason: error.to_string(),
+                    transient: error.is_transient(),
+                };
+                let requests: Vec<BandRequest> = ints
                     .iter()
-                    .zip(&assets)
-                    .zip(&paths)
-                    .map(|((b, a), path)| BandRequest {
-                        path,
-                        name: &a.href,
-                        resampling: if b.categorical { Resampling::Nearest } else { continuous },
-                        dtype: b.dtype,
-                        nodata: b.nodata,
-                        declared_nodata: a.nodata,
+                    .map(|&b| BandRequest {
+                        path: &paths[b],
+                        name: &assets[b].href,
+                        resampling: resampling(&inputs[b]),
+                        dtype: inputs[b].dtype,
+                        nodata: inputs[b].nodata,
+                        declared_nodata: assets[b].nodata,
                     })
                     .collect();
                 let mode = job.mode.read_mode();
-                let mut planes = match read_bands(open, &requests, window, tile_box, job.cfg.warp_error_threshold, mode)
-                {
+                let max_error = job.cfg.warp_error_threshold;
+                let mut planes = match read_bands(open, &requests, window, tile_box, max_error, mode) {
                     Ok(planes) => planes,
-                    Err(f) => {
-                        return Some(InputFailure {
-                            dataset: i,
-                            href: assets[f.index].href.clone(),
-                            reason: f.error.to_string(),
-                            transient: f.error.is_transient(),
-                        })
-                    }
+                    Err(f) => return Some(failure(ints[f.index], f.error)),
                 };
                 if mode == ReadMode::DecodeOnly {
                     continue;
                 }
+                let mut float_planes = Vec::with_capacity(floats.len());
+                for &b in &floats {
+                    match read_float_band(&paths[b], &assets[b].href, window, resampling(&inputs[b]), max_error) {
+                        Ok(plane) => float_planes.push(plane),
+                        Err(e) => return Some(failure(b, e)),
+                    }
+                }
                 // Baseline 04.00+ digital numbers carry +1000: remove it so composites
                 // mixing baselines are not shifted.
-                for (b, v) in inputs.iter().zip(planes.iter_mut()) {
+                for (&b, v) in ints.iter().zip(planes.iter_mut()) {
+                    let b = &inputs[b];
                     if b.harmonize_s2_offset && p.dataset.has_boa_offset() {
                         for px in v.iter_mut().filter(|px| **px != b.nodata) {
                             *px = px.saturating_sub(1000).max(1);
@@ -580,13 +593,20 @@ fn read_chunk(
                 }
                 // Same-day fusing: the first dataset valid (all bands) at a pixel wins.
                 let dst = slot.as_slice_mut().expect("a day of the stack is contiguous");
+                let float_dst = float_slot.as_slice_mut().expect("a day of the stack is contiguous");
                 for (px, f) in filled.iter_mut().enumerate() {
-                    if *f || planes.iter().zip(&nodata).any(|(pl, nd)| pl[px] == *nd) {
+                    if *f
+                        || planes.iter().zip(&ints).any(|(pl, &b)| pl[px] == nodata[b])
+                        || float_planes.iter().any(|pl| pl[px].is_nan())
+                    {
                         continue;
                     }
                     *f = true;
-                    for (bi, pl) in planes.iter().enumerate() {
-                        dst[bi * npix + px] = pl[px];
+                    for (pl, &b) in planes.iter().zip(&ints) {
+                        dst[b * npix + px] = pl[px];
+                    }
+                    for (fi, pl) in float_planes.iter().enumerate() {
+                        float_dst[fi * npix + px] = pl[px];
                     }
                 }
             }
@@ -692,7 +712,7 @@ mod tests {
     /// statistic reads it, with Sentinel-2's removed +1000 accounted for.
     #[test]
     fn declared_types_scales_and_offsets_are_checked() {
-        use stratus_core::{BandAsset, SampleType};
+        use stratus_core::BandAsset;
         let dataset =
             |data_type: Option<SampleType>, scale: Option<f64>, offset: Option<f64>, baseline: &str| Dataset {
                 id: "item-1".into(),
@@ -733,6 +753,8 @@ mod tests {
         let e = check(&dataset(Some(SampleType::Int16), None, None, "02.09")).unwrap_err();
         assert!(e.contains("int16") && e.contains("{dtype: int16, nodata: -999}"), "{e}");
         let e = check(&dataset(Some(SampleType::Float32), None, None, "02.09")).unwrap_err();
-        assert!(e.contains("float32") && e.contains("cannot be read yet"), "{e}");
+        assert!(e.contains("{dtype: float32}"), "{e}");
+        let e = check(&dataset(Some(SampleType::Int32), None, None, "02.09")).unwrap_err();
+        assert!(e.contains("int32") && e.contains("cannot be read"), "{e}");
     }
 }

@@ -249,6 +249,47 @@ pub fn select_percentiles(vals: &mut [i32], ps: &[f64], mut emit: impl FnMut(usi
     }
 }
 
+/// Percentiles of float values (the same index rule): output (band, q, y, x), NaN where
+/// fewer than `min_obs`. `series` gives a pixel's valid values (no NaN).
+pub fn percentiles_chunk_f32<S>(dims: Dims, ps: &[f64], min_obs: usize, series: S) -> Array4<f32>
+where
+    S: Fn(usize, usize, usize, &mut Vec<f32>) + Sync,
+{
+    let Dims { h, w, bands, .. } = dims;
+    let min_obs = min_obs.max(1);
+    let rows: Vec<Vec<f32>> = (0..h)
+        .into_par_iter()
+        .map_init(Vec::new, |vals: &mut Vec<f32>, y| {
+            let mut row = vec![f32::NAN; bands * ps.len() * w];
+            for b in 0..bands {
+                for x in 0..w {
+                    vals.clear();
+                    series(y, x, b, vals);
+                    if vals.len() >= min_obs {
+                        vals.sort_unstable_by(f32::total_cmp);
+                        for (q, &p) in ps.iter().enumerate() {
+                            row[(b * ps.len() + q) * w + x] = vals[percentile_index(p, vals.len())];
+                        }
+                    }
+                }
+            }
+            row
+        })
+        .collect();
+    let nq = ps.len();
+    let mut out = Array4::from_elem((bands, nq, h, w), f32::NAN);
+    for (y, row) in rows.into_iter().enumerate() {
+        for b in 0..bands {
+            for q in 0..nq {
+                for x in 0..w {
+                    out[[b, q, y, x]] = row[(b * nq + q) * w + x];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Mean of valid values per band: (band, y, x), NaN where none.
 pub fn mean_chunk<F>(dims: Dims, get: F) -> Array3<f32>
 where

@@ -2,8 +2,10 @@ use ndarray::{Array4, ArrayView2};
 use stratus_core::SampleType;
 
 /// The observations of one spatial chunk: (time, band, y, x), one time slot per solar day
-/// (same-day datasets already fused), nodata per band. Values are held as 16-bit codes of
-/// each band's sample type (`stratus_core::sample`): a uint16 band's code is its value.
+/// (same-day datasets already fused), nodata per band. Integer bands are held as 16-bit
+/// codes of their sample type (`stratus_core::sample`: a uint16 band's code is its value);
+/// float32 bands as themselves, NaN where missing, in `floats` (their slots in `data` stay
+/// unused).
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub bands: Vec<String>,
@@ -11,6 +13,10 @@ pub struct Stack {
     /// Nodata per band, as a code.
     pub nodata: Vec<u16>,
     pub data: Array4<u16>,
+    /// (time, float band, y, x): the float32 bands, in band order.
+    pub floats: Array4<f32>,
+    /// Each band's index in `floats`, for float32 bands.
+    pub float_index: Vec<Option<usize>>,
 }
 
 impl Stack {
@@ -29,7 +35,18 @@ impl Stack {
         width: usize,
     ) -> Stack {
         let data = Array4::from_elem((times, bands.len(), height, width), 0u16);
-        let mut s = Stack { bands, dtypes, nodata, data };
+        let mut next = 0;
+        let float_index: Vec<Option<usize>> = dtypes
+            .iter()
+            .map(|t| {
+                (*t == SampleType::Float32).then(|| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        let floats = Array4::from_elem((times, next, height, width), f32::NAN);
+        let mut s = Stack { bands, dtypes, nodata, data, floats, float_index };
         for (b, nd) in s.nodata.clone().into_iter().enumerate() {
             s.data.slice_mut(ndarray::s![.., b, .., ..]).fill(nd);
         }
@@ -51,5 +68,9 @@ impl Stack {
     }
     pub fn plane(&self, t: usize, b: usize) -> ArrayView2<'_, u16> {
         self.data.slice(ndarray::s![t, b, .., ..])
+    }
+    /// A float32 band's observations at time `t` (None for an integer band).
+    pub fn float_plane(&self, t: usize, b: usize) -> Option<ArrayView2<'_, f32>> {
+        self.float_index[b].map(|f| self.floats.slice(ndarray::s![t, f, .., ..]))
     }
 }

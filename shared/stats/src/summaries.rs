@@ -5,7 +5,7 @@
 use crate::geomedian::Dims;
 use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
 use crate::morphology::MorphOp;
-use crate::percentile::{mean_chunk, percentiles_chunk};
+use crate::percentile::{mean_chunk, percentiles_chunk, percentiles_chunk_f32};
 use crate::stack::Stack;
 use crate::statistic::{Encoding, InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
 use ndarray::Array2;
@@ -52,7 +52,8 @@ pub struct Summary {
     name: String,
     kind: SummaryKind,
     cfg: SummaryConfig,
-    enc: Encoding,
+    /// None for float32 bands (held as themselves, NaN where missing).
+    enc: Option<Encoding>,
     filters: Vec<MorphOp>,
 }
 
@@ -69,7 +70,10 @@ impl Summary {
             return bad("give both mask_band and mask, or neither");
         }
         let filters = parse_filters(&cfg.mask_filters)?;
-        let enc = Encoding::new(name, cfg.dtype, cfg.nodata)?;
+        let enc = match cfg.dtype {
+            SampleType::Float32 => None,
+            dtype => Some(Encoding::new(name, dtype, cfg.nodata)?),
+        };
         Ok(Summary { name: name.into(), kind, cfg, enc, filters })
     }
     fn ps(&self) -> Vec<f64> {
@@ -96,32 +100,28 @@ impl Statistic for Summary {
         &self.name
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        let mut v = InputBand::continuous(&self.cfg.bands, &self.enc, false);
+        let mut v = match &self.enc {
+            Some(enc) => InputBand::continuous(&self.cfg.bands, enc, false),
+            None => InputBand::float(&self.cfg.bands),
+        };
         if let (Some(b), Some(k)) = (&self.cfg.mask_band, &self.cfg.mask) {
             v.push(InputBand::mask(b, k));
         }
         v
     }
     fn output_bands(&self) -> Vec<OutputBand> {
+        // The input's type and nodata; float32 (NaN) for float inputs.
+        let same = |name: String| match &self.enc {
+            Some(enc) => {
+                OutputBand { name, dtype: enc.output_type(), nodata: Some(self.cfg.nodata as f64), categorical: false }
+            }
+            None => OutputBand::float32(&name),
+        };
         let mut v = Vec::new();
         for b in &self.cfg.bands {
             match self.kind {
-                SummaryKind::Percentiles => {
-                    for p in &self.cfg.percentiles {
-                        v.push(OutputBand {
-                            name: format!("{b}_pc_{p}"),
-                            dtype: self.enc.output_type(),
-                            nodata: Some(self.cfg.nodata as f64),
-                            categorical: false,
-                        });
-                    }
-                }
-                SummaryKind::Median => v.push(OutputBand {
-                    name: b.clone(),
-                    dtype: self.enc.output_type(),
-                    nodata: Some(self.cfg.nodata as f64),
-                    categorical: false,
-                }),
+                SummaryKind::Percentiles => v.extend(self.cfg.percentiles.iter().map(|p| same(format!("{b}_pc_{p}")))),
+                SummaryKind::Median => v.push(same(b.clone())),
                 SummaryKind::Mean => v.push(OutputBand::float32(b)),
             }
         }
@@ -139,24 +139,57 @@ impl Statistic for Summary {
         };
         let (h, w) = stack.shape_yx();
         let times = stack.times();
-        let enc = self.enc;
-        let data = &stack.data;
+        let dims = Dims { h, w, bands: idx.len(), times };
         let clear = |y: usize, x: usize, t: usize| masks.as_ref().is_none_or(|m| m[t].clear[[y, x]]);
+        let mut out = Vec::new();
+        let count = |valid: &(dyn Fn(usize, usize, usize) -> bool + Sync)| {
+            // Observations usable for the first band.
+            OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| {
+                (0..times).filter(|&t| valid(y, x, t)).count() as u16
+            }))
+        };
+        let Some(enc) = self.enc else {
+            let fidx: Vec<usize> = idx
+                .iter()
+                .map(|&b| {
+                    stack.float_index[b].ok_or_else(|| StatError::MissingBand(format!("{} (float32)", stack.bands[b])))
+                })
+                .collect::<Result<_, _>>()?;
+            let get = |y: usize, x: usize, b: usize, t: usize| {
+                let v = stack.floats[[t, fidx[b], y, x]];
+                (!v.is_nan() && clear(y, x, t)).then_some(v)
+            };
+            match self.kind {
+                SummaryKind::Percentiles | SummaryKind::Median => {
+                    let ps = self.ps();
+                    let r = percentiles_chunk_f32(dims, &ps, self.min_obs(), |y, x, b, vals| {
+                        vals.extend((0..times).filter_map(|t| get(y, x, b, t)))
+                    });
+                    for b in 0..idx.len() {
+                        for q in 0..ps.len() {
+                            out.push(OutputData::F32(r.slice(ndarray::s![b, q, .., ..]).to_owned()));
+                        }
+                    }
+                }
+                SummaryKind::Mean => {
+                    let r = mean_chunk(dims, get);
+                    out.extend((0..idx.len()).map(|b| OutputData::F32(r.slice(ndarray::s![b, .., ..]).to_owned())));
+                }
+            }
+            out.push(count(&|y, x, t| get(y, x, 0, t).is_some()));
+            return Ok(out);
+        };
+        let data = &stack.data;
         let get = |y: usize, x: usize, b: usize, t: usize| {
             let v = data[[t, idx[b], y, x]];
             (v != enc.code && clear(y, x, t)).then(|| enc.value(v))
         };
-        let mut out = Vec::new();
         match self.kind {
             SummaryKind::Percentiles | SummaryKind::Median => {
                 let ps = self.ps();
-                let r = percentiles_chunk(
-                    Dims { h, w, bands: idx.len(), times },
-                    &ps,
-                    self.min_obs(),
-                    enc.nodata,
-                    |y, x, b, vals| vals.extend((0..times).filter_map(|t| get(y, x, b, t))),
-                );
+                let r = percentiles_chunk(dims, &ps, self.min_obs(), enc.nodata, |y, x, b, vals| {
+                    vals.extend((0..times).filter_map(|t| get(y, x, b, t)))
+                });
                 for b in 0..idx.len() {
                     for q in 0..ps.len() {
                         out.push(enc.output(r.slice(ndarray::s![b, q, .., ..]).to_owned()));
@@ -164,17 +197,13 @@ impl Statistic for Summary {
                 }
             }
             SummaryKind::Mean => {
-                let r =
-                    mean_chunk(Dims { h, w, bands: idx.len(), times }, |y, x, b, t| get(y, x, b, t).map(|v| v as f32));
+                let r = mean_chunk(dims, |y, x, b, t| get(y, x, b, t).map(|v| v as f32));
                 for b in 0..idx.len() {
                     out.push(OutputData::F32(r.slice(ndarray::s![b, .., ..]).to_owned()));
                 }
             }
         }
-        // Observations usable for the first band.
-        out.push(OutputData::U16(Array2::from_shape_fn((h, w), |(y, x)| {
-            (0..times).filter(|&t| get(y, x, 0, t).is_some()).count() as u16
-        })));
+        out.push(count(&|y, x, t| get(y, x, 0, t).is_some()));
         Ok(out)
     }
 }
@@ -332,14 +361,47 @@ mod tests {
         let e = Summary::new(
             "percentiles",
             SummaryKind::Percentiles,
-            SummaryConfig { dtype: SampleType::Float32, ..cfg.clone() },
+            SummaryConfig { dtype: SampleType::Int32, ..cfg.clone() },
         );
         let e = e.err().unwrap().to_string();
-        assert!(e.contains("float32") && e.contains("dtype"), "{e}");
+        assert!(e.contains("int32") && e.contains("dtype"), "{e}");
         let e =
             Summary::new("percentiles", SummaryKind::Percentiles, SummaryConfig { dtype: SampleType::Uint8, ..cfg });
         let e = e.err().unwrap().to_string();
         assert!(e.contains("-999") && e.contains("uint8"), "{e}");
+    }
+
+    #[test]
+    fn float32_bands_summarise_as_floats() {
+        // A summary of summaries: annual frequencies (float32, NaN where none) over years.
+        let mut s = Stack::typed(vec!["frequency".into()], vec![SampleType::Float32], vec![0], 4, 1, 2);
+        for (t, v) in [0.25f32, f32::NAN, 0.75, 0.5].into_iter().enumerate() {
+            s.floats[[t, 0, 0, 0]] = v;
+        }
+        let cfg = SummaryConfig {
+            bands: vec!["frequency".into()],
+            percentiles: vec![0, 50, 100],
+            min_obs: Some(1),
+            dtype: SampleType::Float32,
+            nodata: 0,
+            mask_band: None,
+            mask: None,
+            mask_filters: vec![],
+        };
+        let p = Summary::new("percentiles", SummaryKind::Percentiles, cfg.clone()).unwrap();
+        assert!(p.input_bands()[0].dtype == SampleType::Float32);
+        assert!(p.output_bands().iter().take(3).all(|b| b.dtype == PixelType::Float32));
+        let out = p.reduce(&s).unwrap();
+        let got: Vec<[f32; 2]> = out
+            .iter()
+            .take(3)
+            .map(|o| if let OutputData::F32(a) = o { [a[[0, 0]], a[[0, 1]]] } else { panic!() })
+            .collect();
+        assert_eq!([got[0][0], got[1][0], got[2][0]], [0.25, 0.5, 0.75]);
+        assert!(got.iter().all(|g| g[1].is_nan()), "no observation: NaN");
+        assert!(matches!(&out[3], OutputData::U16(c) if c[[0, 0]] == 3 && c[[0, 1]] == 0));
+        let m = Summary::new("mean", SummaryKind::Mean, cfg).unwrap().reduce(&s).unwrap();
+        assert!(matches!(&m[0], OutputData::F32(a) if a[[0, 0]] == 0.5));
     }
 
     #[test]

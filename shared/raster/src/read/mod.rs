@@ -125,6 +125,34 @@ pub fn read_bands(
     Ok(planes)
 }
 
+/// Read a float32 band (a summary of summaries) into `window` with GDAL's warper: NaN where
+/// the source has nothing valid. Float inputs are rare and small next to reflectance, so
+/// they take the reference path rather than a float copy of the 16-bit kernels. The
+/// source must be float32, or an 8- or 16-bit integer type (which float32 holds exactly).
+pub fn read_float_band(
+    path: &str,
+    name: &str,
+    window: &GeoBox,
+    resampling: Resampling,
+    max_error: f64,
+) -> Result<Vec<f32>> {
+    crate::warp::read_input_with_retries(path, name, |src| {
+        let band = src.rasterband(1)?;
+        let found = band.band_type().name();
+        let exact = matches!(found.as_str(), "Byte" | "Float32")
+            || SampleType::parse(&found).is_some_and(|t| t.code_zero().is_some());
+        if !exact {
+            return Err(RasterError::Input {
+                path: name.into(),
+                why: format!(
+                    "its band is {found}, which float32 cannot hold exactly: the float32 bands of a statistic take float32 or 8- and 16-bit integer files"
+                ),
+            });
+        }
+        crate::warp::read_warped::<f32>(src, name, window, resampling, f64::NAN, max_error)
+    })
+}
+
 /// Resampling (cubic's overshoot) can leave an 8-bit type's range, which 16-bit codes do
 /// not bound: clamp into it and step off nodata, as GDAL does writing that type.
 fn clamp_to_type(plane: &mut [u16], dtype: SampleType, nodata: u16) {
