@@ -112,6 +112,15 @@ fn opts() -> RunOptions {
     RunOptions::new(2, Arc::new(AtomicBool::new(false)))
 }
 
+/// Plan and run `cfg`; every task must succeed. The store and the run id.
+fn run_to_done(cfg: &RunConfig) -> (Context, String) {
+    let ctx = Context::embedded(&cfg.location, None).unwrap();
+    let plan = save_tasks(cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
+    let r = run_plan(&ctx, &plan.run_id, &opts(), &Silent).unwrap();
+    assert!(r.failed.is_empty() && r.processed > 0, "{r:?}");
+    (ctx, plan.run_id)
+}
+
 /// Every pixel of every task's `band`, as i32, with the file's type and nodata.
 fn band_values(ctx: &Context, run_id: &str, band: &str) -> (Vec<i32>, GdalDataType, Option<f64>) {
     let (v, ty, nodata) = band_values_f64(ctx, run_id, band);
@@ -147,14 +156,7 @@ fn int16_reflectance_gives_the_uint16_percentiles_shifted() {
         &dir.path().join("int16"),
         &format!("{{bands: [B04], percentiles: [10, 50, 90], dtype: int16, nodata: {ARD_NODATA}}}"),
     );
-    let mut contexts = Vec::new();
-    for cfg in [&base, &typed] {
-        let ctx = Context::embedded(&cfg.location, None).unwrap();
-        let plan = save_tasks(cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
-        let r = run_plan(&ctx, &plan.run_id, &opts(), &Silent).unwrap();
-        assert!(r.failed.is_empty() && r.processed > 0, "{r:?}");
-        contexts.push((ctx, plan.run_id));
-    }
+    let contexts = [run_to_done(&base), run_to_done(&typed)];
     for band in ["B04_pc_10", "B04_pc_50", "B04_pc_90"] {
         let (a, a_type, a_nodata) = band_values(&contexts[0].0, &contexts[0].1, band);
         let (b, b_type, b_nodata) = band_values(&contexts[1].0, &contexts[1].1, band);
@@ -225,14 +227,7 @@ fn float32_bands_give_the_uint16_percentiles_as_reflectance() {
     let base = config(&original, &dir.path().join("uint16"), "{bands: [B04], percentiles: [10, 50, 90]}");
     let typed =
         config(&floats, &dir.path().join("float32"), "{bands: [B04], percentiles: [10, 50, 90], dtype: float32}");
-    let mut contexts = Vec::new();
-    for cfg in [&base, &typed] {
-        let ctx = Context::embedded(&cfg.location, None).unwrap();
-        let plan = save_tasks(cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
-        let r = run_plan(&ctx, &plan.run_id, &opts(), &Silent).unwrap();
-        assert!(r.failed.is_empty() && r.processed > 0, "{r:?}");
-        contexts.push((ctx, plan.run_id));
-    }
+    let contexts = [run_to_done(&base), run_to_done(&typed)];
     for band in ["B04_pc_10", "B04_pc_50", "B04_pc_90", "count"] {
         let (a, _, _) = band_values_f64(&contexts[0].0, &contexts[0].1, band);
         let (b, b_type, _) = band_values_f64(&contexts[1].0, &contexts[1].1, band);

@@ -270,51 +270,13 @@ impl RunConfig {
         }
         crate::dataset_filter::DatasetFilters::new(&self.dataset_filters)?;
         self.area_of_interest()?;
-        if !self.optional_products.is_empty() {
-            let fused: Vec<&str> =
-                self.products.as_deref().map(|p| p.split('+').map(str::trim).collect()).unwrap_or_default();
-            if fused.len() < 2 {
-                return Err(EngineError::Config(
-                    "optional_products applies to fused products: give products: a+b+c as well".into(),
-                ));
-            }
-            for p in &self.optional_products {
-                if !fused.contains(&p.as_str()) {
-                    return Err(EngineError::Config(format!(
-                        "optional_products: '{p}' is not one of the fused products ({})",
-                        fused.join(", ")
-                    )));
-                }
-            }
-            if fused.iter().all(|f| self.optional_products.iter().any(|p| p == f)) {
-                return Err(EngineError::Config(
-                    "optional_products: at least one fused product must be required".into(),
-                ));
-            }
-        }
-        if !self.ignore_time.is_empty() {
-            let fused: Vec<&str> =
-                self.products.as_deref().map(|p| p.split('+').map(str::trim).collect()).unwrap_or_default();
-            if fused.len() < 2 {
-                return Err(EngineError::Config(
-                    "ignore_time applies to fused products: give products: a+b (b joined to every date of a) as well"
-                        .into(),
-                ));
-            }
-            for p in &self.ignore_time {
-                if !fused.contains(&p.as_str()) {
-                    return Err(EngineError::Config(format!(
-                        "ignore_time: '{p}' is not one of the fused products ({})",
-                        fused.join(", ")
-                    )));
-                }
-            }
-            if fused.iter().all(|f| self.ignore_time.iter().any(|p| p == f)) {
-                return Err(EngineError::Config(
-                    "ignore_time: at least one fused product must have dates to bin by".into(),
-                ));
-            }
-        }
+        self.check_fused_subset("optional_products", &self.optional_products, "a+b+c", "must be required")?;
+        self.check_fused_subset(
+            "ignore_time",
+            &self.ignore_time,
+            "a+b (b joined to every date of a)",
+            "must have dates to bin by",
+        )?;
         for input in &self.inputs {
             if let Input::StacApi(search) = input {
                 search.validate()?;
@@ -450,6 +412,31 @@ impl RunConfig {
     }
 
     /// Digest of everything that decides the outputs' pixels.
+    /// `key` (a list of products) names fused products only, and leaves one out: what
+    /// the one left out `must` be.
+    fn check_fused_subset(&self, key: &str, list: &[String], example: &str, must: &str) -> Result<()> {
+        if list.is_empty() {
+            return Ok(());
+        }
+        let fused: Vec<&str> =
+            self.products.as_deref().map(|p| p.split('+').map(str::trim).collect()).unwrap_or_default();
+        if fused.len() < 2 {
+            return Err(EngineError::Config(format!(
+                "{key} applies to fused products: give products: {example} as well"
+            )));
+        }
+        if let Some(p) = list.iter().find(|p| !fused.contains(&p.as_str())) {
+            return Err(EngineError::Config(format!(
+                "{key}: '{p}' is not one of the fused products ({})",
+                fused.join(", ")
+            )));
+        }
+        if fused.iter().all(|f| list.iter().any(|p| p == f)) {
+            return Err(EngineError::Config(format!("{key}: at least one fused product {must}")));
+        }
+        Ok(())
+    }
+
     pub fn digest(&self) -> String {
         let mut c = self.clone();
         c.run_id = None;

@@ -225,9 +225,9 @@ where
 }
 
 /// Per-row results laid out (band, q, x) -> one (band, q, y, x) array.
-fn assemble(rows: Vec<Vec<i32>>, bands: usize, nq: usize, w: usize) -> Array4<i32> {
+fn assemble<T: Copy + Default>(rows: Vec<Vec<T>>, bands: usize, nq: usize, w: usize) -> Array4<T> {
     let h = rows.len();
-    let mut out = Array4::zeros((bands, nq, h, w));
+    let mut out = Array4::from_elem((bands, nq, h, w), T::default());
     for (y, row) in rows.into_iter().enumerate() {
         for b in 0..bands {
             for q in 0..nq {
@@ -276,18 +276,7 @@ where
             row
         })
         .collect();
-    let nq = ps.len();
-    let mut out = Array4::from_elem((bands, nq, h, w), f32::NAN);
-    for (y, row) in rows.into_iter().enumerate() {
-        for b in 0..bands {
-            for q in 0..nq {
-                for x in 0..w {
-                    out[[b, q, y, x]] = row[(b * nq + q) * w + x];
-                }
-            }
-        }
-    }
-    out
+    assemble(rows, bands, ps.len(), w)
 }
 
 /// Mean of valid values per band: (band, y, x), NaN where none.
