@@ -23,6 +23,7 @@ test:
 	@scripts/setup.sh --test
 	@scripts/moto.sh install
 	@scripts/stac-api.sh install
+	@scripts/odc-stats-venv.sh install
 	@scripts/infra-check.sh
 	@scripts/audit.sh
 	$(CARGO) fmt --all -- --check

@@ -72,12 +72,7 @@ impl<'a> Binner<'a> {
     /// Where a dataset goes (pure: run it in parallel over a batch).
     pub fn place(&self, d: &Dataset) -> Result<Placement> {
         let day = solar_day(d.datetime, d.longitude());
-        if let Some(r) = &self.rules.temporal_range {
-            if !r.contains(day) {
-                return Ok(Placement::OutsideRange);
-            }
-        }
-        let periods = self.rules.frequency.periods_for(day, self.all_period);
+        let periods = temporal_bins(self.rules.frequency, day, self.rules.temporal_range, self.all_period);
         if periods.is_empty() {
             return Ok(Placement::OutsideRange);
         }
@@ -114,6 +109,21 @@ impl<'a> Binner<'a> {
         self.record(index, &p);
         Ok(())
     }
+}
+
+/// The periods an observation on (local solar) `day` is binned into: none outside the run's
+/// temporal range, else the frequency's periods (`all_period`: the range, or for `all`
+/// without one, the data's span).
+pub fn temporal_bins(
+    frequency: Frequency,
+    day: NaiveDate,
+    temporal_range: Option<Period>,
+    all_period: Option<Period>,
+) -> Vec<Period> {
+    if temporal_range.is_some_and(|r| !r.contains(day)) {
+        return vec![];
+    }
+    frequency.periods_for(day, all_period)
 }
 
 /// Where one dataset goes.

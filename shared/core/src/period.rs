@@ -239,9 +239,9 @@ impl Frequency {
             Frequency::Semiannual => vec![season_of(day, 6, 1)],
             Frequency::Seasonal => vec![season_of(day, 3, 12)],
             Frequency::Quarterly => vec![season_of(day, 3, 1)],
-            Frequency::ThreeMonthSeasons => {
-                range.map(|r| season_of(day, 3, r.start.month())).into_iter().filter(|p| inside(p)).collect()
-            }
+            // Seasons anchored at the range's month; the range prunes the dates, not the
+            // seasons (a range from 15 January keeps January's season), as odc-stats does.
+            Frequency::ThreeMonthSeasons => range.map(|r| season_of(day, 3, r.start.month())).into_iter().collect(),
             Frequency::Rolling3Months => {
                 // Windows start on the range's day of month (the 1st without a range) and
                 // step by a month, as odc-stats' mk_rolling_season_rules.
@@ -361,14 +361,19 @@ mod tests {
         assert_eq!(q(2020, 2, 10), vec![p("2020-01--P3M")]);
         assert_eq!(q(2020, 4, 1), vec![p("2020-04--P3M")]);
         assert_eq!(q(2020, 12, 31), vec![p("2020-10--P3M")]);
-        // 3month-seasons start at the range's month; seasons outside the range are not made.
+        // 3month-seasons start at the range's month; dates outside the range are pruned
+        // (by the binner), seasons are not.
         let range = Some(p("2020-02--P1Y"));
         let s = |y, m| Frequency::ThreeMonthSeasons.periods_for(ymd(y, m, 5), range);
         assert_eq!(s(2020, 2), vec![p("2020-02--P3M")]);
         assert_eq!(s(2020, 4), vec![p("2020-02--P3M")]);
         assert_eq!(s(2020, 5), vec![p("2020-05--P3M")]);
         assert_eq!(s(2021, 1), vec![p("2020-11--P3M")]);
-        assert!(s(2020, 1).is_empty(), "before the range");
+        let pruned = crate::binning::temporal_bins(Frequency::ThreeMonthSeasons, ymd(2020, 1, 5), range, range);
+        assert!(pruned.is_empty(), "before the range");
+        let mid_month = Some(p("2020-01-15--P6M"));
+        let first = Frequency::ThreeMonthSeasons.periods_for(ymd(2020, 1, 20), mid_month);
+        assert_eq!(first, vec![p("2020-01--P3M")], "the season the range starts in is kept");
         assert!(Frequency::ThreeMonthSeasons.needs_range());
         // Rolling windows only inside the range (odc-stats makes no others).
         let year = Some(p("2020--P1Y"));
