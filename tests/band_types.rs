@@ -24,39 +24,39 @@ use stratus_raster::GdalCrsTransform;
 const SHIFT: i32 = 1000;
 const ARD_NODATA: i32 = -999;
 
-/// The uint16 band at `src` as int16: value - SHIFT, nodata 0 -> ARD_NODATA.
-fn to_int16(src: &str, dst: &Path) {
+/// The uint16 band at `src` rewritten on the same grid as `T`: `map` of each value, and
+/// `nodata` where it is 0 (the synthetic bands' nodata).
+fn rewrite<T: gdal::raster::GdalType + Copy>(src: &str, dst: &Path, nodata: T, map: impl Fn(u16) -> T)
+where
+    f64: From<T>,
+{
     let ds = GdalDataset::open(src).unwrap();
     let (w, h) = ds.raster_size();
     let band = ds.rasterband(1).unwrap();
     assert_eq!(band.no_data_value(), Some(0.0), "{src}: the synthetic bands mark nodata with 0");
     let v = band.read_as::<u16>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1;
-    let shifted: Vec<i16> =
-        v.iter().map(|&x| if x == 0 { ARD_NODATA as i16 } else { (x as i32 - SHIFT) as i16 }).collect();
+    let values: Vec<T> = v.iter().map(|&x| if x == 0 { nodata } else { map(x) }).collect();
     let opts = RasterCreationOptions::from_iter(["COMPRESS=DEFLATE", "TILED=YES"]);
     let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
-    let mut out = driver.create_with_band_type_with_options::<i16, _>(dst, w, h, 1, &opts).unwrap();
+    let mut out = driver.create_with_band_type_with_options::<T, _>(dst, w, h, 1, &opts).unwrap();
     out.set_geo_transform(&ds.geo_transform().unwrap()).unwrap();
     out.set_spatial_ref(&ds.spatial_ref().unwrap()).unwrap();
     let mut b = out.rasterband(1).unwrap();
-    b.set_no_data_value(Some(ARD_NODATA as f64)).unwrap();
-    b.write((0, 0), (w, h), &mut Buffer::new((w, h), shifted)).unwrap();
+    b.set_no_data_value(Some(f64::from(nodata))).unwrap();
+    b.write((0, 0), (w, h), &mut Buffer::new((w, h), values)).unwrap();
 }
 
-/// The uint16 band at `src` as float32 reflectance: value / 10 000, nodata 0 -> -9999.
-fn to_float32(src: &str, dst: &Path) {
-    let ds = GdalDataset::open(src).unwrap();
-    let (w, h) = ds.raster_size();
-    let v = ds.rasterband(1).unwrap().read_as::<u16>((0, 0), (w, h), (w, h), None).unwrap().into_shape_and_vec().1;
-    let refl: Vec<f32> = v.iter().map(|&x| if x == 0 { -9999.0 } else { x as f32 / 10_000.0 }).collect();
-    let opts = RasterCreationOptions::from_iter(["COMPRESS=DEFLATE", "TILED=YES"]);
-    let driver = DriverManager::get_driver_by_name("GTiff").unwrap();
-    let mut out = driver.create_with_band_type_with_options::<f32, _>(dst, w, h, 1, &opts).unwrap();
-    out.set_geo_transform(&ds.geo_transform().unwrap()).unwrap();
-    out.set_spatial_ref(&ds.spatial_ref().unwrap()).unwrap();
-    let mut b = out.rasterband(1).unwrap();
-    b.set_no_data_value(Some(-9999.0)).unwrap();
-    b.write((0, 0), (w, h), &mut Buffer::new((w, h), refl)).unwrap();
+/// The B04 file of type `ty`: int16 as DEA ARD (value - SHIFT, nodata -999), float32
+/// reflectance (value / 10 000), int32 (value - SHIFT), or int32 beyond float32's exact
+/// integers (`int32-huge`: value x 10 000).
+fn write_typed(src: &str, dst: &Path, ty: &str) {
+    match ty {
+        "int16" => rewrite::<i16>(src, dst, ARD_NODATA as i16, |x| (x as i32 - SHIFT) as i16),
+        "float32" => rewrite::<f32>(src, dst, -9999.0, |x| x as f32 / 10_000.0),
+        "int32" => rewrite::<i32>(src, dst, -9999, |x| x as i32 - SHIFT),
+        "int32-huge" => rewrite::<i32>(src, dst, -9999, |x| x as i32 * 10_000),
+        other => panic!("no {other} rewrite"),
+    }
 }
 
 /// The items with their B04 as int16 files; `declare`: with `raster:bands` saying so.
@@ -64,7 +64,7 @@ fn ard_items(dir: &Path, items: &[Value], declare: bool) -> Vec<Value> {
     retyped_items(dir, items, "int16", declare)
 }
 
-/// The items with their B04 rewritten as `ty` (int16 or float32) files.
+/// The items with their B04 rewritten as `ty` files (see [`write_typed`]).
 fn retyped_items(dir: &Path, items: &[Value], ty: &str, declare: bool) -> Vec<Value> {
     items
         .iter()
@@ -79,15 +79,12 @@ fn retyped_items(dir: &Path, items: &[Value], ty: &str, declare: bool) -> Vec<Va
                 .expect("a B04 asset");
             let dst = dir.join(format!("{id}-B04-{ty}.tif"));
             if !dst.exists() {
-                match ty {
-                    "int16" => to_int16(asset["href"].as_str().unwrap(), &dst),
-                    _ => to_float32(asset["href"].as_str().unwrap(), &dst),
-                }
+                write_typed(asset["href"].as_str().unwrap(), &dst, ty);
             }
             asset["href"] = json!(dst.display().to_string());
             if declare {
                 let nodata = if ty == "int16" { ARD_NODATA } else { -9999 };
-                asset["raster:bands"] = json!([{"data_type": ty, "nodata": nodata}]);
+                asset["raster:bands"] = json!([{"data_type": ty.trim_end_matches("-huge"), "nodata": nodata}]);
             }
             item
         })
@@ -205,9 +202,9 @@ fn a_plugin_told_the_wrong_type_is_refused_with_the_fix() {
     }
     assert!(support::files_with_extension(&dir.path().join("undeclared"), "tif").is_empty(), "no output written");
 
-    // Types a plugin cannot hold are refused with the run file: int32 anywhere, float32
-    // outside percentiles, median and mean.
-    for (plugin, dtype) in [("percentiles", "int32"), ("gm-s2", "float32")] {
+    // Types a plugin cannot hold are refused with the run file: float64 anywhere, float32
+    // and int32 outside percentiles, median and mean.
+    for (plugin, dtype) in [("percentiles", "float64"), ("gm-s2", "float32")] {
         let yaml = format!(
             "inputs: ['{}']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nplugin: {plugin}\nplugin_config: {{bands: [B04], dtype: {dtype}}}\nproduct: {{name: t, version: 1.0.0}}\nlocation: '{}'\n",
             declared.display(),
@@ -219,35 +216,46 @@ fn a_plugin_told_the_wrong_type_is_refused_with_the_fix() {
 }
 
 #[test]
-fn float32_bands_give_the_uint16_percentiles_as_reflectance() {
+fn float32_and_int32_bands_give_the_uint16_percentiles() {
     let dir = tempfile::tempdir().unwrap();
     let items = support::synthetic_items(dir.path(), 4);
     let original = write_items(dir.path().join("uint16.json"), &items);
-    let floats = write_items(dir.path().join("float32.json"), &retyped_items(dir.path(), &items, "float32", true));
-    let base = config(&original, &dir.path().join("uint16"), "{bands: [B04], percentiles: [10, 50, 90]}");
-    let typed =
-        config(&floats, &dir.path().join("float32"), "{bands: [B04], percentiles: [10, 50, 90], dtype: float32}");
-    let contexts = [run_to_done(&base), run_to_done(&typed)];
-    for band in ["B04_pc_10", "B04_pc_50", "B04_pc_90", "count"] {
-        let (a, _, _) = band_values_f64(&contexts[0].0, &contexts[0].1, band);
-        let (b, b_type, _) = band_values_f64(&contexts[1].0, &contexts[1].1, band);
-        assert_eq!(a.len(), b.len());
-        if band == "count" {
-            assert_eq!(a, b, "the same observations count");
-            continue;
-        }
-        assert_eq!(b_type, GdalDataType::Float32, "{band}: float32 in, float32 out");
-        // Missing where the uint16 run has nodata (0); within a digital number elsewhere
-        // (GDAL's float warp does not round as the 16-bit path does).
-        let (mut valid, mut close) = (0, 0);
-        for (x, y) in a.iter().zip(&b) {
-            assert_eq!(*x == 0.0, y.is_nan(), "{band}: the same pixels missing ({x}, {y})");
-            if *x != 0.0 {
-                valid += 1;
-                close += ((x / 10_000.0 - y).abs() <= 1.0001e-4) as usize;
+    let base = run_to_done(&config(&original, &dir.path().join("uint16"), "{bands: [B04], percentiles: [10, 50, 90]}"));
+    // float32 reflectance (value / 10 000) and int32 (value - SHIFT): summarised as float32.
+    let as_uint16: [(&str, fn(f64) -> f64); 2] = [("float32", |v| v / 10_000.0), ("int32", |v| v - SHIFT as f64)];
+    for (ty, from_uint16) in as_uint16 {
+        let input = write_items(dir.path().join(format!("{ty}.json")), &retyped_items(dir.path(), &items, ty, true));
+        let cfg = format!("{{bands: [B04], percentiles: [10, 50, 90], dtype: {ty}}}");
+        let typed = run_to_done(&config(&input, &dir.path().join(ty), &cfg));
+        for band in ["B04_pc_10", "B04_pc_50", "B04_pc_90", "count"] {
+            let (a, _, _) = band_values_f64(&base.0, &base.1, band);
+            let (b, b_type, _) = band_values_f64(&typed.0, &typed.1, band);
+            assert_eq!(a.len(), b.len());
+            if band == "count" {
+                assert_eq!(a, b, "{ty}: the same observations count");
+                continue;
             }
+            assert_eq!(b_type, GdalDataType::Float32, "{ty} {band}: summarised as float32");
+            // Missing where the uint16 run has nodata (0); within a digital number elsewhere
+            // (GDAL's float warp does not round as the 16-bit path does).
+            let (mut valid, mut close) = (0, 0);
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(*x == 0.0, y.is_nan(), "{ty} {band}: the same pixels missing ({x}, {y})");
+                if *x != 0.0 {
+                    valid += 1;
+                    close += ((from_uint16(*x) - y).abs() <= from_uint16(1.0001) - from_uint16(0.0)) as usize;
+                }
+            }
+            assert!(valid > a.len() / 2, "{ty} {band}: {valid} valid");
+            assert!(close as f64 >= 0.999 * valid as f64, "{ty} {band}: {close} of {valid} within a DN");
         }
-        assert!(valid > a.len() / 2, "{band}: {valid} valid");
-        assert!(close as f64 >= 0.999 * valid as f64, "{band}: {close} of {valid} within 1e-4");
     }
+    // int32 values float32 cannot hold exactly fail their tiles, named.
+    let huge = write_items(dir.path().join("huge.json"), &retyped_items(dir.path(), &items, "int32-huge", true));
+    let cfg = config(&huge, &dir.path().join("huge"), "{bands: [B04], dtype: int32}");
+    let ctx = Context::embedded(&cfg.location, None).unwrap();
+    let plan = save_tasks(&cfg, &ctx, &GdalCrsTransform, false, false).unwrap();
+    let r = run_plan(&ctx, &plan.run_id, &opts(), &Silent).unwrap();
+    assert!(!r.failed.is_empty() && r.processed == 0, "{r:?}");
+    assert!(r.failed.iter().all(|f| f.reason.contains("int32-huge.tif") && f.reason.contains("exactly")), "{r:?}");
 }

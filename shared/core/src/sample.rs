@@ -62,6 +62,12 @@ impl SampleType {
         }
     }
 
+    /// Held by the stack as float32 values beside the 16-bit codes (float32 itself, and
+    /// int32 where its values are within float32's exact integers).
+    pub fn held_as_float(self) -> bool {
+        matches!(self, SampleType::Float32 | SampleType::Int32)
+    }
+
     pub fn is_signed(self) -> bool {
         matches!(self, SampleType::Int8 | SampleType::Int16 | SampleType::Int32)
     }

@@ -150,8 +150,7 @@ impl<'a> Sizer<'a> {
         let inputs = self.statistic.input_bands();
         let bands = inputs.len() as f64;
         // A value's bytes in the stack: a 16-bit code, and a float32 band's value besides.
-        let band_bytes: f64 =
-            inputs.iter().map(|b| if b.dtype == stratus_core::SampleType::Float32 { 6.0 } else { 2.0 }).sum();
+        let band_bytes: f64 = inputs.iter().map(|b| if b.dtype.held_as_float() { 6.0 } else { 2.0 }).sum();
         let side_x = (chunk.min(self.tile_width) + 2 * halo) as f64;
         let side_y = (chunk.min(self.tile_height) + 2 * halo) as f64;
         let chunk_px = side_x * side_y;

@@ -16,7 +16,7 @@ use stratus_core::geometry::project_rings;
 use stratus_core::grid::Bounds;
 use stratus_core::period::solar_day;
 use stratus_core::redact::redact;
-use stratus_core::{Dataset, GeoBox, PixelWindow, SampleType, TaskId, TilePart};
+use stratus_core::{Dataset, GeoBox, PixelWindow, TaskId, TilePart};
 use stratus_ports::BlobStore;
 use stratus_raster::paths::gdal_path;
 use stratus_raster::{
@@ -468,10 +468,10 @@ pub(crate) fn check_declared_types(
                 b.dtype,
                 match declared {
                     t if t.code_zero().is_some() => format!(": set plugin_config {{dtype: {declared}{nodata}}}"),
-                    SampleType::Float32 => {
-                        ": set plugin_config {dtype: float32} (percentiles, median and mean take float32 bands)".into()
-                    }
-                    _ => format!(": {declared} bands cannot be read (8- and 16-bit integer types, and float32)"),
+                    t if t.held_as_float() => format!(
+                        ": set plugin_config {{dtype: {declared}}} (percentiles, median and mean take {declared} bands)"
+                    ),
+                    _ => format!(": {declared} bands cannot be read (8-, 16- and 32-bit integer types, and float32)"),
                 }
             ));
         }
@@ -712,7 +712,7 @@ mod tests {
     /// statistic reads it, with Sentinel-2's removed +1000 accounted for.
     #[test]
     fn declared_types_scales_and_offsets_are_checked() {
-        use stratus_core::BandAsset;
+        use stratus_core::{BandAsset, SampleType};
         let dataset =
             |data_type: Option<SampleType>, scale: Option<f64>, offset: Option<f64>, baseline: &str| Dataset {
                 id: "item-1".into(),
@@ -754,7 +754,7 @@ mod tests {
         assert!(e.contains("int16") && e.contains("{dtype: int16, nodata: -999}"), "{e}");
         let e = check(&dataset(Some(SampleType::Float32), None, None, "02.09")).unwrap_err();
         assert!(e.contains("{dtype: float32}"), "{e}");
-        let e = check(&dataset(Some(SampleType::Int32), None, None, "02.09")).unwrap_err();
-        assert!(e.contains("int32") && e.contains("cannot be read"), "{e}");
+        let e = check(&dataset(Some(SampleType::Float64), None, None, "02.09")).unwrap_err();
+        assert!(e.contains("float64") && e.contains("cannot be read"), "{e}");
     }
 }

@@ -4,8 +4,8 @@ use stratus_core::SampleType;
 /// The observations of one spatial chunk: (time, band, y, x), one time slot per solar day
 /// (same-day datasets already fused), nodata per band. Integer bands are held as 16-bit
 /// codes of their sample type (`stratus_core::sample`: a uint16 band's code is its value);
-/// float32 bands as themselves, NaN where missing, in `floats` (their slots in `data` stay
-/// unused).
+/// float32 and int32 bands as float32 values, NaN where missing, in `floats` (their slots
+/// in `data` stay unused).
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub bands: Vec<String>,
@@ -13,9 +13,9 @@ pub struct Stack {
     /// Nodata per band, as a code.
     pub nodata: Vec<u16>,
     pub data: Array4<u16>,
-    /// (time, float band, y, x): the float32 bands, in band order.
+    /// (time, float band, y, x): the float32 and int32 bands, in band order.
     pub floats: Array4<f32>,
-    /// Each band's index in `floats`, for float32 bands.
+    /// Each band's index in `floats`, for bands held as floats.
     pub float_index: Vec<Option<usize>>,
 }
 
@@ -39,7 +39,7 @@ impl Stack {
         let float_index: Vec<Option<usize>> = dtypes
             .iter()
             .map(|t| {
-                (*t == SampleType::Float32).then(|| {
+                t.held_as_float().then(|| {
                     next += 1;
                     next - 1
                 })

@@ -14,7 +14,7 @@ pub enum StatError {
     UnknownPlugin(String, String),
     #[error("input stack has no band '{0}'")]
     MissingBand(String),
-    #[error("plugin '{plugin}' cannot read {dtype} bands: it reads 8- and 16-bit integer bands (int8, uint8, int16, uint16; float32 too for percentiles, median and mean); set plugin_config 'dtype' to the bands' type, or use a plugin that takes {dtype}")]
+    #[error("plugin '{plugin}' cannot read {dtype} bands: it reads 8- and 16-bit integer bands (int8, uint8, int16, uint16; float32 and int32 too for percentiles, median and mean); set plugin_config 'dtype' to the bands' type, or use a plugin that takes {dtype}")]
     UnsupportedType { plugin: String, dtype: SampleType },
 }
 
@@ -62,14 +62,15 @@ impl InputBand {
             })
             .collect()
     }
-    /// Float32 bands, held as themselves (NaN where missing; see [`crate::Stack`]).
-    pub fn float(names: &[String]) -> Vec<InputBand> {
+    /// Float32 or int32 bands, held as float32 values (NaN where missing; see
+    /// [`crate::Stack`]).
+    pub fn float(names: &[String], dtype: SampleType) -> Vec<InputBand> {
         names
             .iter()
             .map(|n| InputBand {
                 name: n.clone(),
                 categorical: false,
-                dtype: SampleType::Float32,
+                dtype,
                 nodata: 0,
                 units: None,
                 harmonize_s2_offset: false,

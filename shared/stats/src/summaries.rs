@@ -52,7 +52,7 @@ pub struct Summary {
     name: String,
     kind: SummaryKind,
     cfg: SummaryConfig,
-    /// None for float32 bands (held as themselves, NaN where missing).
+    /// None for float32 and int32 bands (held as float32 values, NaN where missing).
     enc: Option<Encoding>,
     filters: Vec<MorphOp>,
 }
@@ -71,7 +71,7 @@ impl Summary {
         }
         let filters = parse_filters(&cfg.mask_filters)?;
         let enc = match cfg.dtype {
-            SampleType::Float32 => None,
+            t if t.held_as_float() => None,
             dtype => Some(Encoding::new(name, dtype, cfg.nodata)?),
         };
         Ok(Summary { name: name.into(), kind, cfg, enc, filters })
@@ -102,7 +102,7 @@ impl Statistic for Summary {
     fn input_bands(&self) -> Vec<InputBand> {
         let mut v = match &self.enc {
             Some(enc) => InputBand::continuous(&self.cfg.bands, enc, false),
-            None => InputBand::float(&self.cfg.bands),
+            None => InputBand::float(&self.cfg.bands, self.cfg.dtype),
         };
         if let (Some(b), Some(k)) = (&self.cfg.mask_band, &self.cfg.mask) {
             v.push(InputBand::mask(b, k));
@@ -110,7 +110,7 @@ impl Statistic for Summary {
         v
     }
     fn output_bands(&self) -> Vec<OutputBand> {
-        // The input's type and nodata; float32 (NaN) for float inputs.
+        // The input's type and nodata; float32 (NaN) for float32 and int32 inputs.
         let same = |name: String| match &self.enc {
             Some(enc) => {
                 OutputBand { name, dtype: enc.output_type(), nodata: Some(self.cfg.nodata as f64), categorical: false }
@@ -361,10 +361,10 @@ mod tests {
         let e = Summary::new(
             "percentiles",
             SummaryKind::Percentiles,
-            SummaryConfig { dtype: SampleType::Int32, ..cfg.clone() },
+            SummaryConfig { dtype: SampleType::Float64, ..cfg.clone() },
         );
         let e = e.err().unwrap().to_string();
-        assert!(e.contains("int32") && e.contains("dtype"), "{e}");
+        assert!(e.contains("float64") && e.contains("dtype"), "{e}");
         let e =
             Summary::new("percentiles", SummaryKind::Percentiles, SummaryConfig { dtype: SampleType::Uint8, ..cfg });
         let e = e.err().unwrap().to_string();

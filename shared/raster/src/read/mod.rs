@@ -128,7 +128,8 @@ pub fn read_bands(
 /// Read a float32 band (a summary of summaries) into `window` with GDAL's warper: NaN where
 /// the source has nothing valid. Float inputs are rare and small next to reflectance, so
 /// they take the reference path rather than a float copy of the 16-bit kernels. The
-/// source must be float32, or an 8- or 16-bit integer type (which float32 holds exactly).
+/// source must be float32, an 8- or 16-bit integer type, or int32 whose values float32
+/// holds exactly (up to 2^24 either side of zero; a larger one is refused by name).
 pub fn read_float_band(
     path: &str,
     name: &str,
@@ -137,19 +138,27 @@ pub fn read_float_band(
     max_error: f64,
 ) -> Result<Vec<f32>> {
     crate::warp::read_input_with_retries(path, name, |src| {
-        let band = src.rasterband(1)?;
-        let found = band.band_type().name();
-        let exact = matches!(found.as_str(), "Byte" | "Float32")
-            || SampleType::parse(&found).is_some_and(|t| t.code_zero().is_some());
-        if !exact {
-            return Err(RasterError::Input {
-                path: name.into(),
-                why: format!(
-                    "its band is {found}, which float32 cannot hold exactly: the float32 bands of a statistic take float32 or 8- and 16-bit integer files"
-                ),
-            });
+        let found = src.rasterband(1)?.band_type().name();
+        let refuse = |why: String| RasterError::Input { path: name.into(), why };
+        match found.as_str() {
+            "Int32" => {
+                const EXACT: f64 = 16_777_216.0;
+                let v = crate::warp::read_warped::<f64>(src, name, window, resampling, f64::NAN, max_error)?;
+                if let Some(big) = v.iter().find(|v| v.abs() > EXACT) {
+                    return Err(refuse(format!(
+                        "holds {big}, beyond the integers float32 holds exactly (2^24 either side of zero): int32 bands are summarised as float32"
+                    )));
+                }
+                Ok(v.into_iter().map(|v| v as f32).collect())
+            }
+            "Byte" | "Float32" => crate::warp::read_warped::<f32>(src, name, window, resampling, f64::NAN, max_error),
+            other if SampleType::parse(other).is_some_and(|t| t.code_zero().is_some()) => {
+                crate::warp::read_warped::<f32>(src, name, window, resampling, f64::NAN, max_error)
+            }
+            other => Err(refuse(format!(
+                "its band is {other}, which float32 cannot hold exactly: float32 and int32 bands of a statistic take float32, int32 or 8- and 16-bit integer files"
+            ))),
         }
-        crate::warp::read_warped::<f32>(src, name, window, resampling, f64::NAN, max_error)
     })
 }
 
