@@ -215,6 +215,9 @@ fn a_plugin_told_the_wrong_type_is_refused_with_the_fix() {
     }
 }
 
+/// How a rewritten type's value follows from the uint16 original's.
+type FromUint16 = fn(f64) -> f64;
+
 #[test]
 fn float32_and_int32_bands_give_the_uint16_percentiles() {
     let dir = tempfile::tempdir().unwrap();
@@ -222,7 +225,7 @@ fn float32_and_int32_bands_give_the_uint16_percentiles() {
     let original = write_items(dir.path().join("uint16.json"), &items);
     let base = run_to_done(&config(&original, &dir.path().join("uint16"), "{bands: [B04], percentiles: [10, 50, 90]}"));
     // float32 reflectance (value / 10 000) and int32 (value - SHIFT): summarised as float32.
-    let as_uint16: [(&str, fn(f64) -> f64); 2] = [("float32", |v| v / 10_000.0), ("int32", |v| v - SHIFT as f64)];
+    let as_uint16: [(&str, FromUint16); 2] = [("float32", |v| v / 10_000.0), ("int32", |v| v - SHIFT as f64)];
     for (ty, from_uint16) in as_uint16 {
         let input = write_items(dir.path().join(format!("{ty}.json")), &retyped_items(dir.path(), &items, ty, true));
         let cfg = format!("{{bands: [B04], percentiles: [10, 50, 90], dtype: {ty}}}");
