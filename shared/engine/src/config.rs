@@ -5,6 +5,7 @@
 
 use crate::error::{EngineError, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use stratus_core::{Frequency, GridSpec, Period, TileIndex};
 use stratus_raster::CogOptions;
 
@@ -184,14 +185,76 @@ impl Default for LambdaBudget {
     }
 }
 
-/// `cog_opts`: defaults for every band, and per-band `overrides`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+/// `cog_opts`, as odc-stats' run configs give it: settings for every band (see
+/// `CogOptions::from_settings`), and per-band `overrides` merged over them.
+#[derive(Debug, Clone, PartialEq)]
 pub struct CogOptsConfig {
-    #[serde(flatten)]
-    pub defaults: CogOptions,
-    #[serde(default)]
-    pub overrides: std::collections::BTreeMap<String, CogOptions>,
+    /// As given, over the defaults.
+    pub defaults: BTreeMap<String, serde_json::Value>,
+    pub overrides: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+/// The settings `cog_opts` had before it took any key, in the order they were written:
+/// configurations that use only these keep their digests (and their outputs stay complete).
+const LEGACY_COG_KEYS: [&str; 4] = ["compress", "blocksize", "overview_resampling", "level"];
+
+impl Serialize for CogOptsConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for k in LEGACY_COG_KEYS {
+            if let Some(v) = self.defaults.get(k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in self.defaults.iter().filter(|(k, _)| !LEGACY_COG_KEYS.contains(&k.as_str())) {
+            m.serialize_entry(k, v)?;
+        }
+        m.serialize_entry("overrides", &self.overrides)?;
+        m.end()
+    }
+}
+
+impl Default for CogOptsConfig {
+    fn default() -> Self {
+        let d = CogOptions::default();
+        let defaults = serde_json::json!({
+            "compress": d.compress, "blocksize": d.blocksize, "overview_resampling": d.overview_resampling, "level": null
+        });
+        CogOptsConfig { defaults: serde_json::from_value(defaults).expect("a mapping"), overrides: BTreeMap::new() }
+    }
+}
+
+impl<'de> Deserialize<'de> for CogOptsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut given = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+        let overrides = match given.remove("overrides") {
+            None | Some(serde_json::Value::Null) => BTreeMap::new(),
+            Some(o) => serde_json::from_value(o)
+                .map_err(|e| D::Error::custom(format!("cog_opts.overrides: a mapping of band to settings ({e})")))?,
+        };
+        let mut c = CogOptsConfig { overrides, ..CogOptsConfig::default() };
+        c.defaults.extend(given);
+        Ok(c)
+    }
+}
+
+impl CogOptsConfig {
+    /// The settings of `band`: its overrides merged over the defaults.
+    pub fn options(&self, band: &str) -> std::result::Result<CogOptions, stratus_raster::cog::CogOptionError> {
+        let mut settings = self.defaults.clone();
+        if let Some(o) = self.overrides.get(band) {
+            for (k, v) in o {
+                // An override replaces the default under any of its names (`zlevel` / `level`).
+                for alias in CogOptions::aliases(k) {
+                    settings.remove(*alias);
+                }
+                settings.insert(k.clone(), v.clone());
+            }
+        }
+        CogOptions::from_settings(&settings)
+    }
 }
 
 fn default_chunk() -> usize {
@@ -270,6 +333,11 @@ impl RunConfig {
         }
         crate::dataset_filter::DatasetFilters::new(&self.dataset_filters)?;
         self.area_of_interest()?;
+        // Every band's COG settings: the defaults, and each override merged over them.
+        self.cog_options("")?;
+        for band in self.cog_opts.overrides.keys() {
+            self.cog_options(band)?;
+        }
         self.check_fused_subset("optional_products", &self.optional_products, "a+b+c", "must be required")?;
         self.check_fused_subset(
             "ignore_time",
@@ -443,8 +511,9 @@ impl RunConfig {
         stratus_core::digest::short_digest(serde_json::to_string(&c).unwrap().as_bytes())
     }
 
-    pub fn cog_options(&self, band: &str) -> CogOptions {
-        self.cog_opts.overrides.get(band).cloned().unwrap_or_else(|| self.cog_opts.defaults.clone())
+    /// The COG settings of `band` (checked by `validate`).
+    pub fn cog_options(&self, band: &str) -> Result<CogOptions> {
+        self.cog_opts.options(band).map_err(|e| EngineError::Config(e.to_string()))
     }
 }
 
@@ -512,6 +581,55 @@ mod tests {
         assert!(e.contains("dataset filter eo:cloud_cover <"), "{e}");
     }
 
+    /// odc-stats' `cog_opts`, as its example configuration and DEA's give them: its own
+    /// keys, GDAL's names, and per-band overrides merged over the defaults.
+    #[test]
+    fn odc_stats_cog_opts() {
+        let c = RunConfig::from_yaml(
+            &format!(
+                "{MIN}cog_opts:\n  compress: deflate\n  zlevel: 9\n  blocksize: 800\n  ovr_blocksize: 512\n  overview_resampling: average\n  overview_levels: [2, 4, 8, 16, 32]\n  overrides:\n    rgba:\n      compress: webp\n      webp_level: 90\n"
+            ),
+            "t",
+        )
+        .unwrap();
+        let d = c.cog_options("nbart_red").unwrap();
+        assert_eq!(
+            (d.compress.as_str(), d.blocksize, d.level, d.overview_blocksize, d.overview_count),
+            ("deflate", 800, Some(9), Some(512), Some(5))
+        );
+        let rgba = c.cog_options("rgba").unwrap();
+        assert_eq!(
+            (rgba.compress.as_str(), rgba.level, rgba.blocksize),
+            ("webp", Some(9), 800),
+            "merged over the defaults"
+        );
+        assert_eq!(rgba.extra.get("QUALITY").map(String::as_str), Some("90"));
+        // As serialised before cog_opts took any key: the digests of older runs stand.
+        assert_eq!(
+            serde_json::to_string(&CogOptsConfig::default()).unwrap(),
+            r#"{"compress":"deflate","blocksize":512,"overview_resampling":"average","level":null,"overrides":{}}"#
+        );
+        let c = RunConfig::from_yaml(&format!("{MIN}cog_opts: {{zlevel: 9, overrides: {{b: {{level: 5}}}}}}\n"), "t")
+            .unwrap();
+        assert_eq!(c.cog_options("b").unwrap().level, Some(5), "an override wins under another name");
+        // GDAL's own option names pass through; others are named with the valid ones.
+        let c = RunConfig::from_yaml(&format!("{MIN}cog_opts: {{overview_compress: zstd, num_threads: 2}}\n"), "t")
+            .unwrap();
+        let o = c.cog_options("x").unwrap();
+        assert_eq!(o.extra.get("OVERVIEW_COMPRESS").map(String::as_str), Some("zstd"));
+        for (bad, says) in [
+            ("{compres: zstd}", "cog_opts: compres: not a setting"),
+            ("{overview_levels: [2, 3]}", "half the previous one"),
+            ("{blocksize: 100}", "multiple of 16"),
+            ("{overrides: {b: {zlevel: x}}}", "zlevel"),
+        ] {
+            let e = RunConfig::from_yaml(&format!("{MIN}cog_opts: {bad}\n"), "t").unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let e = RunConfig::from_yaml(&format!("{MIN}cog_opts: {{compres: zstd}}\n"), "t").unwrap_err().to_string();
+        assert!(e.contains("overview_compress") && e.contains("ovr_blocksize"), "the valid keys: {e}");
+    }
+
     #[test]
     fn odc_stats_keys_and_unknown_keys() {
         let c = RunConfig::from_yaml(
@@ -519,8 +637,8 @@ mod tests {
             "t",
         )
         .unwrap();
-        assert_eq!(c.cog_options("clear").blocksize, 256);
-        assert_eq!(c.cog_options("total").compress, "zstd");
+        assert_eq!(c.cog_options("clear").unwrap().blocksize, 256);
+        assert_eq!(c.cog_options("total").unwrap().compress, "zstd");
         let e = RunConfig::from_yaml(&format!("{MIN}chunksize: 5\n"), "run.yaml").unwrap_err().to_string();
         assert!(e.contains("chunksize") && e.contains("valid keys") && e.contains("run.yaml"), "{e}");
         // The list comes from the struct: every field is in it.

@@ -392,7 +392,7 @@ pub(crate) fn commit_tile(
         .zip(outputs.par_iter())
         .map(|(writer, o)| {
             let local = scratch.path().join(format!("{}.tif", o.name));
-            writer.finish(&local, &cfg.cog_options(&o.name), o.categorical)?;
+            writer.finish(&local, &cfg.cog_options(&o.name)?, o.categorical)?;
             let key = layout.band_key(&job.task, &o.name);
             job.output.put_file(&key, &local)?;
             let _ = std::fs::remove_file(&local);

@@ -6,26 +6,174 @@ use crate::error::{RasterError, Result};
 use crate::warp::last_gdal_error;
 use gdal::raster::{Buffer, GdalType, RasterCreationOptions};
 use gdal::{Dataset, DriverManager};
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use stratus_core::GeoBox;
 
-/// COG creation settings (odc-stats `cog_opts`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// COG creation settings: odc-stats' `cog_opts` (see [`CogOptions::from_settings`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct CogOptions {
-    /// deflate, zstd or lzw.
+    /// deflate, zstd, lzw, webp, ... (GDAL's COG driver's `COMPRESS`).
     pub compress: String,
     pub blocksize: usize,
     /// Overview resampling for continuous bands (categorical bands always use nearest).
     pub overview_resampling: String,
+    /// Compression level (odc-stats' `zlevel`).
     pub level: Option<u32>,
+    /// Number of overview levels (odc-stats' `overview_levels: [2, 4, 8, ...]`).
+    pub overview_count: Option<u32>,
+    /// Block size of the overviews (odc-stats' `ovr_blocksize`).
+    pub overview_blocksize: Option<usize>,
+    /// Any other creation option of GDAL's COG driver, by its GDAL name.
+    pub extra: BTreeMap<String, String>,
 }
 
 impl Default for CogOptions {
     fn default() -> Self {
-        Self { compress: "deflate".into(), blocksize: 512, overview_resampling: "average".into(), level: None }
+        Self {
+            compress: "deflate".into(),
+            blocksize: 512,
+            overview_resampling: "average".into(),
+            level: None,
+            overview_count: None,
+            overview_blocksize: None,
+            extra: BTreeMap::new(),
+        }
     }
+}
+
+/// What a `cog_opts` key is wrong with: the key and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("cog_opts: {key}: {why}")]
+pub struct CogOptionError {
+    pub key: String,
+    pub why: String,
+}
+
+impl CogOptions {
+    /// The names one setting goes by (odc-stats' and GDAL's), `key` among them.
+    pub fn aliases(key: &str) -> &'static [&'static str] {
+        const GROUPS: [&[&str]; 3] = [
+            &["zlevel", "level", "zstd_level"],
+            &["webp_level", "jpeg_quality", "quality"],
+            &["overview_resampling", "resampling"],
+        ];
+        GROUPS.into_iter().find(|g| g.contains(&key.to_ascii_lowercase().as_str())).unwrap_or(&[])
+    }
+
+    /// From `cog_opts` settings as odc-stats' run configs give them: `compress`,
+    /// `blocksize`, `zlevel` (or `level`), `ovr_blocksize`, `overview_levels` (2, 4, 8, ...:
+    /// GDAL's COG driver halves each level, so only their number can be chosen),
+    /// `overview_resampling`, the GeoTIFF driver's names odc-stats passes through
+    /// (`predictor: 2`, `webp_level`, `jpeg_quality`, `zstd_level`), and any creation
+    /// option of GDAL's COG driver (`overview_compress: zstd`, `num_threads: 2`). Missing
+    /// keys take the defaults; an unknown key is named with the valid ones.
+    pub fn from_settings(settings: &BTreeMap<String, serde_json::Value>) -> Result<CogOptions, CogOptionError> {
+        let mut o = CogOptions::default();
+        for (key, value) in settings {
+            let bad = |why: String| CogOptionError { key: key.clone(), why };
+            let text = || match value {
+                serde_json::Value::String(s) => Ok(s.clone()),
+                serde_json::Value::Number(n) => Ok(n.to_string()),
+                serde_json::Value::Bool(b) => Ok(if *b { "YES" } else { "NO" }.to_string()),
+                other => Err(bad(format!("{other} is not a value GDAL takes (a string, number or boolean)"))),
+            };
+            let number = || {
+                value
+                    .as_u64()
+                    .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+                    .ok_or_else(|| bad(format!("{value} is not a whole number")))
+            };
+            match key.to_ascii_lowercase().as_str() {
+                "compress" => o.compress = text()?.to_ascii_lowercase(),
+                "blocksize" => {
+                    let b = number()? as usize;
+                    if b == 0 || !b.is_multiple_of(16) {
+                        return Err(bad(format!("{b}: a block size is a positive multiple of 16")));
+                    }
+                    o.blocksize = b;
+                }
+                "overview_resampling" | "resampling" => o.overview_resampling = text()?.to_ascii_lowercase(),
+                "zlevel" | "level" | "zstd_level" => {
+                    o.level = if value.is_null() { None } else { Some(number()? as u32) }
+                }
+                "ovr_blocksize" => {
+                    let b = number()? as usize;
+                    if !b.is_power_of_two() || b < 16 {
+                        return Err(bad(format!("{b}: an overview block size is a power of two, at least 16")));
+                    }
+                    o.overview_blocksize = Some(b);
+                }
+                "overview_levels" => {
+                    let levels: Vec<u64> = value
+                        .as_array()
+                        .and_then(|a| a.iter().map(|v| v.as_u64()).collect())
+                        .ok_or_else(|| bad(format!("{value} is not a list of levels ([2, 4, 8, 16, 32])")))?;
+                    if levels.iter().enumerate().any(|(i, l)| *l != 2u64 << i) {
+                        return Err(bad(format!(
+                            "{levels:?}: GDAL's COG driver makes each overview half the previous one, so the levels are 2, 4, 8, ... (give their number of them)"
+                        )));
+                    }
+                    o.overview_count = Some(levels.len() as u32);
+                }
+                "predictor" => {
+                    let p = match text()?.to_ascii_uppercase().as_str() {
+                        "1" | "NO" | "FALSE" => "NO",
+                        "2" | "YES" | "TRUE" | "STANDARD" => "STANDARD",
+                        "3" | "FLOATING_POINT" => "FLOATING_POINT",
+                        other => {
+                            return Err(bad(format!("{other}: one of 1, 2, 3, NO, YES, STANDARD, FLOATING_POINT")))
+                        }
+                    };
+                    o.extra.insert("PREDICTOR".into(), p.into());
+                }
+                "webp_level" | "jpeg_quality" | "quality" => {
+                    o.extra.insert("QUALITY".into(), number()?.to_string());
+                }
+                other => {
+                    let name = other.to_ascii_uppercase();
+                    let valid = cog_creation_options();
+                    if !valid.contains(&name) || RESERVED.contains(&name.as_str()) {
+                        let choices: Vec<&str> =
+                            valid.iter().map(String::as_str).filter(|o| !RESERVED.contains(o)).collect();
+                        return Err(bad(format!(
+                            "not a setting: give compress, blocksize, zlevel, ovr_blocksize, overview_levels, overview_resampling, predictor, or one of GDAL's COG options ({})",
+                            choices.join(", ").to_ascii_lowercase()
+                        )));
+                    }
+                    o.extra.insert(name, text()?);
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// COG options Stratus sets itself (the tile's grid, its overviews): not settable.
+const RESERVED: [&str; 8] = [
+    "TILING_SCHEME",
+    "ZOOM_LEVEL",
+    "ZOOM_LEVEL_STRATEGY",
+    "TARGET_SRS",
+    "RES",
+    "EXTENT",
+    "ALIGNED_LEVELS",
+    "OVERVIEWS",
+];
+
+/// The creation options GDAL's COG driver knows (its `DMD_CREATIONOPTIONLIST`).
+fn cog_creation_options() -> Vec<String> {
+    use gdal::Metadata;
+    crate::init_gdal();
+    let Ok(driver) = DriverManager::get_driver_by_name("COG") else { return vec![] };
+    let xml = driver.metadata_item("DMD_CREATIONOPTIONLIST", "").unwrap_or_default();
+    xml.split("<Option name=")
+        .skip(1)
+        .filter_map(|o| {
+            let quote = o.chars().next()?;
+            o[1..].split(quote).next().map(str::to_string)
+        })
+        .collect()
 }
 
 /// One output band being assembled.
@@ -144,13 +292,27 @@ impl BandWriter {
         if let Some(l) = opts.level {
             co.push(format!("LEVEL={l}"));
         }
-        if opts.compress.eq_ignore_ascii_case("deflate") || opts.compress.eq_ignore_ascii_case("zstd") {
+        if let Some(n) = opts.overview_count {
+            co.push(format!("OVERVIEW_COUNT={n}"));
+        }
+        let compress = opts.compress.to_ascii_lowercase();
+        if !opts.extra.contains_key("PREDICTOR") && ["deflate", "zstd", "lzw"].contains(&compress.as_str()) {
             co.push("PREDICTOR=YES".to_string());
         }
+        co.extend(opts.extra.iter().map(|(k, v)| format!("{k}={v}")));
         let co = RasterCreationOptions::from_iter(co);
         let out_err = |why: String| RasterError::Output { path: dest.display().to_string(), why };
-        let copy = self.ds.create_copy(&drv, dest, &co).map_err(|e| out_err(format!("{e} ({})", last_gdal_error())))?;
-        drop(copy);
+        // The COG driver builds its overviews through the GeoTIFF driver, which takes their
+        // block size from this option (set for this thread only).
+        let ovr_blocksize = opts.overview_blocksize.map(|b| b.to_string());
+        if let Some(b) = &ovr_blocksize {
+            gdal::config::set_thread_local_config_option("GDAL_TIFF_OVR_BLOCKSIZE", b)?;
+        }
+        let copy = self.ds.create_copy(&drv, dest, &co);
+        if ovr_blocksize.is_some() {
+            gdal::config::clear_thread_local_config_option("GDAL_TIFF_OVR_BLOCKSIZE")?;
+        }
+        drop(copy.map_err(|e| out_err(format!("{e} ({})", last_gdal_error())))?);
         Ok(())
     }
 }
@@ -220,5 +382,35 @@ mod tests {
         std::fs::write(&p, b"II*\0not really a tiff").unwrap();
         let e = open_input(p.to_str().unwrap()).unwrap_err().to_string();
         assert!(e.contains("broken.tif"), "{e}");
+    }
+
+    /// odc-stats' `cog_opts` reach the file: overview count and block size, compression
+    /// and predictor, and a COG driver option passed by its GDAL name.
+    #[test]
+    fn cog_settings_reach_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let gb = GeoBox { epsg: 32635, left: 500_000.0, top: 100_000.0, resolution: 30.0, width: 2048, height: 2048 };
+        let data: Vec<u16> = (0..2048 * 2048u32).map(|i| (i % 4096) as u16).collect();
+        let settings: BTreeMap<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+            "compress": "zstd", "zlevel": 9, "blocksize": 256, "ovr_blocksize": 128,
+            "overview_levels": [2, 4], "predictor": 2, "overview_compress": "deflate"
+        }))
+        .unwrap();
+        let opts = CogOptions::from_settings(&settings).unwrap();
+        let dest = dir.path().join("c.tif");
+        write_cog(&dest, &gb, data, Some(0.0), &opts, false).unwrap();
+        let ds = Dataset::open(&dest).unwrap();
+        let band = ds.rasterband(1).unwrap();
+        assert_eq!(band.block_size(), (256, 256));
+        assert_eq!(band.overview_count().unwrap(), 2, "overview_levels [2, 4]");
+        assert_eq!(band.overview(0).unwrap().block_size(), (128, 128), "ovr_blocksize");
+        assert_eq!(ds.metadata_item("COMPRESSION", "IMAGE_STRUCTURE").as_deref(), Some("ZSTD"));
+        assert_eq!(ds.metadata_item("PREDICTOR", "IMAGE_STRUCTURE").as_deref(), Some("2"));
+        // The GDAL option is kept for this thread only.
+        assert_eq!(gdal::config::get_thread_local_config_option("GDAL_TIFF_OVR_BLOCKSIZE", "unset").unwrap(), "unset");
+        let bad: BTreeMap<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({"tiling_scheme": "x"})).unwrap();
+        let e = CogOptions::from_settings(&bad).unwrap_err().to_string();
+        assert!(e.contains("tiling_scheme") && e.contains("not a setting"), "{e}");
     }
 }
