@@ -115,8 +115,9 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_time: Vec<String>,
     /// Conditions every item must meet, on its properties: CQL2 text or JSON, or
-    /// odc-stats' property values (see `dataset_filter`).
-    #[serde(default)]
+    /// odc-stats' property values (see `dataset_filter`). One filter or a list; odc-stats'
+    /// `dataset_filter` (save-tasks) is the same key.
+    #[serde(default, alias = "dataset_filter", deserialize_with = "one_or_many")]
     pub dataset_filters: Vec<serde_json::Value>,
     pub grid: String,
     #[serde(default)]
@@ -274,6 +275,15 @@ fn default_lease() -> u64 {
 }
 fn default_margin() -> u64 {
     60
+}
+
+/// A list, or one value as a list of one (odc-stats' configurations give one filter).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<serde_json::Value>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Array(v) => v,
+        serde_json::Value::Null => vec![],
+        one => vec![one],
+    })
 }
 
 impl Default for RunConfig {
@@ -575,6 +585,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.dataset_filters.len(), 2);
+        // odc-stats' forms: one `|`-joined string (run), or `dataset_filter` (save-tasks).
+        let dea = "{\"datetime\": \"2010-01--P3Y\"}|{\"eo:platform\": \"landsat-8\"}";
+        let c = RunConfig::from_yaml(&format!("{MIN}dataset_filters: >-\n  {dea}\n"), "t").unwrap();
+        assert_eq!(c.dataset_filters, vec![serde_json::json!(dea)]);
+        let c = RunConfig::from_yaml(&format!("{MIN}dataset_filter: '{{\"dataset_maturity\": \"final\"}}'\n"), "t")
+            .unwrap();
+        assert_eq!(c.dataset_filters.len(), 1);
         let e = RunConfig::from_yaml(&format!("{MIN}dataset_filters: ['eo:cloud_cover <']\n"), "t")
             .unwrap_err()
             .to_string();

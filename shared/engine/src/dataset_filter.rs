@@ -139,31 +139,65 @@ pub(crate) fn checked_cql2(spec: &Value) -> std::result::Result<cql2::Expr, Stri
 
 fn parse(spec: &Value) -> std::result::Result<cql2::Expr, String> {
     match spec {
+        // odc-stats' run-time form: JSON objects joined by `|`, any of which may hold.
+        Value::String(text) if text.trim_start().starts_with('{') => {
+            let alternatives = text
+                .split('|')
+                .map(|a| {
+                    let a = a.trim();
+                    let v: Value = serde_json::from_str(a).map_err(|e| format!("'{a}' is not a JSON object: {e}"))?;
+                    match v {
+                        Value::Object(m) if !m.is_empty() => property_values(&m),
+                        _ => Err(format!("'{a}' is not an object of property values")),
+                    }
+                })
+                .collect::<std::result::Result<Vec<Value>, String>>()?;
+            let any = if alternatives.len() == 1 {
+                alternatives.into_iter().next().expect("one")
+            } else {
+                json!({"op": "or", "args": alternatives})
+            };
+            checked_cql2(&any).map_err(|e| format!("property values: {e}"))
+        }
         Value::Object(m) if !m.contains_key("op") && !m.is_empty() => {
-            let mut conditions = Vec::new();
-            for (property, value) in m {
-                let p = json!({"property": property});
-                match value {
-                    Value::Array(v) if v.len() == 2 && v.iter().all(Value::is_number) => {
-                        conditions.push(json!({"op": ">=", "args": [p, v[0]]}));
-                        conditions.push(json!({"op": "<=", "args": [p, v[1]]}));
-                    }
-                    Value::Array(v) if !v.is_empty() && v.iter().all(|x| x.is_string() || x.is_number()) => {
-                        let any: Vec<Value> = v.iter().map(|x| json!({"op": "=", "args": [p, x]})).collect();
-                        conditions.push(if any.len() == 1 { any[0].clone() } else { json!({"op": "or", "args": any}) });
-                    }
-                    Value::String(_) | Value::Number(_) | Value::Bool(_) => {
-                        conditions.push(json!({"op": "=", "args": [p, value]}))
-                    }
-                    other => return Err(format!("property '{property}': cannot filter on {other}")),
-                }
-            }
-            let all =
-                if conditions.len() == 1 { conditions.remove(0) } else { json!({"op": "and", "args": conditions}) };
-            checked_cql2(&all).map_err(|e| format!("property values: {e}"))
+            checked_cql2(&property_values(m)?).map_err(|e| format!("property values: {e}"))
         }
         _ => checked_cql2(spec),
     }
+}
+
+/// odc-stats' property values as CQL2 JSON: every one must hold. A `datetime` is a
+/// period (`2013-01--P5M`) the item's datetime falls in, as odc-stats' run-time filter has it.
+fn property_values(m: &serde_json::Map<String, Value>) -> std::result::Result<Value, String> {
+    let mut conditions = Vec::new();
+    for (property, value) in m {
+        let p = json!({"property": property});
+        if let (true, Value::String(period)) = (property == "datetime", value) {
+            let period: stratus_core::Period =
+                period.parse().map_err(|e| format!("datetime: {e} (give a period such as 2013-01--P5M)"))?;
+            let at = |t: chrono::DateTime<chrono::Utc>| json!({"timestamp": t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+            conditions.push(json!({"op": ">=", "args": [p, at(period.start_datetime())]}));
+            conditions.push(
+                json!({"op": "<", "args": [p, at(period.end().and_hms_opt(0, 0, 0).expect("midnight").and_utc())]}),
+            );
+            continue;
+        }
+        match value {
+            Value::Array(v) if v.len() == 2 && v.iter().all(Value::is_number) => {
+                conditions.push(json!({"op": ">=", "args": [p, v[0]]}));
+                conditions.push(json!({"op": "<=", "args": [p, v[1]]}));
+            }
+            Value::Array(v) if !v.is_empty() && v.iter().all(|x| x.is_string() || x.is_number()) => {
+                let any: Vec<Value> = v.iter().map(|x| json!({"op": "=", "args": [p, x]})).collect();
+                conditions.push(if any.len() == 1 { any[0].clone() } else { json!({"op": "or", "args": any}) });
+            }
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                conditions.push(json!({"op": "=", "args": [p, value]}))
+            }
+            other => return Err(format!("property '{property}': cannot filter on {other}")),
+        }
+    }
+    Ok(if conditions.len() == 1 { conditions.remove(0) } else { json!({"op": "and", "args": conditions}) })
 }
 
 #[cfg(test)]
@@ -196,6 +230,26 @@ mod tests {
             Ok(false)
         );
         assert_eq!(keeps(json!("collection = 'c'"), s2a), Ok(true));
+    }
+
+    /// odc-stats' run-time `dataset_filters`, as DEA's fractional-cover configuration has
+    /// it: alternatives joined by `|`, each its properties and a `datetime` period.
+    #[test]
+    fn odc_stats_alternatives_with_datetime_periods() {
+        let filter = json!(
+            "{\"datetime\": \"1987-01--P17Y\"}|{\"datetime\": \"2004-01--P6Y\", \"eo:platform\": \"landsat-5\"}|\n{\"datetime\": \"2010-01--P3Y\"}|{\"datetime\": \"2013-01--P5M\"}|{\"eo:platform\": \"landsat-8\"}"
+        );
+        let at = |when: &str, platform: &str| keeps(filter.clone(), json!({"datetime": when, "eo:platform": platform}));
+        assert_eq!(at("1990-06-01T10:00:00Z", "landsat-5"), Ok(true), "1987-2003: any platform");
+        assert_eq!(at("2003-12-31T23:59:59Z", "landsat-7"), Ok(true));
+        assert_eq!(at("2005-03-01T10:00:00Z", "landsat-5"), Ok(true), "2004-2009: landsat-5 only");
+        assert_eq!(at("2005-03-01T10:00:00Z", "landsat-7"), Ok(false));
+        assert_eq!(at("2011-07-01T00:00:00Z", "landsat-7"), Ok(true));
+        assert_eq!(at("2013-05-31T23:00:00Z", "landsat-7"), Ok(true), "to the end of May 2013");
+        assert_eq!(at("2013-06-01T00:00:00Z", "landsat-7"), Ok(false), "June 2013: no longer");
+        assert_eq!(at("2020-01-01T00:00:00Z", "landsat-8"), Ok(true), "landsat-8 at any time");
+        let e = DatasetFilters::new(&[json!("{\"datetime\": \"2013\"}")]).err().unwrap().to_string();
+        assert!(e.contains("datetime") && e.contains("2013-01--P5M"), "{e}");
     }
 
     #[test]
