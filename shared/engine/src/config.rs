@@ -19,6 +19,34 @@ pub struct ProductInfo {
     pub version: String,
     #[serde(default)]
     pub product_family: Option<String>,
+    /// `odc:producer` of the outputs (odc-stats' `producer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer: Option<String>,
+    /// Added to every output's properties (odc-stats' `properties`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    /// odc-stats' naming and eo3 settings, kept with the run: Stratus does not name its
+    /// outputs or write eo3 metadata by them yet (each is noted when a run file sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections_site: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_code_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naming_conventions_values: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explorer_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maturity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_number: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inherit_skip_properties: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_image_ows_style: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 fn default_version() -> String {
@@ -160,6 +188,19 @@ pub struct RunConfig {
     /// The Lambda worker's limits: tasks estimated beyond them go to the container queue.
     #[serde(default)]
     pub lambda: LambdaBudget,
+    /// Make tiles again even where their outputs are complete (odc-stats' `overwrite`;
+    /// `--overwrite` does the same for one run).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
+    /// Read `s3://` inputs without signing requests (odc-stats' `aws_unsigned`: public
+    /// buckets, no credentials needed). Unset: as GDAL's environment says; the
+    /// environment's `AWS_NO_SIGN_REQUEST` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_unsigned: Option<bool>,
+    /// Keep only datasets whose `gqa:iterative_mean_xy` (DEA's geometric quality) is at
+    /// most this (odc-stats' `gqa`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gqa: Option<f64>,
 }
 
 /// `lambda`: the worker function's configured limits, and the share of them a task's
@@ -311,15 +352,49 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// Parse a run file without validating it (the CLI applies its flags first).
+    /// Parse a run file without validating it (the CLI applies its flags first). odc-stats'
+    /// own keys are mapped or noted (`odc_stats_keys`), each note logged once.
     pub fn parse_yaml(text: &str, what: &str) -> Result<RunConfig> {
-        serde_norway::from_str(text).map_err(|e| {
+        let (cfg, notes) = Self::parse_yaml_noted(text, what)?;
+        for n in &notes {
+            if n.not_honoured {
+                tracing::warn!(key = %n.key, "{what}: odc-stats' {}: {}", n.key, n.note);
+            } else {
+                tracing::info!(key = %n.key, "{what}: odc-stats' {}: {}", n.key, n.note);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The same, returning what became of each odc-stats key instead of logging it.
+    pub fn parse_yaml_noted(text: &str, what: &str) -> Result<(RunConfig, Vec<crate::odc_stats_keys::KeyNote>)> {
+        let bad = |e: String| {
             let mut msg = format!("{what}: {e}");
             if msg.contains("unknown field") {
                 msg += &format!(" (valid keys: {})", valid_keys());
             }
             EngineError::Config(msg)
-        })
+        };
+        let mut doc: serde_json::Value = serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let notes = match doc.as_object_mut() {
+            Some(m) => crate::odc_stats_keys::translate(m)?,
+            None => vec![],
+        };
+        // Without odc-stats keys, parse the text itself: its errors say where they are.
+        let cfg = if notes.is_empty() {
+            serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?
+        } else {
+            serde_json::from_value(doc).map_err(|e| bad(e.to_string()))?
+        };
+        Ok((cfg, notes))
+    }
+
+    /// GDAL settings the run asks for (`aws_unsigned`), unless the environment sets them.
+    pub fn apply_gdal_settings(&self) {
+        if let Some(unsigned) = self.aws_unsigned {
+            let v = if unsigned { "YES" } else { "NO" };
+            stratus_raster::vsi::set_default_options(&[("AWS_NO_SIGN_REQUEST".to_string(), v.to_string())]);
+        }
     }
 
     pub fn to_yaml(&self) -> String {

@@ -62,7 +62,7 @@ impl TaskHandler {
     fn worker(&mut self, run_id: &str) -> Result<&Worker> {
         if !self.workers.contains_key(run_id) {
             let mut w = Worker::new(self.runs.open_run(run_id)?, run_id, self.stop.clone())?;
-            w.overwrite = self.overwrite;
+            w.overwrite = self.overwrite || w.cfg.overwrite;
             w.deadline = self.deadline;
             self.workers.insert(run_id.to_string(), w);
         }

@@ -14,6 +14,7 @@ pub mod estimate;
 pub mod layout;
 pub mod messages;
 pub mod mosaic;
+pub mod odc_stats_keys;
 pub mod plan_outputs;
 pub mod planner;
 pub mod report;

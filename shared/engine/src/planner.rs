@@ -142,7 +142,13 @@ pub fn build_plan(cfg: &RunConfig, transform: &dyn CrsTransform) -> Result<Plan>
         use chrono::SecondsFormat::{Micros, Secs};
         format!("{}/{}", p.start_datetime().to_rfc3339_opts(Secs, true), p.end_datetime().to_rfc3339_opts(Micros, true))
     });
-    let filters = DatasetFilters::new(&cfg.dataset_filters)?;
+    cfg.apply_gdal_settings();
+    // odc-stats' `gqa` is a filter on DEA's geometric quality.
+    let mut filter_specs = cfg.dataset_filters.clone();
+    if let Some(gqa) = cfg.gqa {
+        filter_specs.push(serde_json::json!(format!("\"gqa:iterative_mean_xy\" <= {gqa}")));
+    }
+    let filters = DatasetFilters::new(&filter_specs)?;
     let inputs = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?.input_bands();
     let timeless: BTreeSet<&str> = cfg.ignore_time.iter().map(String::as_str).collect();
     for input in &cfg.inputs {

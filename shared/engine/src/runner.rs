@@ -202,6 +202,7 @@ pub fn dry_run(
     use crate::tile::{existing_outputs, ExistingOutputs};
     let record = ctx.ledger.run(run_id)?.ok_or_else(|| EngineError::Config(format!("no run '{run_id}'")))?;
     let cfg = record.run_config()?;
+    let overwrite = overwrite || cfg.overwrite;
     let layout = Layout::new(&cfg.product.name, &cfg.product.version);
     let digest = cfg.digest();
     let mut out: Vec<(TaskId, WouldDo)> = Vec::new();
@@ -223,7 +224,7 @@ pub fn dry_run(
 
 fn new_worker(ctx: &Context, run_id: &str, opts: &RunOptions) -> Result<Worker> {
     let mut w = Worker::new(ctx.clone(), run_id, opts.stop.clone())?;
-    w.overwrite = opts.overwrite;
+    w.overwrite = opts.overwrite || w.cfg.overwrite;
     Ok(w)
 }
 

@@ -92,6 +92,16 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         "links": [{"rel": "self", "href": f.self_url, "type": "application/json"}],
         "assets": assets,
     });
+    let mut item = item;
+    // The product's own properties (odc-stats' `product.properties` and `producer`).
+    if let Some(props) = item["properties"].as_object_mut() {
+        if let Some(producer) = &p.producer {
+            props.insert("odc:producer".into(), json!(producer));
+        }
+        for (k, v) in &p.properties {
+            props.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     // Round-trip through the STAC model to be sure we wrote a valid item.
     let parsed: stac::Item = serde_json::from_value(item.clone()).map_err(|e| EngineError::Task {
         task: f.task.to_string(),

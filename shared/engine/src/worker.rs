@@ -122,6 +122,8 @@ impl Worker {
         let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
         let cfg = run.run_config()?;
         let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
+        cfg.apply_gdal_settings();
+        let overwrite = cfg.overwrite;
         // Scratch left by a worker killed earlier on this machine (or Lambda sandbox).
         crate::scratch::reclaim_once();
         Ok(Worker {
@@ -131,7 +133,7 @@ impl Worker {
             statistic,
             worker_id: stratus_ports::worker_id::new_worker_id(),
             stop,
-            overwrite: false,
+            overwrite,
             deadline: None,
         })
     }
