@@ -134,6 +134,23 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
     );
     assert!(!o.status.success() && text(&o).contains("gqa:iterative_mean_xy"), "{}", text(&o));
 
+    // convert-config prints the Stratus run file, a note per odc-stats key; it plans the
+    // same tasks.
+    let o = stratus(&["convert-config", cfg], &[]);
+    let converted = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success() && converted.contains("#   filedb: no meaning here"), "{}", text(&o));
+    let conv_cfg = dir.path().join("converted.yaml");
+    std::fs::write(&conv_cfg, &converted).unwrap();
+    let conv_out = dir.path().join("converted");
+    let args =
+        ["save-tasks", "--config", conv_cfg.to_str().unwrap(), "--input", input, "--year", "2021", "--run-id", "r"];
+    let mut args = args.to_vec();
+    args.extend(["--location", conv_out.to_str().unwrap()]);
+    let o = stratus(&args, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let tasks = |root: &Path| std::fs::read_to_string(root.join("t_pq_annual/1.0.0/_plan/r/tasks.csv")).unwrap();
+    assert_eq!(tasks(&conv_out), tasks(&out), "the converted run file plans the same tasks");
+
     // A key neither odc-stats nor Stratus has is refused, named.
     let typo = std::fs::read_to_string(cfg).unwrap() + "qga: 1\n";
     let typo_cfg = dir.path().join("typo.yaml");

@@ -35,7 +35,21 @@ pub fn dispatch(cmd: Command) -> Result<i32> {
         Command::Stat(a) => stat(a),
         Command::Estimate(a) => estimate(a),
         Command::LocateGrids(a) => locate_grids(a),
+        Command::ConvertConfig(a) => convert_config(a),
     }
+}
+
+#[derive(clap::Args)]
+pub struct ConvertConfigArgs {
+    /// The odc-stats run configuration (YAML).
+    config: PathBuf,
+}
+
+/// Print the equivalent Stratus run file, with a comment per odc-stats key.
+pub fn convert_config(a: ConvertConfigArgs) -> Result<i32> {
+    let text = std::fs::read_to_string(&a.config).with_context(|| format!("reading '{}'", a.config.display()))?;
+    print!("{}", stratus_engine::odc_stats_keys::convert(&text, &a.config.display().to_string())?);
+    Ok(0)
 }
 
 fn place_of(w: &Where) -> Place {

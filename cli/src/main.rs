@@ -62,6 +62,9 @@ enum Command {
     LocateGrids(commands::LocateGridsArgs),
     /// Run one statistics kernel on a NumPy (y, x, band, time) stack; print the compute time.
     Stat(commands::StatArgs),
+    /// Print the Stratus run file equivalent to an odc-stats run configuration, with a
+    /// note per odc-stats key.
+    ConvertConfig(commands::ConvertConfigArgs),
 }
 
 fn init_logging(verbose: u8) {

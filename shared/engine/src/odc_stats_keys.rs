@@ -101,6 +101,23 @@ pub fn translate(doc: &mut Map<String, Value>) -> Result<Vec<KeyNote>> {
     Ok(notes)
 }
 
+/// An odc-stats run configuration as the equivalent Stratus run file: every setting, with
+/// a comment per odc-stats key saying what became of it (`stratus convert-config`).
+pub fn convert(text: &str, what: &str) -> Result<String> {
+    let (cfg, notes) = crate::RunConfig::parse_yaml_noted(text, what)?;
+    let mut out = format!("# Stratus run file converted from {what} (odc-stats' keys, as Stratus reads them):\n");
+    if notes.is_empty() {
+        out += "#   no odc-stats-only keys: the file is already a Stratus run file\n";
+    }
+    for n in &notes {
+        out += &format!("#   {}: {}\n", n.key, n.note);
+    }
+    if cfg.inputs.is_empty() {
+        out += "# inputs: give the STAC sources to plan from (files, catalogs, NDJSON, or {stac_api: URL, collections: [...]}):\n#   odc-stats read datasets from its datacube index\n";
+    }
+    Ok(out + &cfg.to_yaml())
+}
+
 /// The output root of odc-stats' `output_location`, a template ending in its product and
 /// version (`s3://bucket/derivative/{product}/{version}`): Stratus adds those two folders
 /// itself. A location naming one product's folder literally is refused, with the fix.
@@ -123,6 +140,21 @@ fn location_of(template: &str) -> Result<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn converted_files_read_back_as_the_same_run() {
+        let odc = "plugin: pq\nproduct: {name: p, version: 1.0.0, maturity: final}\ngrid: au-30\nfiledb: x.db\ninput_products: ga_ls_wo_3\noutput_location: s3://b/{product}/{version}\ncog_opts: {zlevel: 9}\n";
+        let converted = convert(odc, "gm.yaml").unwrap();
+        assert!(
+            converted.contains("#   filedb: no meaning here") && converted.contains("#   product.maturity:"),
+            "{converted}"
+        );
+        assert!(converted.contains("# inputs: give the STAC sources"), "{converted}");
+        let (again, notes) = crate::RunConfig::parse_yaml_noted(&converted, "converted").unwrap();
+        let (first, _) = crate::RunConfig::parse_yaml_noted(odc, "gm.yaml").unwrap();
+        assert_eq!(again, first, "the converted file is the same run");
+        assert!(notes.iter().all(|n| n.key.starts_with("product.")), "only kept product keys remain: {notes:?}");
+    }
 
     #[test]
     fn odc_stats_keys_are_mapped_or_noted() {
