@@ -583,3 +583,41 @@ fn a_failed_part_on_moto_fails_its_tile_and_a_console_redrive_runs_the_part_then
     let items = env.bucket.list("products/").unwrap().into_iter().filter(|k| k.ends_with(".stac-item.json")).count();
     assert_eq!(items, tiles, "every tile assembled once");
 }
+
+/// odc-stats' `s3_acl`: every object of the product carries the run's canned ACL.
+#[test]
+fn the_products_objects_carry_the_run_files_canned_acl() {
+    let env = setup_run_file("acl", "pq", "s3_acl: public-read\n");
+    let tasks = plan_and_dispatch(&env);
+    run_workers_until(&env, &|c| c.done as usize == tasks);
+    let s3 = aws();
+    let grants_of = |key: &str| {
+        let acl = s3
+            .block_on(s3.s3().get_object_acl().bucket(&env.stack.bucket).key(key).send())
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        acl.grants()
+            .iter()
+            .filter_map(|g| {
+                let who = g.grantee()?.uri().unwrap_or("owner").to_string();
+                Some(format!("{who}:{}", g.permission()?.as_str()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let layout = stratus_engine::layout::Layout::new("t_pq", "1.0.0");
+    let mut checked = 0;
+    for t in env.ledger.tasks(&env.run_id, None).unwrap() {
+        let id: stratus_core::TaskId = t.task_id.parse().unwrap();
+        for key in [layout.band_key(&id, "clear"), layout.stac_key(&id)] {
+            let grants = grants_of(&format!("products/{key}"));
+            assert!(
+                grants.iter().any(|g| g == "http://acs.amazonaws.com/groups/global/AllUsers:READ"),
+                "{key}: {grants:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} objects checked");
+    // The run file itself was put without it: the bucket's default.
+    let grants = grants_of("runs/pq-2021.yaml");
+    assert!(!grants.iter().any(|g| g.contains("AllUsers")), "{grants:?}");
+}

@@ -80,7 +80,6 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
     for (key, says) in [
         ("filedb", "no meaning here"),
         ("threads", "no meaning here"),
-        ("s3_acl", "not honoured yet"),
         ("apply_eodatasets3", "not honoured yet"),
         ("product.maturity", "not applied yet"),
         ("input_products", "read as products"),

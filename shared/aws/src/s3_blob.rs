@@ -4,7 +4,7 @@
 use crate::client::{remote_error, Aws};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectCannedAcl};
 use futures::{StreamExt, TryStreamExt};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -27,6 +27,8 @@ pub struct S3BlobStore {
     bucket: String,
     /// "" or "a/b/" (always ending in '/').
     prefix: String,
+    /// The canned ACL every write carries (the bucket's default when None).
+    acl: Option<ObjectCannedAcl>,
 }
 
 /// Split `s3://bucket/prefix` into its parts.
@@ -54,7 +56,7 @@ impl S3BlobStore {
             check_key(prefix)?;
         }
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-        Ok(S3BlobStore { aws, bucket, prefix })
+        Ok(S3BlobStore { aws, bucket, prefix, acl: None })
     }
 
     pub fn bucket(&self) -> &str {
@@ -72,6 +74,7 @@ impl S3BlobStore {
             .put_object()
             .bucket(&self.bucket)
             .key(full)
+            .set_acl(self.acl.clone())
             .body(body)
             .send()
             .await
@@ -91,6 +94,7 @@ impl S3BlobStore {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(full)
+            .set_acl(self.acl.clone())
             .send()
             .await
             .map_err(|e| remote_error("S3", "CreateMultipartUpload", e))?;
@@ -162,6 +166,10 @@ fn is_not_found<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(e: &
 }
 
 impl BlobStore for S3BlobStore {
+    fn with_canned_acl(&self, acl: &str) -> Option<Arc<dyn BlobStore>> {
+        Some(Arc::new(S3BlobStore { acl: Some(ObjectCannedAcl::from(acl)), ..self.clone() }))
+    }
+
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
         let full = self.full_key(key)?;
         self.aws.block_on(self.put_object(&full, ByteStream::from(data.to_vec())))

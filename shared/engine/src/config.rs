@@ -201,6 +201,13 @@ pub struct RunConfig {
     /// most this (odc-stats' `gqa`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gqa: Option<f64>,
+    /// S3's canned ACL for the product's objects (odc-stats' `s3_acl`: `public-read`,
+    /// `bucket-owner-full-control`, ...); no meaning for a directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_acl: Option<String>,
+    /// `s3_acl: public-read` (odc-stats' older `s3_public`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub s3_public: bool,
 }
 
 /// `lambda`: the worker function's configured limits, and the share of them a task's
@@ -389,6 +396,21 @@ impl RunConfig {
         Ok((cfg, notes))
     }
 
+    /// The canned ACL of the product's objects (`s3_acl`, or `s3_public`).
+    pub fn output_acl(&self) -> Option<&str> {
+        self.s3_acl.as_deref().or(self.s3_public.then_some("public-read"))
+    }
+
+    /// `ctx`'s output store writing with the run's ACL (`s3_acl`), where it has one.
+    pub fn with_output_acl(&self, ctx: &mut crate::Context) {
+        if let Some(acl) = self.output_acl() {
+            match ctx.output.with_canned_acl(acl) {
+                Some(store) => ctx.output = store,
+                None => tracing::info!(acl, "s3_acl: the output location is a directory: objects carry no ACL"),
+            }
+        }
+    }
+
     /// GDAL settings the run asks for (`aws_unsigned`), unless the environment sets them.
     pub fn apply_gdal_settings(&self) {
         if let Some(unsigned) = self.aws_unsigned {
@@ -418,6 +440,12 @@ impl RunConfig {
         }
         crate::dataset_filter::DatasetFilters::new(&self.dataset_filters)?;
         self.area_of_interest()?;
+        if let Some(acl) = self.s3_acl.as_deref().filter(|a| !stratus_ports::blob::CANNED_ACLS.contains(a)) {
+            return Err(EngineError::Config(format!(
+                "s3_acl '{acl}' is not one of S3's canned ACLs: {}",
+                stratus_ports::blob::CANNED_ACLS.join(", ")
+            )));
+        }
         // Every band's COG settings: the defaults, and each override merged over them.
         self.cog_options("")?;
         for band in self.cog_opts.overrides.keys() {

@@ -138,6 +138,8 @@ pub fn build_for_run(ctx: &Context, run_id: &str, opts: &MosaicOptions) -> Resul
         }
         bands.push(BandSources { band: band.name, categorical: band.categorical, nodata: band.nodata, sources });
     }
+    let mut ctx = ctx.clone();
+    cfg.with_output_acl(&mut ctx);
     let target = MosaicTarget {
         output: ctx.output.as_ref(),
         dir: mosaic_dir(&layout, run_id),

@@ -26,9 +26,7 @@ const WITHOUT_MEANING: [(&str, &str); 5] = [
 ];
 
 /// odc-stats' keys with a meaning Stratus does not give them yet, and what is not done.
-const NOT_YET: [(&str, &str); 4] = [
-    ("s3_acl", "outputs are written with the bucket's default ACL"),
-    ("s3_public", "outputs are written with the bucket's default ACL"),
+const NOT_YET: [(&str, &str); 2] = [
     ("apply_eodatasets3", "no eo3 odc-metadata.yaml is written beside the STAC item"),
     ("heartbeat_filepath", "no heartbeat file is written"),
 ];
@@ -159,7 +157,7 @@ mod tests {
     #[test]
     fn odc_stats_keys_are_mapped_or_noted() {
         let mut doc = json!({
-            "filedb": "s3://b/s2.db", "threads": 8, "future_poll_interval": 2, "s3_acl": "public-read",
+            "filedb": "s3://b/s2.db", "threads": 8, "future_poll_interval": 2,
             "apply_eodatasets3": true, "heartbeat_filepath": null, "input_products": "ga_ls_fc_3+ga_ls_wo_3",
             "output_location": "s3://deafrica-services/s2_stats_annual/{product}/{version}/", "plugin": "pq"
         });
@@ -168,17 +166,9 @@ mod tests {
         let keys: Vec<&str> = notes.iter().map(|n| n.key.as_str()).collect();
         assert_eq!(
             keys,
-            [
-                "filedb",
-                "threads",
-                "future_poll_interval",
-                "s3_acl",
-                "apply_eodatasets3",
-                "input_products",
-                "output_location"
-            ]
+            ["filedb", "threads", "future_poll_interval", "apply_eodatasets3", "input_products", "output_location"]
         );
-        assert_eq!(notes.iter().filter(|n| n.not_honoured).count(), 2);
+        assert_eq!(notes.iter().filter(|n| n.not_honoured).count(), 1);
         assert_eq!(doc["products"], "ga_ls_fc_3+ga_ls_wo_3");
         assert_eq!(doc["location"], "s3://deafrica-services/s2_stats_annual");
         assert_eq!(doc.len(), 3, "only Stratus's keys are left: {doc:?}");

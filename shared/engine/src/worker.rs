@@ -123,6 +123,8 @@ impl Worker {
         let cfg = run.run_config()?;
         let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
         cfg.apply_gdal_settings();
+        let mut ctx = ctx;
+        cfg.with_output_acl(&mut ctx);
         let overwrite = cfg.overwrite;
         // Scratch left by a worker killed earlier on this machine (or Lambda sandbox).
         crate::scratch::reclaim_once();

@@ -30,7 +30,25 @@ pub trait BlobStore: Send + Sync {
         let _ = dir;
         Ok(0)
     }
+    /// The same store, writing every object with S3's canned ACL `acl` (odc-stats'
+    /// `s3_acl`: `public-read`, `bucket-owner-full-control`, ...). None where objects
+    /// carry no ACL (a directory).
+    fn with_canned_acl(&self, acl: &str) -> Option<std::sync::Arc<dyn BlobStore>> {
+        let _ = acl;
+        None
+    }
 }
+
+/// S3's canned ACLs for objects, as run files name them.
+pub const CANNED_ACLS: [&str; 7] = [
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+];
 
 /// Reject keys that could escape the store's root.
 pub fn check_key(key: &str) -> Result<()> {
