@@ -48,6 +48,7 @@ job_queue_max_lease: 300
 renew_safety_margin: 60
 future_poll_interval: 2
 apply_eodatasets3: true
+heartbeat_filepath: '{out}-heartbeat'
 cog_opts:
   zlevel: 9
   blocksize: 256
@@ -94,6 +95,9 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
 
     let o = stratus(&["run", "r", "--location", out.to_str().unwrap(), "--workers", "2"], &[]);
     assert!(o.status.success(), "{}", text(&o));
+    // The heartbeat file holds the time a tile last ran, as odc-stats writes it.
+    let beat = std::fs::read_to_string(format!("{}-heartbeat", out.display())).expect("a heartbeat file");
+    assert!(chrono::NaiveDateTime::parse_from_str(&beat, "%Y-%m-%d %H:%M:%S").is_ok(), "{beat}");
     // The outputs are where output_location says, described with the product's properties.
     let items = support::files_with_extension(&out.join("t_pq_annual/1.0.0"), "json")
         .into_iter()

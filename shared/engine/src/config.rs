@@ -208,6 +208,10 @@ pub struct RunConfig {
     /// `s3_acl: public-read` (odc-stats' older `s3_public`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub s3_public: bool,
+    /// A file a worker writes the time (UTC) to every few seconds while it processes a
+    /// tile of this run: a liveness probe's heartbeat (odc-stats' `heartbeat_filepath`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_filepath: Option<String>,
 }
 
 /// `lambda`: the worker function's configured limits, and the share of them a task's

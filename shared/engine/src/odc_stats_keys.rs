@@ -26,10 +26,7 @@ const WITHOUT_MEANING: [(&str, &str); 5] = [
 ];
 
 /// odc-stats' keys with a meaning Stratus does not give them yet, and what is not done.
-const NOT_YET: [(&str, &str); 2] = [
-    ("apply_eodatasets3", "no eo3 odc-metadata.yaml is written beside the STAC item"),
-    ("heartbeat_filepath", "no heartbeat file is written"),
-];
+const NOT_YET: [(&str, &str); 1] = [("apply_eodatasets3", "no eo3 odc-metadata.yaml is written beside the STAC item")];
 
 /// odc-stats' `product` keys for file names and eo3 metadata, which Stratus keeps with
 /// the run but does not apply yet.
@@ -158,7 +155,7 @@ mod tests {
     fn odc_stats_keys_are_mapped_or_noted() {
         let mut doc = json!({
             "filedb": "s3://b/s2.db", "threads": 8, "future_poll_interval": 2,
-            "apply_eodatasets3": true, "heartbeat_filepath": null, "input_products": "ga_ls_fc_3+ga_ls_wo_3",
+            "apply_eodatasets3": true, "input_products": "ga_ls_fc_3+ga_ls_wo_3",
             "output_location": "s3://deafrica-services/s2_stats_annual/{product}/{version}/", "plugin": "pq"
         });
         let doc = doc.as_object_mut().unwrap();

@@ -104,6 +104,19 @@ pub struct TaskReport {
     pub ready_tile: Option<String>,
 }
 
+/// How often a running tile writes its run's `heartbeat_filepath` (odc-stats' default
+/// poll interval).
+const HEARTBEAT_FILE_EVERY: Duration = Duration::from_secs(5);
+
+/// The time now (UTC, `%Y-%m-%d %H:%M:%S` as odc-stats writes it) into `path`. A failure is
+/// logged, not fatal: the probe reading it decides what a stale file means.
+fn write_heartbeat_file(path: &str) {
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    if let Err(e) = std::fs::write(path, now) {
+        tracing::warn!(path, error = %e, "heartbeat_filepath: cannot write the heartbeat file");
+    }
+}
+
 pub struct Worker {
     pub ctx: Context,
     pub cfg: RunConfig,
@@ -198,7 +211,14 @@ impl Worker {
             s.spawn(|| {
                 let mut last = Instant::now();
                 let mut wait = renew_every;
+                let mut beat: Option<Instant> = None;
                 while !finished.load(Ordering::Relaxed) {
+                    if let Some(path) = &self.cfg.heartbeat_filepath {
+                        if beat.is_none_or(|b| b.elapsed() >= HEARTBEAT_FILE_EVERY) {
+                            beat = Some(Instant::now());
+                            write_heartbeat_file(path);
+                        }
+                    }
                     std::thread::sleep(Duration::from_millis(100));
                     if self.stop.load(Ordering::Relaxed) {
                         task_stop.store(true, Ordering::Relaxed);
