@@ -59,7 +59,7 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
     }
     let gt = f.geobox.geo_transform();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let item = json!({
+    let mut item = json!({
         "type": "Feature",
         "stac_version": "1.0.0",
         "stac_extensions": [PROJECTION_EXT],
@@ -92,7 +92,6 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         "links": [{"rel": "self", "href": f.self_url, "type": "application/json"}],
         "assets": assets,
     });
-    let mut item = item;
     // The product's own properties (odc-stats' `product.properties` and `producer`).
     if let Some(props) = item["properties"].as_object_mut() {
         if let Some(producer) = &p.producer {

@@ -140,8 +140,8 @@ pub fn read_float_band(
     crate::warp::read_input_with_retries(path, name, |src| {
         let found = src.rasterband(1)?.band_type().name();
         let refuse = |why: String| RasterError::Input { path: name.into(), why };
-        match found.as_str() {
-            "Int32" => {
+        match source::sample_type_of(&found) {
+            Some(SampleType::Int32) => {
                 const EXACT: f64 = 16_777_216.0;
                 let v = crate::warp::read_warped::<f64>(src, name, window, resampling, f64::NAN, max_error)?;
                 if let Some(big) = v.iter().find(|v| v.abs() > EXACT) {
@@ -151,12 +151,11 @@ pub fn read_float_band(
                 }
                 Ok(v.into_iter().map(|v| v as f32).collect())
             }
-            "Byte" | "Float32" => crate::warp::read_warped::<f32>(src, name, window, resampling, f64::NAN, max_error),
-            other if SampleType::parse(other).is_some_and(|t| t.code_zero().is_some()) => {
+            Some(t) if t == SampleType::Float32 || t.code_zero().is_some() => {
                 crate::warp::read_warped::<f32>(src, name, window, resampling, f64::NAN, max_error)
             }
-            other => Err(refuse(format!(
-                "its band is {other}, which float32 cannot hold exactly: float32 and int32 bands of a statistic take float32, int32 or 8- and 16-bit integer files"
+            _ => Err(refuse(format!(
+                "its band is {found}, which float32 cannot hold exactly: float32 and int32 bands of a statistic take float32, int32 or 8- and 16-bit integer files"
             ))),
         }
     })

@@ -72,10 +72,16 @@ pub struct SourceInfo {
 impl SourceInfo {
     /// The sample type, for the types a band can have here (not complex ones).
     pub fn sample_type(&self) -> Option<SampleType> {
-        match self.gdal_type.as_str() {
-            "Byte" => Some(SampleType::Uint8),
-            other => SampleType::parse(other),
-        }
+        sample_type_of(&self.gdal_type)
+    }
+}
+
+/// The sample type of a GDAL data type name (`Byte`, `Int16`, `Float32`; None for complex
+/// and other types a band cannot have here).
+pub fn sample_type_of(gdal_type: &str) -> Option<SampleType> {
+    match gdal_type {
+        "Byte" => Some(SampleType::Uint8),
+        other => SampleType::parse(other),
     }
 }
 
