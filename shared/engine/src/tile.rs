@@ -594,21 +594,23 @@ fn read_chunk(
                 // Same-day fusing: the first dataset valid (all bands) at a pixel wins.
                 let dst = slot.as_slice_mut().expect("a day of the stack is contiguous");
                 let float_dst = float_slot.as_slice_mut().expect("a day of the stack is contiguous");
-                for (px, f) in filled.iter_mut().enumerate() {
-                    if *f
-                        || planes.iter().zip(&ints).any(|(pl, &b)| pl[px] == nodata[b])
-                        || float_planes.iter().any(|pl| pl[px].is_nan())
-                    {
-                        continue;
-                    }
-                    *f = true;
-                    for (pl, &b) in planes.iter().zip(&ints) {
-                        dst[b * npix + px] = pl[px];
-                    }
-                    for (fi, pl) in float_planes.iter().enumerate() {
-                        float_dst[fi * npix + px] = pl[px];
-                    }
+                // Plane by plane rather than pixel by pixel: the loops vectorise.
+                let mut take: Vec<bool> = filled.iter().map(|f| !f).collect();
+                for (pl, &b) in planes.iter().zip(&ints) {
+                    take.iter_mut().zip(pl).for_each(|(t, &v)| *t &= v != nodata[b]);
                 }
+                for pl in &float_planes {
+                    take.iter_mut().zip(pl).for_each(|(t, v)| *t &= !v.is_nan());
+                }
+                for (pl, &b) in planes.iter().zip(&ints) {
+                    let out = dst[b * npix..(b + 1) * npix].iter_mut();
+                    out.zip(pl).zip(&take).filter(|(_, &t)| t).for_each(|((o, &v), _)| *o = v);
+                }
+                for (fi, pl) in float_planes.iter().enumerate() {
+                    let out = float_dst[fi * npix..(fi + 1) * npix].iter_mut();
+                    out.zip(pl).zip(&take).filter(|(_, &t)| t).for_each(|((o, &v), _)| *o = v);
+                }
+                filled.iter_mut().zip(&take).for_each(|(f, &t)| *f |= t);
             }
             None
         })

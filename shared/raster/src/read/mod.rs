@@ -15,7 +15,7 @@ pub mod source;
 use crate::error::{RasterError, Result};
 use crate::resampling::Resampling;
 use coords::PixelTransform;
-use resample::{kernel_radius, resample_footprints, resample_points, source_nodata, Bounds, Points, Window};
+use resample::{kernel_radius, resample_footprints, resample_points, source_nodata, Bounds, PointBand, Points, Window};
 pub use source::{OpenInputs, SourceGrid, SourceInfo};
 use std::sync::Arc;
 use stratus_core::{GeoBox, SampleType};
@@ -307,7 +307,14 @@ impl GroupPlan {
                 let footprint = |m: Resampling| matches!(m, Resampling::Average | Resampling::Mode);
                 let points = bands.iter().any(|b| !footprint(b.method));
                 let footprints = bands.iter().any(|b| footprint(b.method));
-                let windows: Vec<(Bounds, (f64, f64))> = bands.iter().map(|b| warp.gdal_window(b.method)).collect();
+                // The methods present, in order, each with GDAL's source window for it.
+                let mut methods: Vec<(Resampling, Bounds, (f64, f64))> = Vec::new();
+                for b in bands.iter() {
+                    if !methods.iter().any(|(m, ..)| *m == b.method) {
+                        let (bounds, scale) = warp.gdal_window(b.method);
+                        methods.push((b.method, bounds, scale));
+                    }
+                }
                 for r0 in (0..warp.window.height).step_by(STRIP_ROWS) {
                     let rows = r0..(r0 + STRIP_ROWS).min(warp.window.height);
                     let px = r0 * width..rows.end * width;
@@ -319,31 +326,31 @@ impl GroupPlan {
                             coords::map(&warp.transform, width, rows.clone(), 1.0, warp.max_error),
                         )
                     });
-                    for (b, (bounds, scale)) in bands.iter_mut().zip(&windows) {
-                        if bounds.is_empty() {
-                            continue;
-                        }
-                        let src = Window {
-                            x0: d.x0 as usize,
-                            y0: d.y0 as usize,
-                            w,
-                            data: b.decoded,
-                            nodata: b.nodata,
-                            bounds: *bounds,
-                        };
-                        let out = &mut b.out[px.clone()];
-                        match (b.method, &centres, &corners) {
-                            (m, _, Some(((tlx, tly), (brx, bry)))) if footprint(m) => {
-                                resample_footprints(m, &src, (tlx, tly), (brx, bry), *scale, out, b.dst_nodata)
+                    for &(method, bounds, scale) in methods.iter().filter(|(_, bounds, _)| !bounds.is_empty()) {
+                        let of_method = bands.iter_mut().filter(|b| b.method == method);
+                        match (&centres, &corners) {
+                            (_, Some(((tlx, tly), (brx, bry)))) if footprint(method) => {
+                                for b in of_method {
+                                    let src = Window::new(d, b.decoded, b.nodata, bounds);
+                                    let out = &mut b.out[px.clone()];
+                                    resample_footprints(method, &src, (tlx, tly), (brx, bry), scale, out, b.dst_nodata)
+                                }
                             }
-                            (_, Some((xs, ys)), _) => {
+                            (Some((xs, ys)), _) => {
                                 let exact = |i: usize| {
                                     let (mut x, mut y) = ([(i % width) as f64 + 0.5], [(r0 + i / width) as f64 + 0.5]);
                                     warp.transform.exact(&mut x, &mut y);
                                     (x[0], y[0])
                                 };
-                                let pts = Points { xs, ys, exact: &exact };
-                                resample_points(b.method, &src, &pts, *scale, out, b.dst_nodata)
+                                // The method's bands together: each pixel's weights are computed once.
+                                let mut group: Vec<PointBand> = of_method
+                                    .map(|b| PointBand {
+                                        src: Window::new(d, b.decoded, b.nodata, bounds),
+                                        out: &mut b.out[px.clone()],
+                                        dst_nodata: b.dst_nodata,
+                                    })
+                                    .collect();
+                                resample_points(method, &mut group, &Points { xs, ys, exact: &exact }, scale)
                             }
                             _ => unreachable!("coordinates are computed for every method present"),
                         }

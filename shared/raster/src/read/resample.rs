@@ -65,7 +65,13 @@ impl Bounds {
     }
 }
 
-impl Window<'_> {
+impl<'a> Window<'a> {
+    /// A band's `data`, decoded over `decoded` (level pixels), read within `bounds`.
+    pub fn new(decoded: &Bounds, data: &'a [u16], nodata: Option<u16>, bounds: Bounds) -> Window<'a> {
+        let (x0, y0, w) = (decoded.x0 as usize, decoded.y0 as usize, decoded.width() as usize);
+        Window { x0, y0, w, data, nodata, bounds }
+    }
+
     /// The value at level pixel (x, y), if inside the bounds and not nodata.
     #[inline(always)]
     fn get(&self, x: i64, y: i64) -> Option<f64> {
@@ -74,7 +80,12 @@ impl Window<'_> {
             return None;
         }
         let v = self.data[self.index(x, y)];
-        (self.nodata != Some(v)).then_some(v as f64)
+        self.valid(v).then_some(v as f64)
+    }
+
+    #[inline(always)]
+    fn valid(&self, v: u16) -> bool {
+        self.nodata != Some(v)
     }
 
     /// Offset of level pixel (x, y) in `data` (inside the decoded window).
@@ -123,43 +134,78 @@ pub struct Points<'a> {
     pub exact: &'a dyn Fn(usize) -> (f64, f64),
 }
 
-/// Resample `src` at the output pixel centres into `out` (pre-filled with `dst_nodata`,
-/// left untouched where nothing is valid). `scale`: GDAL's per-chunk dfXScale/dfYScale.
-pub fn resample_points(
-    method: Resampling,
-    src: &Window,
-    points: &Points,
-    scale: (f64, f64),
-    out: &mut [u16],
-    dst_nodata: u16,
-) {
-    let b = src.bounds;
+/// One band of those resampled together: its decoded window and its output (pre-filled
+/// with `dst_nodata`, left untouched where nothing is valid).
+pub struct PointBand<'a> {
+    pub src: Window<'a>,
+    pub out: &'a mut [u16],
+    pub dst_nodata: u16,
+}
+
+/// Resample bands at the output pixel centres. The bands share their window (same
+/// decoded area and bounds: one dataset's bands on one source grid, one method), so each
+/// pixel's position and kernel weights are computed once and applied to every band; each
+/// band's own arithmetic is GDAL's, so results are the same as resampling it alone.
+/// `scale`: GDAL's per-chunk dfXScale/dfYScale.
+pub fn resample_points(method: Resampling, bands: &mut [PointBand], points: &Points, scale: (f64, f64)) {
+    let Some(first) = bands.first() else { return };
+    let (b, x0, y0, w) = (first.src.bounds, first.src.x0, first.src.y0, first.src.w);
+    debug_assert!(bands.iter().all(|p| p.src.bounds == b && (p.src.x0, p.src.y0, p.src.w) == (x0, y0, w)));
     let four = scale.0 >= FOUR_SAMPLE_MIN_SCALE && scale.1 >= FOUR_SAMPLE_MIN_SCALE;
     let kernel = Kernel::new(method, scale);
-    for (i, o) in out.iter_mut().enumerate() {
+    let mut taps = Taps::default();
+    for i in 0..points.xs.len() {
         let Some((sx, sy)) = centre_in_window(points, i, &b) else { continue };
-        let ix = (sx + 1e-10) as i64;
-        let iy = (sy + 1e-10) as i64;
-        let (ix, iy) = (ix.min(b.x1 - 1), iy.min(b.y1 - 1));
+        let ix = ((sx + 1e-10) as i64).min(b.x1 - 1);
+        let iy = ((sy + 1e-10) as i64).min(b.y1 - 1);
+        let centre = (iy - y0 as i64) as usize * w + (ix - x0 as i64) as usize;
         // The pixel the point falls in must be valid, whatever the kernel.
-        let Some(centre) = src.get(ix, iy) else { continue };
-        let v = if method == Resampling::Nearest {
-            // Written as read: no rounding or nodata nudge.
-            *o = centre as u16;
+        let valid = |p: &PointBand| p.src.valid(p.src.data[centre]);
+        if method == Resampling::Nearest {
+            for p in bands.iter_mut().filter(|p| valid(p)) {
+                // Written as read: no rounding or nodata nudge.
+                p.out[i] = p.src.data[centre];
+            }
             continue;
-        } else if b.width() == 1 || b.height() == 1 {
-            Some(centre)
+        }
+        let weights = if b.width() == 1 || b.height() == 1 {
+            Weights::Centre
         } else {
             match method {
-                Resampling::Bilinear if four => bilinear4(src, sx, sy),
-                Resampling::Cubic if four => cubic4(src, sx, sy),
-                _ => kernel.sample(src, sx, sy),
+                Resampling::Bilinear if four => Weights::Bilinear4(Bilinear4::new(&b, sx, sy)),
+                Resampling::Cubic if four => match cubic4_weights(&b, sx, sy) {
+                    Some(c) => Weights::Cubic4(c, Bilinear4::new(&b, sx, sy)),
+                    None => Weights::Bilinear4(Bilinear4::new(&b, sx, sy)),
+                },
+                _ => {
+                    kernel.taps(&b, sx, sy, &mut taps);
+                    Weights::Kernel
+                }
             }
         };
-        if let Some(v) = v {
-            *o = to_u16(v, dst_nodata);
+        for p in bands.iter_mut().filter(|p| valid(p)) {
+            let v = match &weights {
+                Weights::Centre => Some(p.src.data[centre] as f64),
+                Weights::Bilinear4(bl) => bl.apply(&p.src),
+                Weights::Cubic4(c, bl) => c.apply(&p.src).or_else(|| bl.apply(&p.src)),
+                Weights::Kernel => taps.apply(&p.src),
+            };
+            if let Some(v) = v {
+                p.out[i] = to_u16(v, p.dst_nodata);
+            }
         }
     }
+}
+
+/// How a pixel's value is computed from its neighbours, shared by the bands.
+enum Weights {
+    /// A one-pixel-wide window: the centre itself.
+    Centre,
+    Bilinear4(Bilinear4),
+    /// Catmull-Rom, or bilinear where one of its 16 pixels is not valid.
+    Cubic4(Cubic4, Bilinear4),
+    /// The stretched kernel, its taps in [`Taps`].
+    Kernel,
 }
 
 /// GDAL's `GWKCheckAndComputeSrcOffsets`: the point's coordinates when it falls inside the
@@ -184,37 +230,78 @@ fn centre_in_window(points: &Points, i: usize, b: &Bounds) -> Option<(f64, f64)>
     (x >= x0 && y >= y0 && x + 1e-10 <= x1 && y + 1e-10 <= y1).then_some((x, y))
 }
 
-/// `GWKBilinearResample4Sample`: the four pixels around the point, weights of the valid
-/// ones renormalised; on the window's first row/column the point is clamped onto it.
-#[inline(always)]
-fn bilinear4(src: &Window, sx: f64, sy: f64) -> Option<f64> {
-    let b = &src.bounds;
-    // Window-relative, as GDAL computes it.
-    let (wx, wy) = (sx - b.x0 as f64, sy - b.y0 as f64);
-    let mut ix = floor_i64(wx - 0.5);
-    let mut iy = floor_i64(wy - 0.5);
-    let mut rx = 1.5 - (wx - ix as f64);
-    let mut ry = 1.5 - (wy - iy as f64);
-    if ix == -1 {
-        ix = 0;
-        rx = 1.0;
+/// `GWKBilinearResample4Sample`'s taps: the four pixels around the point (the top-left
+/// one at `x`, `y`, level pixels) and their weights, in GDAL's order; on the window's first
+/// row/column the point is clamped onto it. A band renormalises the weights of its valid
+/// pixels.
+struct Bilinear4 {
+    x: i64,
+    y: i64,
+    w: [f64; 4],
+    /// The weights summed in GDAL's order: the divisor when all four are valid.
+    sum: f64,
+}
+
+impl Bilinear4 {
+    #[inline(always)]
+    fn new(b: &Bounds, sx: f64, sy: f64) -> Bilinear4 {
+        // Window-relative, as GDAL computes it.
+        let (wx, wy) = (sx - b.x0 as f64, sy - b.y0 as f64);
+        let mut ix = floor_i64(wx - 0.5);
+        let mut iy = floor_i64(wy - 0.5);
+        let mut rx = 1.5 - (wx - ix as f64);
+        let mut ry = 1.5 - (wy - iy as f64);
+        if ix == -1 {
+            ix = 0;
+            rx = 1.0;
+        }
+        if iy == -1 {
+            iy = 0;
+            ry = 1.0;
+        }
+        let w = [rx * ry, (1.0 - rx) * ry, rx * (1.0 - ry), (1.0 - rx) * (1.0 - ry)];
+        Bilinear4 { x: ix + b.x0, y: iy + b.y0, w, sum: w[0] + w[1] + w[2] + w[3] }
     }
-    if iy == -1 {
-        iy = 0;
-        ry = 1.0;
-    }
-    let (ix, iy) = (ix + b.x0, iy + b.y0);
-    let mut acc = 0.0;
-    let mut div = 0.0;
-    for (dy, fy) in [(0, ry), (1, 1.0 - ry)] {
-        for (dx, fx) in [(0, rx), (1, 1.0 - rx)] {
-            if let Some(v) = src.get(ix + dx, iy + dy) {
-                let w = fx * fy;
-                div += w;
-                acc += v * w;
+
+    #[inline(always)]
+    fn apply(&self, src: &Window) -> Option<f64> {
+        let mut acc = 0.0;
+        let mut div = 0.0;
+        let b = &src.bounds;
+        if self.x + 1 < b.x1 && self.y + 1 < b.y1 {
+            // All four inside the window (nearly every point): two pairs of neighbours.
+            let at = src.index(self.x, self.y);
+            let (top, bottom) = (&src.data[at..at + 2], &src.data[at + src.w..at + src.w + 2]);
+            let v = [top[0], top[1], bottom[0], bottom[1]];
+            if v.iter().all(|&v| src.valid(v)) {
+                // The common case, GDAL's sums without the branches (starting from zero
+                // adds nothing to the first product).
+                let w = &self.w;
+                let acc = v[0] as f64 * w[0] + v[1] as f64 * w[1] + v[2] as f64 * w[2] + v[3] as f64 * w[3];
+                return weighted(acc, self.sum);
+            }
+            for (&v, w) in v.iter().zip(&self.w) {
+                if src.valid(v) {
+                    div += w;
+                    acc += v as f64 * w;
+                }
+            }
+        } else {
+            for (k, w) in self.w.iter().enumerate() {
+                if let Some(v) = src.get(self.x + (k & 1) as i64, self.y + (k >> 1) as i64) {
+                    div += w;
+                    acc += v * w;
+                }
             }
         }
+        weighted(acc, div)
     }
+}
+
+/// GDAL's bilinear result from its sums: nothing when the valid weights are negligible,
+/// renormalised unless they sum to exactly one.
+#[inline(always)]
+fn weighted(acc: f64, div: f64) -> Option<f64> {
     if div < 1e-5 {
         None
     } else if div == 1.0 {
@@ -231,33 +318,53 @@ fn cubic_weights(d: f64) -> [f64; 4] {
     [h * (-1.0 + d * (2.0 - d)), 1.0 + h * d * (-5.0 + 3.0 * d), h * (1.0 + d * (4.0 - 3.0 * d)), h * d * (-1.0 + d)]
 }
 
-/// `GWKCubicResample4Sample`: 4 x 4 Catmull-Rom, falling back to bilinear near the
-/// window's edge or when any of the 16 pixels is not valid.
+/// `GWKCubicResample4Sample`'s taps: 4 x 4 pixels from (`x`, `y`) with Catmull-Rom
+/// weights.
+struct Cubic4 {
+    x: i64,
+    y: i64,
+    cx: [f64; 4],
+    cy: [f64; 4],
+}
+
+/// None near the window's edge, where GDAL falls back to bilinear.
 #[inline]
-fn cubic4(src: &Window, sx: f64, sy: f64) -> Option<f64> {
-    let b = &src.bounds;
+fn cubic4_weights(b: &Bounds, sx: f64, sy: f64) -> Option<Cubic4> {
     let (wx, wy) = (sx - b.x0 as f64, sy - b.y0 as f64);
     // Truncation, as GDAL does here.
     let ix = (wx - 0.5) as i64;
     let iy = (wy - 0.5) as i64;
     if ix - 1 < 0 || ix + 2 >= b.width() || iy - 1 < 0 || iy + 2 >= b.height() {
-        return bilinear4(src, sx, sy);
+        return None;
     }
-    let cx = cubic_weights(wx - 0.5 - ix as f64);
-    let mut rows = [0.0; 4];
-    for (r, row) in rows.iter_mut().enumerate() {
-        let y = b.y0 + iy + r as i64 - 1;
-        let mut v = [0.0; 4];
-        for (c, val) in v.iter_mut().enumerate() {
-            match src.get(b.x0 + ix + c as i64 - 1, y) {
-                Some(p) => *val = p,
-                None => return bilinear4(src, sx, sy),
+    Some(Cubic4 {
+        x: b.x0 + ix - 1,
+        y: b.y0 + iy - 1,
+        cx: cubic_weights(wx - 0.5 - ix as f64),
+        cy: cubic_weights(wy - 0.5 - iy as f64),
+    })
+}
+
+impl Cubic4 {
+    /// None when one of the 16 pixels is not valid (GDAL then uses bilinear).
+    #[inline]
+    fn apply(&self, src: &Window) -> Option<f64> {
+        let mut rows = [0.0; 4];
+        for (r, row) in rows.iter_mut().enumerate() {
+            let at = src.index(self.x, self.y + r as i64);
+            let mut v = [0.0; 4];
+            for (val, &p) in v.iter_mut().zip(&src.data[at..at + 4]) {
+                if !src.valid(p) {
+                    return None;
+                }
+                *val = p as f64;
             }
+            let cx = &self.cx;
+            *row = cx[0] * v[0] + cx[1] * v[1] + cx[2] * v[2] + cx[3] * v[3];
         }
-        *row = cx[0] * v[0] + cx[1] * v[1] + cx[2] * v[2] + cx[3] * v[3];
+        let cy = &self.cy;
+        Some(cy[0] * rows[0] + cy[1] * rows[1] + cy[2] * rows[2] + cy[3] * rows[3])
     }
-    let cy = cubic_weights(wy - 0.5 - iy as f64);
-    Some(cy[0] * rows[0] + cy[1] * rows[1] + cy[2] * rows[2] + cy[3] * rows[3])
 }
 
 /// A separable kernel (bilinear's triangle, cubic's Keys a = -0.5), stretched by 1/scale
@@ -290,6 +397,17 @@ fn cubic(x: f64) -> f64 {
     }
 }
 
+/// A point's taps under the stretched kernel: columns from `x` and rows from `y` (level
+/// pixels, all inside the window), with one weight per column and per row. Reused from
+/// point to point, so computing them allocates nothing.
+#[derive(Default)]
+struct Taps {
+    x: i64,
+    y: i64,
+    wx: Vec<f64>,
+    wy: Vec<f64>,
+}
+
 impl Kernel {
     fn new(method: Resampling, scale: (f64, f64)) -> Kernel {
         let (weight, r): (fn(f64) -> f64, i64) = match method {
@@ -303,8 +421,7 @@ impl Kernel {
     }
 
     #[inline]
-    fn sample(&self, src: &Window, sx: f64, sy: f64) -> Option<f64> {
-        let b = &src.bounds;
+    fn taps(&self, b: &Bounds, sx: f64, sy: f64, t: &mut Taps) {
         let (wx, wy) = (sx - b.x0 as f64, sy - b.y0 as f64);
         let ix = floor_i64(wx - 0.5);
         let iy = floor_i64(wy - 0.5);
@@ -315,15 +432,42 @@ impl Kernel {
         let i0 = self.init.0.max(-ix);
         let i1 = self.radius.0.min(b.width() - ix - 1);
         let w = |d: f64, s: f64| if s < 1.0 { (self.weight)(d * s) } else { (self.weight)(d) };
+        t.wx.clear();
+        t.wx.extend((i0..=i1).map(|i| w(i as f64 - fx, self.scale.0)));
+        t.wy.clear();
+        t.wy.extend((j0..=j1).map(|j| w(j as f64 - fy, self.scale.1)));
+        // Taps of weight zero at either end add exactly nothing to any sum (values are
+        // finite): dropping them keeps GDAL's results and, for a stretched kernel, skips
+        // about half of them.
+        let (skip_x, skip_y) = (trim_zeros(&mut t.wx), trim_zeros(&mut t.wy));
+        (t.x, t.y) = (b.x0 + ix + i0 + skip_x, b.y0 + iy + j0 + skip_y);
+    }
+}
+
+/// Drop the zero weights at both ends of `w`; how many were dropped from the front.
+#[inline]
+fn trim_zeros(w: &mut Vec<f64>) -> i64 {
+    let end = w.iter().rposition(|&v| v != 0.0).map_or(0, |i| i + 1);
+    w.truncate(end);
+    let start = w.iter().position(|&v| v != 0.0).unwrap_or(0);
+    w.drain(..start);
+    start as i64
+}
+
+impl Taps {
+    /// GDAL's sums for one band: per row, the weighted valid values and their weights,
+    /// then the rows weighted; renormalised unless the weights sum to 1.
+    #[inline]
+    fn apply(&self, src: &Window) -> Option<f64> {
+        let n = self.wx.len();
         let mut acc = 0.0;
         let mut wsum = 0.0;
-        for j in j0..=j1 {
-            let wy = w(j as f64 - fy, self.scale.1);
+        for (j, &wy) in self.wy.iter().enumerate() {
+            let at = src.index(self.x, self.y + j as i64);
             let (mut racc, mut rw) = (0.0, 0.0);
-            for i in i0..=i1 {
-                if let Some(v) = src.get(b.x0 + ix + i, b.y0 + iy + j) {
-                    let wx = w(i as f64 - fx, self.scale.0);
-                    racc += v * wx;
+            for (&v, &wx) in src.data[at..at + n].iter().zip(&self.wx) {
+                if src.valid(v) {
+                    racc += v as f64 * wx;
                     rw += wx;
                 }
             }
@@ -461,11 +605,11 @@ mod tests {
         let data = [10, 20, 30, 40];
         let src = window(&data, 2, 2, Some(0));
         // Halfway between the four centres.
-        assert_eq!(bilinear4(&src, 1.0, 1.0), Some(25.0));
+        assert_eq!(Bilinear4::new(&src.bounds, 1.0, 1.0).apply(&src), Some(25.0));
         let data = [10, 0, 30, 40];
         let src = window(&data, 2, 2, Some(0));
         // The nodata neighbour is dropped and the other weights renormalised.
-        let v = bilinear4(&src, 1.0, 1.0).unwrap();
+        let v = Bilinear4::new(&src.bounds, 1.0, 1.0).apply(&src).unwrap();
         assert!((v - (10.0 + 30.0 + 40.0) / 3.0).abs() < 1e-9, "{v}");
     }
 
@@ -478,11 +622,9 @@ mod tests {
         let mut out = [7u16; 2];
         resample_points(
             Resampling::Bilinear,
-            &src,
+            &mut [PointBand { src, out: &mut out, dst_nodata: 7 }],
             &Points { xs: &xs, ys: &ys, exact: &exact },
             (1.0, 1.0),
-            &mut out,
-            7,
         );
         assert_eq!(out[0], 7, "centre pixel is nodata");
         assert_ne!(out[1], 7);
