@@ -306,10 +306,11 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             }
             let results = job.statistic.reduce(&stack)?;
             let t2 = Instant::now();
-            for ((writer, data), o) in writers.iter_mut().zip(results).zip(&outputs) {
+            // Each band its own scratch file: compressing them is spread over the threads.
+            writers.par_iter_mut().zip(results).zip(&outputs).try_for_each(|((writer, data), o)| {
                 let outside = inside.as_deref().map(|m| (m, o.nodata.unwrap_or(0.0)));
-                write_cropped(writer, data, col0 - area.col0, row0 - area.row0, w, h, halo, outside)?;
-            }
+                write_cropped(writer, data, col0 - area.col0, row0 - area.row0, w, h, halo, outside)
+            })?;
             timings.compute_s += (t2 - t1).as_secs_f64();
             timings.write_s += t2.elapsed().as_secs_f64();
         }

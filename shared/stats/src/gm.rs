@@ -151,20 +151,23 @@ impl Statistic for Gm {
         let (h, w) = stack.shape_yx();
         let (scale, offset, enc) = (self.cfg.scale as f32, self.cfg.offset as f32, self.enc);
         let nodata = enc.code;
-        let data = &stack.data;
         let times = stack.times();
+        // Flat offsets rather than 4-D indexing: this runs for every pixel, time and band.
+        let data = stack.data.as_slice().expect("a stack is contiguous");
+        let (plane, nb) = (h * w, stack.bands.len());
+        let at = |t: usize, b: usize, p: usize| data[(t * nb + b) * plane + p];
+        let clear: Vec<&[bool]> = masks.iter().map(|m| m.clear.as_slice().expect("a mask is contiguous")).collect();
         let r = geomedian_mads_chunk(
             Dims { h, w, bands: idx.len(), times },
             |y, x, out, kept| {
+                let p = y * w + x;
                 // Valid observations: clear, and every band present; copied band-major.
                 kept.clear();
-                kept.extend(
-                    (0..times).filter(|&t| masks[t].clear[[y, x]] && idx.iter().all(|&b| data[[t, b, y, x]] != nodata)),
-                );
+                kept.extend((0..times).filter(|&t| clear[t][p] && idx.iter().all(|&b| at(t, b, p) != nodata)));
                 let n = kept.len();
                 for (k, &b) in idx.iter().enumerate() {
                     for (i, &t) in kept.iter().enumerate() {
-                        out[k * n + i] = enc.value(data[[t, b, y, x]]) as f32 * scale + offset;
+                        out[k * n + i] = enc.value(at(t, b, p)) as f32 * scale + offset;
                     }
                 }
                 n

@@ -5,6 +5,7 @@ use crate::morphology::{apply_all, MorphOp};
 use crate::stack::Stack;
 use crate::statistic::StatError;
 use ndarray::Array2;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// How the mask band is read.
@@ -92,11 +93,15 @@ pub fn observation_masks(
     filters: &[MorphOp],
 ) -> Result<Vec<ObsMask>, StatError> {
     let b = stack.band_index(band).ok_or_else(|| StatError::MissingBand(band.to_string()))?;
+    // Every mask value's answer, once: a lookup per pixel instead of a class search.
+    let (valid_of, cloud_of): (Vec<bool>, Vec<bool>) =
+        (0..=u16::MAX).map(|v| (kind.is_valid(v), kind.is_cloud(v))).unzip();
     Ok((0..stack.times())
+        .into_par_iter()
         .map(|t| {
             let plane = stack.plane(t, b);
-            let valid = plane.mapv(|v| kind.is_valid(v));
-            let cloud = plane.mapv(|v| kind.is_cloud(v));
+            let valid = plane.mapv(|v| valid_of[v as usize]);
+            let cloud = plane.mapv(|v| cloud_of[v as usize]);
             let cloud = if filters.is_empty() { cloud } else { apply_all(&cloud, filters) };
             let clear = ndarray::Zip::from(&valid).and(&cloud).map_collect(|&v, &c| v && !c);
             ObsMask { valid, clear }

@@ -1,5 +1,6 @@
 //! Binary morphology with disk footprints (skimage's `disk(r)`: x^2 + y^2 <= r^2), done as
-//! one horizontal run per disk row so a radius-r operation costs O(pixels x (2r+1)).
+//! one horizontal run per disk row so a radius-r operation costs O(pixels x (2r+1)), on
+//! masks packed 64 pixels to a word.
 
 use ndarray::Array2;
 
@@ -31,88 +32,151 @@ impl MorphOp {
     }
 }
 
-/// Horizontal dilation of one row by `w` pixels each side, via a running count.
-fn dilate_row(src: &[bool], w: usize, out: &mut [bool]) {
-    let n = src.len();
-    // prefix[i] = number of set pixels in src[..i]
-    let mut prefix = vec![0u32; n + 1];
-    for i in 0..n {
-        prefix[i + 1] = prefix[i] + src[i] as u32;
+/// A mask as rows of bits (bit `x % 64` of word `x / 64` is pixel x), so that shifting
+/// and OR-ing a word handles 64 pixels at once. Bits past the row's end stay clear.
+struct Bits {
+    h: usize,
+    w: usize,
+    /// Words per row.
+    words: usize,
+    data: Vec<u64>,
+}
+
+impl Bits {
+    fn from_mask(mask: &Array2<bool>) -> Bits {
+        let (h, w) = mask.dim();
+        let words = w.div_ceil(64);
+        let mut data = vec![0u64; h * words];
+        for (y, row) in mask.rows().into_iter().enumerate() {
+            let out = &mut data[y * words..(y + 1) * words];
+            for (x, &v) in row.iter().enumerate() {
+                out[x / 64] |= (v as u64) << (x % 64);
+            }
+        }
+        Bits { h, w, words, data }
     }
-    for (i, o) in out.iter_mut().enumerate() {
-        let lo = i.saturating_sub(w);
-        let hi = (i + w + 1).min(n);
-        *o = prefix[hi] > prefix[lo];
+
+    fn to_mask(&self) -> Array2<bool> {
+        Array2::from_shape_fn((self.h, self.w), |(y, x)| (self.data[y * self.words + x / 64] >> (x % 64)) & 1 == 1)
+    }
+
+    fn row(&self, y: usize) -> &[u64] {
+        &self.data[y * self.words..(y + 1) * self.words]
+    }
+
+    /// The valid bits of a row's last word.
+    fn tail_mask(&self) -> u64 {
+        if self.w.is_multiple_of(64) {
+            !0
+        } else {
+            (1u64 << (self.w % 64)) - 1
+        }
+    }
+
+    /// Clear the bits past the row's end in `row`.
+    fn clear_tail(&self, row: &mut [u64]) {
+        if let Some(last) = row.last_mut() {
+            *last &= self.tail_mask();
+        }
+    }
+}
+
+/// Horizontal dilation of one row by `hw` pixels each side: `hw` steps of one pixel (a
+/// segment of 2hw+1 is the sum of hw segments of 3).
+fn dilate_row(src: &[u64], hw: usize, out: &mut [u64]) {
+    out.copy_from_slice(src);
+    let n = out.len();
+    let mut prev = vec![0u64; n];
+    for _ in 0..hw {
+        prev.copy_from_slice(out);
+        for i in 0..n {
+            let left_carry = if i > 0 { prev[i - 1] >> 63 } else { 0 };
+            let right_carry = if i + 1 < n { prev[i + 1] << 63 } else { 0 };
+            out[i] = prev[i] | (prev[i] << 1) | left_carry | (prev[i] >> 1) | right_carry;
+        }
+    }
+}
+
+/// Dilation of the set bits by a disk of radius `r`; pixels outside count as unset.
+fn dilate_bits(m: &Bits, r: usize) -> Bits {
+    let (h, words) = (m.h, m.words);
+    // Half-widths of the disk's rows.
+    let widths: Vec<usize> = (0..=r).map(|dy| (((r * r - dy * dy) as f64).sqrt()).floor() as usize).collect();
+    let mut distinct: Vec<usize> = widths.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    // Horizontal dilations of every row for each distinct half-width.
+    let hdil: Vec<Vec<u64>> = distinct
+        .iter()
+        .map(|&hw| {
+            let mut d = vec![0u64; h * words];
+            for y in 0..h {
+                let out = &mut d[y * words..(y + 1) * words];
+                dilate_row(m.row(y), hw, out);
+                m.clear_tail(out);
+            }
+            d
+        })
+        .collect();
+    let which: Vec<usize> = widths.iter().map(|hw| distinct.iter().position(|d| d == hw).unwrap()).collect();
+    let mut data = vec![0u64; h * words];
+    for y in 0..h {
+        let acc = &mut data[y * words..(y + 1) * words];
+        let lo = y.saturating_sub(r);
+        let hi = (y + r).min(h.saturating_sub(1));
+        for yy in lo..=hi {
+            let src = &hdil[which[yy.abs_diff(y)]][yy * words..(yy + 1) * words];
+            acc.iter_mut().zip(src).for_each(|(a, s)| *a |= s);
+        }
+    }
+    Bits { h, w: m.w, words, data }
+}
+
+impl Bits {
+    /// The complement, tail bits kept clear.
+    fn inverted(mut self) -> Bits {
+        let tail = self.tail_mask();
+        for row in self.data.chunks_exact_mut(self.words.max(1)) {
+            row.iter_mut().for_each(|v| *v = !*v);
+            if let Some(last) = row.last_mut() {
+                *last &= tail;
+            }
+        }
+        self
+    }
+
+    fn apply(self, op: MorphOp) -> Bits {
+        // Erosion is the complement's dilation: outside pixels, unset in the complement,
+        // count as set (skimage's border rule), so a mask touching the edge is not eaten.
+        let erode = |m: Bits, r: usize| if r == 0 { m } else { dilate_bits(&m.inverted(), r).inverted() };
+        let dilate = |m: Bits, r: usize| if r == 0 { m } else { dilate_bits(&m, r) };
+        match op {
+            MorphOp::Dilation(r) => dilate(self, r),
+            MorphOp::Erosion(r) => erode(self, r),
+            MorphOp::Opening(r) => dilate(erode(self, r), r),
+            MorphOp::Closing(r) => erode(dilate(self, r), r),
+        }
     }
 }
 
 /// Dilation by a disk of radius `r`; pixels outside the array count as unset.
 pub fn dilate(mask: &Array2<bool>, r: usize) -> Array2<bool> {
-    if r == 0 {
-        return mask.clone();
-    }
-    let (h, w) = mask.dim();
-    // Half-widths of the disk's rows.
-    let widths: Vec<usize> = (0..=r).map(|dy| (((r * r - dy * dy) as f64).sqrt()).floor() as usize).collect();
-    // Horizontal dilations of every row for each distinct half-width.
-    let mut distinct: Vec<usize> = widths.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let rows: Vec<Vec<bool>> = (0..h).map(|y| mask.row(y).iter().copied().collect()).collect();
-    let mut hdil: Vec<Vec<Vec<bool>>> = Vec::with_capacity(distinct.len());
-    for &hw in &distinct {
-        hdil.push(
-            rows.iter()
-                .map(|row| {
-                    let mut o = vec![false; w];
-                    dilate_row(row, hw, &mut o);
-                    o
-                })
-                .collect(),
-        );
-    }
-    let which = |hw: usize| distinct.iter().position(|&d| d == hw).unwrap();
-    let mut out = Array2::from_elem((h, w), false);
-    for y in 0..h {
-        let mut acc = vec![false; w];
-        for dy in -(r as isize)..=(r as isize) {
-            let yy = y as isize + dy;
-            if yy < 0 || yy >= h as isize {
-                continue;
-            }
-            let src = &hdil[which(widths[dy.unsigned_abs()])][yy as usize];
-            for (a, s) in acc.iter_mut().zip(src) {
-                *a |= *s;
-            }
-        }
-        for (x, a) in acc.into_iter().enumerate() {
-            out[[y, x]] = a;
-        }
-    }
-    out
+    apply(mask, MorphOp::Dilation(r))
 }
 
 /// Erosion by a disk; pixels outside the array count as set (skimage's border rule), so
 /// a mask touching the edge is not eaten from outside.
 pub fn erode(mask: &Array2<bool>, r: usize) -> Array2<bool> {
-    if r == 0 {
-        return mask.clone();
-    }
-    dilate(&mask.mapv(|v| !v), r).mapv(|v| !v)
+    apply(mask, MorphOp::Erosion(r))
 }
 
 pub fn apply(mask: &Array2<bool>, op: MorphOp) -> Array2<bool> {
-    match op {
-        MorphOp::Dilation(r) => dilate(mask, r),
-        MorphOp::Erosion(r) => erode(mask, r),
-        MorphOp::Opening(r) => dilate(&erode(mask, r), r),
-        MorphOp::Closing(r) => erode(&dilate(mask, r), r),
-    }
+    apply_all(mask, &[op])
 }
 
 /// Apply operations in order.
 pub fn apply_all(mask: &Array2<bool>, ops: &[MorphOp]) -> Array2<bool> {
-    ops.iter().fold(mask.clone(), |m, op| apply(&m, *op))
+    ops.iter().fold(Bits::from_mask(mask), |m, op| m.apply(*op)).to_mask()
 }
 
 #[cfg(test)]
@@ -159,11 +223,14 @@ mod tests {
 
     #[test]
     fn dilation_and_erosion_match_brute_force() {
-        for r in [1, 2, 3, 5, 10] {
-            let m = pseudo_random_mask(37, 41, r as u64);
-            assert_eq!(dilate(&m, r), brute(&m, r, true), "dilate r={r}");
-            let dense = dilate(&m, 2);
-            assert_eq!(erode(&dense, r), brute(&dense, r, false), "erode r={r}");
+        // Widths within one word, across words, and a whole number of words.
+        for w in [41, 130, 128] {
+            for r in [1, 2, 3, 5, 10] {
+                let m = pseudo_random_mask(37, w, r as u64);
+                assert_eq!(dilate(&m, r), brute(&m, r, true), "dilate r={r} w={w}");
+                let dense = dilate(&m, 2);
+                assert_eq!(erode(&dense, r), brute(&dense, r, false), "erode r={r} w={w}");
+            }
         }
     }
 
