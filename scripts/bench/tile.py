@@ -66,7 +66,8 @@ server = subprocess.Popen(
     stdout=subprocess.PIPE, text=True)
 assert server.stdout.readline().strip() == "ready", "the HTTP server did not start"
 try:
-    base = {"BENCH_HREF_BASE": f"http://127.0.0.1:{port}/"}
+    # The egress allow-list refuses loopback hosts unless they are listed.
+    base = {"BENCH_HREF_BASE": f"http://127.0.0.1:{port}/", "STRATUS_ALLOWED_INPUTS": f"http://127.0.0.1:{port}"}
     for rep in range(args.repeat):
         results.setdefault((2, "reads-http"), []).append(one("reads", 2, env=base))
 finally:

@@ -99,17 +99,35 @@ impl<'a> Window<'a> {
 /// never equal to the output nodata.
 #[inline]
 pub fn to_u16(v: f64, dst_nodata: u16) -> u16 {
-    let mut o = if v < 0.0 {
+    let o = if v < 0.0 {
         0
     } else if v > 65535.0 {
         65535
     } else {
         (v + 0.5) as u16
     };
+    off_nodata(o, dst_nodata)
+}
+
+/// Rounded half up, for a weighted mean of 16-bit values (within the type, give or take
+/// rounding): what [`to_u16`] computes there, without its range checks.
+#[inline(always)]
+fn round_in_range(v: f64) -> u16 {
+    (v + 0.5) as i32 as u16
+}
+
+/// A computed value equal to the output nodata steps off it, as GDAL does.
+#[inline(always)]
+fn off_nodata(o: u16, dst_nodata: u16) -> u16 {
     if o == dst_nodata {
-        o = if o == 0 { 1 } else { o - 1 };
+        if o == 0 {
+            1
+        } else {
+            o - 1
+        }
+    } else {
+        o
     }
-    o
 }
 
 /// The resampling kernel's radius (GDAL's source window padding) at scale 1.
@@ -183,6 +201,23 @@ pub fn resample_points(method: Resampling, bands: &mut [PointBand], points: &Poi
                 }
             }
         };
+        if let Weights::Bilinear4(bl) = &weights {
+            if bl.interior(&b) {
+                // Nearly every pixel: the four taps inside the window. Where a band has
+                // all four valid (the centre is one of them), its value needs no checks.
+                let at = (bl.y - y0 as i64) as usize * w + (bl.x - x0 as i64) as usize;
+                for p in bands.iter_mut() {
+                    if let Some(v) = bl.all_valid(&p.src, at) {
+                        p.out[i] = off_nodata(round_in_range(v), p.dst_nodata);
+                    } else if valid(p) {
+                        if let Some(v) = bl.apply(&p.src) {
+                            p.out[i] = to_u16(v, p.dst_nodata);
+                        }
+                    }
+                }
+                continue;
+            }
+        }
         for p in bands.iter_mut().filter(|p| valid(p)) {
             let v = match &weights {
                 Weights::Centre => Some(p.src.data[centre] as f64),
@@ -263,35 +298,36 @@ impl Bilinear4 {
         Bilinear4 { x: ix + b.x0, y: iy + b.y0, w, sum: w[0] + w[1] + w[2] + w[3] }
     }
 
+    /// The four taps lie inside the window (the top-left one always does).
+    #[inline(always)]
+    fn interior(&self, b: &Bounds) -> bool {
+        self.x + 1 < b.x1 && self.y + 1 < b.y1
+    }
+
+    /// The value when the four taps, the top-left at `at` in the decoded data, are all
+    /// valid: GDAL's sums without the branches (starting from zero adds nothing to the
+    /// first product). None otherwise.
+    #[inline(always)]
+    fn all_valid(&self, src: &Window, at: usize) -> Option<f64> {
+        let (top, bottom) = (&src.data[at..at + 2], &src.data[at + src.w..at + src.w + 2]);
+        let v = [top[0], top[1], bottom[0], bottom[1]];
+        if !v.iter().all(|&v| src.valid(v)) {
+            return None;
+        }
+        let w = &self.w;
+        let acc = v[0] as f64 * w[0] + v[1] as f64 * w[1] + v[2] as f64 * w[2] + v[3] as f64 * w[3];
+        weighted(acc, self.sum)
+    }
+
+    /// GDAL's sums over the valid taps inside the window.
     #[inline(always)]
     fn apply(&self, src: &Window) -> Option<f64> {
         let mut acc = 0.0;
         let mut div = 0.0;
-        let b = &src.bounds;
-        if self.x + 1 < b.x1 && self.y + 1 < b.y1 {
-            // All four inside the window (nearly every point): two pairs of neighbours.
-            let at = src.index(self.x, self.y);
-            let (top, bottom) = (&src.data[at..at + 2], &src.data[at + src.w..at + src.w + 2]);
-            let v = [top[0], top[1], bottom[0], bottom[1]];
-            if v.iter().all(|&v| src.valid(v)) {
-                // The common case, GDAL's sums without the branches (starting from zero
-                // adds nothing to the first product).
-                let w = &self.w;
-                let acc = v[0] as f64 * w[0] + v[1] as f64 * w[1] + v[2] as f64 * w[2] + v[3] as f64 * w[3];
-                return weighted(acc, self.sum);
-            }
-            for (&v, w) in v.iter().zip(&self.w) {
-                if src.valid(v) {
-                    div += w;
-                    acc += v as f64 * w;
-                }
-            }
-        } else {
-            for (k, w) in self.w.iter().enumerate() {
-                if let Some(v) = src.get(self.x + (k & 1) as i64, self.y + (k >> 1) as i64) {
-                    div += w;
-                    acc += v * w;
-                }
+        for (k, w) in self.w.iter().enumerate() {
+            if let Some(v) = src.get(self.x + (k & 1) as i64, self.y + (k >> 1) as i64) {
+                div += w;
+                acc += v * w;
             }
         }
         weighted(acc, div)
