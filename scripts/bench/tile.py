@@ -66,11 +66,17 @@ server = subprocess.Popen(
     stdout=subprocess.PIPE, text=True)
 assert server.stdout.readline().strip() == "ready", "the HTTP server did not start"
 try:
-    # The egress allow-list refuses loopback hosts unless they are listed.
-    base = {"BENCH_HREF_BASE": f"http://127.0.0.1:{port}/", "STRATUS_ALLOWED_INPUTS": f"http://127.0.0.1:{port}"}
+    # The egress allow-list refuses loopback hosts unless they are listed (with the local
+    # catalogue, which a list set at all must name too).
+    allowed = f"http://127.0.0.1:{port},{os.path.abspath(data)}"
+    base = {"BENCH_HREF_BASE": f"http://127.0.0.1:{port}/", "STRATUS_ALLOWED_INPUTS": allowed}
     for rep in range(args.repeat):
         results.setdefault((2, "reads-http"), []).append(one("reads", 2, env=base))
 finally:
+    # The server shares this machine's cores with the reads: its CPU time, for the record.
+    with open(f"/proc/{server.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    server_cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     server.terminate()
     served = json.loads(server.communicate(timeout=30)[0].strip().splitlines()[-1])
 
@@ -132,7 +138,8 @@ lines += [
     f"- **read path speed-up over the previous one (GDAL warp per band): {fmt(speedup, 1)}x** at 2 threads.",
     f"- **tile / read path: {fmt(tile_reads, 2)} at 2 threads** (goal <= 1.3: {verdict(tile_reads, 1.3)}).",
     f"- **HTTP / local read path: {fmt(http_local, 2)}** (goal <= 1.5: {verdict(http_local, 1.5)});"
-    f" the server answered {served['requests']:,} requests, {served['bytes'] / 1e6:,.0f} MB, over {args.repeat} runs.",
+    f" the server answered {served['requests']:,} requests, {served['bytes'] / 1e6:,.0f} MB, over {args.repeat} runs,"
+    f" using {server_cpu_s:.0f} CPU s of the same cores.",
     f"- Planner's estimate for this task: peak {est['peak_memory_mb']} MB (measured {max(r['peak_rss_mb'] for r in results[(2, 'full')])} MB"
     f" at 2 threads), {est['core_seconds']:.0f} single-core s (measured {fmt(rng((1, 'full')), 0)} s at 1 thread).",
 ]

@@ -17,9 +17,10 @@ use stratus_stats::{PixelType, Statistic};
 /// `stratus run` measured 115 to 120 MB before its stack, see tests/sizing.rs).
 pub const BASE_MEMORY_MB: f64 = 128.0;
 /// Reading one stack value (pixel x dataset x band) from a COG into the tile's grid, one
-/// core (ns): the au-30 tile bench read 46 datasets x 7 bands x 10.24 Mpx in 83 s on one
-/// thread with the read path of `stratus_raster::read` (214 s with GDAL's warper per band).
-pub const READ_NS_PER_VALUE: f64 = 26.0;
+/// core (ns): the au-30 tile bench read 46 datasets x 7 bands x 10.24 Mpx in 57 s on one
+/// thread with the read path of `stratus_raster::read` (83 s before its bands shared
+/// their weights, 214 s with GDAL's warper per band).
+pub const READ_NS_PER_VALUE: f64 = 18.0;
 /// Memory one open input holds besides its cached blocks (MB): GDAL's dataset, TIFF
 /// directory and overview datasets (tests/sizing.rs: 336 open synthetic COGs with 2
 /// overview levels took about 55 MB beyond the block cache; the inputs are counted from
