@@ -172,11 +172,13 @@ pub fn resample_points(method: Resampling, bands: &mut [PointBand], points: &Poi
     let four = scale.0 >= FOUR_SAMPLE_MIN_SCALE && scale.1 >= FOUR_SAMPLE_MIN_SCALE;
     let kernel = Kernel::new(method, scale);
     let mut taps = Taps::default();
+    // Offset of level pixel (x, y) in every band's data (`Window::index`, shared).
+    let offset = |x: i64, y: i64| (y - y0 as i64) as usize * w + (x - x0 as i64) as usize;
     for i in 0..points.xs.len() {
         let Some((sx, sy)) = centre_in_window(points, i, &b) else { continue };
         let ix = ((sx + 1e-10) as i64).min(b.x1 - 1);
         let iy = ((sy + 1e-10) as i64).min(b.y1 - 1);
-        let centre = (iy - y0 as i64) as usize * w + (ix - x0 as i64) as usize;
+        let centre = offset(ix, iy);
         // The pixel the point falls in must be valid, whatever the kernel.
         let valid = |p: &PointBand| p.src.valid(p.src.data[centre]);
         if method == Resampling::Nearest {
@@ -205,7 +207,7 @@ pub fn resample_points(method: Resampling, bands: &mut [PointBand], points: &Poi
             if bl.interior(&b) {
                 // Nearly every pixel: the four taps inside the window. Where a band has
                 // all four valid (the centre is one of them), its value needs no checks.
-                let at = (bl.y - y0 as i64) as usize * w + (bl.x - x0 as i64) as usize;
+                let at = offset(bl.x, bl.y);
                 for p in bands.iter_mut() {
                     if let Some(v) = bl.all_valid(&p.src, at) {
                         p.out[i] = off_nodata(round_in_range(v), p.dst_nodata);
