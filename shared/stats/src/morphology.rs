@@ -82,11 +82,10 @@ impl Bits {
 }
 
 /// Horizontal dilation of one row by `hw` pixels each side: `hw` steps of one pixel (a
-/// segment of 2hw+1 is the sum of hw segments of 3).
-fn dilate_row(src: &[u64], hw: usize, out: &mut [u64]) {
+/// segment of 2hw+1 is the sum of hw segments of 3). `prev`: scratch of the row's length.
+fn dilate_row(src: &[u64], hw: usize, out: &mut [u64], prev: &mut [u64]) {
     out.copy_from_slice(src);
     let n = out.len();
-    let mut prev = vec![0u64; n];
     for _ in 0..hw {
         prev.copy_from_slice(out);
         for i in 0..n {
@@ -106,13 +105,14 @@ fn dilate_bits(m: &Bits, r: usize) -> Bits {
     distinct.sort_unstable();
     distinct.dedup();
     // Horizontal dilations of every row for each distinct half-width.
+    let mut prev = vec![0u64; words];
     let hdil: Vec<Vec<u64>> = distinct
         .iter()
         .map(|&hw| {
             let mut d = vec![0u64; h * words];
             for y in 0..h {
                 let out = &mut d[y * words..(y + 1) * words];
-                dilate_row(m.row(y), hw, out);
+                dilate_row(m.row(y), hw, out, &mut prev);
                 m.clear_tail(out);
             }
             d
