@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The reference odc-stats, for the tests that compare with it (tests/odc_stats_periods.rs).
+# The reference odc-stats, for the tests that compare with it (tests/odc_stats_periods.rs),
+# and the independent validators of our products (tests/product_metadata.rs): eodatasets3's
+# eo3-validate (an odc-stats dependency), pystac, rio-cogeo.
 #
 #   scripts/odc-stats-venv.sh install
 #       .venv-odc-stats/ (git-ignored) with the pinned odc-stats and datacube, and GDAL's
@@ -19,7 +21,7 @@ install() {
     command -v gdal-config >/dev/null || die "gdal-config is missing: install libgdal-dev (scripts/setup.sh does)"
     local gdal spec stamp="$venv/.stratus-spec"
     gdal=$(gdal-config --version)
-    spec="odc-stats==1.9.7 datacube==1.9.20 GDAL==$gdal"
+    spec="odc-stats==1.9.7 datacube==1.9.20 rio-cogeo==5.4.2 GDAL==$gdal"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$spec" ]; then
         return
     fi
@@ -32,7 +34,7 @@ install() {
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-build-isolation "GDAL==$gdal" \
         || die "pip could not build GDAL==$gdal's bindings (libgdal-dev and a C++ compiler installed?)"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "odc-stats==1.9.7" "datacube==1.9.20" \
-        || die "pip could not install odc-stats (is PyPI reachable?)"
+        "rio-cogeo==5.4.2" || die "pip could not install odc-stats and rio-cogeo (is PyPI reachable?)"
     "$venv/bin/python" -c "import odc.stats.utils" || die "odc-stats does not import in $venv"
     echo "$spec" >"$stamp"
 }

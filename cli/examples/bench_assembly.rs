@@ -88,6 +88,8 @@ fn main() -> anyhow::Result<()> {
                 chunks: 0,
                 peak_rss_mb: 0,
                 inputs: vec!["S2A_bench".into()],
+                lineage: vec![],
+                input_products: vec![],
             },
         })
         .collect();

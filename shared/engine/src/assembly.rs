@@ -6,7 +6,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
-use crate::tile::{band_writers, commit_tile, peak_rss_mb, SkippedInput, TileJob, TileResult, Timings};
+use crate::tile::{band_writers, commit_tile, peak_rss_mb, SkippedInput, TileInputs, TileJob, TileResult, Timings};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -70,9 +70,18 @@ pub fn assemble_tile(job: &TileJob, parts: &[DonePart]) -> Result<TileResult> {
     let skipped_ids: Vec<String> =
         skipped.iter().map(|s| s.dataset.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let observation_days = parts.iter().map(|p| p.result.observation_days).max().unwrap_or(0);
+    let lineage: BTreeSet<String> = parts.iter().flat_map(|p| p.result.lineage.iter().cloned()).collect();
+    let products: BTreeSet<String> = parts.iter().flat_map(|p| p.result.input_products.iter().cloned()).collect();
     let t_write = Instant::now();
-    let (keys, stac_key) =
-        commit_tile(job, &scratch, writers, &outputs, inputs.clone(), skipped_ids, observation_days)?;
+    let n_inputs = inputs.len();
+    let tile_inputs = TileInputs {
+        ids: inputs,
+        skipped: skipped_ids,
+        lineage: lineage.into_iter().collect(),
+        products: products.into_iter().collect(),
+        observation_days,
+    };
+    let (keys, stac_key) = commit_tile(job, &scratch, writers, &outputs, tile_inputs)?;
     // The tile is complete: its parts' scratch objects go.
     for p in parts {
         for o in &outputs {
@@ -82,12 +91,14 @@ pub fn assemble_tile(job: &TileJob, parts: &[DonePart]) -> Result<TileResult> {
     Ok(TileResult {
         outputs: keys.iter().map(|k| job.output.url(k)).collect(),
         stac_item: job.output.url(&stac_key),
-        datasets: inputs.len(),
+        datasets: n_inputs,
         observation_days,
         skipped_inputs: skipped,
         timings: Timings { read_s, compute_s: 0.0, write_s: t_write.elapsed().as_secs_f64() },
         chunks: 0,
         peak_rss_mb: peak_rss_mb(),
         inputs: vec![],
+        lineage: vec![],
+        input_products: vec![],
     })
 }

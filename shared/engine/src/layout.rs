@@ -1,8 +1,13 @@
 //! Where things are written, relative to the output location (odc-stats' layout):
 //! `{product}/{version}/x03/y04/2019--P1Y/{product}_x03y04_2019--P1Y_{band}.tif`
-//! plus `{product}_x03y04_2019--P1Y.stac-item.json`, written last.
+//! plus `{product}_x03y04_2019--P1Y.stac-item.json`, written last, and the product's
+//! `{product}/{version}/collection.json`.
 
 use stratus_core::TaskId;
+
+/// A tile's metadata files besides its STAC item: eo3 document, processing record,
+/// checksums (odc-stats' names).
+pub const TILE_METADATA: [&str; 3] = ["odc-metadata.yaml", "proc-info.yaml", "sha1"];
 
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -29,7 +34,20 @@ impl Layout {
         format!("{}/{}_{band}.tif", self.dir(t), self.stem(t))
     }
     pub fn stac_key(&self, t: &TaskId) -> String {
-        format!("{}/{}.stac-item.json", self.dir(t), self.stem(t))
+        self.metadata_key(t, "stac-item.json")
+    }
+    /// A tile's metadata file with extension `ext` (`odc-metadata.yaml`, `proc-info.yaml`,
+    /// `sha1`).
+    pub fn metadata_key(&self, t: &TaskId, ext: &str) -> String {
+        format!("{}/{}.{ext}", self.dir(t), self.stem(t))
+    }
+    /// The product's STAC Collection, which every item links to.
+    pub fn collection_key(&self) -> String {
+        format!("{}/{}/collection.json", self.product, self.version)
+    }
+    /// The product's eo3 definition, for `datacube product add`.
+    pub fn product_definition_key(&self) -> String {
+        format!("{}/{}/{}.odc-product.yaml", self.product, self.version, self.product)
     }
     /// Plan artefacts of a run: the task CSV and one GeoJSON per period.
     pub fn plan_dir(&self, run_id: &str) -> String {

@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod context;
 pub mod dataset_filter;
 pub mod dataset_spool;
+pub mod eo3_output;
 pub mod error;
 pub mod estimate;
 pub mod layout;

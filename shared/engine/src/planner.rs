@@ -5,12 +5,14 @@ use crate::config::{Input, InputPolicy, RunConfig};
 use crate::context::Context;
 use crate::dataset_filter::{DatasetFilters, FilterCount};
 use crate::dataset_spool::{DatasetSpool, SpoolView};
+use crate::eo3_output::product_definition;
 use crate::error::{EngineError, Result};
 use crate::estimate::{Prices, RunEstimate};
 use crate::layout::Layout;
 use crate::plan_outputs::{period_geojson, tasks_csv};
 use crate::sizing::{Sizer, TaskEstimate, TilePlan};
 use crate::sources::{for_each_input, BadItem, Parsed};
+use crate::stac_output::{product_collection, ProductExtent};
 use chrono::NaiveDate;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -522,5 +524,21 @@ pub fn save_tasks(
         ctx.output.put(&key, serde_json::to_string_pretty(&fc).unwrap().as_bytes())?;
         summary.artefacts.push(ctx.output.url(&key));
     }
+    // The product's Collection, written before any tile lands, covering every planned tile.
+    if let Some(extent) = ProductExtent::of_tasks(&grid, tasks.keys(), transform)? {
+        let key = layout.collection_key();
+        let previous = match ctx.output.get(&key) {
+            Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes).ok(),
+            Err(PortError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let doc = product_collection(cfg, extent, &ctx.output.url(&key), previous.as_ref());
+        ctx.output.put(&key, serde_json::to_string_pretty(&doc).unwrap().as_bytes())?;
+        summary.artefacts.push(ctx.output.url(&key));
+    }
+    let statistic = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)?;
+    let key = layout.product_definition_key();
+    ctx.output.put(&key, product_definition(cfg, &statistic.output_bands()).as_bytes())?;
+    summary.artefacts.push(ctx.output.url(&key));
     Ok(summary)
 }

@@ -1,14 +1,18 @@
-//! The STAC item of an output tile. Written last: its presence marks the tile complete.
+//! The STAC documents of a product: each output tile's item (written last: its presence
+//! marks the tile complete) and the product's Collection, which every item links to.
 
 use crate::config::RunConfig;
 use crate::error::{EngineError, Result};
 use crate::plan_outputs::{ring_json, tile_polygon_lonlat};
 use serde_json::{json, Value};
-use stratus_core::{GeoBox, TaskId};
+use stratus_core::geometry::CrsTransform;
+use stratus_core::{GeoBox, GridSpec, TaskId};
 use stratus_raster::GdalCrsTransform;
 use stratus_stats::{OutputBand, PixelType};
 
 pub const PROJECTION_EXT: &str = "https://stac-extensions.github.io/projection/v1.1.0/schema.json";
+/// The STAC version of what Stratus writes (the version pystac validates against offline).
+pub const STAC_VERSION: &str = "1.1.0";
 
 pub struct ItemFacts<'a> {
     pub cfg: &'a RunConfig,
@@ -21,6 +25,10 @@ pub struct ItemFacts<'a> {
     pub skipped_inputs: Vec<String>,
     pub observation_days: usize,
     pub self_url: String,
+    /// The product's Collection document ([`crate::layout::Layout::collection_key`]).
+    pub collection_url: String,
+    /// The tile's eo3 dataset document (for an Open Data Cube index).
+    pub eo3_url: String,
 }
 
 fn data_type(t: PixelType) -> &'static str {
@@ -52,7 +60,9 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
             "title": o.name,
             "data_type": data_type(o.dtype),
         });
-        if let Some(nd) = o.nodata {
+        // A float band's NaN is left implicit: JSON has no NaN, and STAC's "nan" string
+        // is refused by the `stac` crate, which reads these items back as inputs.
+        if let Some(nd) = o.nodata.filter(|v| v.is_finite()) {
             a["nodata"] = json!(nd);
         }
         assets.insert(o.name.clone(), a);
@@ -61,7 +71,7 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut item = json!({
         "type": "Feature",
-        "stac_version": "1.0.0",
+        "stac_version": STAC_VERSION,
         "stac_extensions": [PROJECTION_EXT],
         "id": format!("{}_{}_{}", p.name, f.task.tile.region_code(), f.task.period),
         "collection": p.name,
@@ -89,7 +99,13 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
             "stratus:inputs": f.inputs,
             "stratus:skipped_inputs": f.skipped_inputs,
         },
-        "links": [{"rel": "self", "href": f.self_url, "type": "application/json"}],
+        "links": [
+            {"rel": "self", "href": f.self_url, "type": "application/json"},
+            {"rel": "collection", "href": f.collection_url, "type": "application/json"},
+            {"rel": "parent", "href": f.collection_url, "type": "application/json"},
+            {"rel": "root", "href": f.collection_url, "type": "application/json"},
+            {"rel": "odc_yaml", "href": f.eo3_url, "type": "text/yaml"},
+        ],
         "assets": assets,
     });
     // The product's own properties (odc-stats' `product.properties` and `producer`).
@@ -108,4 +124,96 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
     })?;
     debug_assert_eq!(parsed.assets.len(), f.outputs.len());
     Ok(item)
+}
+
+/// Where and when a product's tiles are: a lon/lat bounding box and a time interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProductExtent {
+    pub bbox: [f64; 4],
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+}
+
+impl ProductExtent {
+    /// The extent of the tiles `tasks` name (each tile's footprint in lon/lat, each
+    /// period's span); None when there are none.
+    pub fn of_tasks<'a>(
+        grid: &GridSpec,
+        tasks: impl IntoIterator<Item = &'a TaskId>,
+        transform: &dyn CrsTransform,
+    ) -> Result<Option<ProductExtent>> {
+        let mut extent: Option<ProductExtent> = None;
+        let mut seen = std::collections::HashSet::new();
+        for t in tasks {
+            let (start, end) = (t.period.start_datetime(), t.period.end_datetime());
+            let mut bbox = extent.map_or([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |e| e.bbox);
+            if seen.insert(t.tile) {
+                for (x, y) in tile_polygon_lonlat(grid, t.tile, transform)? {
+                    bbox = [bbox[0].min(x), bbox[1].min(y), bbox[2].max(x), bbox[3].max(y)];
+                }
+            }
+            extent = Some(ProductExtent {
+                bbox,
+                start: extent.map_or(start, |e| e.start.min(start)),
+                end: extent.map_or(end, |e| e.end.max(end)),
+            });
+        }
+        Ok(extent)
+    }
+
+    /// The extent a Collection document declares (None when it declares none we read).
+    fn of_collection(doc: &Value) -> Option<ProductExtent> {
+        let e = &doc["extent"];
+        let b: Vec<f64> = e["spatial"]["bbox"][0].as_array()?.iter().filter_map(Value::as_f64).collect();
+        let when = |i: usize| {
+            e["temporal"]["interval"][0][i]
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&chrono::Utc))
+        };
+        (b.len() == 4).then_some(())?;
+        Some(ProductExtent { bbox: [b[0], b[1], b[2], b[3]], start: when(0)?, end: when(1)? })
+    }
+
+    fn union(self, o: ProductExtent) -> ProductExtent {
+        let (a, b) = (self.bbox, o.bbox);
+        ProductExtent {
+            bbox: [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])],
+            start: self.start.min(o.start),
+            end: self.end.max(o.end),
+        }
+    }
+}
+
+/// The product's STAC Collection: its extent covers `extent` and whatever the `previous`
+/// document (an earlier run's) declared, so an item of any run lies within it.
+pub fn product_collection(cfg: &RunConfig, extent: ProductExtent, self_url: &str, previous: Option<&Value>) -> Value {
+    let p = &cfg.product;
+    let extent = previous.and_then(ProductExtent::of_collection).map_or(extent, |e| e.union(extent));
+    let when = |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let property = |k: &str| p.properties.get(k).and_then(Value::as_str).map(str::to_string);
+    let mut doc = json!({
+        "type": "Collection",
+        "stac_version": STAC_VERSION,
+        "id": p.name,
+        "title": property("title").unwrap_or_else(|| p.name.clone()),
+        "description": property("description").unwrap_or_else(|| format!(
+            "{} version {}: '{}' summaries of {}, one item per tile and period, made by Stratus",
+            p.name, p.version, cfg.plugin, cfg.products.as_deref().unwrap_or("its inputs")
+        )),
+        "license": property("license").or_else(|| property("odc:license")).unwrap_or_else(|| "other".into()),
+        "extent": {
+            "spatial": {"bbox": [extent.bbox]},
+            "temporal": {"interval": [[when(extent.start), when(extent.end)]]},
+        },
+        "links": [
+            {"rel": "self", "href": self_url, "type": "application/json"},
+            {"rel": "root", "href": self_url, "type": "application/json"},
+        ],
+        "summaries": {"odc:dataset_version": [p.version]},
+    });
+    if let Some(producer) = &p.producer {
+        doc["providers"] = json!([{"name": producer, "roles": ["producer", "processor"]}]);
+    }
+    doc
 }

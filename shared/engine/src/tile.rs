@@ -54,6 +54,25 @@ pub struct TileResult {
     /// The datasets read (ids, in plan order): a part's, for its tile's STAC item.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<String>,
+    /// Their ids in an Open Data Cube index: a part's, for its tile's eo3 lineage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<String>,
+    /// Their collections: a part's, for its tile's processing record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_products: Vec<String>,
+}
+
+/// What a tile was made from, as its metadata records it.
+pub(crate) struct TileInputs {
+    /// The datasets read (ids, in plan order).
+    pub ids: Vec<String>,
+    /// The datasets left out (the `skip` input policy).
+    pub skipped: Vec<String>,
+    /// The datasets' ids in an Open Data Cube index ([`crate::eo3_output::lineage`]).
+    pub lineage: Vec<String>,
+    /// The datasets' collections, sorted.
+    pub products: Vec<String>,
+    pub observation_days: usize,
 }
 
 /// Everything a tile needs besides its datasets.
@@ -316,24 +335,46 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
         }
     }
     check_stop(job)?;
-    let result = |outputs: Vec<String>, stac_item: String, timings: Timings, inputs: Vec<String>| TileResult {
-        outputs,
-        stac_item,
-        datasets: active.len(),
-        observation_days: days.len(),
-        skipped_inputs: vec![],
-        timings,
-        chunks: n_chunks,
-        peak_rss_mb: peak_rss_mb(),
-        inputs,
+    let result = |outputs: Vec<String>, stac_item: String, timings: Timings, inputs: Option<TileInputs>| {
+        let inputs = inputs.unwrap_or(TileInputs {
+            ids: vec![],
+            skipped: vec![],
+            lineage: vec![],
+            products: vec![],
+            observation_days: 0,
+        });
+        TileResult {
+            outputs,
+            stac_item,
+            datasets: active.len(),
+            observation_days: days.len(),
+            skipped_inputs: vec![],
+            timings,
+            chunks: n_chunks,
+            peak_rss_mb: peak_rss_mb(),
+            inputs: inputs.ids,
+            lineage: inputs.lineage,
+            input_products: inputs.products,
+        }
     };
     if job.mode.reads_only() {
-        return Ok(result(vec![], String::new(), timings, vec![]));
+        return Ok(result(vec![], String::new(), timings, None));
     }
 
     let t_write = Instant::now();
     let layout = Layout::of(cfg);
-    let inputs: Vec<String> = active.iter().map(|&i| datasets[i].id.clone()).collect();
+    let inputs = TileInputs {
+        ids: active.iter().map(|&i| datasets[i].id.clone()).collect(),
+        skipped: excluded.iter().map(|&i| datasets[i].id.clone()).collect(),
+        lineage: crate::eo3_output::lineage(active.iter().map(|&i| &datasets[i])),
+        products: active
+            .iter()
+            .map(|&i| datasets[i].collection.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+        observation_days: days.len(),
+    };
     if let Some(part) = job.part {
         // A part's bands go to the run's scratch space as they are; its tile's assembly
         // makes the COGs and the STAC item.
@@ -346,12 +387,11 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             urls.push(job.output.url(&key));
         }
         timings.write_s += t_write.elapsed().as_secs_f64();
-        return Ok(result(urls, String::new(), timings, inputs));
+        return Ok(result(urls, String::new(), timings, Some(inputs)));
     }
-    let skipped_ids: Vec<String> = excluded.iter().map(|&i| datasets[i].id.clone()).collect();
-    let (keys, stac_key) = commit_tile(job, &scratch, writers, &outputs, inputs, skipped_ids, days.len())?;
+    let (keys, stac_key) = commit_tile(job, &scratch, writers, &outputs, inputs)?;
     timings.write_s += t_write.elapsed().as_secs_f64();
-    Ok(result(keys.iter().map(|k| job.output.url(k)).collect(), job.output.url(&stac_key), timings, vec![]))
+    Ok(result(keys.iter().map(|k| job.output.url(k)).collect(), job.output.url(&stac_key), timings, None))
 }
 
 /// A scratch band for each output over `area`.
@@ -371,36 +411,60 @@ pub(crate) fn band_writers(
         .collect::<std::result::Result<_, _>>()?)
 }
 
-/// Finish a tile: each band a COG, uploaded one by one; then the STAC item, which marks
-/// the tile complete, written only if `before_commit` allows. Returns the bands' keys and
-/// the item's.
+/// Finish a tile: each band a COG, uploaded side by side; its eo3 document, processing
+/// record and checksums; then the STAC item, which marks the tile complete, written only
+/// if `before_commit` allows. Returns the bands' keys and the item's.
 pub(crate) fn commit_tile(
     job: &TileJob,
     scratch: &crate::scratch::Scratch,
     writers: Vec<BandWriter>,
     outputs: &[stratus_stats::OutputBand],
-    inputs: Vec<String>,
-    skipped_inputs: Vec<String>,
-    observation_days: usize,
+    inputs: TileInputs,
 ) -> Result<(Vec<String>, String)> {
+    use crate::eo3_output::{dataset_doc, proc_info, sha1_file, sha1_hex, sha1_listing, yaml, Eo3Facts};
     let cfg = job.cfg;
     let layout = Layout::of(cfg);
     let tile_box = cfg.grid_spec()?.tile_geobox(job.task.tile);
     // Bands are finished side by side: GDAL's COG creation (compression, overviews) is
     // single-threaded per file, and a tile has up to 14 bands (BENCHMARKS.md, assembly).
-    let keys = writers
+    let written = writers
         .into_par_iter()
         .zip(outputs.par_iter())
         .map(|(writer, o)| {
             let local = scratch.path().join(format!("{}.tif", o.name));
             writer.finish(&local, &cfg.cog_options(&o.name)?, o.categorical)?;
+            let sum =
+                sha1_file(&local).map_err(|e| EngineError::Io { path: local.display().to_string(), source: e })?;
             let key = layout.band_key(&job.task, &o.name);
             job.output.put_file(&key, &local)?;
             let _ = std::fs::remove_file(&local);
-            Ok(key)
+            Ok((key, sum))
         })
-        .collect::<Result<Vec<String>>>()?;
-    let stac_key = layout.stac_key(&job.task);
+        .collect::<Result<Vec<(String, String)>>>()?;
+    let file_name = |key: &str| key.rsplit('/').next().unwrap_or(key).to_string();
+    let keys: Vec<String> = written.iter().map(|(k, _)| k.clone()).collect();
+    let mut sums: Vec<(String, String)> = written.iter().map(|(k, sum)| (file_name(k), sum.clone())).collect();
+    let (stac_key, eo3_key, proc_key, sha1_key) = (
+        layout.stac_key(&job.task),
+        layout.metadata_key(&job.task, "odc-metadata.yaml"),
+        layout.metadata_key(&job.task, "proc-info.yaml"),
+        layout.metadata_key(&job.task, "sha1"),
+    );
+    let proc = yaml("Processing", &proc_info(cfg, &inputs.products));
+    let eo3 = yaml(
+        "Dataset",
+        &dataset_doc(&Eo3Facts {
+            cfg,
+            task: &job.task,
+            geobox: &tile_box,
+            bands: outputs.iter().zip(&keys).map(|(o, k)| (o.name.as_str(), file_name(k))).collect(),
+            lineage: &inputs.lineage,
+            sha1_name: file_name(&sha1_key),
+            proc_info_name: file_name(&proc_key),
+            label: layout.stem(&job.task),
+            processed: chrono::Utc::now(),
+        }),
+    );
     let item = output_item(&ItemFacts {
         cfg,
         run_id: job.run_id,
@@ -408,15 +472,24 @@ pub(crate) fn commit_tile(
         geobox: &tile_box,
         outputs,
         band_urls: keys.iter().map(|k| job.output.url(k)).collect(),
-        inputs,
-        skipped_inputs,
-        observation_days,
+        inputs: inputs.ids,
+        skipped_inputs: inputs.skipped,
+        observation_days: inputs.observation_days,
         self_url: job.output.url(&stac_key),
+        collection_url: job.output.url(&layout.collection_key()),
+        eo3_url: job.output.url(&eo3_key),
     })?;
+    let item = serde_json::to_string_pretty(&item).unwrap();
+    for (key, text) in [(&proc_key, &proc), (&eo3_key, &eo3)] {
+        sums.push((file_name(key), sha1_hex(text.as_bytes())));
+        job.output.put(key, text.as_bytes())?;
+    }
+    sums.push((file_name(&stac_key), sha1_hex(item.as_bytes())));
+    job.output.put(&sha1_key, sha1_listing(&sums).as_bytes())?;
     if let Some(check) = job.before_commit {
         check()?;
     }
-    job.output.put(&stac_key, serde_json::to_string_pretty(&item).unwrap().as_bytes())?;
+    job.output.put(&stac_key, item.as_bytes())?;
     Ok((keys, stac_key))
 }
 
@@ -686,6 +759,9 @@ pub fn existing_outputs(
 /// complete with old and new bands mixed).
 pub fn remove_tile_outputs(output: &dyn BlobStore, layout: &Layout, task: &TaskId, bands: &[String]) -> Result<()> {
     output.delete(&layout.stac_key(task))?;
+    for ext in crate::layout::TILE_METADATA {
+        output.delete(&layout.metadata_key(task, ext))?;
+    }
     for b in bands {
         output.delete(&layout.band_key(task, b))?;
     }

@@ -1,0 +1,248 @@
+//! Open Data Cube metadata of a product, as odc-stats writes it with eodatasets3: each
+//! output tile's eo3 dataset document (`.odc-metadata.yaml`), its processing record
+//! (`.proc-info.yaml`) and the `.sha1` checksums of its files; and the product's eo3
+//! definition (`.odc-product.yaml`), which `datacube product add` takes before the
+//! datasets are indexed.
+
+use crate::config::RunConfig;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+use std::collections::BTreeSet;
+use stratus_core::{Dataset, GeoBox, TaskId};
+use stratus_stats::{OutputBand, PixelType};
+use uuid::Uuid;
+
+/// odc-stats' namespace for the ids of the datasets it derives (`odc.stats.model.ODC_NS`).
+const ODC_NS: Uuid = uuid::uuid!("6f34c6f4-13d6-43c0-8e4e-42b6c13203af");
+/// datacube's namespace for the ids of STAC items whose id is not a UUID
+/// (`uuid5(NAMESPACE_URL, "https://stacspec.org")`, datacube's STAC to eo3 conversion).
+const STAC_NS: Uuid = uuid::uuid!("55d26088-a6d0-5c77-bf9a-3a7f3c6a6dab");
+
+/// The id an Open Data Cube index gives an input: the item's id when it is a UUID (DEA's
+/// items), else datacube's deterministic one from its collection and id.
+pub fn source_uuid(collection: &str, id: &str) -> Uuid {
+    Uuid::parse_str(id).unwrap_or_else(|_| Uuid::new_v5(&STAC_NS, format!("{collection}\n{id}\n").as_bytes()))
+}
+
+/// The ids of a tile's inputs for its lineage: a fused dataset's items, each other
+/// dataset itself. Sorted, without repeats.
+pub fn lineage<'a>(datasets: impl IntoIterator<Item = &'a Dataset>) -> Vec<String> {
+    let ids: BTreeSet<String> = datasets
+        .into_iter()
+        .flat_map(|d| {
+            if d.sources.is_empty() {
+                vec![source_uuid(&d.collection, &d.id)]
+            } else {
+                d.sources.iter().map(|s| source_uuid(&d.collection, s)).collect()
+            }
+        })
+        .map(|u| u.to_string())
+        .collect();
+    ids.into_iter().collect()
+}
+
+/// odc-stats' `odc_uuid`: the output dataset's id, from the product, its version, the
+/// tile and period, and the sorted source ids (so the same inputs give the same id).
+pub fn dataset_uuid(product: &str, version: &str, task: &TaskId, sources: &[String]) -> Uuid {
+    let mut tags = [format!("time={}", task.period), format!("tile=({}, {})", task.tile.x, task.tile.y)];
+    tags.sort();
+    let mut sources: Vec<Uuid> = sources.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect();
+    sources.sort();
+    let lines: Vec<String> = [product.to_string(), version.to_string(), String::new()]
+        .into_iter()
+        .chain(tags)
+        .chain(sources.iter().map(Uuid::to_string))
+        .map(|s| s.to_lowercase())
+        .collect();
+    Uuid::new_v5(&ODC_NS, lines.join("\n").as_bytes())
+}
+
+/// What a tile's eo3 document says.
+pub struct Eo3Facts<'a> {
+    pub cfg: &'a RunConfig,
+    pub task: &'a TaskId,
+    pub geobox: &'a GeoBox,
+    /// Each band and its file's name (relative to the document).
+    pub bands: Vec<(&'a str, String)>,
+    /// Source dataset ids ([`lineage`]).
+    pub lineage: &'a [String],
+    /// The file names of the checksums and the processing record.
+    pub sha1_name: String,
+    pub proc_info_name: String,
+    /// The file name prefix of the tile's files: the document's label.
+    pub label: String,
+    pub processed: chrono::DateTime<chrono::Utc>,
+}
+
+/// The eo3 dataset document (eodatasets3's layout: `$schema`, uuid5 id, label, product,
+/// crs, geometry, grids, properties, measurements, accessories, lineage).
+pub fn dataset_doc(f: &Eo3Facts) -> Value {
+    let p = &f.cfg.product;
+    let gt = f.geobox.geo_transform();
+    let b = f.geobox.bounds();
+    let secs = |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut properties = serde_json::Map::new();
+    // The product's own properties first: the facts of the tile below take precedence.
+    properties.extend(p.properties.clone());
+    let start = f.task.period.start_datetime();
+    for (k, v) in [
+        ("datetime", json!(secs(start))),
+        ("dtr:start_datetime", json!(secs(start))),
+        ("dtr:end_datetime", json!(f.task.period.end_datetime().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))),
+        ("odc:processing_datetime", json!(secs(f.processed))),
+        ("odc:region_code", json!(f.task.tile.region_code())),
+        ("odc:product", json!(p.name)),
+        ("odc:dataset_version", json!(p.version)),
+        ("odc:file_format", json!("GeoTIFF")),
+    ] {
+        properties.insert(k.into(), v);
+    }
+    for (k, v) in [
+        ("odc:product_family", p.product_family.as_ref().map(|v| json!(v))),
+        ("odc:producer", p.producer.as_ref().map(|v| json!(v))),
+        ("dea:dataset_maturity", p.maturity.as_ref().map(|v| json!(v))),
+        ("odc:collection_number", p.collection_number.map(|v| json!(v))),
+    ] {
+        if let Some(v) = v {
+            properties.insert(k.into(), v);
+        }
+    }
+    let measurements: serde_json::Map<String, Value> =
+        f.bands.iter().map(|(band, file)| (band.to_string(), json!({ "path": file }))).collect();
+    let classifier = p.classifier.clone().unwrap_or_else(|| "level3".into());
+    let mut product = json!({ "name": p.name });
+    if let Some(site) = &p.collections_site {
+        product["href"] = json!(format!("https://{site}/product/{}", p.name));
+    }
+    json!({
+        "$schema": "https://schemas.opendatacube.org/dataset",
+        "id": dataset_uuid(&p.name, &p.version, f.task, f.lineage).to_string(),
+        "label": f.label,
+        "product": product,
+        "crs": format!("epsg:{}", f.geobox.epsg),
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[b.min_x, b.max_y], [b.max_x, b.max_y], [b.max_x, b.min_y], [b.min_x, b.min_y], [b.min_x, b.max_y]]],
+        },
+        "grids": {"default": {"shape": [f.geobox.height, f.geobox.width], "transform": [gt[1], gt[2], gt[0], gt[4], gt[5], gt[3], 0.0, 0.0, 1.0]}},
+        "properties": properties,
+        "measurements": measurements,
+        "accessories": {
+            "checksum:sha1": {"path": f.sha1_name},
+            "metadata:processor": {"path": f.proc_info_name},
+        },
+        "lineage": {classifier: f.lineage},
+    })
+}
+
+/// The processing record: the products read, the run file's product section and the
+/// software that made the tile (odc-stats' `proc-info.yaml`).
+pub fn proc_info(cfg: &RunConfig, input_products: &[String]) -> Value {
+    json!({
+        "input-products": input_products,
+        "stratus-config": {"plugin": cfg.plugin, "plugin_config": cfg.plugin_config, "product": cfg.product, "config_digest": cfg.digest()},
+        "software_versions": [{"name": "stratus", "version": crate::VERSION}],
+    })
+}
+
+/// A YAML document of `doc`, with the `---` start and a comment naming what it is.
+pub fn yaml(what: &str, doc: &impl Serialize) -> String {
+    let body = serde_norway::to_string(doc).expect("metadata serialises");
+    format!("---\n# {what}\n{}", body.trim_start_matches("---\n"))
+}
+
+/// The SHA-1 of some bytes, as hex.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha1::digest(bytes))
+}
+
+/// The SHA-1 of a file, read in pieces (a band may be large).
+pub fn sha1_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha1::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// The checksum file: one `{sha1}  {name}` line per file (`sha1sum -c` reads it).
+pub fn sha1_listing(files: &[(String, String)]) -> String {
+    files.iter().map(|(name, sum)| format!("{sum}  {name}\n")).collect()
+}
+
+#[derive(Serialize)]
+struct Measurement {
+    name: String,
+    dtype: &'static str,
+    nodata: f64,
+    units: &'static str,
+}
+
+#[derive(Serialize)]
+struct ProductDefinition {
+    name: String,
+    description: String,
+    metadata_type: &'static str,
+    license: String,
+    metadata: Value,
+    measurements: Vec<Measurement>,
+}
+
+fn dtype_name(t: PixelType) -> &'static str {
+    match t {
+        PixelType::Uint8 => "uint8",
+        PixelType::Uint16 => "uint16",
+        PixelType::Int16 => "int16",
+        PixelType::Float32 => "float32",
+    }
+}
+
+/// The product's eo3 definition: its name, the eo3 metadata type and each band's type and
+/// nodata (a count without nodata declares 0, which datacube requires a value for).
+pub fn product_definition(cfg: &RunConfig, outputs: &[OutputBand]) -> String {
+    let p = &cfg.product;
+    let property = |k: &str| p.properties.get(k).and_then(Value::as_str).map(str::to_string);
+    let def = ProductDefinition {
+        name: p.name.clone(),
+        description: property("description")
+            .unwrap_or_else(|| format!("{} version {}: '{}' summaries made by Stratus", p.name, p.version, cfg.plugin)),
+        metadata_type: "eo3",
+        license: property("license").or_else(|| property("odc:license")).unwrap_or_else(|| "other".into()),
+        metadata: json!({"product": {"name": p.name}}),
+        measurements: outputs
+            .iter()
+            .map(|o| Measurement {
+                name: o.name.clone(),
+                dtype: dtype_name(o.dtype),
+                nodata: o.nodata.unwrap_or(0.0),
+                units: "1",
+            })
+            .collect(),
+    };
+    yaml("Product", &def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_odc_stats_and_datacube_ids() {
+        // A UUID id is kept; another is datacube's uuid5 of collection and id.
+        let u = "3f2a4c1e-0b7d-4e55-9a31-2c1d5e6f7a8b";
+        assert_eq!(source_uuid("c", u).to_string(), u);
+        assert_ne!(source_uuid("a", "S2A_x"), source_uuid("b", "S2A_x"));
+        // odc-stats' odc_uuid("ga_s2_gm", "1.0.0", [u], time="2021--P1Y", tile=(12, 34)),
+        // computed with odc-stats 1.9.7.
+        let t: TaskId = "x+012/y+034/2021--P1Y".parse().unwrap();
+        let id = dataset_uuid("ga_s2_gm", "1.0.0", &t, &[u.to_string()]);
+        assert_eq!(id.to_string(), "2c6803fb-d0d5-5406-949d-39a40987d790");
+    }
+}
