@@ -21,7 +21,7 @@ install() {
     command -v gdal-config >/dev/null || die "gdal-config is missing: install libgdal-dev (scripts/setup.sh does)"
     local gdal spec stamp="$venv/.stratus-spec"
     gdal=$(gdal-config --version)
-    spec="odc-stats==1.9.7 datacube==1.9.20 rio-cogeo==5.4.2 GDAL==$gdal"
+    spec="odc-stats==1.9.7 datacube[postgres]==1.9.20 rio-cogeo==5.4.2 GDAL==$gdal"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$spec" ]; then
         return
     fi
@@ -33,7 +33,7 @@ install() {
     # Built here, without isolation, so that it compiles against the numpy above.
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-build-isolation "GDAL==$gdal" \
         || die "pip could not build GDAL==$gdal's bindings (libgdal-dev and a C++ compiler installed?)"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "odc-stats==1.9.7" "datacube==1.9.20" \
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "odc-stats==1.9.7" "datacube[postgres]==1.9.20" \
         "rio-cogeo==5.4.2" || die "pip could not install odc-stats and rio-cogeo (is PyPI reachable?)"
     "$venv/bin/python" -c "import odc.stats.utils" || die "odc-stats does not import in $venv"
     echo "$spec" >"$stamp"

@@ -28,40 +28,11 @@ python=${PYTHON:-python3}
 say() { echo "stac-api.sh: $*" >&2; }
 die() { echo "stac-api.sh: ERROR: $*" >&2; exit 1; }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else
-        command -v sudo >/dev/null || die "need root or sudo to run: $*"
-        sudo "$@"
-    fi
-}
-
-pg_bin() {
-    local v
-    v=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
-    [ -n "$v" ] && [ -x "/usr/lib/postgresql/$v/bin/postgres" ] || return 1
-    echo "/usr/lib/postgresql/$v/bin"
-}
+# shellcheck source=scripts/lib/postgres.sh
+. "$root/scripts/lib/postgres.sh"
 
 install() {
-    local need=()
-    dpkg -s postgresql >/dev/null 2>&1 || need+=(postgresql)
-    if bin=$(pg_bin); then
-        local v
-        v=$(basename "$(dirname "$bin")")
-        [ -f "/usr/share/postgresql/$v/extension/postgis.control" ] || need+=("postgresql-$v-postgis-3")
-    fi
-    if ((${#need[@]})); then
-        say "installing ${need[*]}"
-        as_root apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need[@]}" >/dev/null
-        # The PostGIS package is named after the server's version, known only now.
-        bin=$(pg_bin) || die "PostgreSQL did not install"
-        v=$(basename "$(dirname "$bin")")
-        if [ ! -f "/usr/share/postgresql/$v/extension/postgis.control" ]; then
-            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "postgresql-$v-postgis-3" >/dev/null
-        fi
-    fi
-    pg_bin >/dev/null || die "no PostgreSQL server under /usr/lib/postgresql"
+    pg_install postgis
     local stamp="$venv/.stratus-spec"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$spec" ]; then
         return
@@ -75,36 +46,15 @@ install() {
     echo "$spec" >"$stamp"
 }
 
-# PostgreSQL refuses to run as root: the cluster belongs to the `postgres` user when we are root.
-pg_user() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
-as_pg() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-dsn() { echo "postgresql://$(pg_user)@127.0.0.1:$(cat "$1/pg.port")/stac"; }
-
-free_port() {
-    "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+dsn() { pg_dsn "$1" stac; }
 
 start() {
-    local dir=$1 port=$2 bin
+    local dir=$1 port=$2
     install
-    bin=$(pg_bin)
-    mkdir -p "$dir/socket"
-    dir=$(cd "$dir" && pwd)
-    [ "$(id -u)" -eq 0 ] && chown -R postgres "$dir"
-    # The socket directory's parents must be reachable by the cluster's user.
-    [ "$(id -u)" -eq 0 ] && chmod o+x "$dir" "$(dirname "$dir")" 2>/dev/null || true
+    dir=$(mkdir -p "$dir" && cd "$dir" && pwd)
+    pg_start "$dir" stac
     local pg_port
-    pg_port=$(free_port)
-    echo "$pg_port" >"$dir/pg.port"
-    as_pg "$bin/initdb" -D "$dir/pg" -A trust -U "$(pg_user)" >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; die "initdb failed in $dir/pg"; }
-    as_pg "$bin/pg_ctl" -D "$dir/pg" -l "$dir/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $dir/socket -c fsync=off -c full_page_writes=off" start >/dev/null \
-        || { cat "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
-    as_pg "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U "$(pg_user)" stac || die "createdb failed"
+    pg_port=$(cat "$dir/pg.port")
     "$venv/bin/pypgstac" migrate --dsn "$(dsn "$dir")" >"$dir/migrate.log" 2>&1 \
         || { cat "$dir/migrate.log" >&2; die "pypgstac migrate failed"; }
     # stac-fastapi-pgstac reads its connection from PG* variables (trust authentication:
@@ -140,10 +90,9 @@ load() {
 }
 
 stop() {
-    local dir=$1 bin
-    bin=$(pg_bin) || true
+    local dir=$1
     [ -f "$dir/api.pid" ] && kill "$(cat "$dir/api.pid")" 2>/dev/null || true
-    [ -d "$dir/pg" ] && as_pg "$bin/pg_ctl" -D "$dir/pg" -m immediate stop >/dev/null 2>&1 || true
+    pg_stop "$dir"
 }
 
 case "${1:-install}" in

@@ -5,7 +5,10 @@
 //!   validator) and every band with `rio cogeo validate`;
 //! - every eo3 dataset document with eodatasets3's `eo3-validate --thorough`, against the
 //!   product definition the planner wrote (it opens each band);
-//! - the checksum files with `sha1sum -c`.
+//! - the checksum files with `sha1sum -c`;
+//! - and the product indexes into an Open Data Cube (datacube on PostgreSQL, started by
+//!   `scripts/odc-index.sh`) and loads back through `datacube.load` pixel-identical to
+//!   the COGs.
 
 mod support;
 
@@ -37,16 +40,14 @@ fn run_ok(cmd: &mut Command, what: &str) -> String {
     stdout.into_owned()
 }
 
-/// Plan and run `plugin` over the small synthetic scenes (`extra`: more run-file lines);
-/// the product's folder.
-fn make_product(dir: &Path, plugin: &str, product: &str, extra: &str) -> PathBuf {
+/// Plan and run `plugin` over the small synthetic scenes; `product`: the run file's
+/// product section, `extra`: more run-file lines. The run's context.
+fn make_product(dir: &Path, plugin: &str, product: &str, extra: &str) -> Context {
     let inputs = dir.join("inputs");
     stratus_synth::generate(&support::small_scenes(4), &inputs, &|_, _| {}).unwrap();
-    let out = dir.join("out");
     let yaml = format!(
-        "inputs: ['{}']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nfrequency: annual\nplugin: {plugin}\nproduct: {{name: {product}, version: 1.0.0, producer: example.org, maturity: final, collections_site: collections.example.org}}\nlocation: '{}'\nchunk_size: 64\n{extra}",
+        "inputs: ['{}']\ngrid: 'epsg:6933;240;100'\ntemporal_range: 2021--P1Y\nfrequency: annual\nplugin: {plugin}\nproduct: {product}\nchunk_size: 64\n{extra}",
         inputs.join("catalog.json").display(),
-        out.display()
     );
     let cfg = RunConfig::from_yaml(&yaml, "test config").unwrap();
     let ctx = Context::embedded(&cfg.location, None).unwrap();
@@ -54,7 +55,7 @@ fn make_product(dir: &Path, plugin: &str, product: &str, extra: &str) -> PathBuf
     let report = run_plan(&ctx, &plan.run_id, &RunOptions::new(2, Arc::new(AtomicBool::new(false))), &Silent).unwrap();
     // A split tile runs as its parts and an assembly.
     assert!(report.failed.is_empty() && report.processed >= plan.tasks, "{report:?}");
-    out.join(product).join("1.0.0")
+    ctx
 }
 
 /// Copy a folder's tree (to look at a test's outputs after it).
@@ -115,18 +116,87 @@ fn validate(product: &Path, name: &str, bands: u64) {
 #[test]
 fn pixel_quality_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1sum() {
     let dir = tempfile::tempdir().unwrap();
-    validate(&make_product(dir.path(), "pq", "t_meta_pq", ""), "t_meta_pq", 4);
+    let out = dir.path().join("out");
+    make_product(
+        dir.path(),
+        "pq",
+        "{name: t_meta_pq, version: 1.0.0, producer: example.org, collections_site: collections.example.org}",
+        &format!("location: '{}'\n", out.display()),
+    );
+    validate(&out.join("t_meta_pq/1.0.0"), "t_meta_pq", 4);
+}
+
+/// A throwaway Open Data Cube index, stopped when dropped.
+struct OdcIndex {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl OdcIndex {
+    fn start() -> OdcIndex {
+        let dir = tempfile::tempdir().unwrap();
+        let url = run_ok(
+            Command::new(root().join("scripts/odc-index.sh")).arg("start").arg(dir.path()),
+            "scripts/odc-index.sh start",
+        );
+        OdcIndex { url: url.trim().to_string(), dir }
+    }
+}
+
+impl Drop for OdcIndex {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("scripts/odc-index.sh")).arg("stop").arg(self.dir.path()).output();
+    }
+}
+
+/// Index `product` into an Open Data Cube and load each band back: pixel-identical.
+fn index_and_load(product: &Path, name: &str) -> serde_json::Value {
+    let index = OdcIndex::start();
+    let docs = support::files_with_extension(product, "yaml")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".odc-metadata.yaml"))
+        .collect::<Vec<_>>();
+    let report = run_ok(
+        Command::new(venv_tool("python"))
+            .arg(root().join("scripts/parity/odc_index.py"))
+            .arg(&index.url)
+            .arg(product.join(format!("{name}.odc-product.yaml")))
+            .args(&docs),
+        "odc_index.py",
+    );
+    serde_json::from_str(report.trim()).unwrap()
 }
 
 /// A geomedian (int16, uint16 and float32 bands, NaN nodata) with its tiles split in
-/// parts: the assembled tiles carry their parts' lineage.
+/// parts: the assembled tiles carry their parts' lineage, and the product indexes into
+/// an Open Data Cube.
 #[test]
 fn split_geomedian_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1sum() {
     let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
     let config = "{bands: [B02, B03, B04, B08, B11, B12]}";
-    let product =
-        make_product(dir.path(), "gm-s2", "t_meta_gm", &format!("plugin_config: {config}\nlambda: {{parts: 2}}\n"));
+    // Named as odc-stats names them: its output_location template (the version dashed),
+    // short name, region code format and maturity.
+    let ctx = make_product(
+        dir.path(),
+        "gm-s2",
+        "{name: t_meta_gm, short_name: tmg, version: 1.0.0, maturity: final, region_code_format: 'x{x:03d}y{y:03d}'}",
+        &format!(
+            "output_location: '{}/{{product}}/{{version}}'\nplugin_config: {config}\nlambda: {{parts: 2}}\n",
+            out.display()
+        ),
+    );
+    let product = out.join("t_meta_gm/1-0-0");
+    let names = ctx.output.list("t_meta_gm/1-0-0/").unwrap();
+    assert!(
+        names.iter().any(|k| k == "t_meta_gm/1-0-0/x095/y-78/2021--P1Y/tmg_x095y-78_2021--P1Y_final_smad.tif"),
+        "odc-stats' names: {names:?}"
+    );
     let config: serde_json::Value = serde_norway::from_str(config).unwrap();
     let bands = stratus_stats::build_statistic("gm-s2", &config).unwrap().output_bands().len();
     validate(&product, "t_meta_gm", bands as u64);
+    let loaded = index_and_load(&product, "t_meta_gm");
+    eprintln!("odc_index.py: {loaded}");
+    assert_eq!(loaded["datasets"].as_u64(), Some(6), "{loaded}");
+    assert_eq!(loaded["bands"].as_u64(), Some(6 * bands as u64), "{loaded}");
 }

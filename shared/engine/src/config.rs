@@ -25,8 +25,14 @@ pub struct ProductInfo {
     /// Added to every output's properties (odc-stats' `properties`).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub properties: serde_json::Map<String, serde_json::Value>,
-    /// odc-stats' naming and eo3 settings, kept with the run: Stratus does not name its
-    /// outputs or write eo3 metadata by them yet (each is noted when a run file sets it).
+    /// How the version is written in the product's folder: as it is (default), or
+    /// `dashed` (`1-0-0`), as odc-stats' `output_location` templates write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_folder: Option<VersionFolder>,
+    /// odc-stats' naming and eo3 settings. Applied: `short_name`, `region_code_format` and
+    /// `maturity` (file names), `collections_site` (the product's href), `classifier`
+    /// (the lineage's key), `maturity` and `collection_number` (eo3 properties). The
+    /// others are kept with the run (each noted when a run file sets it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collections_site: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +57,24 @@ pub struct ProductInfo {
 
 fn default_version() -> String {
     "0.1.0".into()
+}
+
+/// How the version is written in the product's folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VersionFolder {
+    AsIs,
+    Dashed,
+}
+
+impl ProductInfo {
+    /// The version as written in the product's folder.
+    pub fn folder_version(&self) -> String {
+        match self.version_folder {
+            Some(VersionFolder::Dashed) => self.version.replace('.', "-"),
+            _ => self.version.clone(),
+        }
+    }
 }
 
 /// What to do when one input of a tile cannot be read.
@@ -444,6 +468,15 @@ impl RunConfig {
         }
         crate::dataset_filter::DatasetFilters::new(&self.dataset_filters)?;
         self.area_of_interest()?;
+        if let Some(f) = &self.product.region_code_format {
+            let code = crate::layout::format_region_code(f, 1, -2)
+                .map_err(|e| EngineError::Config(format!("product.region_code_format: {e}")))?;
+            if code.is_empty() || code.contains(['/', ' ']) {
+                return Err(EngineError::Config(format!(
+                    "product.region_code_format '{f}' gives '{code}': a region code names files and folders, so it must be non-empty, without '/' or spaces (e.g. 'x{{x:02d}}y{{y:02d}}')"
+                )));
+            }
+        }
         if let Some(acl) = self.s3_acl.as_deref().filter(|a| !stratus_ports::blob::CANNED_ACLS.contains(a)) {
             return Err(EngineError::Config(format!(
                 "s3_acl '{acl}' is not one of S3's canned ACLs: {}",

@@ -61,6 +61,9 @@ pub fn dataset_uuid(product: &str, version: &str, task: &TaskId, sources: &[Stri
 /// What a tile's eo3 document says.
 pub struct Eo3Facts<'a> {
     pub cfg: &'a RunConfig,
+    /// The dataset's id ([`dataset_uuid`]).
+    pub id: Uuid,
+    pub region_code: String,
     pub task: &'a TaskId,
     pub geobox: &'a GeoBox,
     /// Each band and its file's name (relative to the document).
@@ -91,7 +94,7 @@ pub fn dataset_doc(f: &Eo3Facts) -> Value {
         ("dtr:start_datetime", json!(secs(start))),
         ("dtr:end_datetime", json!(f.task.period.end_datetime().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))),
         ("odc:processing_datetime", json!(secs(f.processed))),
-        ("odc:region_code", json!(f.task.tile.region_code())),
+        ("odc:region_code", json!(f.region_code)),
         ("odc:product", json!(p.name)),
         ("odc:dataset_version", json!(p.version)),
         ("odc:file_format", json!("GeoTIFF")),
@@ -117,7 +120,7 @@ pub fn dataset_doc(f: &Eo3Facts) -> Value {
     }
     json!({
         "$schema": "https://schemas.opendatacube.org/dataset",
-        "id": dataset_uuid(&p.name, &p.version, f.task, f.lineage).to_string(),
+        "id": f.id.to_string(),
         "label": f.label,
         "product": product,
         "crs": format!("epsg:{}", f.geobox.epsg),

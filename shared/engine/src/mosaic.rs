@@ -184,7 +184,8 @@ pub fn build_from_items(
         res = res.min(t[0].abs());
         product = product.or(props["odc:product"].as_str().map(str::to_string));
         version = version.or(props["odc:dataset_version"].as_str().map(str::to_string));
-        let label = item["id"].as_str().unwrap_or(href).to_string();
+        // Items name their tile in their title (their id is a UUID).
+        let label = props["title"].as_str().or(item["id"].as_str()).unwrap_or(href).to_string();
         for (key, asset) in item["assets"].as_object().into_iter().flatten() {
             let is_data = asset["roles"].as_array().is_some_and(|r| r.iter().any(|x| x == "data"));
             if !is_data || opts.bands.as_ref().is_some_and(|b| !b.contains(key)) {

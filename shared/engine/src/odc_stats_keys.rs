@@ -25,21 +25,19 @@ const WITHOUT_MEANING: [(&str, &str); 5] = [
     ("future_poll_interval", "how often odc-stats polls Dask; Stratus renews its lease as `renew_safety_margin` says"),
 ];
 
-/// odc-stats' keys with a meaning Stratus does not give them yet, and what is not done.
-const NOT_YET: [(&str, &str); 1] = [("apply_eodatasets3", "no eo3 odc-metadata.yaml is written beside the STAC item")];
+/// odc-stats' keys for what Stratus always does.
+const ALWAYS: [(&str, &str); 1] = [(
+    "apply_eodatasets3",
+    "always: each tile's eo3 odc-metadata.yaml, proc-info.yaml and .sha1 are written beside its STAC item",
+)];
 
-/// odc-stats' `product` keys for file names and eo3 metadata, which Stratus keeps with
-/// the run but does not apply yet.
-const PRODUCT_NOT_YET: [&str; 9] = [
-    "collections_site",
-    "region_code_format",
-    "naming_conventions_values",
-    "explorer_path",
-    "classifier",
-    "maturity",
-    "collection_number",
-    "inherit_skip_properties",
-    "preview_image_ows_style",
+/// odc-stats' `product` keys for eo3 metadata which Stratus keeps with the run but does
+/// not apply yet.
+const PRODUCT_NOT_YET: [(&str, &str); 4] = [
+    ("naming_conventions_values", "file names follow odc-stats' default (dea_c3) pattern"),
+    ("explorer_path", "no Explorer links are written"),
+    ("inherit_skip_properties", "no properties are inherited from the inputs"),
+    ("preview_image_ows_style", "no thumbnail is written"),
 ];
 
 /// Take odc-stats' own keys out of a run file (as a JSON object), mapping those Stratus
@@ -51,19 +49,16 @@ pub fn translate(doc: &mut Map<String, Value>) -> Result<Vec<KeyNote>> {
             notes.push(KeyNote { key: key.into(), note: format!("no meaning here: {why}"), not_honoured: false });
         }
     }
-    for (key, what) in NOT_YET {
-        if let Some(v) = doc.remove(key) {
-            let off = matches!(v, Value::Null | Value::Bool(false));
-            if !off {
-                notes.push(KeyNote { key: key.into(), note: format!("not honoured yet: {what}"), not_honoured: true });
-            }
+    for (key, what) in ALWAYS {
+        if doc.remove(key).is_some() {
+            notes.push(KeyNote { key: key.into(), note: what.into(), not_honoured: false });
         }
     }
     if let Some(Value::Object(product)) = doc.get("product") {
-        for key in PRODUCT_NOT_YET.iter().filter(|k| product.contains_key(**k)) {
+        for (key, what) in PRODUCT_NOT_YET.iter().filter(|(k, _)| product.contains_key(*k)) {
             notes.push(KeyNote {
                 key: format!("product.{key}"),
-                note: "kept, not applied yet: outputs are named and described as Stratus names them (no eo3)".into(),
+                note: format!("kept, not applied yet: {what}"),
                 not_honoured: true,
             });
         }
@@ -86,10 +81,17 @@ pub fn translate(doc: &mut Map<String, Value>) -> Result<Vec<KeyNote>> {
                 "give location (ours) or output_location (odc-stats'), not both: they are the same setting".into(),
             ));
         }
-        doc.insert("location".into(), Value::String(location_of(&loc)?));
+        let (root, dashed) = location_of(&loc)?;
+        doc.insert("location".into(), Value::String(root));
+        if let (true, Some(Value::Object(product))) = (dashed, doc.get_mut("product")) {
+            product.entry("version_folder").or_insert(Value::String("dashed".into()));
+        }
         notes.push(KeyNote {
             key: "output_location".into(),
-            note: "read as location: outputs go under LOCATION/{product}/{version}/".into(),
+            note: format!(
+                "read as location: outputs go under LOCATION/{{product}}/{{version}}/, the version {}",
+                if dashed { "dashed as odc-stats writes it (product.version_folder: dashed)" } else { "as it is" }
+            ),
             not_honoured: false,
         });
     }
@@ -115,13 +117,15 @@ pub fn convert(text: &str, what: &str) -> Result<String> {
 
 /// The output root of odc-stats' `output_location`, a template ending in its product and
 /// version (`s3://bucket/derivative/{product}/{version}`): Stratus adds those two folders
-/// itself. A location naming one product's folder literally is refused, with the fix.
-fn location_of(template: &str) -> Result<String> {
+/// itself. And whether the version is dashed there (odc-stats' `{version}` and
+/// `{version_dashed}` are; `{version_raw}` is not). A location naming one product's
+/// folder literally is refused, with the fix.
+fn location_of(template: &str) -> Result<(String, bool)> {
     let t = template.trim().trim_end_matches('/');
     for product in ["{product}", "{name}"] {
         for version in ["{version}", "{version_dashed}", "{version_raw}"] {
             if let Some(root) = t.strip_suffix(&format!("/{product}/{version}")) {
-                return Ok(root.to_string());
+                return Ok((root.to_string(), version != "{version_raw}"));
             }
         }
     }
@@ -138,10 +142,10 @@ mod tests {
 
     #[test]
     fn converted_files_read_back_as_the_same_run() {
-        let odc = "plugin: pq\nproduct: {name: p, version: 1.0.0, maturity: final}\ngrid: au-30\nfiledb: x.db\ninput_products: ga_ls_wo_3\noutput_location: s3://b/{product}/{version}\ncog_opts: {zlevel: 9}\n";
+        let odc = "plugin: pq\nproduct: {name: p, version: 1.0.0, maturity: final, explorer_path: 'https://e'}\ngrid: au-30\nfiledb: x.db\ninput_products: ga_ls_wo_3\noutput_location: s3://b/{product}/{version}\ncog_opts: {zlevel: 9}\n";
         let converted = convert(odc, "gm.yaml").unwrap();
         assert!(
-            converted.contains("#   filedb: no meaning here") && converted.contains("#   product.maturity:"),
+            converted.contains("#   filedb: no meaning here") && converted.contains("#   product.explorer_path:"),
             "{converted}"
         );
         assert!(converted.contains("# inputs: give the STAC sources"), "{converted}");
@@ -156,7 +160,8 @@ mod tests {
         let mut doc = json!({
             "filedb": "s3://b/s2.db", "threads": 8, "future_poll_interval": 2,
             "apply_eodatasets3": true, "input_products": "ga_ls_fc_3+ga_ls_wo_3",
-            "output_location": "s3://deafrica-services/s2_stats_annual/{product}/{version}/", "plugin": "pq"
+            "output_location": "s3://deafrica-services/s2_stats_annual/{product}/{version}/", "plugin": "pq",
+            "product": {"name": "p", "version": "1.0.0"}
         });
         let doc = doc.as_object_mut().unwrap();
         let notes = translate(doc).unwrap();
@@ -165,10 +170,13 @@ mod tests {
             keys,
             ["filedb", "threads", "future_poll_interval", "apply_eodatasets3", "input_products", "output_location"]
         );
-        assert_eq!(notes.iter().filter(|n| n.not_honoured).count(), 1);
+        assert_eq!(notes.iter().filter(|n| n.not_honoured).count(), 0, "{notes:?}");
         assert_eq!(doc["products"], "ga_ls_fc_3+ga_ls_wo_3");
         assert_eq!(doc["location"], "s3://deafrica-services/s2_stats_annual");
-        assert_eq!(doc.len(), 3, "only Stratus's keys are left: {doc:?}");
+        // odc-stats' {version} is the dashed version.
+        assert_eq!(doc["product"]["version_folder"], "dashed");
+        assert_eq!(doc.len(), 4, "only Stratus's keys are left: {doc:?}");
+        assert_eq!(location_of("s3://b/{product}/{version_raw}").unwrap(), ("s3://b".to_string(), false));
         // A product's own folder, as DEA's configurations give it, is refused with the fix.
         let e =
             location_of("s3://dea-public-data-dev/derivative/ga_ls8c_nbart_gm_cyear_3/3-0-0").unwrap_err().to_string();

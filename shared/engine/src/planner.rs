@@ -513,7 +513,7 @@ pub fn save_tasks(
     ctx.ledger.create_run(&run, &new_tasks, &plan.docs(), overwrite)?;
     tracing::info!(seconds = recording.elapsed().as_secs_f64(), "planning: plan recorded in the ledger");
     // Plan artefacts, for people and debugging.
-    let layout = Layout::new(&cfg.product.name, &cfg.product.version);
+    let layout = Layout::of(cfg);
     let dir = layout.plan_dir(&run_id);
     let csv_key = format!("{dir}/tasks.csv");
     ctx.output.put(&csv_key, tasks_csv(tasks, &plans).as_bytes())?;

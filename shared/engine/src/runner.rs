@@ -203,7 +203,7 @@ pub fn dry_run(
     let record = ctx.ledger.run(run_id)?.ok_or_else(|| EngineError::Config(format!("no run '{run_id}'")))?;
     let cfg = record.run_config()?;
     let overwrite = overwrite || cfg.overwrite;
-    let layout = Layout::new(&cfg.product.name, &cfg.product.version);
+    let layout = Layout::of(&cfg);
     let digest = cfg.digest();
     let mut out: Vec<(TaskId, WouldDo)> = Vec::new();
     for id in select_tasks(ctx, run_id, selection)? {

@@ -16,6 +16,13 @@ pub const STAC_VERSION: &str = "1.1.0";
 
 pub struct ItemFacts<'a> {
     pub cfg: &'a RunConfig,
+    /// The item's id: the tile's dataset id ([`crate::eo3_output::dataset_uuid`]), as
+    /// odc-stats names its items, so that indexing the item or the eo3 document gives
+    /// the same dataset.
+    pub id: String,
+    /// The tile's files' prefix (the item's title).
+    pub title: String,
+    pub region_code: String,
     pub run_id: &'a str,
     pub task: &'a TaskId,
     pub geobox: &'a GeoBox,
@@ -73,17 +80,18 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         "type": "Feature",
         "stac_version": STAC_VERSION,
         "stac_extensions": [PROJECTION_EXT],
-        "id": format!("{}_{}_{}", p.name, f.task.tile.region_code(), f.task.period),
+        "id": f.id,
         "collection": p.name,
         "geometry": {"type": "Polygon", "coordinates": ring_json(&ring)},
         "bbox": [w, s, e, n],
         "properties": {
+            "title": f.title,
             "datetime": f.task.period.start_datetime().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "start_datetime": f.task.period.start_datetime().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "end_datetime": f.task.period.end_datetime().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             "created": now,
             "odc:processing_datetime": now,
-            "odc:region_code": f.task.tile.region_code(),
+            "odc:region_code": f.region_code,
             "odc:product": p.name,
             "odc:dataset_version": p.version,
             "odc:product_family": p.product_family,

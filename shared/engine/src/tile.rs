@@ -421,7 +421,7 @@ pub(crate) fn commit_tile(
     outputs: &[stratus_stats::OutputBand],
     inputs: TileInputs,
 ) -> Result<(Vec<String>, String)> {
-    use crate::eo3_output::{dataset_doc, proc_info, sha1_file, sha1_hex, sha1_listing, yaml, Eo3Facts};
+    use crate::eo3_output::{dataset_doc, dataset_uuid, proc_info, sha1_file, sha1_hex, sha1_listing, yaml, Eo3Facts};
     let cfg = job.cfg;
     let layout = Layout::of(cfg);
     let tile_box = cfg.grid_spec()?.tile_geobox(job.task.tile);
@@ -451,10 +451,14 @@ pub(crate) fn commit_tile(
         layout.metadata_key(&job.task, "sha1"),
     );
     let proc = yaml("Processing", &proc_info(cfg, &inputs.products));
+    let id = dataset_uuid(&cfg.product.name, &cfg.product.version, &job.task, &inputs.lineage);
+    let region_code = layout.region_code(&job.task);
     let eo3 = yaml(
         "Dataset",
         &dataset_doc(&Eo3Facts {
             cfg,
+            id,
+            region_code: region_code.clone(),
             task: &job.task,
             geobox: &tile_box,
             bands: outputs.iter().zip(&keys).map(|(o, k)| (o.name.as_str(), file_name(k))).collect(),
@@ -467,6 +471,9 @@ pub(crate) fn commit_tile(
     );
     let item = output_item(&ItemFacts {
         cfg,
+        id: id.to_string(),
+        title: layout.stem(&job.task),
+        region_code,
         run_id: job.run_id,
         task: &job.task,
         geobox: &tile_box,
@@ -508,8 +515,11 @@ pub fn peak_rss_mb() -> u64 {
 /// Reading threads per core for remote inputs (S3, HTTP): they wait on the network more
 /// than on the CPU, so their chunks are read with more threads than cores, keeping many
 /// range requests in flight (GDAL already fetches the blocks of one window in parallel).
+/// Measured on the au-30 bench tile over HTTP with 30 ms latency (BENCHMARKS.md): 4 per
+/// core 42-46 s, 8 per core 38.5 s, 16 per core 38.1 s with 30% more memory. Each
+/// thread holds one dataset's planes, which the memory estimate counts.
 /// `STRATUS_REMOTE_READ_THREADS` sets the total instead.
-pub const REMOTE_READ_THREADS_PER_CORE: usize = 4;
+pub const REMOTE_READ_THREADS_PER_CORE: usize = 8;
 
 /// Threads that read a tile's chunks: the worker's threads for local files, more for
 /// remote inputs (each holds one dataset's planes: the memory estimate counts them).

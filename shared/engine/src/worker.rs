@@ -354,7 +354,7 @@ impl Worker {
         before_commit: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<Option<TileResult>> {
         let (task, part) = stratus_core::TilePart::parse_task_id(task_id)?;
-        let layout = Layout::new(&self.cfg.product.name, &self.cfg.product.version);
+        let layout = Layout::of(&self.cfg);
         let out = self.ctx.output.as_ref();
         let deadline = {
             let own = Instant::now() + Duration::from_secs(self.cfg.max_processing_time);
