@@ -81,8 +81,8 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
     for (key, says) in [
         ("filedb", "no meaning here"),
         ("threads", "no meaning here"),
-        ("apply_eodatasets3", "not honoured yet"),
-        ("product.maturity", "not applied yet"),
+        ("apply_eodatasets3", "always"),
+        ("product.explorer_path", "not applied yet"),
         ("input_products", "read as products"),
         ("output_location", "read as location"),
     ] {
@@ -98,8 +98,10 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
     // The heartbeat file holds the time a tile last ran, as odc-stats writes it.
     let beat = std::fs::read_to_string(format!("{}-heartbeat", out.display())).expect("a heartbeat file");
     assert!(chrono::NaiveDateTime::parse_from_str(&beat, "%Y-%m-%d %H:%M:%S").is_ok(), "{beat}");
-    // The outputs are where output_location says, described with the product's properties.
-    let items = support::files_with_extension(&out.join("t_pq_annual/1.0.0"), "json")
+    // The outputs are where output_location says (odc-stats' {version} is dashed), named
+    // as odc-stats names them, described with the product's properties.
+    let product = out.join("t_pq_annual/1-0-0");
+    let items = support::files_with_extension(&product, "json")
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".stac-item.json"))
         .collect::<Vec<_>>();
@@ -108,8 +110,21 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
     assert_eq!(item["properties"]["odc:producer"], "digitalearthafrica.org");
     assert_eq!(item["properties"]["odc:lineage_note"], "from odc-stats");
     assert_eq!(item["properties"]["odc:product_family"], "pixel_quality_statistics");
+    let name = items[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.starts_with("t_pq_annual_x0") && name.ends_with("_2021--P1Y_final.stac-item.json"), "{name}");
+    // The eo3 document carries the product's eo3 keys.
+    let eo3 =
+        std::fs::read_to_string(items[0].to_string_lossy().replace(".stac-item.json", ".odc-metadata.yaml")).unwrap();
+    for says in [
+        "href: https://explorer.digitalearth.africa/product/t_pq_annual",
+        "dea:dataset_maturity: final",
+        "odc:collection_number: 3",
+        "\n  ard:\n",
+    ] {
+        assert!(eo3.contains(says), "{says}: {eo3}");
+    }
     // cog_opts: blocksize for every band, the override merged over it.
-    let tifs = support::files_with_extension(&out.join("t_pq_annual/1.0.0"), "tif");
+    let tifs = support::files_with_extension(&product, "tif");
     let total = tifs.iter().find(|p| p.to_string_lossy().ends_with("_total.tif")).unwrap();
     let ds = gdal::Dataset::open(total).unwrap();
     assert_eq!(ds.rasterband(1).unwrap().block_size(), (256, 256));
@@ -151,7 +166,7 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
     args.extend(["--location", conv_out.to_str().unwrap()]);
     let o = stratus(&args, &[]);
     assert!(o.status.success(), "{}", text(&o));
-    let tasks = |root: &Path| std::fs::read_to_string(root.join("t_pq_annual/1.0.0/_plan/r/tasks.csv")).unwrap();
+    let tasks = |root: &Path| std::fs::read_to_string(root.join("t_pq_annual/1-0-0/_plan/r/tasks.csv")).unwrap();
     assert_eq!(tasks(&conv_out), tasks(&out), "the converted run file plans the same tasks");
 
     // A key neither odc-stats nor Stratus has is refused, named.

@@ -82,7 +82,7 @@ fn validate(product: &Path, name: &str, bands: u64) {
     let counts: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     eprintln!("validate_products.py: {counts}");
     let items = counts["items"].as_u64().unwrap();
-    assert!(items >= 6 && counts["collections"] == 1, "{counts}");
+    assert!(items >= 6 && counts["collections"] == 1 && counts["catalogs"] == 0, "{counts}");
     assert_eq!(counts["cogs"].as_u64(), Some(items * bands), "{counts}");
 
     // eo3 documents against the product definition, each band opened.
@@ -124,6 +124,25 @@ fn pixel_quality_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1sum
         &format!("location: '{}'\n", out.display()),
     );
     validate(&out.join("t_meta_pq/1.0.0"), "t_meta_pq", 4);
+}
+
+/// What `stratus synth` writes validates too: its catalogues, the Collections their
+/// items link to, the items and their COGs.
+#[test]
+fn synthetic_inputs_validate_with_pystac_and_rio_cogeo() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("inputs");
+    let spec = stratus_synth::SynthSpec { truth: true, ..support::small_scenes(2) };
+    stratus_synth::generate(&spec, &inputs, &|_, _| {}).unwrap();
+    let report = run_ok(
+        Command::new(venv_tool("python")).arg(root().join("scripts/parity/validate_products.py")).arg(&inputs),
+        "validate_products.py",
+    );
+    let counts: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    let items = counts["items"].as_u64().unwrap();
+    // Each scene and its cloud-free twin; a catalogue and a Collection for each set.
+    assert!(items >= 4 && counts["catalogs"] == 2 && counts["collections"] == 2, "{counts}");
+    assert_eq!(counts["cogs"].as_u64(), Some(items * 7), "{counts}");
 }
 
 /// A throwaway Open Data Cube index, stopped when dropped.

@@ -130,15 +130,15 @@ fn a_task_beyond_the_workers_memory_is_refused_before_reading_with_what_to_chang
     let dir = tempfile::tempdir().unwrap();
     let catalog = small_stack(dir.path());
     let (cfg, ctx, run_id, task) = plan_fullest(&catalog, dir.path(), 800);
-    // A 240 MB worker (as a Lambda function's configured memory would say): room for the
+    // A 272 MB worker (as a Lambda function's configured memory would say): room for the
     // process, GDAL's block cache and the open inputs, and a 256-pixel chunk, not 800.
-    run_task(&cfg, &run_id, &task.task_id, &[("STRATUS_WORKER_MEMORY_MB", "240")]);
+    run_task(&cfg, &run_id, &task.task_id, &[("STRATUS_WORKER_MEMORY_MB", "272")]);
     assert_refused_cleanly(
         &ctx,
         &cfg,
         &run_id,
         &task.task_id,
-        &["240 MB", "chunk_size: 256", "container", "nothing was read"],
+        &["272 MB", "chunk_size: 256", "container", "nothing was read"],
     );
     // With room, the same task runs.
     let retry = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))

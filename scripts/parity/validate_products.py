@@ -1,8 +1,10 @@
 """Validate a product's outputs with independent tools, offline.
 
-Usage: validate_products.py OUTPUT_DIR [--schemas DIR]
+Usage: validate_products.py DIR [--schemas DIR]
 
-- STAC: every `*.stac-item.json` and `collection.json` under OUTPUT_DIR against the STAC
+DIR: a product's folder, or a catalogue of inputs (`stratus synth`'s).
+
+- STAC: every item, Collection and Catalog (JSON) under OUTPUT_DIR against the STAC
   core JSON schemas pystac bundles, with pystac's validator, and against the extension
   schemas found in --schemas (files named as the extension's URL path, e.g.
   `projection/v1.1.0/schema.json`). Nothing is fetched from the network: an extension
@@ -68,18 +70,29 @@ def main():
     ap.add_argument("--schemas", default=None)
     a = ap.parse_args()
     validator = OfflineValidator(a.schemas)
-    failures, counts = [], {"items": 0, "collections": 0, "cogs": 0}
+    failures, counts = [], {"items": 0, "collections": 0, "catalogs": 0, "cogs": 0}
     unvalidated = set()
     docs = []
     for root, _, files in os.walk(a.out):
         for name in sorted(files):
-            if name.endswith(".stac-item.json") or name == "collection.json":
-                docs.append(os.path.join(root, name))
+            if not name.endswith(".json"):
+                continue
+            path = os.path.join(root, name)
+            try:
+                with open(path) as f:
+                    d = json.load(f)
+            except ValueError:
+                continue
+            if isinstance(d, dict) and "stac_version" in d and d.get("type") in ("Feature", "Collection", "Catalog"):
+                docs.append(path)
     collections = {}
     for path in docs:
         with open(path) as f:
             d = json.load(f)
-        kind = pystac.STACObjectType.COLLECTION if d.get("type") == "Collection" else pystac.STACObjectType.ITEM
+        kind = {
+            "Collection": pystac.STACObjectType.COLLECTION,
+            "Catalog": pystac.STACObjectType.CATALOG,
+        }.get(d["type"], pystac.STACObjectType.ITEM)
         try:
             validator.validate_core(d, kind, d["stac_version"], href=path)
             for ext in d.get("stac_extensions", []):
@@ -90,9 +103,11 @@ def main():
         except Exception as e:  # the validator's own error names the schema and field
             failures.append(f"{path}: {e}")
             continue
-        if d.get("type") == "Collection":
+        if d["type"] == "Collection":
             counts["collections"] += 1
             collections[os.path.normpath(path)] = d["id"]
+        elif d["type"] == "Catalog":
+            counts["catalogs"] += 1
     for path in docs:
         with open(path) as f:
             d = json.load(f)

@@ -351,8 +351,8 @@ fn mosaic_stac_item(target: &MosaicTarget, r: &MosaicReport, lonlat: &[(f64, f64
     };
     json!({
         "type": "Feature",
-        "stac_version": "1.0.0",
-        "stac_extensions": ["https://stac-extensions.github.io/projection/v1.1.0/schema.json"],
+        "stac_version": crate::stac_output::STAC_VERSION,
+        "stac_extensions": [crate::stac_output::PROJECTION_EXT],
         "id": format!("{}_{}_mosaic", target.product, if target.run_id.is_empty() { "items" } else { &target.run_id }),
         "geometry": {"type": "Polygon", "coordinates": [ring]},
         "bbox": bbox,

@@ -258,7 +258,7 @@ fn item(spec: &ItemsSpec, g: &ItemGranule, day: NaiveDate, sat: char) -> Value {
     ];
     let ring: Vec<[f64; 2]> = g.footprint.iter().map(|&(x, y)| [round6(x), round6(y)]).collect();
     json!({
-        "type": "Feature", "stac_version": "1.0.0", "id": id, "collection": spec.collection,
+        "type": "Feature", "stac_version": crate::STAC_VERSION, "id": id, "collection": spec.collection,
         "geometry": {"type": "Polygon", "coordinates": [ring]},
         "bbox": bbox.map(round6),
         "properties": {
@@ -268,7 +268,8 @@ fn item(spec: &ItemsSpec, g: &ItemGranule, day: NaiveDate, sat: char) -> Value {
             "eo:cloud_cover": (unit(mix(spec.seed ^ mix(day.num_days_from_ce() as u64) ^ g.epsg as u64)) * 100.0).round(),
             "s2:processing_baseline": if day >= NaiveDate::from_ymd_opt(2022, 1, 25).expect("date") { "04.00" } else { "03.01" },
         },
-        "links": [], "assets": assets,
+        "links": [{"rel": "collection", "href": collection_href(spec), "type": "application/json"}],
+        "assets": assets,
     })
 }
 
@@ -284,7 +285,13 @@ pub struct ItemsSummary {
     pub bytes: u64,
 }
 
-/// Write the items as NDJSON to `out`, day by day. `progress(items)` is called per day.
+/// The Collection document the items link to, beside their NDJSON file.
+fn collection_href(spec: &ItemsSpec) -> String {
+    format!("./{}.collection.json", spec.collection)
+}
+
+/// Write the items as NDJSON to `out`, day by day, and their Collection beside it
+/// ([`collection_href`]). `progress(items)` is called per day.
 pub fn generate_items(spec: &ItemsSpec, out: &Path, progress: &dyn Fn(usize)) -> Result<ItemsSummary, SynthError> {
     if spec.years == 0 || spec.revisit_days == 0 {
         return Err(SynthError::Spec("need at least one year and a revisit of at least one day".into()));
@@ -322,6 +329,17 @@ pub fn generate_items(spec: &ItemsSpec, out: &Path, progress: &dyn Fn(usize)) ->
     }
     w.flush().map_err(io)?;
     drop(w);
+    let doc = crate::write::collection_doc(
+        &spec.collection,
+        "Synthetic Sentinel-2 L2A-like items, metadata only (Stratus)",
+        crate::write::bbox_of(gs.iter().flat_map(|g| g.footprint.iter().copied())),
+        (
+            Utc.from_utc_datetime(&start.and_hms_opt(0, 0, 0).expect("midnight")),
+            Utc.from_utc_datetime(&end.and_hms_opt(0, 0, 0).expect("midnight")),
+        ),
+    );
+    let collection = out.with_file_name(collection_href(spec).trim_start_matches("./"));
+    std::fs::write(&collection, serde_json::to_string_pretty(&doc).unwrap()).map_err(io)?;
     std::fs::rename(&tmp, out).map_err(io)?;
     Ok(ItemsSummary { items, granules: gs.len(), bytes })
 }

@@ -20,3 +20,7 @@ pub mod write;
 
 pub use spec::{Granule, SynthSpec};
 pub use write::{generate, SynthSummary};
+
+/// The STAC version of the items, catalogs and collections written (each item links to
+/// its Collection, as the STAC schemas require of an item that names one).
+pub const STAC_VERSION: &str = "1.1.0";

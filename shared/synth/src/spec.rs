@@ -75,8 +75,13 @@ impl SynthSpec {
     pub fn granule_pixels(&self) -> usize {
         (self.granule_km * 1000.0 / self.resolution).round() as usize
     }
+    /// Names the set a spec makes: a cached set is reused only when this matches, so it
+    /// covers what is written (`FORMAT`) as well as the spec.
     pub fn digest(&self) -> String {
-        let s = serde_json::to_string(self).unwrap();
+        /// Bumped when the files written for the same spec change (2: STAC 1.1.0, a
+        /// Collection the items link to).
+        const FORMAT: u32 = 2;
+        let s = format!("format {FORMAT};{}", serde_json::to_string(self).unwrap());
         format!("{:016x}", crate::field::mix(s.bytes().fold(0u64, |h, b| crate::field::mix(h ^ b as u64))))
     }
 }

@@ -106,7 +106,7 @@ fn item_json(
     let max = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max);
     json!({
         "type": "Feature",
-        "stac_version": "1.0.0",
+        "stac_version": crate::STAC_VERSION,
         "stac_extensions": [
             "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
             "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
@@ -129,7 +129,11 @@ fn item_json(
             "s2:processing_baseline": baseline,
             "stratus:synthetic_seed": spec.seed,
         },
-        "links": [{"rel": "root", "href": "../catalog.json", "type": "application/json"}, {"rel": "parent", "href": "../catalog.json", "type": "application/json"}],
+        "links": [
+            {"rel": "root", "href": "../catalog.json", "type": "application/json"},
+            {"rel": "parent", "href": "../catalog.json", "type": "application/json"},
+            {"rel": "collection", "href": "../collection.json", "type": "application/json"},
+        ],
         "assets": assets,
     })
 }
@@ -160,12 +164,36 @@ fn write_catalog(
                     .map(|i| json!({"rel": "item", "href": format!("./{i}/{i}.json"), "type": "application/json"})),
             )
             .collect();
-    let cat = json!({"type": "Catalog", "stac_version": "1.0.0", "id": id, "description": description, "stratus:synth_digest": digest, "links": links});
+    let cat = json!({"type": "Catalog", "stac_version": crate::STAC_VERSION, "id": id, "description": description, "stratus:synth_digest": digest, "links": links});
     let path = dir.join("catalog.json");
     let tmp = dir.join(".catalog.json.partial");
     std::fs::write(&tmp, serde_json::to_string_pretty(&cat).unwrap()).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     Ok(path)
+}
+
+/// The STAC Collection its items link to (`collection.json` beside them): `id`, the
+/// extent of `bbox` (lon/lat) over `start..end`.
+pub(crate) fn collection_doc(
+    id: &str,
+    description: &str,
+    bbox: [f64; 4],
+    (start, end): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
+) -> Value {
+    let when = |d: chrono::DateTime<Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({
+        "type": "Collection", "stac_version": crate::STAC_VERSION, "id": id,
+        "description": description, "license": "other",
+        "extent": {"spatial": {"bbox": [bbox]}, "temporal": {"interval": [[when(start), when(end)]]}},
+        "links": [{"rel": "self", "href": "./collection.json", "type": "application/json"}],
+    })
+}
+
+/// The lon/lat box around `points`.
+pub(crate) fn bbox_of(points: impl IntoIterator<Item = (f64, f64)>) -> [f64; 4] {
+    points.into_iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, (x, y)| {
+        [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)]
+    })
 }
 
 /// Is there already a complete set for this spec in `out`?
@@ -227,6 +255,21 @@ pub fn generate(
             Ok(id)
         })
         .collect::<Result<_, _>>()?;
+    let bbox = bbox_of(grids.iter().flat_map(|g| g.footprint.iter().copied()));
+    let span = (
+        times.first().copied().unwrap_or_default(),
+        times.last().copied().unwrap_or_default()
+            + Duration::days(grids.iter().map(|g| g.granule.day_offset).max().unwrap_or(0)),
+    );
+    let mut collections = vec![(out.to_path_buf(), spec.collection.clone(), "Synthetic Sentinel-2 L2A-like scenes")];
+    if spec.truth {
+        collections.push((truth_dir.clone(), clear_collection.clone(), "Cloud-free twins of the synthetic scenes"));
+    }
+    for (dir, id, description) in collections {
+        let doc = collection_doc(&id, description, bbox, span);
+        let p = dir.join("collection.json");
+        std::fs::write(&p, serde_json::to_string_pretty(&doc).unwrap()).map_err(io(&p))?;
+    }
     let truth_catalog = if spec.truth {
         Some(write_catalog(
             &truth_dir,
