@@ -617,6 +617,14 @@ fn the_products_objects_carry_the_run_files_canned_acl() {
         }
     }
     assert!(checked >= 8, "{checked} objects checked");
+    // The product's own documents too: its Collection, eo3 definition, a tile's eo3 document.
+    let first: stratus_core::TaskId = env.ledger.tasks(&env.run_id, None).unwrap()[0].task_id.parse().unwrap();
+    for key in
+        [layout.collection_key(), layout.product_definition_key(), layout.metadata_key(&first, "odc-metadata.yaml")]
+    {
+        let grants = grants_of(&format!("products/{key}"));
+        assert!(grants.iter().any(|g| g.ends_with("AllUsers:READ")), "{key}: {grants:?}");
+    }
     // The run file itself was put without it: the bucket's default.
     let grants = grants_of("runs/pq-2021.yaml");
     assert!(!grants.iter().any(|g| g.contains("AllUsers")), "{grants:?}");

@@ -512,7 +512,10 @@ pub fn save_tasks(
     let recording = std::time::Instant::now();
     ctx.ledger.create_run(&run, &new_tasks, &plan.docs(), overwrite)?;
     tracing::info!(seconds = recording.elapsed().as_secs_f64(), "planning: plan recorded in the ledger");
-    // Plan artefacts, for people and debugging.
+    // Plan artefacts, for people and debugging, and the product's documents: with the
+    // run's canned ACL, like its tiles.
+    let mut ctx = ctx.clone();
+    cfg.with_output_acl(&mut ctx);
     let layout = Layout::of(cfg);
     let dir = layout.plan_dir(&run_id);
     let csv_key = format!("{dir}/tasks.csv");
