@@ -9,6 +9,14 @@ pub trait CrsTransform: Send + Sync {
     fn transform(&self, from_epsg: u32, to_epsg: u32, points: &mut [(f64, f64)]) -> Result<()>;
 }
 
+/// The box `[min_x, min_y, max_x, max_y]` around `points` (none: an inverted box, which
+/// any union ignores).
+pub fn bbox_of(points: impl IntoIterator<Item = (f64, f64)>) -> [f64; 4] {
+    points.into_iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, (x, y)| {
+        [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)]
+    })
+}
+
 /// Insert `n - 1` points along each edge so that straight lon/lat edges follow their
 /// curved image in a projected CRS.
 pub fn densify(ring: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {

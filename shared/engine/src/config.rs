@@ -68,6 +68,15 @@ pub enum VersionFolder {
 }
 
 impl ProductInfo {
+    /// A text property of the product's `properties` (odc-stats' `product.properties`).
+    pub fn text_property(&self, key: &str) -> Option<String> {
+        self.properties.get(key).and_then(serde_json::Value::as_str).map(str::to_string)
+    }
+    /// The product's licence (its `license` or `odc:license` property; STAC's `other`
+    /// when neither is given).
+    pub fn license(&self) -> String {
+        self.text_property("license").or_else(|| self.text_property("odc:license")).unwrap_or_else(|| "other".into())
+    }
     /// The version as written in the product's folder.
     pub fn folder_version(&self) -> String {
         match self.version_folder {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 use std::collections::BTreeSet;
 use stratus_core::{Dataset, GeoBox, TaskId};
-use stratus_stats::{OutputBand, PixelType};
+use stratus_stats::OutputBand;
 use uuid::Uuid;
 
 /// odc-stats' namespace for the ids of the datasets it derives (`odc.stats.model.ODC_NS`).
@@ -198,32 +198,23 @@ struct ProductDefinition {
     measurements: Vec<Measurement>,
 }
 
-fn dtype_name(t: PixelType) -> &'static str {
-    match t {
-        PixelType::Uint8 => "uint8",
-        PixelType::Uint16 => "uint16",
-        PixelType::Int16 => "int16",
-        PixelType::Float32 => "float32",
-    }
-}
-
 /// The product's eo3 definition: its name, the eo3 metadata type and each band's type and
 /// nodata (a count without nodata declares 0, which datacube requires a value for).
 pub fn product_definition(cfg: &RunConfig, outputs: &[OutputBand]) -> String {
     let p = &cfg.product;
-    let property = |k: &str| p.properties.get(k).and_then(Value::as_str).map(str::to_string);
     let def = ProductDefinition {
         name: p.name.clone(),
-        description: property("description")
+        description: p
+            .text_property("description")
             .unwrap_or_else(|| format!("{} version {}: '{}' summaries made by Stratus", p.name, p.version, cfg.plugin)),
         metadata_type: "eo3",
-        license: property("license").or_else(|| property("odc:license")).unwrap_or_else(|| "other".into()),
+        license: p.license(),
         metadata: json!({"product": {"name": p.name}}),
         measurements: outputs
             .iter()
             .map(|o| Measurement {
                 name: o.name.clone(),
-                dtype: dtype_name(o.dtype),
+                dtype: o.dtype.name(),
                 nodata: o.nodata.unwrap_or(0.0),
                 units: "1",
             })

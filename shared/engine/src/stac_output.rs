@@ -5,10 +5,10 @@ use crate::config::RunConfig;
 use crate::error::{EngineError, Result};
 use crate::plan_outputs::{ring_json, tile_polygon_lonlat};
 use serde_json::{json, Value};
-use stratus_core::geometry::CrsTransform;
+use stratus_core::geometry::{bbox_of, CrsTransform};
 use stratus_core::{GeoBox, GridSpec, TaskId};
 use stratus_raster::GdalCrsTransform;
-use stratus_stats::{OutputBand, PixelType};
+use stratus_stats::OutputBand;
 
 pub const PROJECTION_EXT: &str = "https://stac-extensions.github.io/projection/v1.1.0/schema.json";
 /// The STAC version of what Stratus writes (the version pystac validates against offline).
@@ -38,25 +38,9 @@ pub struct ItemFacts<'a> {
     pub eo3_url: String,
 }
 
-fn data_type(t: PixelType) -> &'static str {
-    match t {
-        PixelType::Uint8 => "uint8",
-        PixelType::Uint16 => "uint16",
-        PixelType::Int16 => "int16",
-        PixelType::Float32 => "float32",
-    }
-}
-
 pub fn output_item(f: &ItemFacts) -> Result<Value> {
     let grid = f.cfg.grid_spec()?;
     let ring = tile_polygon_lonlat(&grid, f.task.tile, &GdalCrsTransform)?;
-    let (mut w, mut s, mut e, mut n) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
-    for (x, y) in &ring {
-        w = w.min(*x);
-        e = e.max(*x);
-        s = s.min(*y);
-        n = n.max(*y);
-    }
     let p = &f.cfg.product;
     let mut assets = serde_json::Map::new();
     for (o, url) in f.outputs.iter().zip(&f.band_urls) {
@@ -65,7 +49,7 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
             "type": "image/tiff; application=geotiff; profile=cloud-optimized",
             "roles": ["data"],
             "title": o.name,
-            "data_type": data_type(o.dtype),
+            "data_type": o.dtype.name(),
         });
         // A float band's NaN is left implicit: JSON has no NaN, and STAC's "nan" string
         // is refused by the `stac` crate, which reads these items back as inputs.
@@ -83,7 +67,7 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         "id": f.id,
         "collection": p.name,
         "geometry": {"type": "Polygon", "coordinates": ring_json(&ring)},
-        "bbox": [w, s, e, n],
+        "bbox": bbox_of(ring.iter().copied()),
         "properties": {
             "title": f.title,
             "datetime": f.task.period.start_datetime().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -153,18 +137,11 @@ impl ProductExtent {
         let mut extent: Option<ProductExtent> = None;
         let mut seen = std::collections::HashSet::new();
         for t in tasks {
-            let (start, end) = (t.period.start_datetime(), t.period.end_datetime());
-            let mut bbox = extent.map_or([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |e| e.bbox);
-            if seen.insert(t.tile) {
-                for (x, y) in tile_polygon_lonlat(grid, t.tile, transform)? {
-                    bbox = [bbox[0].min(x), bbox[1].min(y), bbox[2].max(x), bbox[3].max(y)];
-                }
-            }
-            extent = Some(ProductExtent {
-                bbox,
-                start: extent.map_or(start, |e| e.start.min(start)),
-                end: extent.map_or(end, |e| e.end.max(end)),
-            });
+            // Each tile's footprint once (a tile has a task per period).
+            let bbox =
+                if seen.insert(t.tile) { bbox_of(tile_polygon_lonlat(grid, t.tile, transform)?) } else { bbox_of([]) };
+            let this = ProductExtent { bbox, start: t.period.start_datetime(), end: t.period.end_datetime() };
+            extent = Some(extent.map_or(this, |e| e.union(this)));
         }
         Ok(extent)
     }
@@ -199,17 +176,16 @@ pub fn product_collection(cfg: &RunConfig, extent: ProductExtent, self_url: &str
     let p = &cfg.product;
     let extent = previous.and_then(ProductExtent::of_collection).map_or(extent, |e| e.union(extent));
     let when = |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-    let property = |k: &str| p.properties.get(k).and_then(Value::as_str).map(str::to_string);
     let mut doc = json!({
         "type": "Collection",
         "stac_version": STAC_VERSION,
         "id": p.name,
-        "title": property("title").unwrap_or_else(|| p.name.clone()),
-        "description": property("description").unwrap_or_else(|| format!(
+        "title": p.text_property("title").unwrap_or_else(|| p.name.clone()),
+        "description": p.text_property("description").unwrap_or_else(|| format!(
             "{} version {}: '{}' summaries of {}, one item per tile and period, made by Stratus",
             p.name, p.version, cfg.plugin, cfg.products.as_deref().unwrap_or("its inputs")
         )),
-        "license": property("license").or_else(|| property("odc:license")).unwrap_or_else(|| "other".into()),
+        "license": p.license(),
         "extent": {
             "spatial": {"bbox": [extent.bbox]},
             "temporal": {"interval": [[when(extent.start), when(extent.end)]]},

@@ -27,6 +27,18 @@ pub enum PixelType {
     Float32,
 }
 
+impl PixelType {
+    /// The type's name as STAC's `data_type` and datacube's `dtype` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PixelType::Uint8 => "uint8",
+            PixelType::Uint16 => "uint16",
+            PixelType::Int16 => "int16",
+            PixelType::Float32 => "float32",
+        }
+    }
+}
+
 /// A band a statistic reads, and how it is resampled into the output grid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputBand {

@@ -332,7 +332,7 @@ pub fn generate_items(spec: &ItemsSpec, out: &Path, progress: &dyn Fn(usize)) ->
     let doc = crate::write::collection_doc(
         &spec.collection,
         "Synthetic Sentinel-2 L2A-like items, metadata only (Stratus)",
-        crate::write::bbox_of(gs.iter().flat_map(|g| g.footprint.iter().copied())),
+        stratus_core::geometry::bbox_of(gs.iter().flat_map(|g| g.footprint.iter().copied())),
         (
             Utc.from_utc_datetime(&start.and_hms_opt(0, 0, 0).expect("midnight")),
             Utc.from_utc_datetime(&end.and_hms_opt(0, 0, 0).expect("midnight")),

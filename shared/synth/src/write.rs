@@ -189,13 +189,6 @@ pub(crate) fn collection_doc(
     })
 }
 
-/// The lon/lat box around `points`.
-pub(crate) fn bbox_of(points: impl IntoIterator<Item = (f64, f64)>) -> [f64; 4] {
-    points.into_iter().fold([f64::MAX, f64::MAX, f64::MIN, f64::MIN], |b, (x, y)| {
-        [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)]
-    })
-}
-
 /// Is there already a complete set for this spec in `out`?
 fn existing(out: &Path, digest: &str) -> bool {
     std::fs::read_to_string(out.join("catalog.json"))
@@ -255,7 +248,7 @@ pub fn generate(
             Ok(id)
         })
         .collect::<Result<_, _>>()?;
-    let bbox = bbox_of(grids.iter().flat_map(|g| g.footprint.iter().copied()));
+    let bbox = stratus_core::geometry::bbox_of(grids.iter().flat_map(|g| g.footprint.iter().copied()));
     let span = (
         times.first().copied().unwrap_or_default(),
         times.last().copied().unwrap_or_default()
