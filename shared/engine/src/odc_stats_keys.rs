@@ -40,10 +40,87 @@ const PRODUCT_NOT_YET: [(&str, &str); 4] = [
     ("preview_image_ows_style", "no thumbnail is written"),
 ];
 
+/// odc-stats' plugin options (its `StatsPluginInterface` and the geomedian's) that steer
+/// Dask or odc-algo's loader, not the product.
+const PLUGIN_WITHOUT_MEANING: [(&str, &str); 5] = [
+    ("chunks", "Dask's chunks; Stratus reads each tile in chunks of `chunk_size`"),
+    ("work_chunks", "the geomedian's Dask chunks; Stratus computes each chunk on every core"),
+    ("num_threads", "the geomedian's threads; Stratus computes on every core"),
+    ("basis", "the band odc-algo's loader takes the grid from; Stratus reads every band onto the tile's grid"),
+    ("basis_band", "the band odc-algo's loader takes the grid from; Stratus reads every band onto the tile's grid"),
+];
+
+/// odc-stats' plugin options Stratus keeps but does not apply yet.
+const PLUGIN_NOT_YET: [(&str, &str); 4] = [
+    ("rgb_bands", "no RGBA preview band is written"),
+    ("rgb_clamp", "no RGBA preview band is written"),
+    ("transform_code", "inputs are reprojected with PROJ's default operation between the two CRSs"),
+    ("area_of_interest", "inputs are reprojected with PROJ's default operation between the two CRSs"),
+];
+
+/// odc-stats' options inside `plugin_config` that are run settings here (`resampling`,
+/// `group_by`) or have no meaning here; the plugin's own options stay for the plugin.
+fn translate_plugin_config(doc: &mut Map<String, Value>, notes: &mut Vec<KeyNote>) -> Result<()> {
+    let Some(Value::Object(pc)) = doc.get_mut("plugin_config") else { return Ok(()) };
+    let mut lifted = None;
+    if let Some(r) = pc.remove("resampling") {
+        lifted = Some(r);
+    }
+    if let Some(g) = pc.remove("group_by") {
+        if g != "solar_day" {
+            return Err(EngineError::Config(format!(
+                "plugin_config.group_by: {g}: Stratus groups observations by solar day only (odc-stats' default, group_by: solar_day)"
+            )));
+        }
+        notes.push(KeyNote {
+            key: "plugin_config.group_by".into(),
+            note: "solar_day: observations of one solar day are fused, as always here".into(),
+            not_honoured: false,
+        });
+    }
+    for (key, why) in PLUGIN_WITHOUT_MEANING {
+        if pc.remove(key).is_some() {
+            notes.push(KeyNote {
+                key: format!("plugin_config.{key}"),
+                note: format!("no meaning here: {why}"),
+                not_honoured: false,
+            });
+        }
+    }
+    for (key, what) in PLUGIN_NOT_YET {
+        if pc.remove(key).is_some() {
+            notes.push(KeyNote {
+                key: format!("plugin_config.{key}"),
+                note: format!("accepted, not applied yet: {what}"),
+                not_honoured: true,
+            });
+        }
+    }
+    if let Some(r) = lifted {
+        match doc.get("resampling") {
+            Some(run) if *run != r => {
+                return Err(EngineError::Config(format!(
+                    "resampling: {run} and plugin_config.resampling: {r} differ: they are the same setting, give one"
+                )))
+            }
+            _ => {
+                notes.push(KeyNote {
+                    key: "plugin_config.resampling".into(),
+                    note: format!("read as the run's resampling ({r}); categorical bands always use nearest"),
+                    not_honoured: false,
+                });
+                doc.insert("resampling".into(), r);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Take odc-stats' own keys out of a run file (as a JSON object), mapping those Stratus
 /// has a key for. The notes say what became of each.
 pub fn translate(doc: &mut Map<String, Value>) -> Result<Vec<KeyNote>> {
     let mut notes = Vec::new();
+    translate_plugin_config(doc, &mut notes)?;
     for (key, why) in WITHOUT_MEANING {
         if doc.remove(key).is_some() {
             notes.push(KeyNote { key: key.into(), note: format!("no meaning here: {why}"), not_honoured: false });
@@ -183,5 +260,93 @@ mod tests {
         assert!(e.contains("output_location: 's3://dea-public-data-dev/derivative/{product}/{version}'"), "{e}");
         let mut both = json!({"input_products": "a", "products": "b"});
         assert!(translate(both.as_object_mut().unwrap()).is_err());
+    }
+
+    /// A programme's run configurations as DEA keeps them (dea-config's odc-stats
+    /// geomedian, WOfS summary, fractional-cover and tasselled-cap percentiles, their
+    /// plugin options as they are), loaded unchanged.
+    #[test]
+    fn a_programmes_configs_load_unchanged() {
+        let common = "grid: au_extended_30\nfrequency: annual\nmax_processing_time: 3600\njob_queue_max_lease: 300\nrenew_safety_margin: 60\nfuture_poll_interval: 2\ns3_acl: public-read\ncog_opts: {zlevel: 9, overrides: {rgba: {compress: png, zlevel: 9}}}\n";
+        let product = |name: &str, family: &str| {
+            format!("product: {{name: {name}, short_name: {name}, version: 4.0.0, product_family: {family}, collections_site: explorer.dea.ga.gov.au, producer: ga.gov.au, region_code_format: 'x{{x:02d}}y{{y:02d}}', maturity: final, collection_number: 3}}\n")
+        };
+        let configs = [
+            (
+                "ga_ls8cls9c_gm_cyear_3",
+                "geomedian",
+                "plugin: gm-ls\nplugin_config:\n  resampling: bilinear\n  bands: [nbart_red, nbart_green, nbart_blue, nbart_nir, nbart_swir_1, nbart_swir_2]\n  rgb_bands: [nbart_red, nbart_green, nbart_blue]\n  mask_band: oa_fmask\n  contiguity_band: oa_nbart_contiguity\n  nodata_classes: [nodata]\n  cloud_filters:\n    cloud: [[opening, 2], [dilation, 5]]\n    shadow: [[opening, 2], [dilation, 5]]\n  aux_names: {smad: sdev, emad: edev, bcmad: bcdev, count: count}\n",
+                vec!["nbart_red", "nbart_green", "nbart_blue", "nbart_nir", "nbart_swir_1", "nbart_swir_2", "edev", "sdev", "bcdev", "count"],
+            ),
+            (
+                "ga_ls_wo_fq_cyear_3",
+                "wo_summary",
+                "plugin: wofs-summary\nplugin_config:\n  cloud_filters:\n    cloud: [[dilation, 3]]\n    cloud_shadow: [[dilation, 3]]\n",
+                vec!["count_wet", "count_clear", "frequency"],
+            ),
+            (
+                "ga_ls_fc_pc_cyear_3",
+                "fc_percentiles",
+                "plugin: fc-percentiles\nplugin_config:\n  resampling: nearest\n  ue_threshold: 30\n  max_sum_limit: 120\n  clip_range: [0, 120]\n  count_valid: true\n  cloud_filters:\n    cloud: [[dilation, 6]]\n    cloud_shadow: [[dilation, 6]]\n",
+                vec!["pv_pc_10", "pv_pc_50", "pv_pc_90", "npv_pc_10", "npv_pc_50", "npv_pc_90", "bs_pc_10", "bs_pc_50", "bs_pc_90", "qa", "count_valid"],
+            ),
+            (
+                "ga_ls_tc_pc_cyear_3",
+                "tc_summary",
+                "plugin: tcw-percentiles\nplugin_config:\n  input_bands: [blue, green, red, nir, swir1, swir2, fmask, nbart_contiguity]\n  cloud_filters:\n    cloud: [[opening, 2], [dilation, 5]]\n    shadow: [[opening, 2], [dilation, 5]]\n",
+                vec!["wet_pc_10", "wet_pc_50", "wet_pc_90", "bright_pc_10", "bright_pc_50", "bright_pc_90", "green_pc_10", "green_pc_50", "green_pc_90"],
+            ),
+        ];
+        for (name, family, plugin, outputs) in configs {
+            let text = format!("{plugin}{}{common}input_products: x\noutput_location: s3://dea-public-data/derivative/{{product}}/{{version}}\n", product(name, family));
+            let (cfg, notes) =
+                crate::RunConfig::parse_yaml_noted(&text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let stat = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config).unwrap();
+            let names: Vec<String> = stat.output_bands().into_iter().map(|b| b.name).collect();
+            assert_eq!(names, outputs, "{name}");
+            if name.contains("gm") {
+                assert_eq!(cfg.resampling, "bilinear");
+                assert!(notes.iter().any(|n| n.key == "plugin_config.rgb_bands" && n.not_honoured), "{notes:?}");
+            }
+        }
+        // A class the mask band does not have is refused, naming the key and the choices.
+        let bad = format!(
+            "plugin: gm-ls\nplugin_config: {{bands: [nbart_red], mask_band: oa_fmask, cloud_filters: {{clouds: [[dilation, 5]]}}}}\n{}{common}inputs: [items.json]\nlocation: out\n",
+            product("p", "geomedian")
+        );
+        let e = crate::RunConfig::from_yaml(&bad, "bad.yaml").unwrap_err().to_string();
+        assert!(e.contains("cloud_filters") && e.contains("'clouds'") && e.contains("cloud, shadow"), "{e}");
+    }
+
+    #[test]
+    fn plugin_options_become_run_settings_or_notes() {
+        let mut doc = json!({"plugin": "gm-ls", "plugin_config": {
+            "resampling": "nearest", "work_chunks": [400, 400], "basis_band": "nbart_red", "group_by": "solar_day",
+            "rgb_bands": ["nbart_red"], "cloud_filters": {"cloud": [["dilation", 5]]}}});
+        let doc = doc.as_object_mut().unwrap();
+        let notes = translate(doc).unwrap();
+        assert_eq!(doc["resampling"], "nearest");
+        assert_eq!(
+            doc["plugin_config"],
+            json!({"cloud_filters": {"cloud": [["dilation", 5]]}}),
+            "the plugin's own options stay"
+        );
+        let keys: Vec<&str> = notes.iter().map(|n| n.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "plugin_config.group_by",
+                "plugin_config.work_chunks",
+                "plugin_config.basis_band",
+                "plugin_config.rgb_bands",
+                "plugin_config.resampling"
+            ]
+        );
+        assert_eq!(notes.iter().filter(|n| n.not_honoured).count(), 1);
+        let mut clash = json!({"resampling": "cubic", "plugin_config": {"resampling": "nearest"}});
+        let e = translate(clash.as_object_mut().unwrap()).unwrap_err().to_string();
+        assert!(e.contains("plugin_config.resampling"), "{e}");
+        let mut monthly = json!({"plugin_config": {"group_by": "time"}});
+        assert!(translate(monthly.as_object_mut().unwrap()).is_err());
     }
 }

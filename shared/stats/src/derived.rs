@@ -6,13 +6,14 @@
 //!   (`water`), p10/p50/p90 over clear, dry observations, plus a `qa` band.
 
 use crate::geomedian::Dims;
-use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
-use crate::morphology::MorphOp;
+use crate::masks::{observation_masks, CloudFilters, MaskKind, MaskRules, MaskSpec};
+use crate::morphology::{apply_all, MorphOp};
 use crate::percentile::percentiles_chunk;
 use crate::stack::Stack;
 use crate::statistic::{Encoding, InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use stratus_core::SampleType;
 
 const PS: [f64; 3] = [0.1, 0.5, 0.9];
@@ -41,6 +42,20 @@ pub struct TcwConfig {
     pub nodata: i64,
     #[serde(default)]
     pub harmonize_s2_offset: bool,
+    /// odc-stats' morphology chain per mask class (see `GmConfig::cloud_filters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_filters: Option<CloudFilters>,
+    /// A band whose 0 marks pixels an observation does not cover in every band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contiguity_band: Option<String>,
+    /// odc-stats' `coefficients`: index -> band -> coefficient (default: Crist's wet,
+    /// bright and green for the six bands in order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coefficients: Option<BTreeMap<String, BTreeMap<String, f32>>>,
+    /// odc-stats' `output_bands`: the indices to write, in order (default: every index
+    /// of `coefficients`, or wet, bright, green).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bands: Option<Vec<String>>,
 }
 
 impl TcwConfig {
@@ -55,6 +70,10 @@ impl TcwConfig {
             dtype: SampleType::Uint16,
             nodata: 0,
             harmonize_s2_offset: true,
+            cloud_filters: None,
+            contiguity_band: None,
+            coefficients: None,
+            output_bands: None,
         }
     }
 }
@@ -62,20 +81,73 @@ impl TcwConfig {
 pub struct TcwPercentiles {
     cfg: TcwConfig,
     enc: Encoding,
-    filters: Vec<MorphOp>,
+    mask: MaskRules,
+    /// Each index's name and its coefficient per band of `cfg.bands`.
+    indices: Vec<(String, Vec<f32>)>,
 }
 
 impl TcwPercentiles {
     pub fn new(cfg: TcwConfig) -> Result<Self, StatError> {
-        if cfg.bands.len() != 6 {
-            return Err(StatError::Config {
-                plugin: "tcw-percentiles".into(),
-                why: "bands: give exactly six (blue, green, red, nir, swir1, swir2)".into(),
-            });
-        }
-        let filters = parse_filters(&cfg.mask_filters)?;
+        let mut cfg = cfg;
+        // odc-stats lists its mask and contiguity bands among the bands it loads.
+        let not_reflectance = [Some(&cfg.mask_band), cfg.contiguity_band.as_ref()];
+        cfg.bands.retain(|b| !not_reflectance.contains(&Some(b)));
+        let bad = |why: String| Err(StatError::Config { plugin: "tcw-percentiles".into(), why });
+        let indices: Vec<(String, Vec<f32>)> = match &cfg.coefficients {
+            None => {
+                if cfg.bands.len() != 6 {
+                    return bad("bands: give exactly six (blue, green, red, nir, swir1, swir2), or coefficients".into());
+                }
+                [("wet", TC_WET), ("bright", TC_BRIGHT), ("green", TC_GREEN)]
+                    .map(|(n, c)| (n.to_string(), c.to_vec()))
+                    .into()
+            }
+            Some(coefs) => {
+                let mut v = Vec::new();
+                for (index, per_band) in coefs {
+                    let mut c = vec![0.0; cfg.bands.len()];
+                    for (band, coef) in per_band {
+                        let Some(i) = cfg.bands.iter().position(|b| b == band) else {
+                            return bad(format!(
+                                "coefficients.{index}: '{band}' is not one of the bands ({})",
+                                cfg.bands.join(", ")
+                            ));
+                        };
+                        c[i] = *coef;
+                    }
+                    v.push((index.clone(), c));
+                }
+                v
+            }
+        };
+        let indices = match &cfg.output_bands {
+            None => indices,
+            Some(names) => {
+                let mut v = Vec::new();
+                for n in names {
+                    match indices.iter().find(|i| &i.0 == n) {
+                        Some(i) => v.push(i.clone()),
+                        None => {
+                            let known: Vec<&str> = indices.iter().map(|i| i.0.as_str()).collect();
+                            return bad(format!(
+                                "output_bands: '{n}' has no coefficients; give one of {}",
+                                known.join(", ")
+                            ));
+                        }
+                    }
+                }
+                v
+            }
+        };
+        let mask = MaskRules::new(MaskSpec {
+            plugin: "tcw-percentiles",
+            kind: &cfg.mask,
+            mask_filters: &cfg.mask_filters,
+            cloud_filters: cfg.cloud_filters.as_ref(),
+            nodata_classes: None,
+        })?;
         let enc = Encoding::new("tcw-percentiles", cfg.dtype, cfg.nodata)?;
-        Ok(TcwPercentiles { cfg, enc, filters })
+        Ok(TcwPercentiles { cfg, enc, mask, indices })
     }
 }
 
@@ -94,11 +166,14 @@ impl Statistic for TcwPercentiles {
         let bands = InputBand::continuous(&self.cfg.bands, &self.enc, self.cfg.harmonize_s2_offset);
         let mut v = InputBand::in_units(bands, self.cfg.scale, self.cfg.offset);
         v.push(InputBand::mask(&self.cfg.mask_band, &self.cfg.mask));
+        if let Some(c) = &self.cfg.contiguity_band {
+            v.push(InputBand::contiguity(c));
+        }
         v
     }
     fn output_bands(&self) -> Vec<OutputBand> {
         let mut v = Vec::new();
-        for idx in ["wet", "bright", "green"] {
+        for (idx, _) in &self.indices {
             for p in PCT {
                 v.push(OutputBand {
                     name: format!("{idx}_pc_{p}"),
@@ -111,17 +186,17 @@ impl Statistic for TcwPercentiles {
         v
     }
     fn halo(&self) -> usize {
-        filters_reach(&self.filters)
+        self.mask.reach()
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
         let idx = stack.band_indices(&self.cfg.bands)?;
-        let masks = observation_masks(stack, &self.cfg.mask_band, &self.cfg.mask, &self.filters)?;
+        let masks = observation_masks(stack, &self.cfg.mask_band, &self.mask, self.cfg.contiguity_band.as_deref())?;
         let (h, w) = stack.shape_yx();
         let times = stack.times();
         let (scale, offset, enc) = (self.cfg.scale as f32, self.cfg.offset as f32, self.enc);
         let data = &stack.data;
         let mut out = Vec::new();
-        for coef in [TC_WET, TC_BRIGHT, TC_GREEN] {
+        for (_, coef) in &self.indices {
             // Index x 10 000 as int16, per clear observation with every band present.
             let r = percentiles_chunk(Dims { h, w, bands: 1, times }, &PS, 3, TC_NODATA, |y, x, _, vals| {
                 for t in 0..times {
@@ -147,19 +222,38 @@ impl Statistic for TcwPercentiles {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FcConfig {
-    /// Fractional cover bands (uint8 percent, nodata 255).
     pub bands: Vec<String>,
-    /// Water observation band (WOfS flags: 0 clear and dry, 128 clear and wet).
     pub water_band: String,
-    /// The bands' sample type.
     #[serde(default = "fc_dtype")]
     pub dtype: SampleType,
-    /// Nodata of the bands, a value of `dtype`.
     pub nodata: i64,
+    /// odc-stats' options: leave out observations whose unmixing error (`ue_band`) is
+    /// not below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ue_threshold: Option<i64>,
+    #[serde(default = "default_ue_band")]
+    pub ue_band: String,
+    /// Leave out observations whose bands sum to this or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sum_limit: Option<i64>,
+    /// Clamp each band's values into this range first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_range: Option<(i64, i64)>,
+    /// Add `count_valid`: the clear, dry observations used (int16).
+    #[serde(default)]
+    pub count_valid: bool,
+    /// Morphology per WOfS flag (`cloud`, `cloud_shadow`, `terrain_shadow`) before its
+    /// pixels are left out of both the dry and the wet observations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_filters: Option<CloudFilters>,
 }
 
 fn fc_dtype() -> SampleType {
     SampleType::Uint8
+}
+
+fn default_ue_band() -> String {
+    "ue".into()
 }
 
 impl Default for FcConfig {
@@ -169,29 +263,41 @@ impl Default for FcConfig {
             water_band: "water".into(),
             dtype: fc_dtype(),
             nodata: 255,
+            ue_threshold: None,
+            ue_band: default_ue_band(),
+            max_sum_limit: None,
+            clip_range: None,
+            count_valid: false,
+            cloud_filters: None,
         }
     }
 }
 
-/// `fc-percentiles`. `qa`: 0 no clear observation, 1 clear observations but fewer than
-/// three dry ones (mostly wet), 2 percentiles valid.
 pub struct FcPercentiles {
     cfg: FcConfig,
     enc: Encoding,
+    /// WOfS bit, filter chain.
+    filters: Vec<(u8, Vec<MorphOp>)>,
 }
 
 impl FcPercentiles {
     pub fn new(cfg: FcConfig) -> Result<Self, StatError> {
+        let bad = |why: String| Err(StatError::Config { plugin: "fc-percentiles".into(), why });
         if cfg.bands.is_empty() {
-            return Err(StatError::Config { plugin: "fc-percentiles".into(), why: "bands: give at least one".into() });
+            return bad("bands: give at least one".into());
         }
+        if let Some((lo, hi)) = cfg.clip_range {
+            if lo > hi {
+                return bad(format!("clip_range: [{lo}, {hi}] is empty: give [low, high]"));
+            }
+        }
+        let filters = crate::summaries::wofs_filters("fc-percentiles", cfg.cloud_filters.as_ref())?;
         let enc = Encoding::new("fc-percentiles", cfg.dtype, cfg.nodata)?;
-        Ok(FcPercentiles { cfg, enc })
+        Ok(FcPercentiles { cfg, enc, filters })
     }
 }
 
 impl Statistic for FcPercentiles {
-    /// An index per observation, then percentiles of it (see `Summary`).
     fn cost(&self) -> StatCost {
         StatCost { compute_ns_per_value: 8.0, working_memory_fraction: 0.5 }
     }
@@ -201,6 +307,9 @@ impl Statistic for FcPercentiles {
     fn input_bands(&self) -> Vec<InputBand> {
         let mut v = InputBand::continuous(&self.cfg.bands, &self.enc, false);
         v.push(InputBand::categorical(&self.cfg.water_band, 1));
+        if self.cfg.ue_threshold.is_some() {
+            v.extend(InputBand::continuous(std::slice::from_ref(&self.cfg.ue_band), &self.enc, false));
+        }
         v
     }
     fn output_bands(&self) -> Vec<OutputBand> {
@@ -216,22 +325,81 @@ impl Statistic for FcPercentiles {
             }
         }
         v.push(OutputBand { name: "qa".into(), dtype: PixelType::Uint8, nodata: None, categorical: true });
+        if self.cfg.count_valid {
+            v.push(OutputBand { name: "count_valid".into(), dtype: PixelType::Int16, nodata: None, categorical: true });
+        }
         v
     }
+    fn halo(&self) -> usize {
+        self.filters.iter().map(|(_, f)| crate::masks::filters_reach(f)).max().unwrap_or(0)
+    }
+    /// As odc-stats' fc-percentiles: an observation is dry and clear where its water flags
+    /// are 0 (high slope aside), outside the filtered cloud and shadow masks, below the
+    /// unmixing-error threshold and the sum limit; wet likewise with 128. Percentiles of
+    /// each band over its dry observations (at least 3); `qa` 2 where every band has them,
+    /// else 0 where the pixel was ever wet, else 1.
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
         let idx = stack.band_indices(&self.cfg.bands)?;
         let wb = stack
             .band_index(&self.cfg.water_band)
             .ok_or_else(|| StatError::MissingBand(self.cfg.water_band.clone()))?;
+        let ue = match self.cfg.ue_threshold {
+            Some(_) => Some(
+                stack.band_index(&self.cfg.ue_band).ok_or_else(|| StatError::MissingBand(self.cfg.ue_band.clone()))?,
+            ),
+            None => None,
+        };
         let (h, w) = stack.shape_yx();
         let times = stack.times();
         let data = &stack.data;
         let enc = self.enc;
-        let dry = |y: usize, x: usize, t: usize| {
-            data[[t, wb, y, x]] == 0 && idx.iter().all(|&b| data[[t, b, y, x]] != enc.code)
+        // Per observation: pixels left out by the filtered flags.
+        let flagged: Vec<Array2<bool>> = (0..times)
+            .map(|t| {
+                let plane = stack.plane(t, wb);
+                let mut out = Array2::from_elem((h, w), false);
+                for (bit, chain) in &self.filters {
+                    let m = apply_all(&plane.mapv(|v| v & (1 << bit) != 0), chain);
+                    ndarray::Zip::from(&mut out).and(&m).for_each(|o, &m| *o |= m);
+                }
+                out
+            })
+            .collect();
+        let clip = |v: i32| match self.cfg.clip_range {
+            Some((lo, hi)) => v.clamp(lo as i32, hi as i32),
+            None => v,
         };
+        let water = |y: usize, x: usize, t: usize| data[[t, wb, y, x]] & !(1 << 4);
+        let dry = |y: usize, x: usize, t: usize| {
+            if water(y, x, t) != 0 || flagged[t][[y, x]] {
+                return false;
+            }
+            if let (Some(u), Some(thr)) = (ue, self.cfg.ue_threshold) {
+                let v = data[[t, u, y, x]];
+                if v == enc.code || enc.value(v) as i64 >= thr {
+                    return false;
+                }
+            }
+            match self.cfg.max_sum_limit {
+                Some(limit) => {
+                    let sum: i64 = idx
+                        .iter()
+                        .map(|&b| data[[t, b, y, x]])
+                        .filter(|&v| v != enc.code)
+                        .map(|v| enc.value(v) as i64)
+                        .sum();
+                    sum < limit
+                }
+                None => true,
+            }
+        };
+        let wet = |y: usize, x: usize, t: usize| water(y, x, t) == 128 && !flagged[t][[y, x]];
         let r = percentiles_chunk(Dims { h, w, bands: idx.len(), times }, &PS, 3, enc.nodata, |y, x, b, vals| {
-            vals.extend((0..times).filter(|&t| dry(y, x, t)).map(|t| enc.value(data[[t, idx[b], y, x]])))
+            vals.extend(
+                (0..times)
+                    .filter(|&t| data[[t, idx[b], y, x]] != enc.code && dry(y, x, t))
+                    .map(|t| clip(enc.value(data[[t, idx[b], y, x]]))),
+            )
         });
         let mut out = Vec::new();
         for b in 0..idx.len() {
@@ -240,16 +408,19 @@ impl Statistic for FcPercentiles {
             }
         }
         out.push(OutputData::U8(Array2::from_shape_fn((h, w), |(y, x)| {
-            let clear = (0..times).filter(|&t| matches!(data[[t, wb, y, x]], 0 | 128)).count();
-            let dry_n = (0..times).filter(|&t| dry(y, x, t)).count();
-            if clear == 0 {
-                0
-            } else if dry_n < 3 {
-                1
-            } else {
-                2
+            let all_valid = (0..idx.len()).all(|b| (0..PS.len()).all(|q| r[[b, q, y, x]] != enc.nodata));
+            let ever_wet = (0..times).any(|t| wet(y, x, t));
+            match (all_valid, ever_wet) {
+                (true, _) => 2,
+                (false, true) => 0,
+                (false, false) => 1,
             }
         })));
+        if self.cfg.count_valid {
+            out.push(OutputData::I16(Array2::from_shape_fn((h, w), |(y, x)| {
+                (0..times).filter(|&t| dry(y, x, t)).count() as i16
+            })));
+        }
         Ok(out)
     }
 }
@@ -310,8 +481,9 @@ mod tests {
         // Pixel 0: dry clear pv = 10, 20, 30, 40 -> p50 index round(1.5) = 2 -> 30.
         assert_eq!(pv50[[0, 0]], 30);
         assert_eq!(qa[[0, 0]], 2);
-        // Pixel 1: only one dry observation: no percentiles, qa 1.
+        // Pixel 1: only one dry observation: no percentiles; it was wet: qa 0, as
+        // odc-stats' fc-percentiles (1 where it never was).
         assert_eq!(pv50[[0, 1]], 255);
-        assert_eq!(qa[[0, 1]], 1);
+        assert_eq!(qa[[0, 1]], 0);
     }
 }

@@ -3,12 +3,12 @@
 //! `bcmad` (unitless, float32) and `count` (uint16).
 
 use crate::geomedian::{geomedian_mads_chunk, Dims, GeomedianParams};
-use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
-use crate::morphology::MorphOp;
+use crate::masks::{observation_masks, CloudFilters, MaskKind, MaskRules, MaskSpec};
 use crate::stack::Stack;
 use crate::statistic::{Encoding, InputBand, OutputBand, OutputData, StatCost, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use stratus_core::SampleType;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,7 +35,40 @@ pub struct GmConfig {
     /// Remove Sentinel-2's +1000 offset of baseline 04.00 and later.
     #[serde(default)]
     pub harmonize_s2_offset: bool,
+    /// odc-stats' morphology chain per mask class, e.g. `{cloud: [[opening, 3],
+    /// [dilation, 6]], shadow: [[dilation, 6]]}`: each class cleaned on its own, then
+    /// OR-ed (instead of `mask_filters` over every cloud class at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_filters: Option<CloudFilters>,
+    /// odc-stats' mask classes that are no data (default: the mask band's nodata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodata_classes: Option<Vec<String>>,
+    /// A band whose 0 marks pixels an observation does not cover in every band (DEA's
+    /// `oa_nbart_contiguity`): those observations are left out there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contiguity_band: Option<String>,
+    /// Output names of `smad`, `emad`, `bcmad` and `count` (odc-stats' `aux_names`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_names: BTreeMap<String, String>,
+    /// Write the geomedian and EMAD as round(value x `scale`) in `dtype` (nodata 0)
+    /// rather than in the inputs' digital numbers (odc-stats' gm-ls-bitmask
+    /// `output_scale`, `output_dtype`: Landsat reflectance on Sentinel-2's scale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescale: Option<Rescale>,
+    /// Leave out observations with a band at or below zero reflectance (gm-ls-bitmask).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub positive_only: bool,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rescale {
+    pub scale: f64,
+    pub dtype: SampleType,
+}
+
+/// The MADs and count, in output order.
+const AUX: [&str; 4] = ["emad", "smad", "bcmad", "count"];
 
 fn default_eps() -> f32 {
     1e-4
@@ -58,6 +91,12 @@ impl GmConfig {
             eps: default_eps(),
             maxiters: default_maxiters(),
             harmonize_s2_offset: true,
+            cloud_filters: None,
+            nodata_classes: None,
+            contiguity_band: None,
+            aux_names: BTreeMap::new(),
+            rescale: None,
+            positive_only: false,
         }
     }
     pub fn landsat() -> Self {
@@ -73,6 +112,47 @@ impl GmConfig {
             eps: default_eps(),
             maxiters: default_maxiters(),
             harmonize_s2_offset: false,
+            cloud_filters: None,
+            nodata_classes: None,
+            contiguity_band: None,
+            aux_names: BTreeMap::new(),
+            rescale: None,
+            positive_only: false,
+        }
+    }
+    /// odc-stats' gm-generic: bands and mask band given by the run; the mask's kind
+    /// follows its name; MADs named as they are.
+    pub fn generic() -> Self {
+        GmConfig { bands: vec![], mask_band: String::new(), scale: 1e-4, offset: 0.0, ..GmConfig::landsat() }
+    }
+    /// odc-stats' gm-ls-bitmask: USGS Collection 2 surface reflectance (x 0.0000275 -
+    /// 0.2) with QA_PIXEL; the registry fills in its mask and output scale.
+    pub fn ls_bitmask() -> Self {
+        GmConfig {
+            bands: ["red", "green", "blue", "nir", "swir_1", "swir_2"].map(String::from).to_vec(),
+            mask_band: "QA_PIXEL".into(),
+            ..GmConfig::landsat()
+        }
+    }
+    /// odc-stats' gm-ls: DEA's Collection 3 ARD (int16 surface reflectance x 10 000 with
+    /// nodata -999, fmask classes, `nbart_contiguity`), its MADs named sdev, edev, bcdev.
+    pub fn dea_ard() -> Self {
+        GmConfig {
+            bands: ["nbart_red", "nbart_green", "nbart_blue", "nbart_nir", "nbart_swir_1", "nbart_swir_2"]
+                .map(String::from)
+                .to_vec(),
+            mask_band: "fmask".into(),
+            mask: MaskKind::fmask(),
+            scale: 1e-4,
+            offset: 0.0,
+            dtype: SampleType::Int16,
+            nodata: -999,
+            nodata_classes: Some(vec!["nodata".into()]),
+            contiguity_band: Some("nbart_contiguity".into()),
+            aux_names: [("smad", "sdev"), ("emad", "edev"), ("bcmad", "bcdev")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            ..GmConfig::landsat()
         }
     }
 }
@@ -81,7 +161,9 @@ pub struct Gm {
     name: String,
     cfg: GmConfig,
     enc: Encoding,
-    filters: Vec<MorphOp>,
+    /// The encoding of the geomedian and EMAD where they are rescaled.
+    out: Option<Encoding>,
+    mask: MaskRules,
 }
 
 impl Gm {
@@ -90,15 +172,40 @@ impl Gm {
         if cfg.bands.is_empty() || cfg.bands.len() > 64 {
             return bad("bands: give 1 to 64 bands");
         }
+        if cfg.mask_band.is_empty() {
+            return bad("mask_band: name the band that classifies clouds (SCL, fmask, QA_PIXEL, ...)");
+        }
         if cfg.scale.is_nan() || cfg.scale <= 0.0 {
             return bad("scale must be positive");
         }
         if cfg.maxiters == 0 || cfg.eps.is_nan() || cfg.eps <= 0.0 {
             return bad("eps must be positive and maxiters at least 1");
         }
-        let filters = parse_filters(&cfg.mask_filters)?;
+        if let Some(k) = cfg.aux_names.keys().find(|k| !AUX.contains(&k.as_str())) {
+            return bad(&format!("aux_names: '{k}' is not one of smad, emad, bcmad, count"));
+        }
+        let mut cfg = cfg;
+        // odc-stats lists the contiguity band among the bands it loads; it is no output.
+        if let Some(c) = &cfg.contiguity_band {
+            cfg.bands.retain(|b| b != c);
+        }
+        let mask = MaskRules::new(MaskSpec {
+            plugin: name,
+            kind: &cfg.mask,
+            mask_filters: &cfg.mask_filters,
+            cloud_filters: cfg.cloud_filters.as_ref(),
+            nodata_classes: cfg.nodata_classes.as_deref(),
+        })?;
         let enc = Encoding::new(name, cfg.dtype, cfg.nodata)?;
-        Ok(Gm { name: name.into(), cfg, enc, filters })
+        let out = match cfg.rescale {
+            Some(r) if r.scale.is_nan() || r.scale <= 0.0 => return bad("output_scale must be positive"),
+            Some(r) => Some(Encoding::new(name, r.dtype, 0)?),
+            None => None,
+        };
+        Ok(Gm { name: name.into(), cfg, enc, out, mask })
+    }
+    fn aux_name(&self, aux: &str) -> String {
+        self.cfg.aux_names.get(aux).cloned().unwrap_or_else(|| aux.to_string())
     }
 }
 
@@ -124,6 +231,9 @@ impl Statistic for Gm {
         let bands = InputBand::continuous(&self.cfg.bands, &self.enc, self.cfg.harmonize_s2_offset);
         let mut v = InputBand::in_units(bands, self.cfg.scale, self.cfg.offset);
         v.push(InputBand::mask(&self.cfg.mask_band, &self.cfg.mask));
+        if let Some(c) = &self.cfg.contiguity_band {
+            v.push(InputBand::contiguity(c));
+        }
         v
     }
     fn output_bands(&self) -> Vec<OutputBand> {
@@ -133,23 +243,32 @@ impl Statistic for Gm {
             .iter()
             .map(|b| OutputBand {
                 name: b.clone(),
-                dtype: self.enc.output_type(),
-                nodata: Some(self.cfg.nodata as f64),
+                dtype: self.out.unwrap_or(self.enc).output_type(),
+                nodata: Some(self.out.map_or(self.cfg.nodata, |o| o.nodata as i64) as f64),
                 categorical: false,
             })
             .collect();
-        for m in ["emad", "smad", "bcmad"] {
-            v.push(OutputBand::float32(m));
+        match self.out {
+            Some(o) => v.push(OutputBand {
+                name: self.aux_name("emad"),
+                dtype: o.output_type(),
+                nodata: Some(o.nodata as f64),
+                categorical: false,
+            }),
+            None => v.push(OutputBand::float32(&self.aux_name("emad"))),
         }
-        v.push(OutputBand::count("count"));
+        for m in ["smad", "bcmad"] {
+            v.push(OutputBand::float32(&self.aux_name(m)));
+        }
+        v.push(OutputBand::count(&self.aux_name("count")));
         v
     }
     fn halo(&self) -> usize {
-        filters_reach(&self.filters)
+        self.mask.reach()
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
         let idx = stack.band_indices(&self.cfg.bands)?;
-        let masks = observation_masks(stack, &self.cfg.mask_band, &self.cfg.mask, &self.filters)?;
+        let masks = observation_masks(stack, &self.cfg.mask_band, &self.mask, self.cfg.contiguity_band.as_deref())?;
         let (h, w) = stack.shape_yx();
         let (scale, offset, enc) = (self.cfg.scale as f32, self.cfg.offset as f32, self.enc);
         let nodata = enc.code;
@@ -159,13 +278,17 @@ impl Statistic for Gm {
         let (plane, nb) = (h * w, stack.bands.len());
         let at = |t: usize, b: usize, p: usize| data[(t * nb + b) * plane + p];
         let clear: Vec<&[bool]> = masks.iter().map(|m| m.clear.as_slice().expect("a mask is contiguous")).collect();
+        // gm-ls-bitmask: every band above zero reflectance (stored value > -offset / scale).
+        let floor = if self.cfg.positive_only { (-self.cfg.offset / self.cfg.scale) as i32 } else { i32::MIN };
         let r = geomedian_mads_chunk(
             Dims { h, w, bands: idx.len(), times },
             |y, x, out, kept| {
                 let p = y * w + x;
                 // Valid observations: clear, and every band present; copied band-major.
                 kept.clear();
-                kept.extend((0..times).filter(|&t| clear[t][p] && idx.iter().all(|&b| at(t, b, p) != nodata)));
+                kept.extend((0..times).filter(|&t| {
+                    clear[t][p] && idx.iter().all(|&b| at(t, b, p) != nodata && enc.value(at(t, b, p)) > floor)
+                }));
                 let n = kept.len();
                 for (k, &b) in idx.iter().enumerate() {
                     for (i, &t) in kept.iter().enumerate() {
@@ -176,19 +299,20 @@ impl Statistic for Gm {
             },
             GeomedianParams { eps: self.cfg.eps, maxiters: self.cfg.maxiters, mads: true },
         );
+        // Stored as the inputs' digital numbers, or rescaled.
+        let (oenc, oscale, ooffset) = match (self.out, self.cfg.rescale) {
+            (Some(o), Some(r)) => (o, 1.0 / r.scale, 0.0),
+            _ => (enc, self.cfg.scale, self.cfg.offset),
+        };
+        let stored = |v: f32| if v.is_nan() { oenc.nodata } else { to_dn(v, oscale, ooffset, &oenc) };
         let mut out: Vec<OutputData> = (0..idx.len())
-            .map(|b| {
-                enc.output(Array2::from_shape_fn((h, w), |(y, x)| {
-                    let v = r.gm[[b, y, x]];
-                    if v.is_nan() {
-                        enc.nodata
-                    } else {
-                        to_dn(v, self.cfg.scale, self.cfg.offset, &enc)
-                    }
-                }))
-            })
+            .map(|b| oenc.output(Array2::from_shape_fn((h, w), |(y, x)| stored(r.gm[[b, y, x]]))))
             .collect();
-        out.push(OutputData::F32(r.emad.mapv(|v| (v as f64 / self.cfg.scale) as f32)));
+        out.push(match self.out {
+            // A spread: scaled, not offset.
+            Some(o) => o.output(r.emad.mapv(|v| if v.is_nan() { o.nodata } else { to_dn(v, oscale, 0.0, &o) })),
+            None => OutputData::F32(r.emad.mapv(|v| (v as f64 / self.cfg.scale) as f32)),
+        });
         out.push(OutputData::F32(r.smad));
         out.push(OutputData::F32(r.bcmad));
         out.push(OutputData::U16(r.count));

@@ -1,27 +1,38 @@
-//! `pq` (Sentinel-2 SCL) and `pq-ls` (Landsat QA_PIXEL): clear-pixel counts. Outputs
-//! `total` (valid observations), `clear` (valid and not cloud) and one `clear_R1_R2` per
-//! mask filter: the cloud mask opened by a disk of radius R1, then dilated by R2.
+//! `pq` (Sentinel-2 SCL), `pq-ls` and `pq-ls-bitmask` (Landsat QA_PIXEL): clear-pixel
+//! counts. Outputs `total` (valid observations), `clear` (valid and not cloud) and one
+//! band per mask filter: `clear_R1_R2` for the cloud mask opened by a disk of radius R1,
+//! then dilated by R2, or, with odc-stats' named filters (`{clear_10_2_2: [[closing,
+//! 10], [opening, 2], [dilation, 2]]}`), the filter's name.
 
-use crate::masks::{MaskKind, MaskKind as K};
+use crate::masks::{parse_filters, MaskKind, MaskKind as K};
 use crate::morphology::{apply_all, MorphOp};
 use crate::stack::Stack;
 use crate::statistic::{InputBand, OutputBand, OutputData, PixelType, StatError, Statistic};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PqConfig {
-    /// (opening radius, dilation radius) pairs; odc-stats' default.
+    /// (opening radius, dilation radius) pairs (odc-stats' default), or odc-stats' named
+    /// chains.
     #[serde(default = "default_filters")]
-    pub filters: Vec<(usize, usize)>,
+    pub filters: PqFilters,
     /// The band holding the cloud classification.
     pub band: String,
     pub mask: MaskKind,
 }
 
-fn default_filters() -> Vec<(usize, usize)> {
-    vec![(2, 5), (0, 5)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PqFilters {
+    Radii(Vec<(usize, usize)>),
+    Named(BTreeMap<String, Vec<(String, usize)>>),
+}
+
+fn default_filters() -> PqFilters {
+    PqFilters::Radii(vec![(2, 5), (0, 5)])
 }
 
 impl PqConfig {
@@ -36,20 +47,41 @@ impl PqConfig {
 pub struct Pq {
     name: String,
     cfg: PqConfig,
+    /// Output name and chain of each filter.
+    filters: Vec<(String, Vec<MorphOp>)>,
 }
 
 impl Pq {
     pub fn new(name: &str, cfg: PqConfig) -> Result<Pq, StatError> {
-        if cfg.filters.iter().any(|&(a, b)| a > 50 || b > 50) {
-            return Err(StatError::Config {
-                plugin: name.into(),
-                why: "filter radii above 50 pixels are not supported".into(),
-            });
-        }
-        Ok(Pq { name: name.into(), cfg })
-    }
-    fn ops(&self, f: (usize, usize)) -> [MorphOp; 2] {
-        [MorphOp::Opening(f.0), MorphOp::Dilation(f.1)]
+        let filters = match &cfg.filters {
+            PqFilters::Radii(r) => {
+                if r.iter().any(|&(a, b)| a > 50 || b > 50) {
+                    return Err(StatError::Config {
+                        plugin: name.into(),
+                        why: "filter radii above 50 pixels are not supported".into(),
+                    });
+                }
+                r.iter()
+                    .map(|&(a, b)| (format!("clear_{a}_{b}"), vec![MorphOp::Opening(a), MorphOp::Dilation(b)]))
+                    .collect()
+            }
+            PqFilters::Named(named) => {
+                let mut v = Vec::new();
+                for (band, chain) in named {
+                    if ["total", "clear"].contains(&band.as_str()) {
+                        return Err(StatError::Config {
+                            plugin: name.into(),
+                            why: format!(
+                                "filters: '{band}' is an output of its own: name the filter otherwise (clear_2_5, ...)"
+                            ),
+                        });
+                    }
+                    v.push((band.clone(), parse_filters(chain)?));
+                }
+                v
+            }
+        };
+        Ok(Pq { name: name.into(), cfg, filters })
     }
 }
 
@@ -63,18 +95,18 @@ impl Statistic for Pq {
     fn output_bands(&self) -> Vec<OutputBand> {
         let band = |name: String| OutputBand { name, dtype: PixelType::Uint16, nodata: None, categorical: true };
         let mut v = vec![band("total".into()), band("clear".into())];
-        v.extend(self.cfg.filters.iter().map(|(a, b)| band(format!("clear_{a}_{b}"))));
+        v.extend(self.filters.iter().map(|(name, _)| band(name.clone())));
         v
     }
     fn halo(&self) -> usize {
-        self.cfg.filters.iter().map(|&f| self.ops(f).iter().map(MorphOp::reach).sum::<usize>()).max().unwrap_or(0)
+        self.filters.iter().map(|(_, f)| f.iter().map(MorphOp::reach).sum::<usize>()).max().unwrap_or(0)
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
         let b = stack.band_index(&self.cfg.band).ok_or_else(|| StatError::MissingBand(self.cfg.band.clone()))?;
         let (h, w) = stack.shape_yx();
         let mut total = Array2::<u16>::zeros((h, w));
         let mut clear = Array2::<u16>::zeros((h, w));
-        let mut filtered = vec![Array2::<u16>::zeros((h, w)); self.cfg.filters.len()];
+        let mut filtered = vec![Array2::<u16>::zeros((h, w)); self.filters.len()];
         let k = &self.cfg.mask;
         for t in 0..stack.times() {
             let plane = stack.plane(t, b);
@@ -82,8 +114,8 @@ impl Statistic for Pq {
             let cloud = plane.mapv(|v| k.is_cloud(v));
             ndarray::Zip::from(&mut total).and(&valid).for_each(|c, &v| *c += v as u16);
             ndarray::Zip::from(&mut clear).and(&valid).and(&cloud).for_each(|c, &v, &k| *c += (v && !k) as u16);
-            for (i, f) in self.cfg.filters.iter().enumerate() {
-                let m = apply_all(&cloud, &self.ops(*f));
+            for (i, (_, f)) in self.filters.iter().enumerate() {
+                let m = apply_all(&cloud, f);
                 ndarray::Zip::from(&mut filtered[i]).and(&valid).and(&m).for_each(|c, &v, &k| *c += (v && !k) as u16);
             }
         }
@@ -107,7 +139,7 @@ mod tests {
         s.data[[1, 0, 10, 10]] = s2_scl::CLOUD_HIGH;
         s.data.slice_mut(ndarray::s![1, 0, 0, ..]).fill(s2_scl::NO_DATA);
         s.data.slice_mut(ndarray::s![2, 0, 5..12, 5..12]).fill(s2_scl::CLOUD_MEDIUM);
-        let pq = Pq::new("pq", PqConfig { filters: vec![(1, 0), (0, 1)], ..PqConfig::s2() }).unwrap();
+        let pq = Pq::new("pq", PqConfig { filters: PqFilters::Radii(vec![(1, 0), (0, 1)]), ..PqConfig::s2() }).unwrap();
         assert_eq!(pq.halo(), 2);
         let out = pq.reduce(&s).unwrap();
         let names: Vec<String> = pq.output_bands().into_iter().map(|b| b.name).collect();
@@ -139,10 +171,25 @@ mod tests {
         s.data[[1, 0, 0, 1]] = 1;
         s.data[[0, 0, 0, 2]] = 1 << 4;
         s.data[[1, 0, 0, 2]] = 1 << 6 | 1 << 7;
-        let pq = Pq::new("pq-ls", PqConfig { filters: vec![], ..PqConfig::landsat() }).unwrap();
+        let pq = Pq::new("pq-ls", PqConfig { filters: PqFilters::Radii(vec![]), ..PqConfig::landsat() }).unwrap();
         let out = pq.reduce(&s).unwrap();
         let (OutputData::U16(total), OutputData::U16(clear)) = (&out[0], &out[1]) else { panic!() };
         assert_eq!(total.iter().copied().collect::<Vec<_>>(), vec![2, 1, 2]);
         assert_eq!(clear.iter().copied().collect::<Vec<_>>(), vec![2, 0, 1]);
+    }
+
+    #[test]
+    fn named_filters_as_odc_stats_gives_them() {
+        let cfg: PqConfig = serde_json::from_value(serde_json::json!({
+            "band": "SCL", "mask": {"type": "s2-scl"},
+            "filters": {"clear_2_5": [["opening", 2], ["dilation", 5]], "clear_10_2_2": [["closing", 10], ["opening", 2], ["dilation", 2]]}
+        }))
+        .unwrap();
+        let pq = Pq::new("pq", cfg).unwrap();
+        let names: Vec<String> = pq.output_bands().into_iter().map(|b| b.name).collect();
+        assert_eq!(names, ["total", "clear", "clear_10_2_2", "clear_2_5"]);
+        assert_eq!(pq.halo(), 26);
+        let clash = PqConfig { filters: PqFilters::Named([("clear".to_string(), vec![])].into()), ..PqConfig::s2() };
+        assert!(Pq::new("pq", clash).is_err());
     }
 }

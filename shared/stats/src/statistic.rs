@@ -100,6 +100,10 @@ impl InputBand {
     pub fn mask(name: &str, kind: &crate::masks::MaskKind) -> InputBand {
         InputBand::categorical(name, kind.nodata())
     }
+    /// DEA's contiguity band (uint8: 1 every band present, 0 not, 255 no data).
+    pub fn contiguity(name: &str) -> InputBand {
+        InputBand::categorical(name, 255)
+    }
     /// An unsigned categorical band (classes, bit flags) with nodata `nodata`.
     pub fn categorical(name: &str, nodata: u16) -> InputBand {
         InputBand {

@@ -3,8 +3,8 @@
 //! mean is float32.
 
 use crate::geomedian::Dims;
-use crate::masks::{filters_reach, observation_masks, parse_filters, MaskKind};
-use crate::morphology::MorphOp;
+use crate::masks::{filters_reach, observation_masks, parse_filters, CloudFilters, MaskKind, MaskRules, MaskSpec};
+use crate::morphology::{apply_all, MorphOp};
 use crate::percentile::{mean_chunk, percentiles_chunk, percentiles_chunk_f32};
 use crate::stack::Stack;
 use crate::statistic::{Encoding, InputBand, OutputBand, OutputData, PixelType, StatCost, StatError, Statistic};
@@ -35,6 +35,9 @@ pub struct SummaryConfig {
     pub mask: Option<MaskKind>,
     #[serde(default)]
     pub mask_filters: Vec<(String, usize)>,
+    /// odc-stats' morphology chain per mask class (see `GmConfig::cloud_filters`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_filters: Option<CloudFilters>,
 }
 
 fn default_percentiles() -> Vec<u32> {
@@ -54,7 +57,7 @@ pub struct Summary {
     cfg: SummaryConfig,
     /// None for float32 and int32 bands (held as float32 values, NaN where missing).
     enc: Option<Encoding>,
-    filters: Vec<MorphOp>,
+    mask: Option<MaskRules>,
 }
 
 impl Summary {
@@ -69,12 +72,24 @@ impl Summary {
         if cfg.mask_band.is_some() != cfg.mask.is_some() {
             return bad("give both mask_band and mask, or neither");
         }
-        let filters = parse_filters(&cfg.mask_filters)?;
+        let mask = match &cfg.mask {
+            Some(kind) => Some(MaskRules::new(MaskSpec {
+                plugin: name,
+                kind,
+                mask_filters: &cfg.mask_filters,
+                cloud_filters: cfg.cloud_filters.as_ref(),
+                nodata_classes: None,
+            })?),
+            None if cfg.cloud_filters.is_some() || !cfg.mask_filters.is_empty() => {
+                return bad("mask filters need a mask: give mask_band and mask")
+            }
+            None => None,
+        };
         let enc = match cfg.dtype {
             t if t.held_as_float() => None,
             dtype => Some(Encoding::new(name, dtype, cfg.nodata)?),
         };
-        Ok(Summary { name: name.into(), kind, cfg, enc, filters })
+        Ok(Summary { name: name.into(), kind, cfg, enc, mask })
     }
     fn ps(&self) -> Vec<f64> {
         match self.kind {
@@ -129,12 +144,12 @@ impl Statistic for Summary {
         v
     }
     fn halo(&self) -> usize {
-        filters_reach(&self.filters)
+        self.mask.as_ref().map_or(0, MaskRules::reach)
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
         let idx = stack.band_indices(&self.cfg.bands)?;
-        let masks = match (&self.cfg.mask_band, &self.cfg.mask) {
-            (Some(b), Some(k)) => Some(observation_masks(stack, b, k, &self.filters)?),
+        let masks = match (&self.cfg.mask_band, &self.mask) {
+            (Some(b), Some(rules)) => Some(observation_masks(stack, b, rules, None)?),
             _ => None,
         };
         let (h, w) = stack.shape_yx();
@@ -209,10 +224,15 @@ impl Statistic for Summary {
 }
 
 /// `wofs-summary`: from a water-observation band (WOfS bit flags: 128 = wet, 0 = dry,
-/// anything else = not a clear observation), `count_wet`, `count_clear` and
-/// `frequency` = wet / clear.
+/// bit 0 = no data, any other bit = not a clear observation), `count_wet`, `count_clear`
+/// and `frequency` = wet / clear; the counts are nodata (-999) where no observation had
+/// data. As odc-stats' wofs-summary, `cloud_filters` (for the `cloud`, `cloud_shadow`
+/// and `terrain_shadow` bits) grows or cleans those bits' masks before they are
+/// excluded.
 pub struct WofsSummary {
     band: String,
+    /// Bit, filter chain.
+    filters: Vec<(u8, Vec<MorphOp>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,17 +240,45 @@ pub struct WofsSummary {
 pub struct WofsConfig {
     #[serde(default = "default_water")]
     pub band: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_filters: Option<CloudFilters>,
 }
 
 fn default_water() -> String {
     "water".into()
 }
 
+/// The WOfS bits odc-stats' `cloud_filters` can name.
+const WOFS_BAD_BITS: [(&str, u8); 3] = [("cloud", 6), ("cloud_shadow", 5), ("terrain_shadow", 3)];
+
+/// odc-stats' `cloud_filters` on WOfS flags: (bit, chain) per named flag.
+pub(crate) fn wofs_filters(
+    plugin: &str,
+    cloud_filters: Option<&CloudFilters>,
+) -> Result<Vec<(u8, Vec<MorphOp>)>, StatError> {
+    let mut filters = Vec::new();
+    for (name, chain) in cloud_filters.into_iter().flatten() {
+        let bit = WOFS_BAD_BITS.iter().find(|b| b.0 == name).ok_or_else(|| StatError::Config {
+            plugin: plugin.into(),
+            why: format!(
+                "cloud_filters: the water band has no flag '{name}' to filter; use {}",
+                WOFS_BAD_BITS.map(|b| b.0).join(", ")
+            ),
+        })?;
+        filters.push((bit.1, parse_filters(chain)?));
+    }
+    Ok(filters)
+}
+
 impl WofsSummary {
-    pub fn new(cfg: WofsConfig) -> Self {
-        WofsSummary { band: cfg.band }
+    pub fn new(cfg: WofsConfig) -> Result<Self, StatError> {
+        let filters = wofs_filters("wofs-summary", cfg.cloud_filters.as_ref())?;
+        Ok(WofsSummary { band: cfg.band, filters })
     }
 }
+
+/// Nodata of wofs-summary's counts.
+const WOFS_COUNT_NODATA: i16 = -999;
 
 impl Statistic for WofsSummary {
     fn name(&self) -> &str {
@@ -241,9 +289,10 @@ impl Statistic for WofsSummary {
         vec![InputBand::categorical(&self.band, 1)]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
+        let nodata = Some(WOFS_COUNT_NODATA as f64);
         vec![
-            OutputBand { name: "count_wet".into(), dtype: PixelType::Int16, nodata: Some(-999.0), categorical: true },
-            OutputBand { name: "count_clear".into(), dtype: PixelType::Int16, nodata: Some(-999.0), categorical: true },
+            OutputBand { name: "count_wet".into(), dtype: PixelType::Int16, nodata, categorical: true },
+            OutputBand { name: "count_clear".into(), dtype: PixelType::Int16, nodata, categorical: true },
             OutputBand {
                 name: "frequency".into(),
                 dtype: PixelType::Float32,
@@ -252,32 +301,116 @@ impl Statistic for WofsSummary {
             },
         ]
     }
+    fn halo(&self) -> usize {
+        self.filters.iter().map(|(_, f)| filters_reach(f)).max().unwrap_or(0)
+    }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
         let b = stack.band_index(&self.band).ok_or_else(|| StatError::MissingBand(self.band.clone()))?;
         let (h, w) = stack.shape_yx();
         let mut wet = Array2::<i16>::zeros((h, w));
         let mut clear = Array2::<i16>::zeros((h, w));
+        let mut some = Array2::<i16>::zeros((h, w));
         for t in 0..stack.times() {
-            ndarray::Zip::from(&mut wet).and(&mut clear).and(stack.plane(t, b)).for_each(|we, c, &v| {
-                if v == 128 {
-                    *we += 1;
-                    *c += 1;
-                } else if v == 0 {
-                    *c += 1;
-                }
-            });
-        }
-        let freq =
-            ndarray::Zip::from(&wet).and(&clear).map_collect(
-                |&we, &c| {
-                    if c > 0 {
-                        we as f32 / c as f32
-                    } else {
-                        f32::NAN
+            let plane = stack.plane(t, b);
+            // Data, with a flag other than water set.
+            let mut bad = plane.mapv(|v| v & 1 == 0 && v & !128 != 0);
+            for (bit, chain) in &self.filters {
+                let m = apply_all(&plane.mapv(|v| v & (1 << bit) != 0), chain);
+                ndarray::Zip::from(&mut bad).and(&m).for_each(|b, &m| *b |= m);
+            }
+            ndarray::Zip::from(&mut wet).and(&mut clear).and(&mut some).and(plane).and(&bad).for_each(
+                |we, c, s, &v, &bad| {
+                    if bad {
+                        *s += 1;
+                    } else if v == 128 || v == 0 {
+                        *we += (v == 128) as i16;
+                        *c += 1;
+                        *s += 1;
                     }
                 },
             );
+        }
+        let freq =
+            ndarray::Zip::from(&wet)
+                .and(&clear)
+                .map_collect(|&we, &c| if c > 0 { we as f32 / c as f32 } else { f32::NAN });
+        for (count, &s) in [&mut wet, &mut clear].into_iter().flat_map(|a| a.iter_mut().zip(some.iter())) {
+            if s == 0 {
+                *count = WOFS_COUNT_NODATA;
+            }
+        }
         Ok(vec![OutputData::I16(wet), OutputData::I16(clear), OutputData::F32(freq)])
+    }
+}
+
+/// `wofs-summary-fh`: a summary of water observations over many periods from existing
+/// summaries (`count_wet`, `count_clear`, int16, nodata -999; annual summaries into an
+/// all-time one, as odc-stats' plugin of that name): the counts summed where observed,
+/// nodata where no period observed the pixel; `frequency` = wet / clear.
+pub struct WofsFullHistory;
+
+impl WofsFullHistory {
+    fn count_band(name: &str) -> InputBand {
+        InputBand {
+            name: name.into(),
+            categorical: true,
+            dtype: SampleType::Int16,
+            nodata: SampleType::Int16.code(WOFS_COUNT_NODATA as f64).expect("-999 is an int16"),
+            units: None,
+            harmonize_s2_offset: false,
+        }
+    }
+}
+
+impl Statistic for WofsFullHistory {
+    fn name(&self) -> &str {
+        "wofs-summary-fh"
+    }
+    fn input_bands(&self) -> Vec<InputBand> {
+        vec![Self::count_band("count_wet"), Self::count_band("count_clear")]
+    }
+    fn output_bands(&self) -> Vec<OutputBand> {
+        WofsSummary { band: String::new(), filters: vec![] }.output_bands()
+    }
+    fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
+        let [w, c] = ["count_wet", "count_clear"]
+            .map(|b| stack.band_index(b).ok_or_else(|| StatError::MissingBand(b.to_string())));
+        let (w, c) = (w?, c?);
+        let (h, wd) = stack.shape_yx();
+        let nodata = Self::count_band("count_wet").nodata;
+        let value = |code: u16| SampleType::Int16.value(code);
+        let (mut wet, mut clear) = (Array2::<i32>::zeros((h, wd)), Array2::<i32>::zeros((h, wd)));
+        let mut seen = Array2::from_elem((h, wd), false);
+        for t in 0..stack.times() {
+            ndarray::Zip::from(&mut wet)
+                .and(&mut clear)
+                .and(&mut seen)
+                .and(stack.plane(t, w))
+                .and(stack.plane(t, c))
+                .for_each(|we, cl, s, &wv, &cv| {
+                    if cv != nodata {
+                        *cl += value(cv);
+                        *s = true;
+                    }
+                    if wv != nodata {
+                        *we += value(wv);
+                    }
+                });
+        }
+        let freq =
+            ndarray::Zip::from(&wet)
+                .and(&clear)
+                .map_collect(|&we, &c| if c != 0 { we as f32 / c as f32 } else { f32::NAN });
+        let count = |a: &Array2<i32>| {
+            ndarray::Zip::from(a).and(&seen).map_collect(|&v, &s| {
+                if s {
+                    v.clamp(-998, i16::MAX as i32) as i16
+                } else {
+                    WOFS_COUNT_NODATA
+                }
+            })
+        };
+        Ok(vec![OutputData::I16(count(&wet)), OutputData::I16(count(&clear)), OutputData::F32(freq)])
     }
 }
 
@@ -302,6 +435,7 @@ mod tests {
             mask_band: Some("SCL".into()),
             mask: Some(MaskKind::s2()),
             mask_filters: vec![],
+            cloud_filters: None,
         };
         let p = Summary::new("percentiles", SummaryKind::Percentiles, cfg.clone()).unwrap();
         let out = p.reduce(&s).unwrap();
@@ -333,6 +467,7 @@ mod tests {
             mask_band: None,
             mask: None,
             mask_filters: vec![],
+            cloud_filters: None,
         };
         let p = Summary::new("percentiles", SummaryKind::Percentiles, cfg.clone()).unwrap();
         assert!(p.output_bands().iter().take(3).all(|b| b.dtype == PixelType::Int16 && b.nodata == Some(-999.0)));
@@ -387,6 +522,7 @@ mod tests {
             mask_band: None,
             mask: None,
             mask_filters: vec![],
+            cloud_filters: None,
         };
         let p = Summary::new("percentiles", SummaryKind::Percentiles, cfg.clone()).unwrap();
         assert!(p.input_bands()[0].dtype == SampleType::Float32);
@@ -406,16 +542,33 @@ mod tests {
 
     #[test]
     fn wofs_frequency() {
-        let mut s = Stack::new(vec!["water".into()], vec![1], 4, 1, 2);
+        let mut s = Stack::new(vec!["water".into()], vec![1], 4, 1, 3);
         for (t, v) in [128u16, 0, 128, 2].into_iter().enumerate() {
             s.data[[t, 0, 0, 0]] = v;
             s.data[[t, 0, 0, 1]] = 2;
         }
-        let out = WofsSummary::new(WofsConfig { band: "water".into() }).reduce(&s).unwrap();
+        let cfg = WofsConfig { band: "water".into(), cloud_filters: None };
+        let out = WofsSummary::new(cfg.clone()).unwrap().reduce(&s).unwrap();
         let (OutputData::I16(wet), OutputData::I16(clear), OutputData::F32(f)) = (&out[0], &out[1], &out[2]) else {
             panic!()
         };
         assert_eq!((wet[[0, 0]], clear[[0, 0]]), (2, 3));
         assert!((f[[0, 0]] - 2.0 / 3.0).abs() < 1e-6 && f[[0, 1]].is_nan());
+        assert_eq!((wet[[0, 1]], clear[[0, 1]]), (0, 0), "observed, never clear");
+        assert_eq!((wet[[0, 2]], clear[[0, 2]]), (-999, -999), "never observed: nodata, as odc-stats writes it");
+
+        // A cloud (bit 6) next to a wet pixel, dilated by 1 as odc-stats' cloud_filters say.
+        let mut s = Stack::new(vec!["water".into()], vec![1], 1, 1, 3);
+        s.data[[0, 0, 0, 0]] = 1 << 6;
+        s.data[[0, 0, 0, 1]] = 128;
+        s.data[[0, 0, 0, 2]] = 128;
+        let filters: CloudFilters = [("cloud".to_string(), vec![("dilation".to_string(), 1)])].into();
+        let w = WofsSummary::new(WofsConfig { cloud_filters: Some(filters), ..cfg }).unwrap();
+        assert_eq!(w.halo(), 1);
+        let OutputData::I16(wet) = &w.reduce(&s).unwrap()[0] else { panic!() };
+        assert_eq!(wet.iter().copied().collect::<Vec<_>>(), [0, 0, 1]);
+        let bad: CloudFilters = [("clouds".to_string(), vec![])].into();
+        let e = WofsSummary::new(WofsConfig { band: "water".into(), cloud_filters: Some(bad) }).err().unwrap();
+        assert!(e.to_string().contains("cloud_shadow"), "{e}");
     }
 }
