@@ -124,6 +124,30 @@ fn pixel_quality_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1sum
         &format!("location: '{}'\n", out.display()),
     );
     validate(&out.join("t_meta_pq/1.0.0"), "t_meta_pq", 4);
+    let (eo3, _) = first_metadata(&out.join("t_meta_pq/1.0.0"));
+    assert!(eo3["properties"]["eo:cloud_cover"].is_number(), "inherited from the first input: {}", eo3["properties"]);
+}
+
+/// The first tile's eo3 document and STAC item under a product's folder.
+fn first_metadata(product: &Path) -> (serde_json::Value, serde_json::Value) {
+    let mut files = Vec::new();
+    let mut dirs = vec![product.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.to_string_lossy().ends_with(".odc-metadata.yaml") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let yaml = files.first().expect("an eo3 document");
+    let eo3: serde_json::Value = serde_norway::from_str(&std::fs::read_to_string(yaml).unwrap()).unwrap();
+    let item = yaml.to_string_lossy().replace(".odc-metadata.yaml", ".stac-item.json");
+    let item: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(item).unwrap()).unwrap();
+    (eo3, item)
 }
 
 /// What `stratus synth` writes validates too: its catalogues, the Collections their
@@ -199,7 +223,7 @@ fn split_geomedian_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1s
     let ctx = make_product(
         dir.path(),
         "gm-s2",
-        "{name: t_meta_gm, short_name: tmg, version: 1.0.0, maturity: final, region_code_format: 'x{x:03d}y{y:03d}'}",
+        "{name: t_meta_gm, short_name: tmg, version: 1.0.0, maturity: final, region_code_format: 'x{x:03d}y{y:03d}', inherit_skip_properties: [eo:cloud_cover]}",
         &format!(
             "output_location: '{}/{{product}}/{{version}}'\nplugin_config: {config}\nlambda: {{parts: 2}}\n",
             out.display()
@@ -211,6 +235,15 @@ fn split_geomedian_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1s
         names.iter().any(|k| k == "t_meta_gm/1-0-0/x095/y-78/2021--P1Y/tmg_x095y-78_2021--P1Y_final_smad.tif"),
         "odc-stats' names: {names:?}"
     );
+    // Inherited from the inputs, as eodatasets3 does for odc-stats: the platforms of every
+    // part's inputs, the constellation; eo:cloud_cover skipped as the product says.
+    let (eo3, item) = first_metadata(&product);
+    let props = &eo3["properties"];
+    assert_eq!(props["eo:platform"], "sentinel-2a,sentinel-2b", "{props}");
+    assert_eq!(props["eo:constellation"], "sentinel-2", "{props}");
+    assert!(props.get("eo:cloud_cover").is_none(), "skipped: {props}");
+    assert_eq!(item["properties"]["platform"], "sentinel-2a,sentinel-2b");
+    assert_eq!(item["properties"]["constellation"], "sentinel-2");
     let config: serde_json::Value = serde_norway::from_str(config).unwrap();
     let bands = stratus_stats::build_statistic("gm-s2", &config).unwrap().output_bands().len();
     validate(&product, "t_meta_gm", bands as u64);

@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
                 inputs: vec!["S2A_bench".into()],
                 lineage: vec![],
                 input_products: vec![],
+                inherited: Default::default(),
             },
         })
         .collect();

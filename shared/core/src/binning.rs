@@ -174,6 +174,7 @@ mod tests {
                 offset: None,
             }],
             sources: vec![],
+            inherited: Default::default(),
         }
     }
 

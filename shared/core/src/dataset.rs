@@ -52,6 +52,11 @@ pub struct Dataset {
     /// For fused datasets, the ids of the items they were made from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<String>,
+    /// The item's properties a derived product inherits (eodatasets3's inheritable
+    /// properties), under their eo3 names (`eo:platform`, `eo:instrument`,
+    /// `eo:cloud_cover`, `gqa:*`, `landsat:*`, ...; see [`crate::stac_input::inheritable`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inherited: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// Sentinel-2 band ids and their Earth Search asset names, so that a configuration can say
@@ -127,6 +132,7 @@ mod tests {
             processing_baseline: Some("04.00".into()),
             assets,
             sources: vec![],
+            inherited: Default::default(),
         }
     }
 

@@ -163,6 +163,7 @@ mod tests {
                 offset: None,
             }],
             sources: vec![],
+            inherited: Default::default(),
         }
     }
 

@@ -351,7 +351,99 @@ fn dataset_from_stac_item(item: stac::Item, base: Option<&str>, collection_hint:
         processing_baseline: processing_baseline(props),
         assets,
         sources: vec![],
+        inherited: inheritable(props),
     })
+}
+
+/// eodatasets3's inheritable properties (`DatasetAssembler.INHERITABLE_PROPERTIES`, but
+/// the dates and region code, which a derived product sets itself), under their eo3 names.
+const INHERITABLE: [&str; 56] = [
+    "eo:cloud_cover",
+    "eo:constellation",
+    "eo:gsd",
+    "eo:instrument",
+    "eo:platform",
+    "eo:sun_azimuth",
+    "eo:sun_elevation",
+    "fmask:clear",
+    "fmask:cloud",
+    "fmask:cloud_shadow",
+    "fmask:snow",
+    "fmask:water",
+    "s2cloudless:clear",
+    "s2cloudless:cloud",
+    "gqa:abs_iterative_mean_x",
+    "gqa:abs_iterative_mean_xy",
+    "gqa:abs_iterative_mean_y",
+    "gqa:abs_x",
+    "gqa:abs_xy",
+    "gqa:abs_y",
+    "gqa:cep90",
+    "gqa:iterative_mean_x",
+    "gqa:iterative_mean_xy",
+    "gqa:iterative_mean_y",
+    "gqa:iterative_stddev_x",
+    "gqa:iterative_stddev_xy",
+    "gqa:iterative_stddev_y",
+    "gqa:mean_x",
+    "gqa:mean_xy",
+    "gqa:mean_y",
+    "gqa:stddev_x",
+    "gqa:stddev_xy",
+    "gqa:stddev_y",
+    "landsat:collection_category",
+    "landsat:collection_number",
+    "landsat:landsat_product_id",
+    "landsat:landsat_scene_id",
+    "landsat:scene_id",
+    "landsat:wrs_path",
+    "landsat:wrs_row",
+    "landsat:rmse",
+    "landsat:rmse_x",
+    "landsat:rmse_y",
+    "mission",
+    "sat:absolute_orbit",
+    "sat:anx_datetime",
+    "sat:orbit_state",
+    "sat:platform_international_designator",
+    "sat:relative_orbit",
+    "sentinel:datastrip_id",
+    "sentinel:datatake_start_datetime",
+    "sentinel:grid_square",
+    "sentinel:latitude_band",
+    "sentinel:product_name",
+    "sentinel:sentinel_tile_id",
+    "sentinel:utm_zone",
+];
+
+/// STAC's names of the eo3 properties that differ (eodatasets3's `MAPPING_EO3_TO_STAC`).
+pub const EO3_TO_STAC: [(&str, &str); 6] = [
+    ("eo:gsd", "gsd"),
+    ("eo:instrument", "instruments"),
+    ("eo:platform", "platform"),
+    ("eo:constellation", "constellation"),
+    ("eo:sun_azimuth", "view:sun_azimuth"),
+    ("eo:sun_elevation", "view:sun_elevation"),
+];
+
+/// The inheritable properties an item carries, under their eo3 names: STAC's
+/// `instruments` list is eo3's one `eo:instrument` string, `_`-joined.
+pub fn inheritable(props: &Map<String, Value>) -> std::collections::BTreeMap<String, Value> {
+    INHERITABLE
+        .iter()
+        .filter_map(|&eo3| {
+            let stac = EO3_TO_STAC.iter().find(|m| m.0 == eo3).map_or(eo3, |m| m.1);
+            let v = props.get(stac).or_else(|| props.get(eo3))?;
+            let v = match (eo3, v) {
+                ("eo:instrument", Value::Array(a)) => {
+                    Value::String(a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("_"))
+                }
+                (_, Value::Null) => return None,
+                (_, v) => v.clone(),
+            };
+            Some((eo3.to_string(), v))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -72,6 +72,10 @@ pub fn assemble_tile(job: &TileJob, parts: &[DonePart]) -> Result<TileResult> {
     let observation_days = parts.iter().map(|p| p.result.observation_days).max().unwrap_or(0);
     let lineage: BTreeSet<String> = parts.iter().flat_map(|p| p.result.lineage.iter().cloned()).collect();
     let products: BTreeSet<String> = parts.iter().flat_map(|p| p.result.input_products.iter().cloned()).collect();
+    let mut inherited = crate::eo3_output::InheritedProperties::default();
+    for p in parts {
+        inherited.merge(&p.result.inherited);
+    }
     let t_write = Instant::now();
     let n_inputs = inputs.len();
     let tile_inputs = TileInputs {
@@ -80,6 +84,7 @@ pub fn assemble_tile(job: &TileJob, parts: &[DonePart]) -> Result<TileResult> {
         lineage: lineage.into_iter().collect(),
         products: products.into_iter().collect(),
         observation_days,
+        inherited,
     };
     let (keys, stac_key) = commit_tile(job, &scratch, writers, &outputs, tile_inputs)?;
     // The tile is complete: its parts' scratch objects go.
@@ -100,5 +105,6 @@ pub fn assemble_tile(job: &TileJob, parts: &[DonePart]) -> Result<TileResult> {
         inputs: vec![],
         lineage: vec![],
         input_products: vec![],
+        inherited: Default::default(),
     })
 }

@@ -5,10 +5,10 @@
 //! datasets are indexed.
 
 use crate::config::RunConfig;
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 use sha1::{Digest, Sha1};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use stratus_core::{Dataset, GeoBox, TaskId};
 use stratus_stats::OutputBand;
 use uuid::Uuid;
@@ -42,6 +42,87 @@ pub fn lineage<'a>(datasets: impl IntoIterator<Item = &'a Dataset>) -> Vec<Strin
     ids.into_iter().collect()
 }
 
+/// What a tile inherits from its sources, as odc-stats has eodatasets3 record it: each
+/// inheritable property as the first source (in plan order) that has it gives it, and
+/// the platforms and instruments of every source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InheritedProperties {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub first: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub platforms: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub instruments: BTreeSet<String>,
+}
+
+impl InheritedProperties {
+    /// A fused dataset gives its platform and instrument only, as odc-stats reads them
+    /// from fused datasets without inheriting.
+    pub fn of<'a>(datasets: impl IntoIterator<Item = &'a Dataset>) -> InheritedProperties {
+        let mut p = InheritedProperties::default();
+        for d in datasets {
+            let text = |k: &str| d.inherited.get(k).and_then(Value::as_str).map(str::to_string);
+            p.platforms.extend(text("eo:platform"));
+            p.instruments.extend(text("eo:instrument"));
+            if d.sources.is_empty() {
+                for (k, v) in &d.inherited {
+                    p.first.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        p
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty() && self.platforms.is_empty() && self.instruments.is_empty()
+    }
+
+    /// Add a later part's: its properties where this has none, its sets joined.
+    pub fn merge(&mut self, later: &InheritedProperties) {
+        for (k, v) in &later.first {
+            self.first.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        self.platforms.extend(later.platforms.iter().cloned());
+        self.instruments.extend(later.instruments.iter().cloned());
+    }
+
+    /// The properties a tile's eo3 document gets: the inherited ones but those
+    /// `product.inherit_skip_properties` names, then `eo:platform` (sorted, comma-joined)
+    /// and `eo:instrument` (sorted, `_`-joined) of every source, as odc-stats sets them.
+    pub fn properties(&self, skip: &[String]) -> Map<String, Value> {
+        let mut m: Map<String, Value> =
+            self.first.iter().filter(|(k, _)| !skip.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !self.platforms.is_empty() {
+            m.insert("eo:platform".into(), json!(self.platforms.iter().cloned().collect::<Vec<_>>().join(",")));
+        }
+        if !self.instruments.is_empty() {
+            m.insert("eo:instrument".into(), json!(self.instruments.iter().cloned().collect::<Vec<_>>().join("_")));
+        }
+        m
+    }
+
+    /// The same, under STAC's names (eodatasets3's `eo3_to_stac_properties`): STAC's
+    /// `instruments` is a list of lower-case names.
+    pub fn stac_properties(&self, skip: &[String]) -> Map<String, Value> {
+        self.properties(skip)
+            .into_iter()
+            .map(|(k, v)| {
+                let name = stratus_core::stac_input::EO3_TO_STAC.iter().find(|m| m.0 == k).map_or(k.as_str(), |m| m.1);
+                let v = match (k.as_str(), v.as_str()) {
+                    ("eo:instrument", Some(s)) => {
+                        json!(s
+                            .split('_')
+                            .map(|i| i.trim_matches(|c| c == '+' || c == '-').to_lowercase())
+                            .collect::<Vec<_>>())
+                    }
+                    _ => v,
+                };
+                (name.to_string(), v)
+            })
+            .collect()
+    }
+}
+
 /// odc-stats' `odc_uuid`: the output dataset's id, from the product, its version, the
 /// tile and period, and the sorted source ids (so the same inputs give the same id).
 pub fn dataset_uuid(product: &str, version: &str, task: &TaskId, sources: &[String]) -> Uuid {
@@ -70,6 +151,8 @@ pub struct Eo3Facts<'a> {
     pub bands: Vec<(&'a str, String)>,
     /// Source dataset ids ([`lineage`]).
     pub lineage: &'a [String],
+    /// What the sources give ([`InheritedProperties`]).
+    pub inherited: &'a InheritedProperties,
     /// The file names of the checksums and the processing record.
     pub sha1_name: String,
     pub proc_info_name: String,
@@ -85,8 +168,10 @@ pub fn dataset_doc(f: &Eo3Facts) -> Value {
     let gt = f.geobox.geo_transform();
     let b = f.geobox.bounds();
     let secs = |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut properties = serde_json::Map::new();
-    // The product's own properties first: the facts of the tile below take precedence.
+    // Inherited from the sources first, then the product's own properties: the facts of
+    // the tile below take precedence.
+    let skip = p.inherit_skip_properties.clone().unwrap_or_default();
+    let mut properties = f.inherited.properties(&skip);
     properties.extend(p.properties.clone());
     let start = f.task.period.start_datetime();
     for (k, v) in [

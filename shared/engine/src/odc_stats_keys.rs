@@ -33,10 +33,9 @@ const ALWAYS: [(&str, &str); 1] = [(
 
 /// odc-stats' `product` keys for eo3 metadata which Stratus keeps with the run but does
 /// not apply yet.
-const PRODUCT_NOT_YET: [(&str, &str); 4] = [
+const PRODUCT_NOT_YET: [(&str, &str); 3] = [
     ("naming_conventions_values", "file names follow odc-stats' default (dea_c3) pattern"),
     ("explorer_path", "no Explorer links are written"),
-    ("inherit_skip_properties", "no properties are inherited from the inputs"),
     ("preview_image_ows_style", "no thumbnail is written"),
 ];
 

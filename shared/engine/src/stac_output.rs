@@ -36,6 +36,8 @@ pub struct ItemFacts<'a> {
     pub collection_url: String,
     /// The tile's eo3 dataset document (for an Open Data Cube index).
     pub eo3_url: String,
+    /// What the sources give (platform, instruments, ...), as in the eo3 document.
+    pub inherited: &'a crate::eo3_output::InheritedProperties,
 }
 
 pub fn output_item(f: &ItemFacts) -> Result<Value> {
@@ -107,6 +109,9 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         }
         for (k, v) in &p.properties {
             props.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in f.inherited.stac_properties(&p.inherit_skip_properties.clone().unwrap_or_default()) {
+            props.entry(k).or_insert(v);
         }
     }
     // Round-trip through the STAC model to be sure we wrote a valid item.

@@ -3,6 +3,7 @@
 //! write one COG per output band, and the STAC item last.
 
 use crate::config::{InputPolicy, RunConfig};
+use crate::eo3_output::InheritedProperties;
 use crate::error::{EngineError, Result};
 use crate::layout::Layout;
 use crate::stac_output::{output_item, ItemFacts};
@@ -60,6 +61,9 @@ pub struct TileResult {
     /// Their collections: a part's, for its tile's processing record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_products: Vec<String>,
+    /// What they give the tile's metadata (platform, instruments, ...): a part's.
+    #[serde(default, skip_serializing_if = "InheritedProperties::is_empty")]
+    pub inherited: InheritedProperties,
 }
 
 /// What a tile was made from, as its metadata records it.
@@ -73,6 +77,7 @@ pub(crate) struct TileInputs {
     /// The datasets' collections, sorted.
     pub products: Vec<String>,
     pub observation_days: usize,
+    pub inherited: InheritedProperties,
 }
 
 /// Everything a tile needs besides its datasets.
@@ -135,6 +140,32 @@ struct Prepared<'a> {
 
 /// Process a tile. Outputs are written only after every chunk succeeded; the STAC item is
 /// written after every band, so an item's presence means the tile is complete.
+/// The factor that turns the mask filters' radii, given in the inputs' native pixels
+/// (odc-stats filters masks before reprojecting them), into output pixels: the native
+/// pixel size of the statistic's first band (odc-stats' basis band) over the grid's.
+/// None where they are the same, where no asset gives its pixel size, where it is in
+/// degrees, or where the statistic has no filters.
+pub fn native_filter_scale(cfg: &RunConfig, statistic: &dyn Statistic, datasets: &[Dataset]) -> Result<Option<f64>> {
+    let Some(basis) = statistic.input_bands().into_iter().next() else { return Ok(None) };
+    if statistic.halo() == 0 {
+        return Ok(None);
+    }
+    let output = cfg.grid_spec()?.resolution;
+    let native = datasets.iter().find_map(|d| d.band(&basis.name)?.transform.map(|t| t[1].abs()));
+    Ok(match native {
+        // Below a unit the pixel size is in degrees: not comparable with the grid's metres.
+        Some(n) if n >= 1.0 && output > 0.0 && (n / output - 1.0).abs() > 1e-6 => Some(n / output),
+        _ => None,
+    })
+}
+
+impl<'a> TileJob<'a> {
+    /// The same job with another statistic.
+    pub fn with_statistic<'b>(&'b self, statistic: &'b dyn Statistic) -> TileJob<'b> {
+        TileJob { statistic, ..*self }
+    }
+}
+
 pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
     // Refuse inputs outside the allowed prefixes before anything is opened.
     for b in job.statistic.input_bands() {
@@ -342,6 +373,7 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             lineage: vec![],
             products: vec![],
             observation_days: 0,
+            inherited: InheritedProperties::default(),
         });
         TileResult {
             outputs,
@@ -355,6 +387,7 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             inputs: inputs.ids,
             lineage: inputs.lineage,
             input_products: inputs.products,
+            inherited: inputs.inherited,
         }
     };
     if job.mode.reads_only() {
@@ -374,6 +407,7 @@ fn try_tile(job: &TileJob, datasets: &[Dataset], excluded: &BTreeSet<usize>) -> 
             .into_iter()
             .collect(),
         observation_days: days.len(),
+        inherited: InheritedProperties::of(active.iter().map(|&i| &datasets[i])),
     };
     if let Some(part) = job.part {
         // A part's bands go to the run's scratch space as they are; its tile's assembly
@@ -463,6 +497,7 @@ pub(crate) fn commit_tile(
             geobox: &tile_box,
             bands: outputs.iter().zip(&keys).map(|(o, k)| (o.name.as_str(), file_name(k))).collect(),
             lineage: &inputs.lineage,
+            inherited: &inputs.inherited,
             sha1_name: file_name(&sha1_key),
             proc_info_name: file_name(&proc_key),
             label: layout.stem(&job.task),
@@ -485,6 +520,7 @@ pub(crate) fn commit_tile(
         self_url: job.output.url(&stac_key),
         collection_url: job.output.url(&layout.collection_key()),
         eo3_url: job.output.url(&eo3_key),
+        inherited: &inputs.inherited,
     })?;
     let item = serde_json::to_string_pretty(&item).unwrap();
     for (key, text) in [(&proc_key, &proc), (&eo3_key, &eo3)] {
@@ -797,6 +833,60 @@ mod tests {
         assert_eq!(existing_outputs(&store, &layout, &task, "b").unwrap(), ExistingOutputs::OtherConfig);
     }
 
+    /// odc-stats filters masks at the native resolution of its basis band: Sentinel-2's
+    /// 20 m SCL on a 10 m grid doubles pq's radii; 10 m bands on a 60 m grid shrink a
+    /// geomedian's; nothing changes where they match or the pixel size is unknown.
+    #[test]
+    fn mask_filters_scale_from_native_pixels() {
+        use stratus_core::BandAsset;
+        let dataset = |band: &str, pixel: Option<f64>| Dataset {
+            id: "item-1".into(),
+            collection: "c".into(),
+            datetime: chrono::Utc::now(),
+            footprint: vec![],
+            epsg: 32633,
+            region_code: None,
+            processing_baseline: None,
+            assets: vec![BandAsset {
+                key: band.into(),
+                names: vec![],
+                href: format!("/x/{band}.tif"),
+                epsg: None,
+                transform: pixel.map(|p| [500_000.0, p, 0.0, 7_000_000.0, 0.0, -p]),
+                shape: None,
+                nodata: None,
+                data_type: None,
+                scale: None,
+                offset: None,
+            }],
+            sources: vec![],
+            inherited: Default::default(),
+        };
+        let cfg = |grid: &str| {
+            RunConfig::from_yaml(
+                &format!("inputs: [items.json]\ngrid: '{grid}'\nplugin: pq\nproduct: {{name: p}}\nlocation: out\n"),
+                "test",
+            )
+            .unwrap()
+        };
+        let pq = stratus_stats::build_statistic("pq", &serde_json::Value::Null).unwrap();
+        let ten = cfg("epsg:6933;10;100");
+        assert_eq!(native_filter_scale(&ten, pq.as_ref(), &[dataset("SCL", Some(20.0))]).unwrap(), Some(2.0));
+        assert_eq!(native_filter_scale(&ten, pq.as_ref(), &[dataset("SCL", Some(10.0))]).unwrap(), None);
+        assert_eq!(native_filter_scale(&ten, pq.as_ref(), &[dataset("SCL", None)]).unwrap(), None);
+        assert_eq!(native_filter_scale(&ten, pq.as_ref(), &[dataset("SCL", Some(0.0002))]).unwrap(), None, "degrees");
+        let gm = stratus_stats::build_statistic("gm-s2", &serde_json::Value::Null).unwrap();
+        let f =
+            native_filter_scale(&cfg("epsg:6933;60;100"), gm.as_ref(), &[dataset("B02", Some(10.0))]).unwrap().unwrap();
+        let mut scaled = stratus_stats::build_statistic("gm-s2", &serde_json::Value::Null).unwrap();
+        scaled.scale_filters(f);
+        // Opening 2, dilation 5 in 10 m pixels: opening 0, dilation 1 in 60 m ones.
+        assert_eq!((gm.halo(), scaled.halo()), (2 * 2 + 5, 1));
+        let mut pq2 = stratus_stats::build_statistic("pq", &serde_json::Value::Null).unwrap();
+        pq2.scale_filters(2.0);
+        assert_eq!((pq.halo(), pq2.halo()), (9, 18));
+    }
+
     /// What items declare of a band (type, scale, offset) is checked against how the
     /// statistic reads it, with Sentinel-2's removed +1000 accounted for.
     #[test]
@@ -824,6 +914,7 @@ mod tests {
                     offset,
                 }],
                 sources: vec![],
+                inherited: Default::default(),
             };
         let gm = stratus_stats::build_statistic("gm-s2", &serde_json::json!({"bands": ["B04"]})).unwrap();
         let inputs = gm.input_bands();

@@ -382,7 +382,7 @@ impl Worker {
             }
             let datasets = self.datasets(task_id)?;
             self.check_resources(task_id, &datasets)?;
-            return process_tile(&job(part), &datasets).map(Some);
+            return self.process_with_native_filters(&job(part), &datasets).map(Some);
         }
         // Half-written objects of an earlier owner of this tile that was killed.
         let partials = out.discard_partials(&layout.dir(&task))?;
@@ -406,7 +406,23 @@ impl Worker {
         }
         let datasets = self.datasets(task_id)?;
         self.check_resources(task_id, &datasets)?;
-        process_tile(&job(None), &datasets).map(Some)
+        self.process_with_native_filters(&job(None), &datasets).map(Some)
+    }
+
+    /// A tile (or part) with the statistic's mask filters in the inputs' native pixels,
+    /// as odc-stats applies them: scaled to output pixels where the two differ.
+    fn process_with_native_filters(&self, job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
+        let Some(factor) = crate::tile::native_filter_scale(&self.cfg, self.statistic.as_ref(), datasets)? else {
+            return process_tile(job, datasets);
+        };
+        let mut statistic = stratus_stats::build_statistic(&self.cfg.plugin, &self.cfg.plugin_config)?;
+        statistic.scale_filters(factor);
+        tracing::info!(
+            factor,
+            halo = statistic.halo(),
+            "mask filters scaled from the inputs' native pixels to the grid's"
+        );
+        process_tile(&job.with_statistic(statistic.as_ref()), datasets)
     }
 
     /// A task's datasets, from the ledger.

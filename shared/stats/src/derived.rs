@@ -185,6 +185,9 @@ impl Statistic for TcwPercentiles {
         }
         v
     }
+    fn scale_filters(&mut self, factor: f64) {
+        self.mask.scale(factor);
+    }
     fn halo(&self) -> usize {
         self.mask.reach()
     }
@@ -329,6 +332,9 @@ impl Statistic for FcPercentiles {
             v.push(OutputBand { name: "count_valid".into(), dtype: PixelType::Int16, nodata: None, categorical: true });
         }
         v
+    }
+    fn scale_filters(&mut self, factor: f64) {
+        crate::masks::scale_chains(self.filters.iter_mut().map(|(_, f)| f), factor);
     }
     fn halo(&self) -> usize {
         self.filters.iter().map(|(_, f)| crate::masks::filters_reach(f)).max().unwrap_or(0)

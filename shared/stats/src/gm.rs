@@ -263,6 +263,9 @@ impl Statistic for Gm {
         v.push(OutputBand::count(&self.aux_name("count")));
         v
     }
+    fn scale_filters(&mut self, factor: f64) {
+        self.mask.scale(factor);
+    }
     fn halo(&self) -> usize {
         self.mask.reach()
     }

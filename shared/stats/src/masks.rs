@@ -286,6 +286,20 @@ impl MaskRules {
     pub fn kind(&self) -> &MaskKind {
         &self.kind
     }
+
+    /// Every chain's radii times `factor` (see [`crate::Statistic::scale_filters`]).
+    pub fn scale(&mut self, factor: f64) {
+        scale_chains(self.filters.iter_mut(), factor);
+    }
+}
+
+/// Scale the radii of filter chains (see [`crate::Statistic::scale_filters`]).
+pub fn scale_chains<'a>(chains: impl Iterator<Item = &'a mut Vec<MorphOp>>, factor: f64) {
+    for chain in chains {
+        for op in chain.iter_mut() {
+            *op = op.scaled(factor);
+        }
+    }
 }
 
 /// Parse `[[opening, 2], [dilation, 5]]`-style filters.

@@ -23,6 +23,17 @@ impl MorphOp {
             _ => return Err(format!("unknown mask operation '{op}': use opening, closing, dilation or erosion")),
         })
     }
+    /// The same operation with its radius times `factor`, rounded: a radius given in
+    /// an input's native pixels expressed in output pixels (0 leaves the mask as is).
+    pub fn scaled(self, factor: f64) -> MorphOp {
+        let s = |r: usize| (r as f64 * factor).round() as usize;
+        match self {
+            MorphOp::Dilation(r) => MorphOp::Dilation(s(r)),
+            MorphOp::Erosion(r) => MorphOp::Erosion(s(r)),
+            MorphOp::Opening(r) => MorphOp::Opening(s(r)),
+            MorphOp::Closing(r) => MorphOp::Closing(s(r)),
+        }
+    }
     /// How far (in pixels) the result at a pixel depends on its neighbours.
     pub fn reach(&self) -> usize {
         match *self {

@@ -98,6 +98,9 @@ impl Statistic for Pq {
         v.extend(self.filters.iter().map(|(name, _)| band(name.clone())));
         v
     }
+    fn scale_filters(&mut self, factor: f64) {
+        crate::masks::scale_chains(self.filters.iter_mut().map(|(_, f)| f), factor);
+    }
     fn halo(&self) -> usize {
         self.filters.iter().map(|(_, f)| f.iter().map(MorphOp::reach).sum::<usize>()).max().unwrap_or(0)
     }

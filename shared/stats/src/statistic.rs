@@ -243,6 +243,11 @@ pub trait Statistic: Send + Sync {
     fn output_bands(&self) -> Vec<OutputBand>;
     /// Pixels of context a chunk needs around it (e.g. for morphology); the engine reads
     /// the chunk with this margin and crops the outputs.
+    /// The mask filters' radii are given in the inputs' native pixels, as odc-stats
+    /// applies them before reprojecting: the engine calls this with native pixel size /
+    /// output pixel size where the two differ, and the radii become output pixels
+    /// (rounded). Statistics without filters ignore it.
+    fn scale_filters(&mut self, _factor: f64) {}
     fn halo(&self) -> usize {
         0
     }

@@ -143,6 +143,11 @@ impl Statistic for Summary {
         v.push(OutputBand::count("count"));
         v
     }
+    fn scale_filters(&mut self, factor: f64) {
+        if let Some(m) = &mut self.mask {
+            m.scale(factor);
+        }
+    }
     fn halo(&self) -> usize {
         self.mask.as_ref().map_or(0, MaskRules::reach)
     }
@@ -300,6 +305,9 @@ impl Statistic for WofsSummary {
                 categorical: false,
             },
         ]
+    }
+    fn scale_filters(&mut self, factor: f64) {
+        crate::masks::scale_chains(self.filters.iter_mut().map(|(_, f)| f), factor);
     }
     fn halo(&self) -> usize {
         self.filters.iter().map(|(_, f)| filters_reach(f)).max().unwrap_or(0)
