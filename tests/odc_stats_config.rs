@@ -82,7 +82,8 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
         ("filedb", "no meaning here"),
         ("threads", "no meaning here"),
         ("apply_eodatasets3", "always"),
-        ("product.explorer_path", "not applied yet"),
+        ("product.naming_conventions_values", "not applied yet"),
+        ("product.preview_image_ows_style", "no thumbnail is drawn"),
         ("input_products", "read as products"),
         ("output_location", "read as location"),
     ] {
@@ -110,6 +111,14 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
     assert_eq!(item["properties"]["odc:producer"], "digitalearthafrica.org");
     assert_eq!(item["properties"]["odc:lineage_note"], "from odc-stats");
     assert_eq!(item["properties"]["odc:product_family"], "pixel_quality_statistics");
+    // Explorer's pages, as eodatasets3 links them from explorer_path.
+    let link =
+        |rel: &str| item["links"].as_array().unwrap().iter().find(|l| l["rel"] == rel).map(|l| l["href"].clone());
+    assert_eq!(link("product_overview"), Some("https://explorer.dea.ga.gov.au/product/t_pq_annual".into()));
+    assert_eq!(
+        link("alternative"),
+        Some(format!("https://explorer.dea.ga.gov.au/dataset/{}", item["id"].as_str().unwrap()).into())
+    );
     let name = items[0].file_name().unwrap().to_string_lossy().to_string();
     assert!(name.starts_with("t_pq_annual_x0") && name.ends_with("_2021--P1Y_final.stac-item.json"), "{name}");
     // The eo3 document carries the product's eo3 keys.

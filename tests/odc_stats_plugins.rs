@@ -134,6 +134,17 @@ fn mask_band(name: &str, flags: &'static str, dtype: SampleType, nodata: i64, cl
     }
 }
 
+/// DEA's `nbart_contiguity`: 0 where an observation lacks a band.
+fn contiguity_band() -> Band {
+    Band {
+        name: "nbart_contiguity".into(),
+        dtype: SampleType::Uint8,
+        nodata: 255,
+        flags: None,
+        values: Array3::from_shape_fn((T, H, W), |(t, y, x)| (sky(t, y, x) != Sky::Partial) as i64),
+    }
+}
+
 fn scl(s: Sky) -> i64 {
     match s {
         Sky::NoData => 0,
@@ -349,13 +360,7 @@ fn gm_ls_on_dea_ard_with_contiguity() {
     let names = ["nbart_red", "nbart_green", "nbart_blue", "nbart_nir", "nbart_swir_1", "nbart_swir_2"];
     let mut bands = reflectance_bands(&names, SampleType::Int16, -999, 1e-4, 0.0);
     bands.push(mask_band("fmask", "fmask", SampleType::Uint8, 0, fmask));
-    bands.push(Band {
-        name: "nbart_contiguity".into(),
-        dtype: SampleType::Uint8,
-        nodata: 255,
-        flags: None,
-        values: Array3::from_shape_fn((T, H, W), |(t, y, x)| (sky(t, y, x) != Sky::Partial) as i64),
-    });
+    bands.push(contiguity_band());
     let mut with_contiguity: Vec<&str> = names.to_vec();
     with_contiguity.push("nbart_contiguity");
     // DEA's ga_ls8c_nbart_gm_cyear_3 options.
@@ -490,13 +495,7 @@ fn tcw_percentiles_on_dea_ard() {
     let names = ["blue", "green", "red", "nir", "swir1", "swir2"];
     let mut bands = reflectance_bands(&names, SampleType::Int16, -999, 1e-4, 0.0);
     bands.push(mask_band("fmask", "fmask", SampleType::Uint8, 0, fmask));
-    bands.push(Band {
-        name: "nbart_contiguity".into(),
-        dtype: SampleType::Uint8,
-        nodata: 255,
-        flags: None,
-        values: Array3::from_shape_fn((T, H, W), |(t, y, x)| (sky(t, y, x) != Sky::Partial) as i64),
-    });
+    bands.push(contiguity_band());
     // DEA's ga_ls_tc_pc_cyear_3 options: odc-stats' fixed fmask and contiguity bands.
     let mut inputs: Vec<&str> = names.to_vec();
     inputs.extend(["fmask", "nbart_contiguity"]);

@@ -108,7 +108,10 @@ fn validate(product: &Path, name: &str, bands: u64) {
     // Checksums of every file of each tile, its STAC item included.
     for sha1 in support::files_with_extension(product, "sha1") {
         let listing = std::fs::read_to_string(&sha1).unwrap();
-        assert_eq!(listing.lines().count() as u64, bands + 3, "{listing}");
+        let thumbnail = std::fs::read_dir(sha1.parent().unwrap())
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with("_thumbnail.jpg"));
+        assert_eq!(listing.lines().count() as u64, bands + 3 + thumbnail as u64, "{listing}");
         run_ok(Command::new("sha1sum").arg("-c").arg(&sha1).current_dir(sha1.parent().unwrap()), "sha1sum -c");
     }
 }
@@ -120,29 +123,31 @@ fn pixel_quality_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1sum
     make_product(
         dir.path(),
         "pq",
-        "{name: t_meta_pq, version: 1.0.0, producer: example.org, collections_site: collections.example.org}",
+        "{name: t_meta_pq, version: 1.0.0, producer: example.org, collections_site: collections.example.org, preview_image_ows_style: {name: clear, index_function: {function: datacube_ows.band_utils.single_band, mapped_bands: true, kwargs: {band: clear}}, needed_bands: [clear], color_ramp: [{value: 0, color: '#000000'}, {value: 6, color: '#ffffff'}]}}",
         &format!("location: '{}'\n", out.display()),
     );
     validate(&out.join("t_meta_pq/1.0.0"), "t_meta_pq", 4);
-    let (eo3, _) = first_metadata(&out.join("t_meta_pq/1.0.0"));
+    let (eo3, item) = first_metadata(&out.join("t_meta_pq/1.0.0"));
     assert!(eo3["properties"]["eo:cloud_cover"].is_number(), "inherited from the first input: {}", eo3["properties"]);
+    // The thumbnail odc-stats draws from preview_image_ows_style: a JPEG a tenth of the
+    // tile's size, listed in the eo3 document (eo3-validate opened it) and the item.
+    let name = eo3["accessories"]["thumbnail"]["path"].as_str().expect("a thumbnail accessory").to_string();
+    assert!(name.ends_with("_thumbnail.jpg") && item["assets"]["thumbnail"]["type"] == "image/jpeg", "{name}");
+    let (w, h) =
+        (eo3["grids"]["default"]["shape"][1].as_u64().unwrap(), eo3["grids"]["default"]["shape"][0].as_u64().unwrap());
+    let jpg =
+        support::files_with_extension(&out, "jpg").into_iter().find(|p| p.ends_with(&name)).expect("the thumbnail");
+    let ds = gdal::Dataset::open(&jpg).unwrap();
+    assert_eq!(ds.raster_size(), (w.div_ceil(10) as usize, h.div_ceil(10) as usize));
+    assert_eq!((ds.driver().short_name(), ds.raster_count()), ("JPEG".to_string(), 3));
 }
 
 /// The first tile's eo3 document and STAC item under a product's folder.
 fn first_metadata(product: &Path) -> (serde_json::Value, serde_json::Value) {
-    let mut files = Vec::new();
-    let mut dirs = vec![product.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if p.to_string_lossy().ends_with(".odc-metadata.yaml") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files: Vec<PathBuf> = support::files_with_extension(product, "yaml")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".odc-metadata.yaml"))
+        .collect();
     let yaml = files.first().expect("an eo3 document");
     let eo3: serde_json::Value = serde_norway::from_str(&std::fs::read_to_string(yaml).unwrap()).unwrap();
     let item = yaml.to_string_lossy().replace(".odc-metadata.yaml", ".stac-item.json");
@@ -223,7 +228,7 @@ fn split_geomedian_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1s
     let ctx = make_product(
         dir.path(),
         "gm-s2",
-        "{name: t_meta_gm, short_name: tmg, version: 1.0.0, maturity: final, region_code_format: 'x{x:03d}y{y:03d}', inherit_skip_properties: [eo:cloud_cover]}",
+        "{name: t_meta_gm, short_name: tmg, version: 1.0.0, maturity: final, region_code_format: 'x{x:03d}y{y:03d}', inherit_skip_properties: [eo:cloud_cover], preview_image_ows_style: {name: simple_rgb, components: {red: {B04: 1.0}, green: {B03: 1.0}, blue: {B02: 1.0}}, scale_range: [0, 3000]}}",
         &format!(
             "output_location: '{}/{{product}}/{{version}}'\nplugin_config: {config}\nlambda: {{parts: 2}}\n",
             out.display()

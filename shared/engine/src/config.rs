@@ -420,17 +420,34 @@ impl RunConfig {
             EngineError::Config(msg)
         };
         let mut doc: serde_json::Value = serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let notes = match doc.as_object_mut() {
+        let mut notes = match doc.as_object_mut() {
             Some(m) => crate::odc_stats_keys::translate(m)?,
             None => vec![],
         };
         // Without odc-stats keys, parse the text itself: its errors say where they are.
-        let cfg = if notes.is_empty() {
+        let cfg: RunConfig = if notes.is_empty() {
             serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?
         } else {
             serde_json::from_value(doc).map_err(|e| bad(e.to_string()))?
         };
+        // A style no thumbnail can be drawn with is noted, not refused: odc-stats logs it
+        // and writes the tile without one.
+        if let Some(why) = cfg.preview_style().err() {
+            notes.push(crate::odc_stats_keys::KeyNote {
+                key: "product.preview_image_ows_style".into(),
+                note: format!("kept, no thumbnail is drawn: {why}"),
+                not_honoured: true,
+            });
+        }
         Ok((cfg, notes))
+    }
+
+    /// The product's thumbnail style (`product.preview_image_ows_style`), if it has one
+    /// that can be drawn.
+    pub fn preview_style(&self) -> Result<Option<crate::thumbnail::PreviewStyle>> {
+        let Some(style) = &self.product.preview_image_ows_style else { return Ok(None) };
+        let outputs = stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?.output_bands();
+        crate::thumbnail::PreviewStyle::parse(style, &outputs).map(Some)
     }
 
     /// The canned ACL of the product's objects (`s3_acl`, or `s3_public`).

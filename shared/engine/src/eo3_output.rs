@@ -155,6 +155,8 @@ pub struct Eo3Facts<'a> {
     pub inherited: &'a InheritedProperties,
     /// The file names of the checksums and the processing record.
     pub sha1_name: String,
+    /// The thumbnail's file name, where the product has one.
+    pub thumbnail_name: Option<String>,
     pub proc_info_name: String,
     /// The file name prefix of the tile's files: the document's label.
     pub label: String,
@@ -203,6 +205,13 @@ pub fn dataset_doc(f: &Eo3Facts) -> Value {
     if let Some(site) = &p.collections_site {
         product["href"] = json!(format!("https://{site}/product/{}", p.name));
     }
+    let mut accessories = json!({
+        "checksum:sha1": {"path": f.sha1_name},
+        "metadata:processor": {"path": f.proc_info_name},
+    });
+    if let Some(name) = &f.thumbnail_name {
+        accessories["thumbnail"] = json!({ "path": name });
+    }
     json!({
         "$schema": "https://schemas.opendatacube.org/dataset",
         "id": f.id.to_string(),
@@ -216,10 +225,7 @@ pub fn dataset_doc(f: &Eo3Facts) -> Value {
         "grids": {"default": {"shape": [f.geobox.height, f.geobox.width], "transform": [gt[1], gt[2], gt[0], gt[4], gt[5], gt[3], 0.0, 0.0, 1.0]}},
         "properties": properties,
         "measurements": measurements,
-        "accessories": {
-            "checksum:sha1": {"path": f.sha1_name},
-            "metadata:processor": {"path": f.proc_info_name},
-        },
+        "accessories": accessories,
         "lineage": {classifier: f.lineage},
     })
 }

@@ -84,6 +84,10 @@ impl Layout {
     pub fn metadata_key(&self, t: &TaskId, ext: &str) -> String {
         format!("{}/{}.{ext}", self.dir(t), self.stem(t))
     }
+    /// A tile's thumbnail (odc-stats' `{stem}_thumbnail.jpg`).
+    pub fn thumbnail_key(&self, t: &TaskId) -> String {
+        format!("{}/{}_thumbnail.jpg", self.dir(t), self.stem(t))
+    }
     /// The product's STAC Collection, which every item links to.
     pub fn collection_key(&self) -> String {
         format!("{}/{}/collection.json", self.product, self.version)

@@ -27,6 +27,7 @@ pub mod stac_api;
 pub mod stac_output;
 pub mod stat_npy;
 pub mod task_summary;
+pub mod thumbnail;
 pub mod tile;
 pub mod worker;
 

@@ -33,11 +33,8 @@ const ALWAYS: [(&str, &str); 1] = [(
 
 /// odc-stats' `product` keys for eo3 metadata which Stratus keeps with the run but does
 /// not apply yet.
-const PRODUCT_NOT_YET: [(&str, &str); 3] = [
-    ("naming_conventions_values", "file names follow odc-stats' default (dea_c3) pattern"),
-    ("explorer_path", "no Explorer links are written"),
-    ("preview_image_ows_style", "no thumbnail is written"),
-];
+const PRODUCT_NOT_YET: [(&str, &str); 1] =
+    [("naming_conventions_values", "file names follow odc-stats' default (dea_c3) pattern")];
 
 /// odc-stats' plugin options (its `StatsPluginInterface` and the geomedian's) that steer
 /// Dask or odc-algo's loader, not the product.
@@ -218,10 +215,11 @@ mod tests {
 
     #[test]
     fn converted_files_read_back_as_the_same_run() {
-        let odc = "plugin: pq\nproduct: {name: p, version: 1.0.0, maturity: final, explorer_path: 'https://e'}\ngrid: au-30\nfiledb: x.db\ninput_products: ga_ls_wo_3\noutput_location: s3://b/{product}/{version}\ncog_opts: {zlevel: 9}\n";
+        let odc = "plugin: pq\nproduct: {name: p, version: 1.0.0, maturity: final, naming_conventions_values: dea_c3}\ngrid: au-30\nfiledb: x.db\ninput_products: ga_ls_wo_3\noutput_location: s3://b/{product}/{version}\ncog_opts: {zlevel: 9}\n";
         let converted = convert(odc, "gm.yaml").unwrap();
         assert!(
-            converted.contains("#   filedb: no meaning here") && converted.contains("#   product.explorer_path:"),
+            converted.contains("#   filedb: no meaning here")
+                && converted.contains("#   product.naming_conventions_values:"),
             "{converted}"
         );
         assert!(converted.contains("# inputs: give the STAC sources"), "{converted}");

@@ -36,8 +36,20 @@ pub struct ItemFacts<'a> {
     pub collection_url: String,
     /// The tile's eo3 dataset document (for an Open Data Cube index).
     pub eo3_url: String,
+    /// The tile's thumbnail, where the product has one.
+    pub thumbnail_url: Option<String>,
     /// What the sources give (platform, instruments, ...), as in the eo3 document.
     pub inherited: &'a crate::eo3_output::InheritedProperties,
+}
+
+/// A relative reference resolved against a base URL as Python's `urljoin` does for a
+/// path: after the base's last `/`.
+fn url_join(base: &str, rel: &str) -> String {
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    match base[after_scheme..].rfind('/') {
+        Some(i) => format!("{}{rel}", &base[..after_scheme + i + 1]),
+        None => format!("{base}/{rel}"),
+    }
 }
 
 pub fn output_item(f: &ItemFacts) -> Result<Value> {
@@ -59,6 +71,12 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
             a["nodata"] = json!(nd);
         }
         assets.insert(o.name.clone(), a);
+    }
+    if let Some(url) = &f.thumbnail_url {
+        assets.insert(
+            "thumbnail".into(),
+            json!({"href": url, "type": "image/jpeg", "roles": ["thumbnail"], "title": "Thumbnail image"}),
+        );
     }
     let gt = f.geobox.geo_transform();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -102,6 +120,12 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         ],
         "assets": assets,
     });
+    // Explorer's pages of the product and the dataset (odc-stats' `product.explorer_path`,
+    // the links eodatasets3 writes).
+    if let (Some(explorer), Some(links)) = (&p.explorer_path, item["links"].as_array_mut()) {
+        links.push(json!({"rel": "product_overview", "href": url_join(explorer, &format!("product/{}", p.name)), "type": "text/html", "title": "ODC Product Overview"}));
+        links.push(json!({"rel": "alternative", "href": url_join(explorer, &format!("dataset/{}", f.id)), "type": "text/html", "title": "ODC Dataset Overview"}));
+    }
     // The product's own properties (odc-stats' `product.properties` and `producer`).
     if let Some(props) = item["properties"].as_object_mut() {
         if let Some(producer) = &p.producer {
@@ -119,7 +143,7 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         task: f.task.to_string(),
         why: format!("output STAC item is invalid: {e}"),
     })?;
-    debug_assert_eq!(parsed.assets.len(), f.outputs.len());
+    debug_assert_eq!(parsed.assets.len(), f.outputs.len() + f.thumbnail_url.is_some() as usize);
     Ok(item)
 }
 
@@ -205,4 +229,19 @@ pub fn product_collection(cfg: &RunConfig, extent: ProductExtent, self_url: &str
         doc["providers"] = json!([{"name": producer, "roles": ["producer", "processor"]}]);
     }
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explorer_links_join_as_urljoin_does() {
+        assert_eq!(
+            url_join("https://explorer.dea.ga.gov.au/", "product/p"),
+            "https://explorer.dea.ga.gov.au/product/p"
+        );
+        assert_eq!(url_join("https://explorer.dea.ga.gov.au", "product/p"), "https://explorer.dea.ga.gov.au/product/p");
+        assert_eq!(url_join("https://e.org/odc/x", "dataset/1"), "https://e.org/odc/dataset/1");
+    }
 }

@@ -471,13 +471,35 @@ pub(crate) fn commit_tile(
                 sha1_file(&local).map_err(|e| EngineError::Io { path: local.display().to_string(), source: e })?;
             let key = layout.band_key(&job.task, &o.name);
             job.output.put_file(&key, &local)?;
-            let _ = std::fs::remove_file(&local);
             Ok((key, sum))
         })
         .collect::<Result<Vec<(String, String)>>>()?;
     let file_name = |key: &str| key.rsplit('/').next().unwrap_or(key).to_string();
     let keys: Vec<String> = written.iter().map(|(k, _)| k.clone()).collect();
     let mut sums: Vec<(String, String)> = written.iter().map(|(k, sum)| (file_name(k), sum.clone())).collect();
+    // The thumbnail, drawn from the finished bands (odc-stats' preview_image_ows_style).
+    let band_file = |name: &str| scratch.path().join(format!("{name}.tif"));
+    let style = cfg.preview_style().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no thumbnail");
+        None
+    });
+    let thumbnail_key = match style {
+        Some(style) => {
+            let local = scratch.path().join("thumbnail.jpg");
+            crate::thumbnail::write_thumbnail(&style, band_file, &local)?;
+            let key = layout.thumbnail_key(&job.task);
+            sums.push((
+                file_name(&key),
+                sha1_file(&local).map_err(|e| EngineError::Io { path: local.display().to_string(), source: e })?,
+            ));
+            job.output.put_file(&key, &local)?;
+            Some(key)
+        }
+        None => None,
+    };
+    for o in outputs {
+        let _ = std::fs::remove_file(band_file(&o.name));
+    }
     let (stac_key, eo3_key, proc_key, sha1_key) = (
         layout.stac_key(&job.task),
         layout.metadata_key(&job.task, "odc-metadata.yaml"),
@@ -499,6 +521,7 @@ pub(crate) fn commit_tile(
             lineage: &inputs.lineage,
             inherited: &inputs.inherited,
             sha1_name: file_name(&sha1_key),
+            thumbnail_name: thumbnail_key.as_deref().map(file_name),
             proc_info_name: file_name(&proc_key),
             label: layout.stem(&job.task),
             processed: chrono::Utc::now(),
@@ -521,6 +544,7 @@ pub(crate) fn commit_tile(
         collection_url: job.output.url(&layout.collection_key()),
         eo3_url: job.output.url(&eo3_key),
         inherited: &inputs.inherited,
+        thumbnail_url: thumbnail_key.as_ref().map(|k| job.output.url(k)),
     })?;
     let item = serde_json::to_string_pretty(&item).unwrap();
     for (key, text) in [(&proc_key, &proc), (&eo3_key, &eo3)] {

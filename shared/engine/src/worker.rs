@@ -130,6 +130,15 @@ pub struct Worker {
     pub deadline: Option<Instant>,
 }
 
+/// Sets its flag when dropped, unwinding included.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Worker {
     pub fn new(ctx: Context, run_id: &str, stop: Arc<AtomicBool>) -> Result<Worker> {
         let run = ctx.ledger.run(run_id)?.ok_or_else(|| stratus_ports::PortError::RunNotFound(run_id.into()))?;
@@ -251,9 +260,10 @@ impl Worker {
                 Ok(false) => Err(EngineError::LeaseLost { task: task_id.to_string() }),
                 Err(e) => Err(e.into()),
             };
-            let r = self.run_claimed(task_id, parts, &task_stop, &still_owner);
-            finished.store(true, Ordering::Relaxed);
-            r
+            // Stops the heartbeat however the tile ends: a panic in it must not leave this
+            // scope waiting on the heartbeat for ever.
+            let _finished = SetOnDrop(&finished);
+            self.run_claimed(task_id, parts, &task_stop, &still_owner)
         });
         match result {
             Ok(Some(tile)) => {

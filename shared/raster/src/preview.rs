@@ -3,7 +3,7 @@
 //! sensible), transparent where any band has no data.
 
 use crate::error::{RasterError, Result};
-use gdal::raster::{RasterCreationOptions, ResampleAlg};
+use gdal::raster::RasterCreationOptions;
 use gdal::{Dataset, DriverManager};
 use std::path::Path;
 
@@ -30,12 +30,9 @@ pub fn write_preview(bands: &[&Path], dest: &Path) -> Result<()> {
     let mut planes = Vec::new();
     let mut valid = vec![true; pw * ph];
     for path in bands {
-        let ds = Dataset::open(path)?;
-        let band = ds.rasterband(1)?;
-        let nodata = band.no_data_value();
-        let data = band.read_as::<f64>((0, 0), (w, h), (pw, ph), Some(ResampleAlg::Average))?.into_shape_and_vec().1;
+        let data = crate::thumbnail::read_scaled(path, (pw, ph))?;
         for (v, ok) in data.iter().zip(valid.iter_mut()) {
-            if v.is_nan() || nodata.is_some_and(|nd| *v == nd) {
+            if v.is_nan() {
                 *ok = false;
             }
         }

@@ -88,15 +88,8 @@ impl GmConfig {
             offset: 0.0,
             dtype: SampleType::Uint16,
             nodata: 0,
-            eps: default_eps(),
-            maxiters: default_maxiters(),
             harmonize_s2_offset: true,
-            cloud_filters: None,
-            nodata_classes: None,
-            contiguity_band: None,
-            aux_names: BTreeMap::new(),
-            rescale: None,
-            positive_only: false,
+            ..GmConfig::landsat()
         }
     }
     pub fn landsat() -> Self {
