@@ -557,3 +557,42 @@ fn pq_filters_at_the_native_resolution() {
         }
     }
 }
+
+#[test]
+fn pq_ls_bitmask_aerosol_counts() {
+    let qa = mask_band("QA_PIXEL", "qa_pixel", SampleType::Uint16, 1, qa_pixel);
+    let level = |t: usize, y: usize, x: usize| (hash(t as u64, ((y / 8) * W + x / 8) as u64, 31) % 4) as i64;
+    let cfg = json!({"flags": {"cloud": "high_confidence"}, "filters": {"clear_2_2": [["opening", 2], ["dilation", 2]]},
+                     "aerosol_band": "SR_QA_AEROSOL", "aerosol_filters": {"clear_2_2_aerosol": [["opening", 2], ["dilation", 2]]}});
+    // USGS Collection 2 SR_QA_AEROSOL: the aerosol level in bits 6-7 (1 = fill).
+    let aerosol = Band {
+        name: "SR_QA_AEROSOL".into(),
+        dtype: SampleType::Uint8,
+        nodata: 1,
+        flags: None,
+        values: Array3::from_shape_fn((T, H, W), |(t, y, x)| match sky(t, y, x) {
+            Sky::NoData => 1,
+            _ => level(t, y, x) << 6 | 2,
+        }),
+    };
+    let r = run("pq-ls-bitmask", cfg, vec![qa, aerosol], |_| 0.0);
+    let every: Vec<&str> = r.iter().map(|b| b.0.as_str()).collect();
+    check(&r, &every);
+
+    // SR_ATMOS_OPACITY (x 0.001, nodata -9999): above 0.3 is hazy.
+    let qa = mask_band("QA_PIXEL", "qa_pixel", SampleType::Uint16, 1, qa_pixel);
+    let opacity = Band {
+        name: "SR_ATMOS_OPACITY".into(),
+        dtype: SampleType::Int16,
+        nodata: -9999,
+        flags: None,
+        values: Array3::from_shape_fn((T, H, W), |(t, y, x)| match sky(t, y, x) {
+            Sky::NoData => -9999,
+            _ => 100 * level(t, y, x) + 50,
+        }),
+    };
+    let cfg = json!({"flags": {"cloud": "high_confidence"}, "aerosol_band": "SR_ATMOS_OPACITY"});
+    let r = run("pq-ls-bitmask", cfg, vec![qa, opacity], |_| 0.0);
+    let every: Vec<&str> = r.iter().map(|b| b.0.as_str()).collect();
+    check(&r, &every);
+}

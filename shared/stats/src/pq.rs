@@ -22,7 +22,28 @@ pub struct PqConfig {
     /// The band holding the cloud classification.
     pub band: String,
     pub mask: MaskKind,
+    /// odc-stats' pq-ls-bitmask aerosol counts: `SR_QA_AEROSOL` (level 3 of bits 6-7 is
+    /// high aerosol) or `SR_ATMOS_OPACITY` (x 0.001 above 0.3 is hazy) adds
+    /// `clear_aerosol` (clear of cloud and aerosol); with `SR_QA_AEROSOL`, each of
+    /// `aerosol_filters` adds a band: clear of the cloud mask cleaned by its chain, and
+    /// of aerosol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aerosol_band: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aerosol_filters: BTreeMap<String, Vec<(String, usize)>>,
 }
+
+/// How an aerosol band says an observation is hazy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Aerosol {
+    /// USGS Collection 2 `SR_QA_AEROSOL`: bits 6-7 are the aerosol level, 3 = high.
+    QaLevel,
+    /// `SR_ATMOS_OPACITY` (int16 x 0.001, nodata -9999): above 0.3 is hazy.
+    Opacity,
+}
+
+/// Nodata of `SR_ATMOS_OPACITY`.
+const OPACITY_NODATA: i32 = -9999;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -37,10 +58,16 @@ fn default_filters() -> PqFilters {
 
 impl PqConfig {
     pub fn s2() -> Self {
-        Self { filters: default_filters(), band: "SCL".into(), mask: K::s2() }
+        Self {
+            filters: default_filters(),
+            band: "SCL".into(),
+            mask: K::s2(),
+            aerosol_band: None,
+            aerosol_filters: BTreeMap::new(),
+        }
     }
     pub fn landsat() -> Self {
-        Self { filters: default_filters(), band: "qa_pixel".into(), mask: K::landsat() }
+        Self { band: "qa_pixel".into(), mask: K::landsat(), ..PqConfig::s2() }
     }
 }
 
@@ -49,6 +76,9 @@ pub struct Pq {
     cfg: PqConfig,
     /// Output name and chain of each filter.
     filters: Vec<(String, Vec<MorphOp>)>,
+    aerosol: Option<Aerosol>,
+    /// Output name and chain of each aerosol filter.
+    aerosol_filters: Vec<(String, Vec<MorphOp>)>,
 }
 
 impl Pq {
@@ -81,7 +111,33 @@ impl Pq {
                 v
             }
         };
-        Ok(Pq { name: name.into(), cfg, filters })
+        let aerosol = match cfg.aerosol_band.as_deref() {
+            None => None,
+            Some("SR_QA_AEROSOL") => Some(Aerosol::QaLevel),
+            Some("SR_ATMOS_OPACITY") => Some(Aerosol::Opacity),
+            Some(other) => {
+                return Err(StatError::Config {
+                    plugin: name.into(),
+                    why: format!("aerosol_band: '{other}': give SR_QA_AEROSOL or SR_ATMOS_OPACITY"),
+                })
+            }
+        };
+        // As odc-stats: aerosol filters count with SR_QA_AEROSOL only.
+        let aerosol_filters = match aerosol {
+            Some(Aerosol::QaLevel) => cfg
+                .aerosol_filters
+                .iter()
+                .map(|(n, chain)| Ok((n.clone(), parse_filters(chain)?)))
+                .collect::<Result<Vec<_>, StatError>>()?,
+            _ if !cfg.aerosol_filters.is_empty() && aerosol.is_none() => {
+                return Err(StatError::Config {
+                    plugin: name.into(),
+                    why: "aerosol_filters need aerosol_band: SR_QA_AEROSOL".into(),
+                })
+            }
+            _ => vec![],
+        };
+        Ok(Pq { name: name.into(), cfg, filters, aerosol, aerosol_filters })
     }
 }
 
@@ -90,19 +146,44 @@ impl Statistic for Pq {
         &self.name
     }
     fn input_bands(&self) -> Vec<InputBand> {
-        vec![InputBand::mask(&self.cfg.band, &self.cfg.mask)]
+        let mut v = vec![InputBand::mask(&self.cfg.band, &self.cfg.mask)];
+        match (self.aerosol, &self.cfg.aerosol_band) {
+            (Some(Aerosol::QaLevel), Some(b)) => v.push(InputBand::categorical(b, 1)),
+            (Some(Aerosol::Opacity), Some(b)) => v.push(InputBand {
+                name: b.clone(),
+                categorical: true,
+                dtype: stratus_core::SampleType::Int16,
+                nodata: stratus_core::SampleType::Int16.code(OPACITY_NODATA as f64).expect("-9999 is an int16"),
+                units: None,
+                harmonize_s2_offset: false,
+            }),
+            _ => {}
+        }
+        v
     }
     fn output_bands(&self) -> Vec<OutputBand> {
         let band = |name: String| OutputBand { name, dtype: PixelType::Uint16, nodata: None, categorical: true };
         let mut v = vec![band("total".into()), band("clear".into())];
         v.extend(self.filters.iter().map(|(name, _)| band(name.clone())));
+        if self.aerosol.is_some() {
+            v.push(band("clear_aerosol".into()));
+            v.extend(self.aerosol_filters.iter().map(|(name, _)| band(name.clone())));
+        }
         v
     }
     fn scale_filters(&mut self, factor: f64) {
-        crate::masks::scale_chains(self.filters.iter_mut().map(|(_, f)| f), factor);
+        crate::masks::scale_chains(
+            self.filters.iter_mut().chain(self.aerosol_filters.iter_mut()).map(|(_, f)| f),
+            factor,
+        );
     }
     fn halo(&self) -> usize {
-        self.filters.iter().map(|(_, f)| f.iter().map(MorphOp::reach).sum::<usize>()).max().unwrap_or(0)
+        self.filters
+            .iter()
+            .chain(&self.aerosol_filters)
+            .map(|(_, f)| f.iter().map(MorphOp::reach).sum::<usize>())
+            .max()
+            .unwrap_or(0)
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
         let b = stack.band_index(&self.cfg.band).ok_or_else(|| StatError::MissingBand(self.cfg.band.clone()))?;
@@ -110,6 +191,14 @@ impl Statistic for Pq {
         let mut total = Array2::<u16>::zeros((h, w));
         let mut clear = Array2::<u16>::zeros((h, w));
         let mut filtered = vec![Array2::<u16>::zeros((h, w)); self.filters.len()];
+        let mut clear_aerosol = Array2::<u16>::zeros((h, w));
+        let mut aerosol_filtered = vec![Array2::<u16>::zeros((h, w)); self.aerosol_filters.len()];
+        let aerosol_index = match &self.cfg.aerosol_band {
+            Some(a) if self.aerosol.is_some() => {
+                Some(stack.band_index(a).ok_or_else(|| StatError::MissingBand(a.clone()))?)
+            }
+            _ => None,
+        };
         let k = &self.cfg.mask;
         for t in 0..stack.times() {
             let plane = stack.plane(t, b);
@@ -121,9 +210,33 @@ impl Statistic for Pq {
                 let m = apply_all(&cloud, f);
                 ndarray::Zip::from(&mut filtered[i]).and(&valid).and(&m).for_each(|c, &v, &k| *c += (v && !k) as u16);
             }
+            if let (Some(a), Some(kind)) = (aerosol_index, self.aerosol) {
+                let hazy = stack.plane(t, a).mapv(|v| match kind {
+                    Aerosol::QaLevel => (v & 0b1100_0000) >> 6 == 3,
+                    Aerosol::Opacity => {
+                        let o = stratus_core::SampleType::Int16.value(v);
+                        o != OPACITY_NODATA && o as f64 * 0.001 > 0.3
+                    }
+                });
+                let count = |acc: &mut Array2<u16>, cloud: &Array2<bool>| {
+                    ndarray::Zip::from(acc)
+                        .and(&valid)
+                        .and(cloud)
+                        .and(&hazy)
+                        .for_each(|c, &v, &k, &a| *c += (v && !k && !a) as u16)
+                };
+                count(&mut clear_aerosol, &cloud);
+                for (i, (_, f)) in self.aerosol_filters.iter().enumerate() {
+                    count(&mut aerosol_filtered[i], &apply_all(&cloud, f));
+                }
+            }
         }
         let mut out = vec![OutputData::U16(total), OutputData::U16(clear)];
         out.extend(filtered.into_iter().map(OutputData::U16));
+        if self.aerosol.is_some() {
+            out.push(OutputData::U16(clear_aerosol));
+            out.extend(aerosol_filtered.into_iter().map(OutputData::U16));
+        }
         Ok(out)
     }
 }

@@ -109,26 +109,19 @@ fn gm_ls_bitmask_shape(plugin: &str, cfg: &serde_json::Value) -> Result<serde_js
 }
 
 /// odc-stats' pq-ls-bitmask options as a pixel-quality count's: `pq_band`, QA_PIXEL
-/// `flags` and `nodata_flags`, named `filters` (none by default).
+/// `flags` and `nodata_flags`, named `filters` (none by default), `aerosol_band` and
+/// `aerosol_filters`.
 fn pq_ls_bitmask_shape(plugin: &str, cfg: &serde_json::Value) -> Result<serde_json::Value, StatError> {
     let mut o = match cfg {
         serde_json::Value::Object(o) => o.clone(),
         serde_json::Value::Null => Default::default(),
         _ => return Err(StatError::Config { plugin: plugin.into(), why: "plugin_config must be a mapping".into() }),
     };
-    if let Some(a) = o.get("aerosol_band").filter(|a| !a.is_null()) {
-        return Err(StatError::Config {
-            plugin: plugin.into(),
-            why: format!("aerosol_band: {a}: the clear_aerosol counts are not supported yet; leave aerosol_band and aerosol_filters out"),
-        });
+    for key in ["aerosol_band", "aerosol_filters"] {
+        if o.get(key).is_some_and(|v| v.is_null()) {
+            o.remove(key);
+        }
     }
-    o.remove("aerosol_band");
-    o.remove("aerosol_filters").filter(|f| !f.is_null() && f != &serde_json::json!({})).map_or(Ok(()), |_| {
-        Err(StatError::Config {
-            plugin: plugin.into(),
-            why: "aerosol_filters need aerosol_band, not supported yet".into(),
-        })
-    })?;
     let mask = qa_flags_mask(plugin, &mut o)?;
     o.insert("mask".into(), serde_json::to_value(mask).expect("a mask kind serialises"));
     let band = o.remove("pq_band").unwrap_or("QA_PIXEL".into());
@@ -340,7 +333,13 @@ mod odc_stats_configs {
         )
         .unwrap();
         assert_eq!(outputs(pq.as_ref()), ["total", "clear", "clear_2_2"]);
-        assert!(build_statistic("pq-ls-bitmask", &json!({"aerosol_band": "SR_QA_AEROSOL"})).is_err());
+        let a = build_statistic(
+            "pq-ls-bitmask",
+            &json!({"aerosol_band": "SR_QA_AEROSOL", "aerosol_filters": {"clear_2_2_aerosol": [["opening", 2], ["dilation", 2]]}}),
+        )
+        .unwrap();
+        assert_eq!(outputs(a.as_ref()), ["total", "clear", "clear_aerosol", "clear_2_2_aerosol"]);
+        assert!(build_statistic("pq-ls-bitmask", &json!({"aerosol_band": "SR_AEROSOL"})).is_err());
         let t = build_statistic(
             "tcw-percentiles",
             &json!({"bands": ["blue", "green", "red", "nir", "swir1", "swir2", "fmask", "nbart_contiguity"], "mask_band": "fmask",
