@@ -58,10 +58,7 @@ const PLUGIN_NOT_YET: [(&str, &str); 4] = [
 /// `group_by`) or have no meaning here; the plugin's own options stay for the plugin.
 fn translate_plugin_config(doc: &mut Map<String, Value>, notes: &mut Vec<KeyNote>) -> Result<()> {
     let Some(Value::Object(pc)) = doc.get_mut("plugin_config") else { return Ok(()) };
-    let mut lifted = None;
-    if let Some(r) = pc.remove("resampling") {
-        lifted = Some(r);
-    }
+    let lifted = pc.remove("resampling");
     if let Some(g) = pc.remove("group_by") {
         if g != "solar_day" {
             return Err(EngineError::Config(format!(

@@ -479,9 +479,8 @@ pub(crate) fn commit_tile(
     let mut sums: Vec<(String, String)> = written.iter().map(|(k, sum)| (file_name(k), sum.clone())).collect();
     // The thumbnail, drawn from the finished bands (odc-stats' preview_image_ows_style).
     let band_file = |name: &str| scratch.path().join(format!("{name}.tif"));
-    let style = cfg.preview_style().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "no thumbnail");
-        None
+    let style = cfg.product.preview_image_ows_style.as_ref().and_then(|s| {
+        crate::thumbnail::PreviewStyle::parse(s, outputs).map_err(|e| tracing::warn!(error = %e, "no thumbnail")).ok()
     });
     let thumbnail_key = match style {
         Some(style) => {
@@ -857,34 +856,44 @@ mod tests {
         assert_eq!(existing_outputs(&store, &layout, &task, "b").unwrap(), ExistingOutputs::OtherConfig);
     }
 
-    /// odc-stats filters masks at the native resolution of its basis band: Sentinel-2's
-    /// 20 m SCL on a 10 m grid doubles pq's radii; 10 m bands on a 60 m grid shrink a
-    /// geomedian's; nothing changes where they match or the pixel size is unknown.
-    #[test]
-    fn mask_filters_scale_from_native_pixels() {
-        use stratus_core::BandAsset;
-        let dataset = |band: &str, pixel: Option<f64>| Dataset {
+    /// A dataset of one asset, for the checks below.
+    fn one_asset_dataset(asset: stratus_core::BandAsset, baseline: Option<&str>) -> Dataset {
+        Dataset {
             id: "item-1".into(),
             collection: "c".into(),
             datetime: chrono::Utc::now(),
             footprint: vec![],
             epsg: 32633,
             region_code: None,
-            processing_baseline: None,
-            assets: vec![BandAsset {
-                key: band.into(),
-                names: vec![],
-                href: format!("/x/{band}.tif"),
-                epsg: None,
-                transform: pixel.map(|p| [500_000.0, p, 0.0, 7_000_000.0, 0.0, -p]),
-                shape: None,
-                nodata: None,
-                data_type: None,
-                scale: None,
-                offset: None,
-            }],
+            processing_baseline: baseline.map(String::from),
+            assets: vec![asset],
             sources: vec![],
             inherited: Default::default(),
+        }
+    }
+
+    /// odc-stats filters masks at the native resolution of its basis band: Sentinel-2's
+    /// 20 m SCL on a 10 m grid doubles pq's radii; 10 m bands on a 60 m grid shrink a
+    /// geomedian's; nothing changes where they match or the pixel size is unknown.
+    #[test]
+    fn mask_filters_scale_from_native_pixels() {
+        use stratus_core::BandAsset;
+        let dataset = |band: &str, pixel: Option<f64>| {
+            one_asset_dataset(
+                BandAsset {
+                    key: band.into(),
+                    names: vec![],
+                    href: format!("/x/{band}.tif"),
+                    epsg: None,
+                    transform: pixel.map(|p| [500_000.0, p, 0.0, 7_000_000.0, 0.0, -p]),
+                    shape: None,
+                    nodata: None,
+                    data_type: None,
+                    scale: None,
+                    offset: None,
+                },
+                None,
+            )
         };
         let cfg = |grid: &str| {
             RunConfig::from_yaml(
@@ -916,30 +925,21 @@ mod tests {
     #[test]
     fn declared_types_scales_and_offsets_are_checked() {
         use stratus_core::{BandAsset, SampleType};
-        let dataset =
-            |data_type: Option<SampleType>, scale: Option<f64>, offset: Option<f64>, baseline: &str| Dataset {
-                id: "item-1".into(),
-                collection: "c".into(),
-                datetime: chrono::Utc::now(),
-                footprint: vec![],
-                epsg: 32633,
-                region_code: None,
-                processing_baseline: Some(baseline.into()),
-                assets: vec![BandAsset {
-                    key: "B04".into(),
-                    names: vec![],
-                    href: "/x/B04.tif".into(),
-                    epsg: None,
-                    transform: None,
-                    shape: None,
-                    nodata: Some(-999.0),
-                    data_type,
-                    scale,
-                    offset,
-                }],
-                sources: vec![],
-                inherited: Default::default(),
+        let dataset = |data_type: Option<SampleType>, scale: Option<f64>, offset: Option<f64>, baseline: &str| {
+            let asset = BandAsset {
+                key: "B04".into(),
+                names: vec![],
+                href: "/x/B04.tif".into(),
+                epsg: None,
+                transform: None,
+                shape: None,
+                nodata: Some(-999.0),
+                data_type,
+                scale,
+                offset,
             };
+            one_asset_dataset(asset, Some(baseline))
+        };
         let gm = stratus_stats::build_statistic("gm-s2", &serde_json::json!({"bands": ["B04"]})).unwrap();
         let inputs = gm.input_bands();
         let check = |d: &Dataset| check_declared_types(d, &inputs[..1], "gm-s2");

@@ -345,12 +345,24 @@ pub fn observation_masks(
             if let Some(c) = c {
                 ndarray::Zip::from(&mut valid).and(&stack.plane(t, c)).for_each(|v, &k| *v &= k != 0);
             }
-            let mut cloud = Array2::from_elem(plane.dim(), false);
-            for (g, filters) in rules.filters.iter().enumerate() {
-                let group = plane.mapv(|v| rules.groups_of[v as usize] & (1 << g) != 0);
-                let group = if filters.is_empty() { group } else { apply_all(&group, filters) };
-                ndarray::Zip::from(&mut cloud).and(&group).for_each(|c, &m| *c |= m);
-            }
+            // Each group's mask, cleaned by its chain; OR-ed (one group: as it is).
+            let cloud = rules
+                .filters
+                .iter()
+                .enumerate()
+                .map(|(g, filters)| {
+                    let group = plane.mapv(|v| rules.groups_of[v as usize] & (1 << g) != 0);
+                    if filters.is_empty() {
+                        group
+                    } else {
+                        apply_all(&group, filters)
+                    }
+                })
+                .reduce(|mut a, b| {
+                    ndarray::Zip::from(&mut a).and(&b).for_each(|c, &m| *c |= m);
+                    a
+                })
+                .unwrap_or_else(|| Array2::from_elem(plane.dim(), false));
             let clear = ndarray::Zip::from(&valid).and(&cloud).map_collect(|&v, &c| v && !c);
             ObsMask { valid, clear }
         })

@@ -282,6 +282,16 @@ impl WofsSummary {
     }
 }
 
+/// wofs-summary's outputs (wofs-summary-fh's too).
+fn wofs_outputs() -> Vec<OutputBand> {
+    let nodata = Some(WOFS_COUNT_NODATA as f64);
+    vec![
+        OutputBand { name: "count_wet".into(), dtype: PixelType::Int16, nodata, categorical: true },
+        OutputBand { name: "count_clear".into(), dtype: PixelType::Int16, nodata, categorical: true },
+        OutputBand { name: "frequency".into(), dtype: PixelType::Float32, nodata: Some(f64::NAN), categorical: false },
+    ]
+}
+
 /// Nodata of wofs-summary's counts.
 const WOFS_COUNT_NODATA: i16 = -999;
 
@@ -294,17 +304,7 @@ impl Statistic for WofsSummary {
         vec![InputBand::categorical(&self.band, 1)]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
-        let nodata = Some(WOFS_COUNT_NODATA as f64);
-        vec![
-            OutputBand { name: "count_wet".into(), dtype: PixelType::Int16, nodata, categorical: true },
-            OutputBand { name: "count_clear".into(), dtype: PixelType::Int16, nodata, categorical: true },
-            OutputBand {
-                name: "frequency".into(),
-                dtype: PixelType::Float32,
-                nodata: Some(f64::NAN),
-                categorical: false,
-            },
-        ]
+        wofs_outputs()
     }
     fn scale_filters(&mut self, factor: f64) {
         crate::masks::scale_chains(self.filters.iter_mut().map(|(_, f)| f), factor);
@@ -378,7 +378,7 @@ impl Statistic for WofsFullHistory {
         vec![Self::count_band("count_wet"), Self::count_band("count_clear")]
     }
     fn output_bands(&self) -> Vec<OutputBand> {
-        WofsSummary { band: String::new(), filters: vec![] }.output_bands()
+        wofs_outputs()
     }
     fn reduce(&self, stack: &Stack) -> Result<Vec<OutputData>, StatError> {
         let [w, c] = ["count_wet", "count_clear"]
