@@ -72,15 +72,28 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Validate the product in `product` (its bands `bands` a tile) with the three tools.
-fn validate(product: &Path, name: &str, bands: u64) {
-    // STAC items and Collection, and the COGs.
+/// `scripts/parity/validate_products.py` on `dir`: every STAC document against the core
+/// schemas and the extension schemas vendored in tests/data/stac-schemas (each extension
+/// a document declares must have its schema there), every COG with rio-cogeo. Its counts.
+fn validate_stac_and_cogs(dir: &Path) -> serde_json::Value {
     let report = run_ok(
-        Command::new(venv_tool("python")).arg(root().join("scripts/parity/validate_products.py")).arg(product),
+        Command::new(venv_tool("python"))
+            .arg(root().join("scripts/parity/validate_products.py"))
+            .arg(dir)
+            .arg("--schemas")
+            .arg(root().join("tests/data/stac-schemas")),
         "validate_products.py",
     );
     let counts: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
     eprintln!("validate_products.py: {counts}");
+    assert_eq!(counts["extensions_without_schema"], serde_json::json!([]), "vendor their schemas: {counts}");
+    counts
+}
+
+/// Validate the product in `product` (its bands `bands` a tile) with the three tools.
+fn validate(product: &Path, name: &str, bands: u64) {
+    // STAC items and Collection, and the COGs.
+    let counts = validate_stac_and_cogs(product);
     let items = counts["items"].as_u64().unwrap();
     assert!(items >= 6 && counts["collections"] == 1 && counts["catalogs"] == 0, "{counts}");
     assert_eq!(counts["cogs"].as_u64(), Some(items * bands), "{counts}");
@@ -129,6 +142,11 @@ fn pixel_quality_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1sum
     validate(&out.join("t_meta_pq/1.0.0"), "t_meta_pq", 4);
     let (eo3, item) = first_metadata(&out.join("t_meta_pq/1.0.0"));
     assert!(eo3["properties"]["eo:cloud_cover"].is_number(), "inherited from the first input: {}", eo3["properties"]);
+    // The item declares the eo extension for it (validate_products.py checked the field
+    // against the extension's schema).
+    assert!(item["properties"]["eo:cloud_cover"].is_number(), "{}", item["properties"]);
+    let exts = item["stac_extensions"].as_array().unwrap();
+    assert!(exts.iter().any(|e| e.as_str().is_some_and(|e| e.contains("/eo/v1.1.0/"))), "{exts:?}");
     // The thumbnail odc-stats draws from preview_image_ows_style: a JPEG a tenth of the
     // tile's size, listed in the eo3 document (eo3-validate opened it) and the item.
     let name = eo3["accessories"]["thumbnail"]["path"].as_str().expect("a thumbnail accessory").to_string();
@@ -163,11 +181,7 @@ fn synthetic_inputs_validate_with_pystac_and_rio_cogeo() {
     let inputs = dir.path().join("inputs");
     let spec = stratus_synth::SynthSpec { truth: true, ..support::small_scenes(2) };
     stratus_synth::generate(&spec, &inputs, &|_, _| {}).unwrap();
-    let report = run_ok(
-        Command::new(venv_tool("python")).arg(root().join("scripts/parity/validate_products.py")).arg(&inputs),
-        "validate_products.py",
-    );
-    let counts: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+    let counts = validate_stac_and_cogs(&inputs);
     let items = counts["items"].as_u64().unwrap();
     // Each scene and its cloud-free twin; a catalogue and a Collection for each set.
     assert!(items >= 4 && counts["catalogs"] == 2 && counts["collections"] == 2, "{counts}");

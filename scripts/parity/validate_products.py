@@ -6,9 +6,11 @@ DIR: a product's folder, or a catalogue of inputs (`stratus synth`'s).
 
 - STAC: every item, Collection and Catalog (JSON) under OUTPUT_DIR against the STAC
   core JSON schemas pystac bundles, with pystac's validator, and against the extension
-  schemas found in --schemas (files named as the extension's URL path, e.g.
-  `projection/v1.1.0/schema.json`). Nothing is fetched from the network: an extension
-  without a schema here is listed in the report as not validated. Each item's `collection` link must lead to a Collection file
+  schemas found in --schemas (files named as their URL's host and path, e.g.
+  `stac-extensions.github.io/projection/v1.1.0/schema.json`, and so are the schemas
+  those refer to, e.g. `proj.org/schemas/v0.5/projjson.schema.json`). Nothing is fetched
+  from the network: an extension without a schema here is listed in the report as not
+  validated, and a schema referring to one missing here fails. Each item's `collection` link must lead to a Collection file
   whose id is the item's `collection`.
 - COGs: every GeoTIFF asset with `rio cogeo validate` (rio-cogeo's `cog_validate`).
 
@@ -27,7 +29,6 @@ from pystac.validation import JsonSchemaSTACValidator
 from pystac.validation.stac_validator import GetSchemaError
 from rio_cogeo.cogeo import cog_validate
 
-EXT_PREFIX = "https://stac-extensions.github.io/"
 
 
 class OfflineValidator(JsonSchemaSTACValidator):
@@ -46,9 +47,10 @@ class OfflineValidator(JsonSchemaSTACValidator):
             return False
 
     def _get_schema(self, schema_uri):
-        if schema_uri not in self.schema_cache and schema_uri.startswith(EXT_PREFIX) and self.schemas_dir:
-            path = os.path.join(self.schemas_dir, schema_uri[len(EXT_PREFIX):])
-            if os.path.exists(path):
+        u = urlparse(schema_uri)
+        if schema_uri not in self.schema_cache and u.scheme in ("http", "https") and self.schemas_dir:
+            path = os.path.join(self.schemas_dir, u.netloc, u.path.lstrip("/"))
+            if os.path.isfile(path):
                 with open(path) as f:
                     self.schema_cache[schema_uri] = json.load(f)
         if schema_uri not in self.schema_cache:
@@ -97,7 +99,7 @@ def main():
             validator.validate_core(d, kind, d["stac_version"], href=path)
             for ext in d.get("stac_extensions", []):
                 if validator.has_schema(ext):
-                    validator.validate_extension(d, kind, ext, href=path)
+                    validator.validate_extension(d, kind, d["stac_version"], ext, href=path)
                 else:
                     unvalidated.add(ext)
         except Exception as e:  # the validator's own error names the schema and field

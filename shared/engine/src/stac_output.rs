@@ -11,6 +11,14 @@ use stratus_raster::GdalCrsTransform;
 use stratus_stats::OutputBand;
 
 pub const PROJECTION_EXT: &str = "https://stac-extensions.github.io/projection/v1.1.0/schema.json";
+/// The extensions whose fields an item may carry from its product's or inputs'
+/// properties, by field prefix: an item declares each one it uses, so validators check
+/// those fields (their schemas are vendored in tests/data/stac-schemas).
+const EXTENSIONS_BY_PREFIX: [(&str, &str); 3] = [
+    ("eo:", "https://stac-extensions.github.io/eo/v1.1.0/schema.json"),
+    ("view:", "https://stac-extensions.github.io/view/v1.0.0/schema.json"),
+    ("sat:", "https://stac-extensions.github.io/sat/v1.0.0/schema.json"),
+];
 /// The STAC version of what Stratus writes (the version pystac validates against offline).
 pub const STAC_VERSION: &str = "1.1.0";
 
@@ -136,6 +144,14 @@ pub fn output_item(f: &ItemFacts) -> Result<Value> {
         }
         for (k, v) in f.inherited.stac_properties(&p.inherit_skip_properties.clone().unwrap_or_default()) {
             props.entry(k).or_insert(v);
+        }
+        let used: Vec<&str> = EXTENSIONS_BY_PREFIX
+            .iter()
+            .filter(|(prefix, _)| props.keys().any(|k| k.starts_with(prefix)))
+            .map(|(_, url)| *url)
+            .collect();
+        if let Some(exts) = item["stac_extensions"].as_array_mut() {
+            exts.extend(used.into_iter().map(Value::from));
         }
     }
     // Round-trip through the STAC model to be sure we wrote a valid item.

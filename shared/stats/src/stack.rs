@@ -47,9 +47,15 @@ impl Stack {
             .collect();
         let floats = Array4::from_elem((times, next, height, width), f32::NAN);
         let mut s = Stack { bands, dtypes, nodata, data, floats, float_index };
-        for (b, nd) in s.nodata.clone().into_iter().enumerate() {
-            s.data.slice_mut(ndarray::s![.., b, .., ..]).fill(nd);
-        }
+        // Time slots filled side by side: a tile's chunk stack is hundreds of MB, which
+        // one thread would fill (and fault in) while the others wait to read into it.
+        use rayon::prelude::*;
+        let nodata = &s.nodata;
+        s.data.axis_iter_mut(ndarray::Axis(0)).into_par_iter().for_each(|mut slot| {
+            for (b, &nd) in nodata.iter().enumerate() {
+                slot.index_axis_mut(ndarray::Axis(0), b).fill(nd);
+            }
+        });
         s
     }
     pub fn times(&self) -> usize {
