@@ -121,10 +121,13 @@ fn validate(product: &Path, name: &str, bands: u64) {
     // Checksums of every file of each tile, its STAC item included.
     for sha1 in support::files_with_extension(product, "sha1") {
         let listing = std::fs::read_to_string(&sha1).unwrap();
-        let thumbnail = std::fs::read_dir(sha1.parent().unwrap())
-            .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with("_thumbnail.jpg"));
-        assert_eq!(listing.lines().count() as u64, bands + 3 + thumbnail as u64, "{listing}");
+        let has = |suffix: &str| {
+            std::fs::read_dir(sha1.parent().unwrap())
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(suffix))
+        };
+        let extras = has("_thumbnail.jpg") as u64 + has("_rgba.tif") as u64;
+        assert_eq!(listing.lines().count() as u64, bands + 3 + extras, "{listing}");
         run_ok(Command::new("sha1sum").arg("-c").arg(&sha1).current_dir(sha1.parent().unwrap()), "sha1sum -c");
     }
 }
@@ -243,8 +246,10 @@ fn split_geomedian_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1s
         dir.path(),
         "gm-s2",
         "{name: t_meta_gm, short_name: tmg, version: 1.0.0, maturity: final, region_code_format: 'x{x:03d}y{y:03d}', inherit_skip_properties: [eo:cloud_cover], preview_image_ows_style: {name: simple_rgb, components: {red: {B04: 1.0}, green: {B03: 1.0}, blue: {B02: 1.0}}, scale_range: [0, 3000]}}",
+        // odc-stats' RGBA preview: its RGB options in plugin_config, asked for by an
+        // `rgba` entry in cog_opts' overrides.
         &format!(
-            "output_location: '{}/{{product}}/{{version}}'\nplugin_config: {config}\nlambda: {{parts: 2}}\n",
+            "output_location: '{}/{{product}}/{{version}}'\nplugin_config: {{bands: [B02, B03, B04, B08, B11, B12], rgb_bands: [B04, B03, B02], rgb_clamp: 3000}}\ncog_opts: {{overrides: {{rgba: {{compress: deflate}}}}}}\nlambda: {{parts: 2}}\n",
             out.display()
         ),
     );
@@ -266,6 +271,27 @@ fn split_geomedian_outputs_validate_with_pystac_eo3_validate_rio_cogeo_and_sha1s
     let config: serde_json::Value = serde_norway::from_str(config).unwrap();
     let bands = stratus_stats::build_statistic("gm-s2", &config).unwrap().output_bands().len();
     validate(&product, "t_meta_gm", bands as u64);
+    // Each tile's RGBA preview, against odc-algo's to_rgba on the same bands.
+    let previews = support::files_with_extension(&product, "tif")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("_rgba.tif"))
+        .collect::<Vec<_>>();
+    assert_eq!(previews.len(), 6, "{previews:?}");
+    for rgba in &previews {
+        let band = |b: &str| PathBuf::from(rgba.to_string_lossy().replace("_rgba.tif", &format!("_{b}.tif")));
+        let report = run_ok(
+            Command::new(venv_tool("python"))
+                .arg(root().join("scripts/parity/compare_rgba.py"))
+                .arg(rgba)
+                .args([band("B04"), band("B03"), band("B02")])
+                .arg("3000"),
+            "compare_rgba.py",
+        );
+        let r: serde_json::Value = serde_json::from_str(report.trim()).unwrap();
+        assert!(r["pixels"].as_u64() > Some(0) && r["identical"] == r["pixels"], "{}: {r}", rgba.display());
+        assert_eq!(r["colours"], serde_json::json!(["red", "green", "blue", "alpha"]), "{r}");
+        assert!(r["cog_valid"] == true && r["opaque"].as_u64() > Some(0), "{r}");
+    }
     let loaded = index_and_load(&product, "t_meta_gm");
     eprintln!("odc_index.py: {loaded}");
     assert_eq!(loaded["datasets"].as_u64(), Some(6), "{loaded}");

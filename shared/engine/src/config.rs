@@ -7,7 +7,9 @@ use crate::error::{EngineError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use stratus_core::{Frequency, GridSpec, Period, TileIndex};
+use stratus_raster::rgba::Clamp;
 use stratus_raster::CogOptions;
+use stratus_stats::OutputBand;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +208,16 @@ pub struct RunConfig {
     /// Resampling for continuous bands (categorical bands always use nearest).
     #[serde(default = "default_resampling")]
     pub resampling: String,
+    /// The red, green and blue output bands of each tile's RGBA preview band
+    /// (`{stem}_rgba.tif`, odc-stats' `rgb_bands`), written when `cog_opts.overrides` has
+    /// `rgba`, as odc-stats does. Default: gm-s2's and gm-ls's own, when their bands are
+    /// the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rgb_bands: Option<Vec<String>>,
+    /// The RGBA preview's stretch (odc-stats' `rgb_clamp`): `[low, high]`, or `high` from
+    /// 0, become 0 to 255. Default [1.0, 3000.0].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rgb_clamp: Option<serde_json::Value>,
     /// Reprojection tolerance in pixels (gdalwarp's default 0.125; 0 = exact).
     #[serde(default = "default_warp_error")]
     pub warp_error_threshold: f64,
@@ -383,7 +395,12 @@ impl Default for RunConfig {
 /// The run file's keys, from the struct itself.
 fn valid_keys() -> String {
     // Keys left out of a configuration when empty (to keep digests of older runs) too.
-    let all = RunConfig { ignore_time: vec![String::new()], ..RunConfig::default() };
+    let all = RunConfig {
+        ignore_time: vec![String::new()],
+        rgb_bands: Some(vec![]),
+        rgb_clamp: Some(serde_json::Value::Null),
+        ..RunConfig::default()
+    };
     let all = serde_json::to_value(all).expect("a configuration serialises");
     all.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()
 }
@@ -450,6 +467,80 @@ impl RunConfig {
         crate::thumbnail::PreviewStyle::parse(style, &outputs).map(Some)
     }
 
+    /// The RGBA preview each tile gets, if any: odc-stats writes one when `cog_opts.overrides`
+    /// has `rgba` and the plugin has red, green and blue bands. Their indices among
+    /// `outputs`, and the stretch.
+    pub fn rgba_preview(&self, outputs: &[OutputBand]) -> Result<Option<([usize; 3], Clamp)>> {
+        if !self.cog_opts.overrides.contains_key("rgba") {
+            return Ok(None);
+        }
+        self.rgb_bands_and_clamp(outputs)
+    }
+
+    /// `rgb_bands` (or the plugin's default) among `outputs`, and `rgb_clamp`.
+    fn rgb_bands_and_clamp(&self, outputs: &[OutputBand]) -> Result<Option<([usize; 3], Clamp)>> {
+        let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+        let picked = match &self.rgb_bands {
+            Some(given) => {
+                let [r, g, b] = given.as_slice() else {
+                    return Err(EngineError::Config(format!(
+                        "rgb_bands: {given:?}: give three output bands, red, green and blue"
+                    )));
+                };
+                let find = |n: &String| {
+                    names.iter().position(|o| o == n).ok_or_else(|| {
+                        EngineError::Config(format!(
+                            "rgb_bands: '{n}' is not an output band of plugin {} (its bands: {})",
+                            self.plugin,
+                            names.join(", ")
+                        ))
+                    })
+                };
+                [find(r)?, find(g)?, find(b)?]
+            }
+            // odc-stats' geomedians name their RGB bands only with their default bands.
+            None if matches!(self.plugin.as_str(), "gm-s2" | "gm-ls") && self.plugin_config.get("bands").is_none() => {
+                match stratus_raster::preview::rgb_bands(&names) {
+                    Some(rgb) => rgb,
+                    None => return Ok(None),
+                }
+            }
+            None => return Ok(None),
+        };
+        Ok(Some((picked, self.rgb_clamp()?)))
+    }
+
+    /// `rgb_clamp` as odc-algo's `to_rgba` takes it: a pair, or one number (from 0).
+    fn rgb_clamp(&self) -> Result<Clamp> {
+        use serde_json::Value;
+        let bad = |v: &Value, why: &str| {
+            EngineError::Config(format!("rgb_clamp: {v}: {why} (give [low, high], or high to stretch from 0)"))
+        };
+        let clamp = match &self.rgb_clamp {
+            None => Clamp::Float(1.0, 3000.0),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(hi) => Clamp::Int(0, hi),
+                None => Clamp::Float(0.0, n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Some(v @ Value::Array(a)) if a.len() == 2 => match (a[0].as_i64(), a[1].as_i64()) {
+                (Some(lo), Some(hi)) => Clamp::Int(lo, hi),
+                _ => match (a[0].as_f64(), a[1].as_f64()) {
+                    (Some(lo), Some(hi)) => Clamp::Float(lo, hi),
+                    _ => return Err(bad(v, "two numbers")),
+                },
+            },
+            Some(v) => return Err(bad(v, "a pair of numbers or one number")),
+        };
+        let (lo, hi) = match clamp {
+            Clamp::Int(lo, hi) => (lo as f64, hi as f64),
+            Clamp::Float(lo, hi) => (lo, hi),
+        };
+        if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+            return Err(bad(self.rgb_clamp.as_ref().unwrap_or(&Value::Null), "the low bound must be below the high"));
+        }
+        Ok(clamp)
+    }
+
     /// The canned ACL of the product's objects (`s3_acl`, or `s3_public`).
     pub fn output_acl(&self) -> Option<&str> {
         self.s3_acl.as_deref().or(self.s3_public.then_some("public-read"))
@@ -508,6 +599,11 @@ impl RunConfig {
                 "s3_acl '{acl}' is not one of S3's canned ACLs: {}",
                 stratus_ports::blob::CANNED_ACLS.join(", ")
             )));
+        }
+        if self.rgb_bands.is_some() || self.rgb_clamp.is_some() {
+            self.rgb_bands_and_clamp(
+                &stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?.output_bands(),
+            )?;
         }
         // Every band's COG settings: the defaults, and each override merged over them.
         self.cog_options("")?;
@@ -711,6 +807,39 @@ mod tests {
     use super::*;
 
     const MIN: &str = "inputs: [items.json]\ngrid: au-30\nplugin: pq\nproduct: {name: ga_s2_pq}\nlocation: out\n";
+
+    #[test]
+    fn rgba_preview_follows_odc_stats() {
+        let gm = "inputs: [items.json]\ngrid: au-30\nplugin: gm-s2\nproduct: {name: p}\nlocation: out\n";
+        let outputs = |c: &RunConfig| build_outputs(c);
+        // Asked for by an `rgba` override; gm-s2 with its default bands names B04, B03, B02.
+        let c =
+            RunConfig::from_yaml(&format!("{gm}cog_opts: {{overrides: {{rgba: {{compress: webp}}}}}}\n"), "t").unwrap();
+        let (rgb, clamp) = c.rgba_preview(&outputs(&c)).unwrap().expect("an RGBA preview");
+        let names: Vec<String> = rgb.iter().map(|&i| outputs(&c)[i].name.clone()).collect();
+        assert_eq!((names, clamp), (vec!["B04".to_string(), "B03".into(), "B02".into()], Clamp::Float(1.0, 3000.0)));
+        // Not asked for: none.
+        let c = RunConfig::from_yaml(gm, "t").unwrap();
+        assert_eq!(c.rgba_preview(&outputs(&c)).unwrap(), None);
+        // A clamp of one number stretches from 0, in integers as odc-algo does.
+        let c = RunConfig::from_yaml(&format!("{gm}rgb_clamp: 2000\ncog_opts: {{overrides: {{rgba: {{}}}}}}\n"), "t")
+            .unwrap();
+        assert_eq!(c.rgba_preview(&outputs(&c)).unwrap().unwrap().1, Clamp::Int(0, 2000));
+        // Bad input names the key and the choices.
+        for (extra, words) in [
+            ("rgb_bands: [B04, B03, B99]\n", ["rgb_bands", "'B99'", "B02, B03"]),
+            ("rgb_bands: [B04]\n", ["rgb_bands", "three", "red"]),
+            ("rgb_clamp: [3000, 1]\n", ["rgb_clamp", "below", "[low, high]"]),
+            ("rgb_clamp: red\n", ["rgb_clamp", "number", "[low, high]"]),
+        ] {
+            let e = RunConfig::from_yaml(&format!("{gm}{extra}"), "t").unwrap_err().to_string();
+            assert!(words.iter().all(|w| e.contains(w)), "{extra}: {e}");
+        }
+    }
+
+    fn build_outputs(c: &RunConfig) -> Vec<OutputBand> {
+        stratus_stats::build_statistic(&c.plugin, &c.plugin_config).unwrap().output_bands()
+    }
 
     #[test]
     fn defaults_and_derived() {

@@ -88,6 +88,10 @@ impl Layout {
     pub fn thumbnail_key(&self, t: &TaskId) -> String {
         format!("{}/{}_thumbnail.jpg", self.dir(t), self.stem(t))
     }
+    /// A tile's RGBA preview band (odc-stats' `{stem}_rgba.tif`).
+    pub fn rgba_key(&self, t: &TaskId) -> String {
+        format!("{}/{}_rgba.tif", self.dir(t), self.stem(t))
+    }
     /// The product's STAC Collection, which every item links to.
     pub fn collection_key(&self) -> String {
         format!("{}/{}/collection.json", self.product, self.version)

@@ -47,9 +47,7 @@ const PLUGIN_WITHOUT_MEANING: [(&str, &str); 5] = [
 ];
 
 /// odc-stats' plugin options Stratus keeps but does not apply yet.
-const PLUGIN_NOT_YET: [(&str, &str); 4] = [
-    ("rgb_bands", "no RGBA preview band is written"),
-    ("rgb_clamp", "no RGBA preview band is written"),
+const PLUGIN_NOT_YET: [(&str, &str); 2] = [
     ("transform_code", "inputs are reprojected with PROJ's default operation between the two CRSs"),
     ("area_of_interest", "inputs are reprojected with PROJ's default operation between the two CRSs"),
 ];
@@ -59,6 +57,8 @@ const PLUGIN_NOT_YET: [(&str, &str); 4] = [
 fn translate_plugin_config(doc: &mut Map<String, Value>, notes: &mut Vec<KeyNote>) -> Result<()> {
     let Some(Value::Object(pc)) = doc.get_mut("plugin_config") else { return Ok(()) };
     let lifted = pc.remove("resampling");
+    let rgb: Vec<(&str, Value)> =
+        ["rgb_bands", "rgb_clamp"].into_iter().filter_map(|k| pc.remove(k).map(|v| (k, v))).collect();
     if let Some(g) = pc.remove("group_by") {
         if g != "solar_day" {
             return Err(EngineError::Config(format!(
@@ -88,6 +88,20 @@ fn translate_plugin_config(doc: &mut Map<String, Value>, notes: &mut Vec<KeyNote
                 not_honoured: true,
             });
         }
+    }
+    // The RGBA preview's settings are the run's here (the statistic does not draw it).
+    for (key, v) in rgb {
+        if doc.get(key).is_some_and(|run| *run != v) {
+            return Err(EngineError::Config(format!(
+                "{key} and plugin_config.{key} differ: they are the same setting, give one"
+            )));
+        }
+        notes.push(KeyNote {
+            key: format!("plugin_config.{key}"),
+            note: format!("read as the run's {key}: each tile's RGBA preview ({{stem}}_rgba.tif) is written when cog_opts.overrides has rgba"),
+            not_honoured: false,
+        });
+        doc.insert(key.into(), v);
     }
     if let Some(r) = lifted {
         match doc.get("resampling") {
@@ -300,7 +314,8 @@ mod tests {
             assert_eq!(names, outputs, "{name}");
             if name.contains("gm") {
                 assert_eq!(cfg.resampling, "bilinear");
-                assert!(notes.iter().any(|n| n.key == "plugin_config.rgb_bands" && n.not_honoured), "{notes:?}");
+                assert!(notes.iter().any(|n| n.key == "plugin_config.rgb_bands" && !n.not_honoured), "{notes:?}");
+                assert_eq!(cfg.rgb_bands.as_deref().map(|b| b.len()), Some(3), "lifted to the run's rgb_bands");
             }
         }
         // A class the mask band does not have is refused, naming the key and the choices.
@@ -336,7 +351,8 @@ mod tests {
                 "plugin_config.resampling"
             ]
         );
-        assert_eq!(notes.iter().filter(|n| n.not_honoured).count(), 1);
+        assert_eq!(notes.iter().filter(|n| n.not_honoured).count(), 0);
+        assert_eq!(doc["rgb_bands"], json!(["nbart_red"]), "the run's rgb_bands");
         let mut clash = json!({"resampling": "cubic", "plugin_config": {"resampling": "nearest"}});
         let e = translate(clash.as_object_mut().unwrap()).unwrap_err().to_string();
         assert!(e.contains("plugin_config.resampling"), "{e}");

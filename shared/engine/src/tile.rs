@@ -496,6 +496,25 @@ pub(crate) fn commit_tile(
         }
         None => None,
     };
+    // The RGBA preview band (odc-stats' `{stem}_rgba.tif`): in the checksums, not in the
+    // metadata, as odc-stats writes it.
+    if let Some((rgb, clamp)) = cfg.rgba_preview(outputs)? {
+        let local = scratch.path().join("rgba.tif");
+        let files = rgb.map(|i| band_file(&outputs[i].name));
+        stratus_raster::rgba::write_rgba_cog(
+            files.each_ref().map(|p| p.as_path()),
+            clamp,
+            &local,
+            &cfg.cog_options("rgba")?,
+        )?;
+        let key = layout.rgba_key(&job.task);
+        sums.push((
+            file_name(&key),
+            sha1_file(&local).map_err(|e| EngineError::Io { path: local.display().to_string(), source: e })?,
+        ));
+        job.output.put_file(&key, &local)?;
+        let _ = std::fs::remove_file(&local);
+    }
     for o in outputs {
         let _ = std::fs::remove_file(band_file(&o.name));
     }

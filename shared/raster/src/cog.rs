@@ -279,6 +279,14 @@ impl BandWriter {
     }
 
     fn finish_copy(self, dest: &Path, opts: &CogOptions, categorical: bool) -> Result<()> {
+        copy_to_cog(&self.ds, dest, opts, categorical)
+    }
+}
+
+/// Copy a raster (every band) to a COG at `dest` with `opts` (`categorical`: nearest
+/// overviews).
+pub(crate) fn copy_to_cog(ds: &Dataset, dest: &Path, opts: &CogOptions, categorical: bool) -> Result<()> {
+    {
         let drv = DriverManager::get_driver_by_name("COG")?;
         let resampling =
             if categorical { "NEAREST".to_string() } else { opts.overview_resampling.to_ascii_uppercase() };
@@ -308,7 +316,7 @@ impl BandWriter {
         if let Some(b) = &ovr_blocksize {
             gdal::config::set_thread_local_config_option("GDAL_TIFF_OVR_BLOCKSIZE", b)?;
         }
-        let copy = self.ds.create_copy(&drv, dest, &co);
+        let copy = ds.create_copy(&drv, dest, &co);
         if ovr_blocksize.is_some() {
             gdal::config::clear_thread_local_config_option("GDAL_TIFF_OVR_BLOCKSIZE")?;
         }

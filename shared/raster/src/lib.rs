@@ -11,6 +11,7 @@ pub mod paths;
 pub mod preview;
 pub mod read;
 pub mod resampling;
+pub mod rgba;
 pub mod thumbnail;
 pub mod vsi;
 pub mod warp;
