@@ -7,6 +7,7 @@ use crate::error::{EngineError, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use stratus_core::{Frequency, GridSpec, Period, TileIndex};
+use stratus_raster::crs_operation::CrsOperation;
 use stratus_raster::rgba::Clamp;
 use stratus_raster::CogOptions;
 use stratus_stats::OutputBand;
@@ -218,6 +219,15 @@ pub struct RunConfig {
     /// 0, become 0 to 255. Default [1.0, 3000.0].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rgb_clamp: Option<serde_json::Value>,
+    /// Reproject the inputs with the coordinate operation whose steps include this
+    /// transformation ("EPSG:9688"; odc-stats' plugin `transform_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform_code: Option<String>,
+    /// Choose that operation among those valid over this box in degrees, [west, south,
+    /// east, north] (odc-stats' plugin `area_of_interest`; the first such operation when
+    /// no `transform_code` is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform_area_of_interest: Option<[f64; 4]>,
     /// Reprojection tolerance in pixels (gdalwarp's default 0.125; 0 = exact).
     #[serde(default = "default_warp_error")]
     pub warp_error_threshold: f64,
@@ -399,6 +409,8 @@ fn valid_keys() -> String {
         ignore_time: vec![String::new()],
         rgb_bands: Some(vec![]),
         rgb_clamp: Some(serde_json::Value::Null),
+        transform_code: Some(String::new()),
+        transform_area_of_interest: Some([0.0; 4]),
         ..RunConfig::default()
     };
     let all = serde_json::to_value(all).expect("a configuration serialises");
@@ -541,6 +553,48 @@ impl RunConfig {
         Ok(clamp)
     }
 
+    /// The coordinate operation the inputs are reprojected with (`transform_code`,
+    /// `transform_area_of_interest`).
+    pub fn crs_operation(&self) -> CrsOperation {
+        CrsOperation { transform_code: self.transform_code.clone(), area_of_interest: self.transform_area_of_interest }
+    }
+
+    /// `transform_code` and `transform_area_of_interest` well formed, and inputs they apply
+    /// to (the 16-bit read path; float32 inputs go through GDAL's warper, which takes
+    /// PROJ's default).
+    fn check_crs_operation(&self) -> Result<()> {
+        if let Some(code) = &self.transform_code {
+            if !code.split_once(':').is_some_and(|(a, c)| !a.is_empty() && !c.is_empty()) {
+                return Err(EngineError::Config(format!(
+                    "transform_code '{code}': give AUTHORITY:CODE, e.g. EPSG:9688"
+                )));
+            }
+        }
+        if let Some([w, s, e, n]) = self.transform_area_of_interest {
+            let ok = (-180.0..=180.0).contains(&w)
+                && (-180.0..=180.0).contains(&e)
+                && (-90.0..=90.0).contains(&s)
+                && (-90.0..=90.0).contains(&n)
+                && s < n;
+            if !ok {
+                return Err(EngineError::Config(format!(
+                    "transform_area_of_interest [{w}, {s}, {e}, {n}]: give [west, south, east, north] in degrees, south below north"
+                )));
+            }
+        }
+        if !self.crs_operation().is_default() {
+            let stat = stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?;
+            if let Some(b) = stat.input_bands().iter().find(|b| b.dtype.held_as_float()) {
+                return Err(EngineError::Config(format!(
+                    "transform_code / transform_area_of_interest: input band '{}' is {}, which is read with PROJ's default operation; they apply to 8- and 16-bit inputs",
+                    b.name,
+                    b.dtype.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The canned ACL of the product's objects (`s3_acl`, or `s3_public`).
     pub fn output_acl(&self) -> Option<&str> {
         self.s3_acl.as_deref().or(self.s3_public.then_some("public-read"))
@@ -600,6 +654,7 @@ impl RunConfig {
                 stratus_ports::blob::CANNED_ACLS.join(", ")
             )));
         }
+        self.check_crs_operation()?;
         if self.rgb_bands.is_some() || self.rgb_clamp.is_some() {
             self.rgb_bands_and_clamp(
                 &stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?.output_bands(),
@@ -833,6 +888,29 @@ mod tests {
             ("rgb_clamp: red\n", ["rgb_clamp", "number", "[low, high]"]),
         ] {
             let e = RunConfig::from_yaml(&format!("{gm}{extra}"), "t").unwrap_err().to_string();
+            assert!(words.iter().all(|w| e.contains(w)), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn coordinate_operation_settings_are_checked() {
+        let c = RunConfig::from_yaml(
+            &format!("{MIN}transform_code: EPSG:9688\ntransform_area_of_interest: [129, -26, 134, -24]\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            c.crs_operation(),
+            CrsOperation {
+                transform_code: Some("EPSG:9688".into()),
+                area_of_interest: Some([129.0, -26.0, 134.0, -24.0])
+            }
+        );
+        for (extra, words) in [
+            ("transform_code: '9688'\n", ["transform_code", "AUTHORITY:CODE"]),
+            ("transform_area_of_interest: [129, -24, 134, -26]\n", ["transform_area_of_interest", "south below north"]),
+        ] {
+            let e = RunConfig::from_yaml(&format!("{MIN}{extra}"), "t").unwrap_err().to_string();
             assert!(words.iter().all(|w| e.contains(w)), "{extra}: {e}");
         }
     }

@@ -46,10 +46,17 @@ const PLUGIN_WITHOUT_MEANING: [(&str, &str); 5] = [
     ("basis_band", "the band odc-algo's loader takes the grid from; Stratus reads every band onto the tile's grid"),
 ];
 
-/// odc-stats' plugin options Stratus keeps but does not apply yet.
-const PLUGIN_NOT_YET: [(&str, &str); 2] = [
-    ("transform_code", "inputs are reprojected with PROJ's default operation between the two CRSs"),
-    ("area_of_interest", "inputs are reprojected with PROJ's default operation between the two CRSs"),
+/// odc-stats' plugin options that are run settings here (the statistic does not use
+/// them): the plugin's key, the run's, and what it does.
+const PLUGIN_RUN_SETTINGS: [(&str, &str, &str); 4] = [
+    (
+        "rgb_bands",
+        "rgb_bands",
+        "each tile's RGBA preview ({stem}_rgba.tif) is written when cog_opts.overrides has rgba",
+    ),
+    ("rgb_clamp", "rgb_clamp", "the RGBA preview's stretch"),
+    ("transform_code", "transform_code", "the coordinate operation the inputs are reprojected with"),
+    ("area_of_interest", "transform_area_of_interest", "where that coordinate operation is chosen"),
 ];
 
 /// odc-stats' options inside `plugin_config` that are run settings here (`resampling`,
@@ -57,8 +64,10 @@ const PLUGIN_NOT_YET: [(&str, &str); 2] = [
 fn translate_plugin_config(doc: &mut Map<String, Value>, notes: &mut Vec<KeyNote>) -> Result<()> {
     let Some(Value::Object(pc)) = doc.get_mut("plugin_config") else { return Ok(()) };
     let lifted = pc.remove("resampling");
-    let rgb: Vec<(&str, Value)> =
-        ["rgb_bands", "rgb_clamp"].into_iter().filter_map(|k| pc.remove(k).map(|v| (k, v))).collect();
+    let run_settings: Vec<(&str, &str, &str, Value)> = PLUGIN_RUN_SETTINGS
+        .iter()
+        .filter_map(|&(key, run, what)| pc.remove(key).map(|v| (key, run, what, v)))
+        .collect();
     if let Some(g) = pc.remove("group_by") {
         if g != "solar_day" {
             return Err(EngineError::Config(format!(
@@ -80,28 +89,18 @@ fn translate_plugin_config(doc: &mut Map<String, Value>, notes: &mut Vec<KeyNote
             });
         }
     }
-    for (key, what) in PLUGIN_NOT_YET {
-        if pc.remove(key).is_some() {
-            notes.push(KeyNote {
-                key: format!("plugin_config.{key}"),
-                note: format!("accepted, not applied yet: {what}"),
-                not_honoured: true,
-            });
-        }
-    }
-    // The RGBA preview's settings are the run's here (the statistic does not draw it).
-    for (key, v) in rgb {
-        if doc.get(key).is_some_and(|run| *run != v) {
+    for (key, run, what, v) in run_settings {
+        if doc.get(run).is_some_and(|given| *given != v) {
             return Err(EngineError::Config(format!(
-                "{key} and plugin_config.{key} differ: they are the same setting, give one"
+                "{run} and plugin_config.{key} differ: they are the same setting, give one"
             )));
         }
         notes.push(KeyNote {
             key: format!("plugin_config.{key}"),
-            note: format!("read as the run's {key}: each tile's RGBA preview ({{stem}}_rgba.tif) is written when cog_opts.overrides has rgba"),
+            note: format!("read as the run's {run}: {what}"),
             not_honoured: false,
         });
-        doc.insert(key.into(), v);
+        doc.insert(run.into(), v);
     }
     if let Some(r) = lifted {
         match doc.get("resampling") {
@@ -331,7 +330,8 @@ mod tests {
     fn plugin_options_become_run_settings_or_notes() {
         let mut doc = json!({"plugin": "gm-ls", "plugin_config": {
             "resampling": "nearest", "work_chunks": [400, 400], "basis_band": "nbart_red", "group_by": "solar_day",
-            "rgb_bands": ["nbart_red"], "cloud_filters": {"cloud": [["dilation", 5]]}}});
+            "rgb_bands": ["nbart_red"], "transform_code": "EPSG:9688", "area_of_interest": [129, -26, 134, -24],
+            "cloud_filters": {"cloud": [["dilation", 5]]}}});
         let doc = doc.as_object_mut().unwrap();
         let notes = translate(doc).unwrap();
         assert_eq!(doc["resampling"], "nearest");
@@ -348,11 +348,17 @@ mod tests {
                 "plugin_config.work_chunks",
                 "plugin_config.basis_band",
                 "plugin_config.rgb_bands",
+                "plugin_config.transform_code",
+                "plugin_config.area_of_interest",
                 "plugin_config.resampling"
             ]
         );
         assert_eq!(notes.iter().filter(|n| n.not_honoured).count(), 0);
         assert_eq!(doc["rgb_bands"], json!(["nbart_red"]), "the run's rgb_bands");
+        assert_eq!(
+            (&doc["transform_code"], &doc["transform_area_of_interest"]),
+            (&json!("EPSG:9688"), &json!([129, -26, 134, -24]))
+        );
         let mut clash = json!({"resampling": "cubic", "plugin_config": {"resampling": "nearest"}});
         let e = translate(clash.as_object_mut().unwrap()).unwrap_err().to_string();
         assert!(e.contains("plugin_config.resampling"), "{e}");

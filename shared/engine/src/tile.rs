@@ -167,6 +167,20 @@ impl<'a> TileJob<'a> {
 }
 
 pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
+    // The run's coordinate operation must exist from each input CRS to the grid's: a
+    // transform_code no candidate uses fails the task, naming the candidates, rather
+    // than every input.
+    let operation = job.cfg.crs_operation();
+    if !operation.is_default() {
+        let grid = format!("EPSG:{}", job.cfg.grid_spec()?.epsg);
+        for epsg in datasets.iter().map(|d| d.epsg).collect::<std::collections::BTreeSet<_>>() {
+            if epsg != job.cfg.grid_spec()?.epsg {
+                operation
+                    .choose(&format!("EPSG:{epsg}"), &grid)
+                    .map_err(|e| EngineError::Config(format!("transform_code / transform_area_of_interest: {e}")))?;
+            }
+        }
+    }
     // Refuse inputs outside the allowed prefixes before anything is opened.
     for b in job.statistic.input_bands() {
         for d in datasets {
@@ -687,6 +701,7 @@ fn read_chunk(
 ) -> Result<Stack, TileError> {
     let names: Vec<String> = inputs.iter().map(|b| b.name.clone()).collect();
     let nodata: Vec<u16> = inputs.iter().map(|b| b.nodata).collect();
+    let operation = job.cfg.crs_operation();
     let dtypes = inputs.iter().map(|b| b.dtype).collect();
     let mut stack = Stack::typed(names, dtypes, nodata.clone(), days.len(), window.height, window.width);
     let wb = window.bounds();
@@ -729,7 +744,7 @@ fn read_chunk(
                     .collect();
                 let mode = job.mode.read_mode();
                 let max_error = job.cfg.warp_error_threshold;
-                let mut planes = match read_bands(open, &requests, window, tile_box, max_error, mode) {
+                let mut planes = match read_bands(open, &requests, window, tile_box, max_error, &operation, mode) {
                     Ok(planes) => planes,
                     Err(f) => return Some(failure(ints[f.index], f.error)),
                 };

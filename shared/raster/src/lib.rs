@@ -3,6 +3,7 @@
 
 pub mod cog;
 pub mod crs;
+pub mod crs_operation;
 pub mod egress;
 pub mod error;
 mod gdal_errors;

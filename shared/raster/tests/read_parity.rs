@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use stratus_core::{GeoBox, SampleType};
 use stratus_raster::crs::spatial_ref;
+use stratus_raster::crs_operation::CrsOperation;
 use stratus_raster::{read_bands, BandRequest, OpenInputs, ReadMode, Resampling};
 
 const NODATA: u16 = 0;
@@ -106,7 +107,7 @@ fn ours(path: &Path, window: &GeoBox, method: Resampling) -> Vec<u16> {
         nodata: NODATA,
         declared_nodata: None,
     };
-    read_bands(&inputs, &[req], window, window, ET, ReadMode::Resample).unwrap().remove(0)
+    read_bands(&inputs, &[req], window, window, ET, &CrsOperation::default(), ReadMode::Resample).unwrap().remove(0)
 }
 
 fn gdalwarp(path: &Path, window: &GeoBox, method: Resampling, dir: &Path) -> Vec<u16> {
@@ -399,7 +400,7 @@ fn bands_on_offset_grids_of_one_dataset() {
             declared_nodata: None,
         },
     ];
-    let planes = read_bands(&inputs, &reqs, &w, &w, ET, ReadMode::Resample).unwrap();
+    let planes = read_bands(&inputs, &reqs, &w, &w, ET, &CrsOperation::default(), ReadMode::Resample).unwrap();
     let d10 = diff(&planes[0], &gdalwarp(&p10, &w, Resampling::Bilinear, dir.path()));
     let d20 = diff(&planes[1], &gdalwarp(&p20, &w, Resampling::Nearest, dir.path()));
     eprintln!("10 m: {d10:?}\n20 m: {d20:?}");
@@ -458,7 +459,9 @@ fn ours_typed(path: &Path, window: &GeoBox, method: Resampling, dtype: SampleTyp
     let inputs = OpenInputs::new([p]);
     let code = dtype.code(nodata as f64).unwrap();
     let req = BandRequest { path: p, name: p, resampling: method, dtype, nodata: code, declared_nodata: None };
-    let codes = read_bands(&inputs, &[req], window, window, ET, ReadMode::Resample).unwrap().remove(0);
+    let codes = read_bands(&inputs, &[req], window, window, ET, &CrsOperation::default(), ReadMode::Resample)
+        .unwrap()
+        .remove(0);
     codes.into_iter().map(|c| dtype.value(c)).collect()
 }
 
@@ -565,7 +568,8 @@ fn a_band_of_a_type_the_statistic_cannot_hold_is_refused_by_name() {
             nodata: 0,
             declared_nodata: None,
         };
-        let e = read_bands(&inputs, &[req], &w, &w, ET, ReadMode::Resample).expect_err("refused");
+        let e =
+            read_bands(&inputs, &[req], &w, &w, ET, &CrsOperation::default(), ReadMode::Resample).expect_err("refused");
         let msg = e.error.to_string();
         assert!(msg.contains(p) && msg.contains(found) && msg.contains("dtype"), "{msg}");
         assert!(!e.error.is_transient());

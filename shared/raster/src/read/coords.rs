@@ -5,8 +5,9 @@
 //! midpoint stays within the threshold), so the coordinates match what gdalwarp uses.
 
 use crate::crs::spatial_ref;
+use crate::crs_operation::CrsOperation;
 use crate::error::{RasterError, Result};
-use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, CoordTransformOptions, SpatialRef};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -14,8 +15,8 @@ use stratus_core::GeoBox;
 
 thread_local! {
     /// PROJ transforms are not thread-safe and cost a few milliseconds to build: each
-    /// thread keeps its own, by (from, to) CRS (`EPSG:n` or WKT).
-    static TRANSFORMS: RefCell<HashMap<(String, String), Rc<CoordTransform>>> = RefCell::new(HashMap::new());
+    /// thread keeps its own, by (from, to) CRS (`EPSG:n` or WKT) and operation.
+    static TRANSFORMS: RefCell<HashMap<(String, String, String), Rc<CoordTransform>>> = RefCell::new(HashMap::new());
 }
 
 fn srs(def: &str) -> std::result::Result<SpatialRef, gdal::errors::GdalError> {
@@ -29,17 +30,25 @@ fn srs(def: &str) -> std::result::Result<SpatialRef, gdal::errors::GdalError> {
     }
 }
 
-/// A cached PROJ transform between two CRS definitions (`EPSG:n` or WKT).
-fn transform_between(from: &str, to: &str, epsg: u32) -> Result<Rc<CoordTransform>> {
+/// A cached PROJ transform between two CRS definitions (`EPSG:n` or WKT), with `op`'s
+/// coordinate operation: chosen from `to` to `from` (the inputs' CRS to the grid's, as
+/// odc-stats chooses it) and run in reverse.
+fn transform_between(from: &str, to: &str, epsg: u32, op: &CrsOperation) -> Result<Rc<CoordTransform>> {
     TRANSFORMS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let key = (from.to_string(), to.to_string());
+        let key = (from.to_string(), to.to_string(), op.key());
         if let Some(ct) = cache.get(&key) {
             return Ok(ct.clone());
         }
         let f = srs(from).map_err(|e| crs_err(epsg, e))?;
         let t = srs(to).map_err(|e| crs_err(epsg, e))?;
-        let ct = Rc::new(CoordTransform::new(&f, &t).map_err(|e| crs_err(epsg, e))?);
+        let ct = match op.choose(to, from)? {
+            None => CoordTransform::new(&f, &t),
+            Some(operation) => CoordTransformOptions::new()
+                .and_then(|mut o| o.set_coordinate_operation(&operation, true).map(|_| o))
+                .and_then(|o| CoordTransform::new_with_options(&f, &t, &o)),
+        };
+        let ct = Rc::new(ct.map_err(|e| crs_err(epsg, e))?);
         cache.insert(key, ct.clone());
         Ok(ct)
     })
@@ -60,7 +69,13 @@ fn crs_err(epsg: u32, why: impl ToString) -> RasterError {
 impl PixelTransform {
     /// From `dst` (its geotransform and EPSG) to a source raster with geotransform `src_gt`
     /// in the CRS `src_wkt` (`src_epsg` when known, to skip PROJ for a shared CRS).
-    pub fn new(dst: &GeoBox, src_gt: &[f64; 6], src_wkt: &str, src_epsg: Option<u32>) -> Result<PixelTransform> {
+    pub fn new(
+        dst: &GeoBox,
+        src_gt: &[f64; 6],
+        src_wkt: &str,
+        src_epsg: Option<u32>,
+        op: &CrsOperation,
+    ) -> Result<PixelTransform> {
         let mut inv = [0.0; 6];
         let mut gt = *src_gt;
         // SAFETY: both arrays hold six doubles.
@@ -73,7 +88,7 @@ impl PixelTransform {
         let ct = if src_epsg == Some(dst.epsg) {
             None
         } else {
-            Some(transform_between(&format!("EPSG:{}", dst.epsg), src_wkt, dst.epsg)?)
+            Some(transform_between(&format!("EPSG:{}", dst.epsg), src_wkt, dst.epsg, op)?)
         };
         Ok(PixelTransform { dst_gt: dst.geo_transform(), src_inv_gt: inv, ct })
     }

@@ -12,6 +12,7 @@ pub mod coords;
 pub mod resample;
 pub mod source;
 
+use crate::crs_operation::CrsOperation;
 use crate::error::{RasterError, Result};
 use crate::resampling::Resampling;
 use coords::PixelTransform;
@@ -58,13 +59,15 @@ pub struct BandFailure {
 /// Read `requests` (all bands of one dataset) into `window`, a window of `tile`'s grid.
 /// One plane per request, row-major, `nodata` where the source has nothing valid.
 /// `max_error`: the approximate transformer's tolerance in source pixels (gdalwarp's
-/// `-et`).
+/// `-et`); `op`: the coordinate operation between the inputs' CRSs and the grid's
+/// (GDAL's reference path, [`ReadMode::GdalWarp`], uses PROJ's default).
 pub fn read_bands(
     inputs: &OpenInputs,
     requests: &[BandRequest],
     window: &GeoBox,
     tile: &GeoBox,
     max_error: f64,
+    op: &CrsOperation,
     mode: ReadMode,
 ) -> std::result::Result<Vec<Vec<u16>>, BandFailure> {
     if mode == ReadMode::GdalWarp {
@@ -86,7 +89,7 @@ pub fn read_bands(
     for (grid, members) in groups {
         let fail = |index: usize| move |error: RasterError| BandFailure { index, error };
         let methods: Vec<Resampling> = members.iter().map(|&i| requests[i].resampling).collect();
-        let Some(plan) = GroupPlan::new(&grid, window, tile, &methods, max_error).map_err(fail(members[0]))? else {
+        let Some(plan) = GroupPlan::new(&grid, window, tile, &methods, max_error, op).map_err(fail(members[0]))? else {
             continue;
         };
         let (origin, size) = plan.decode_window();
@@ -249,8 +252,9 @@ impl GroupPlan {
         tile: &GeoBox,
         methods: &[Resampling],
         max_error: f64,
+        op: &CrsOperation,
     ) -> Result<Option<GroupPlan>> {
-        let level = overview_level(grid, tile)?;
+        let level = overview_level(grid, tile, op)?;
         let (gt, lw, lh) = grid.level_transform(level);
         if let Some((dx, dy)) = aligned_offset(grid, &gt, window) {
             let decode = Bounds {
@@ -265,7 +269,7 @@ impl GroupPlan {
                 how: Mapping::Aligned { dx, dy, width: window.width },
             }));
         }
-        let transform = PixelTransform::new(window, &gt, &grid.wkt, grid.epsg)?;
+        let transform = PixelTransform::new(window, &gt, &grid.wkt, grid.epsg, op)?;
         let Some(extent) = Extent::sample(&transform, window) else { return Ok(None) };
         let warp = Warp { transform, window: *window, max_error, level_size: (lw, lh), extent };
         let mut decode: Option<Bounds> = None;
@@ -474,11 +478,11 @@ fn aligned_offset(grid: &SourceGrid, gt: &[f64; 6], window: &GeoBox) -> Option<(
 /// by its extent and size: the coarsest overview whose decimation stays below the ratio of
 /// the source pixels the output spans to its width (or within 0.1 of it). None: full
 /// resolution. Chosen per tile, so every chunk reads the same level.
-pub fn overview_level(grid: &SourceGrid, tile: &GeoBox) -> Result<Option<usize>> {
+pub fn overview_level(grid: &SourceGrid, tile: &GeoBox, op: &CrsOperation) -> Result<Option<usize>> {
     if grid.overviews.is_empty() {
         return Ok(None);
     }
-    let t = PixelTransform::new(tile, &grid.geo_transform, &grid.wkt, grid.epsg)?;
+    let t = PixelTransform::new(tile, &grid.geo_transform, &grid.wkt, grid.epsg, op)?;
     let target = coords::span_ratio(&t, tile);
     if target.is_nan() || target <= 1.0 {
         return Ok(None);
