@@ -655,6 +655,14 @@ impl RunConfig {
             )));
         }
         self.check_crs_operation()?;
+        if let Some(c) = &self.product.naming_conventions_values {
+            if !crate::eo3_output::NAMING_CONVENTIONS.contains(&c.as_str()) {
+                return Err(EngineError::Config(format!(
+                    "product.naming_conventions_values '{c}' is not one of eodatasets3's naming conventions: {}",
+                    crate::eo3_output::NAMING_CONVENTIONS.join(", ")
+                )));
+            }
+        }
         if self.rgb_bands.is_some() || self.rgb_clamp.is_some() {
             self.rgb_bands_and_clamp(
                 &stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?.output_bands(),

@@ -158,9 +158,39 @@ pub struct Eo3Facts<'a> {
     /// The thumbnail's file name, where the product has one.
     pub thumbnail_name: Option<String>,
     pub proc_info_name: String,
-    /// The file name prefix of the tile's files: the document's label.
+    /// The document's label ([`dataset_label`]: eodatasets3's, not the files' prefix).
     pub label: String,
     pub processed: chrono::DateTime<chrono::Utc>,
+}
+
+/// eodatasets3's naming conventions, which odc-stats' `product.naming_conventions_values`
+/// names (default `dea_c3`).
+pub const NAMING_CONVENTIONS: [&str; 8] =
+    ["default", "dea", "dea_versioned", "dea_s2", "dea_s2_versioned", "dea_s2_derivative", "dea_c3", "deafrica"];
+
+/// The conventions whose dataset labels leave the product's version out.
+const UNVERSIONED_LABELS: [&str; 3] = ["dea_c3", "dea_s2_derivative", "deafrica"];
+
+/// The eo3 document's label as eodatasets3 makes it for odc-stats' outputs
+/// (`LazyLabel`): the product's name (then `-` and its version without the major number,
+/// dashed, unless the conventions leave it out), the region code, the period's first day
+/// and the maturity.
+pub fn dataset_label(cfg: &RunConfig, region_code: &str, task: &TaskId) -> String {
+    let p = &cfg.product;
+    let conventions = p.naming_conventions_values.as_deref().unwrap_or("dea_c3");
+    let prefix = if UNVERSIONED_LABELS.contains(&conventions) {
+        p.name.clone()
+    } else {
+        let minor: Vec<&str> = p.version.split('.').skip(1).collect();
+        format!("{}-{}", p.name, minor.join("-"))
+    };
+    let day = task.period.start_datetime().format("%Y-%m-%d").to_string();
+    [Some(prefix), Some(region_code.to_string()), Some(day), p.maturity.clone()]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 /// The eo3 dataset document (eodatasets3's layout: `$schema`, uuid5 id, label, product,
@@ -317,6 +347,32 @@ pub fn product_definition(cfg: &RunConfig, outputs: &[OutputBand]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_eodatasets3s() {
+        // eodatasets3 0.x's namer(...).dataset_label for product t_meta_gm 2.1.0, region
+        // x097y-78, datetime 2021-01-01, maturity final, in each conventions (computed in
+        // the odc-stats venv).
+        let t: TaskId = "x+097/y-078/2021--P1Y".parse().unwrap();
+        let yaml = |conv: &str| {
+            format!("inputs: [i.json]\ngrid: au-30\nplugin: pq\nlocation: out\nproduct: {{name: t_meta_gm, version: 2.1.0, maturity: final{conv}}}\n")
+        };
+        for (conv, label) in [
+            ("", "t_meta_gm_x097y-78_2021-01-01_final"),
+            ("dea_c3", "t_meta_gm_x097y-78_2021-01-01_final"),
+            ("deafrica", "t_meta_gm_x097y-78_2021-01-01_final"),
+            ("dea_s2_derivative", "t_meta_gm_x097y-78_2021-01-01_final"),
+            ("default", "t_meta_gm-1-0_x097y-78_2021-01-01_final"),
+            ("dea", "t_meta_gm-1-0_x097y-78_2021-01-01_final"),
+            ("dea_versioned", "t_meta_gm-1-0_x097y-78_2021-01-01_final"),
+        ] {
+            let extra = if conv.is_empty() { String::new() } else { format!(", naming_conventions_values: {conv}") };
+            let cfg = RunConfig::from_yaml(&yaml(&extra), "t").unwrap();
+            assert_eq!(dataset_label(&cfg, "x097y-78", &t), label, "{conv}");
+        }
+        let e = RunConfig::from_yaml(&yaml(", naming_conventions_values: dea_c4"), "t").unwrap_err().to_string();
+        assert!(e.contains("naming_conventions_values") && e.contains("dea_c3, deafrica"), "{e}");
+    }
 
     #[test]
     fn ids_are_odc_stats_and_datacube_ids() {

@@ -33,9 +33,6 @@ const ALWAYS: [(&str, &str); 1] = [(
 
 /// odc-stats' `product` keys for eo3 metadata which Stratus keeps with the run but does
 /// not apply yet.
-const PRODUCT_NOT_YET: [(&str, &str); 1] =
-    [("naming_conventions_values", "file names follow odc-stats' default (dea_c3) pattern")];
-
 /// odc-stats' plugin options (its `StatsPluginInterface` and the geomedian's) that steer
 /// Dask or odc-algo's loader, not the product.
 const PLUGIN_WITHOUT_MEANING: [(&str, &str); 5] = [
@@ -137,15 +134,6 @@ pub fn translate(doc: &mut Map<String, Value>) -> Result<Vec<KeyNote>> {
             notes.push(KeyNote { key: key.into(), note: what.into(), not_honoured: false });
         }
     }
-    if let Some(Value::Object(product)) = doc.get("product") {
-        for (key, what) in PRODUCT_NOT_YET.iter().filter(|(k, _)| product.contains_key(*k)) {
-            notes.push(KeyNote {
-                key: format!("product.{key}"),
-                note: format!("kept, not applied yet: {what}"),
-                not_honoured: true,
-            });
-        }
-    }
     if let Some(p) = doc.remove("input_products") {
         if doc.contains_key("products") {
             return Err(EngineError::Config(
@@ -229,7 +217,7 @@ mod tests {
         let converted = convert(odc, "gm.yaml").unwrap();
         assert!(
             converted.contains("#   filedb: no meaning here")
-                && converted.contains("#   product.naming_conventions_values:"),
+                && converted.contains("naming_conventions_values: dea_c3"),
             "{converted}"
         );
         assert!(converted.contains("# inputs: give the STAC sources"), "{converted}");

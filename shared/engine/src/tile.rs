@@ -555,7 +555,7 @@ pub(crate) fn commit_tile(
             sha1_name: file_name(&sha1_key),
             thumbnail_name: thumbnail_key.as_deref().map(file_name),
             proc_info_name: file_name(&proc_key),
-            label: layout.stem(&job.task),
+            label: crate::eo3_output::dataset_label(cfg, &region_code, &job.task),
             processed: chrono::Utc::now(),
         }),
     );
