@@ -166,7 +166,32 @@ pub fn translate(doc: &mut Map<String, Value>) -> Result<Vec<KeyNote>> {
             not_honoured: false,
         });
     }
+    odc_stats_plugin_defaults(doc, &mut notes);
     Ok(notes)
+}
+
+/// An odc-stats run file (one with odc-stats' own keys) gets odc-stats' defaults where
+/// the plugin's differ from ours, so that its products come out named the same: gm-s2's
+/// MADs and count are `SMAD`, `EMAD`, `BCMAD` and `COUNT` there (Stratus' own runs keep
+/// lower case).
+fn odc_stats_plugin_defaults(doc: &mut Map<String, Value>, notes: &mut Vec<KeyNote>) {
+    if notes.is_empty() || doc.get("plugin").and_then(Value::as_str) != Some("gm-s2") {
+        return;
+    }
+    let pc = doc.entry("plugin_config").or_insert_with(|| Value::Object(Map::new()));
+    let Some(pc) = pc.as_object_mut() else { return };
+    if pc.contains_key("aux_names") {
+        return;
+    }
+    pc.insert(
+        "aux_names".into(),
+        serde_json::json!({"smad": "SMAD", "emad": "EMAD", "bcmad": "BCMAD", "count": "COUNT"}),
+    );
+    notes.push(KeyNote {
+        key: "plugin_config.aux_names".into(),
+        note: "not given: odc-stats' gm-s2 default (SMAD, EMAD, BCMAD, COUNT), as this is an odc-stats run file".into(),
+        not_honoured: false,
+    });
 }
 
 /// An odc-stats run configuration as the equivalent Stratus run file: every setting, with
@@ -312,6 +337,27 @@ mod tests {
         );
         let e = crate::RunConfig::from_yaml(&bad, "bad.yaml").unwrap_err().to_string();
         assert!(e.contains("cloud_filters") && e.contains("'clouds'") && e.contains("cloud, shadow"), "{e}");
+    }
+
+    #[test]
+    fn an_odc_stats_gm_s2_names_its_mads_as_odc_stats_does() {
+        let odc = "plugin: gm-s2\nproduct: {name: p, version: 1.0.0}\ngrid: au-30\ninputs: [i.json]\noutput_location: out/{product}/{version}\n";
+        let (cfg, notes) = crate::RunConfig::parse_yaml_noted(odc, "gm.yaml").unwrap();
+        let names: Vec<String> = stratus_stats::build_statistic(&cfg.plugin, &cfg.plugin_config)
+            .unwrap()
+            .output_bands()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert!(["SMAD", "EMAD", "BCMAD", "COUNT"].iter().all(|n| names.iter().any(|b| b == n)), "{names:?}");
+        assert!(notes.iter().any(|n| n.key == "plugin_config.aux_names"), "{notes:?}");
+        // Given aux_names stay; a Stratus run file keeps Stratus' names.
+        let given = odc.replace("plugin: gm-s2\n", "plugin: gm-s2\nplugin_config: {aux_names: {smad: sdev}}\n");
+        let (cfg, _) = crate::RunConfig::parse_yaml_noted(&given, "gm.yaml").unwrap();
+        assert_eq!(cfg.plugin_config["aux_names"], json!({"smad": "sdev"}));
+        let ours = "plugin: gm-s2\nproduct: {name: p}\ngrid: au-30\ninputs: [i.json]\nlocation: out\n";
+        let (cfg, notes) = crate::RunConfig::parse_yaml_noted(ours, "gm.yaml").unwrap();
+        assert!(notes.is_empty() && cfg.plugin_config.get("aux_names").is_none(), "{notes:?}");
     }
 
     #[test]
