@@ -82,7 +82,6 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
         ("filedb", "no meaning here"),
         ("threads", "no meaning here"),
         ("apply_eodatasets3", "always"),
-        ("product.naming_conventions_values", "not applied yet"),
         ("product.preview_image_ows_style", "no thumbnail is drawn"),
         ("input_products", "read as products"),
         ("output_location", "read as location"),
@@ -129,6 +128,9 @@ fn an_odc_stats_configuration_plans_and_runs_as_it_is() {
         "dea:dataset_maturity: final",
         "odc:collection_number: 3",
         "\n  ard:\n",
+        // naming_conventions_values dea_c3: eodatasets3's label (name, region, first day, maturity).
+        "label: t_pq_annual_x0",
+        "_2021-01-01_final\n",
     ] {
         assert!(eo3.contains(says), "{says}: {eo3}");
     }

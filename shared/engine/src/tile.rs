@@ -172,13 +172,11 @@ pub fn process_tile(job: &TileJob, datasets: &[Dataset]) -> Result<TileResult> {
     // than every input.
     let operation = job.cfg.crs_operation();
     if !operation.is_default() {
-        let grid = format!("EPSG:{}", job.cfg.grid_spec()?.epsg);
-        for epsg in datasets.iter().map(|d| d.epsg).collect::<std::collections::BTreeSet<_>>() {
-            if epsg != job.cfg.grid_spec()?.epsg {
-                operation
-                    .choose(&format!("EPSG:{epsg}"), &grid)
-                    .map_err(|e| EngineError::Config(format!("transform_code / transform_area_of_interest: {e}")))?;
-            }
+        let grid = job.cfg.grid_spec()?.epsg;
+        for epsg in datasets.iter().map(|d| d.epsg).filter(|&e| e != grid).collect::<std::collections::BTreeSet<_>>() {
+            operation
+                .choose(&format!("EPSG:{epsg}"), &format!("EPSG:{grid}"))
+                .map_err(|e| EngineError::Config(format!("transform_code / transform_area_of_interest: {e}")))?;
         }
     }
     // Refuse inputs outside the allowed prefixes before anything is opened.

@@ -31,9 +31,9 @@ fn srs(def: &str) -> std::result::Result<SpatialRef, gdal::errors::GdalError> {
 }
 
 /// A cached PROJ transform between two CRS definitions (`EPSG:n` or WKT), with `op`'s
-/// coordinate operation: chosen from `to` to `from` (the inputs' CRS to the grid's, as
-/// odc-stats chooses it) and run in reverse.
-fn transform_between(from: &str, to: &str, epsg: u32, op: &CrsOperation) -> Result<Rc<CoordTransform>> {
+/// coordinate operation: chosen from `to` (as `to_code`, its `EPSG:n` when known, which
+/// is how odc-stats names a dataset's CRS) to `from`, and run in reverse.
+fn transform_between(from: &str, to: &str, to_code: &str, epsg: u32, op: &CrsOperation) -> Result<Rc<CoordTransform>> {
     TRANSFORMS.with(|cache| {
         let mut cache = cache.borrow_mut();
         let key = (from.to_string(), to.to_string(), op.key());
@@ -42,7 +42,7 @@ fn transform_between(from: &str, to: &str, epsg: u32, op: &CrsOperation) -> Resu
         }
         let f = srs(from).map_err(|e| crs_err(epsg, e))?;
         let t = srs(to).map_err(|e| crs_err(epsg, e))?;
-        let ct = match op.choose(to, from)? {
+        let ct = match op.choose(to_code, from)? {
             None => CoordTransform::new(&f, &t),
             Some(operation) => CoordTransformOptions::new()
                 .and_then(|mut o| o.set_coordinate_operation(&operation, true).map(|_| o))
@@ -88,7 +88,8 @@ impl PixelTransform {
         let ct = if src_epsg == Some(dst.epsg) {
             None
         } else {
-            Some(transform_between(&format!("EPSG:{}", dst.epsg), src_wkt, dst.epsg, op)?)
+            let code = src_epsg.map_or_else(|| src_wkt.to_string(), |e| format!("EPSG:{e}"));
+            Some(transform_between(&format!("EPSG:{}", dst.epsg), src_wkt, &code, dst.epsg, op)?)
         };
         Ok(PixelTransform { dst_gt: dst.geo_transform(), src_inv_gt: inv, ct })
     }
