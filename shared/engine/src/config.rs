@@ -10,7 +10,7 @@ use stratus_core::{Frequency, GridSpec, Period, TileIndex};
 use stratus_raster::crs_operation::CrsOperation;
 use stratus_raster::rgba::Clamp;
 use stratus_raster::CogOptions;
-use stratus_stats::OutputBand;
+use stratus_stats::{OutputBand, Statistic};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -543,10 +543,7 @@ impl RunConfig {
             },
             Some(v) => return Err(bad(v, "a pair of numbers or one number")),
         };
-        let (lo, hi) = match clamp {
-            Clamp::Int(lo, hi) => (lo as f64, hi as f64),
-            Clamp::Float(lo, hi) => (lo, hi),
-        };
+        let (lo, hi) = clamp.bounds();
         if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
             return Err(bad(self.rgb_clamp.as_ref().unwrap_or(&Value::Null), "the low bound must be below the high"));
         }
@@ -562,7 +559,7 @@ impl RunConfig {
     /// `transform_code` and `transform_area_of_interest` well formed, and inputs they apply
     /// to (the 16-bit read path; float32 inputs go through GDAL's warper, which takes
     /// PROJ's default).
-    fn check_crs_operation(&self) -> Result<()> {
+    fn check_crs_operation(&self, stat: &dyn Statistic) -> Result<()> {
         if let Some(code) = &self.transform_code {
             if !code.split_once(':').is_some_and(|(a, c)| !a.is_empty() && !c.is_empty()) {
                 return Err(EngineError::Config(format!(
@@ -583,7 +580,6 @@ impl RunConfig {
             }
         }
         if !self.crs_operation().is_default() {
-            let stat = stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?;
             if let Some(b) = stat.input_bands().iter().find(|b| b.dtype.held_as_float()) {
                 return Err(EngineError::Config(format!(
                     "transform_code / transform_area_of_interest: input band '{}' is {}, which is read with PROJ's default operation; they apply to 8- and 16-bit inputs",
@@ -628,7 +624,7 @@ impl RunConfig {
         self.frequency()?;
         self.temporal_range()?;
         self.tile_subset()?;
-        stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?;
+        let stat = stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?;
         if self.location.is_empty() {
             return Err(EngineError::Config("no output location: give location (--location DIR)".into()));
         }
@@ -654,7 +650,7 @@ impl RunConfig {
                 stratus_ports::blob::CANNED_ACLS.join(", ")
             )));
         }
-        self.check_crs_operation()?;
+        self.check_crs_operation(stat.as_ref())?;
         if let Some(c) = &self.product.naming_conventions_values {
             if !crate::eo3_output::NAMING_CONVENTIONS.contains(&c.as_str()) {
                 return Err(EngineError::Config(format!(
@@ -664,9 +660,7 @@ impl RunConfig {
             }
         }
         if self.rgb_bands.is_some() || self.rgb_clamp.is_some() {
-            self.rgb_bands_and_clamp(
-                &stratus_stats::build_statistic(&self.plugin, &self.plugin_config)?.output_bands(),
-            )?;
+            self.rgb_bands_and_clamp(&stat.output_bands())?;
         }
         // Every band's COG settings: the defaults, and each override merged over them.
         self.cog_options("")?;
@@ -874,7 +868,7 @@ mod tests {
     #[test]
     fn rgba_preview_follows_odc_stats() {
         let gm = "inputs: [items.json]\ngrid: au-30\nplugin: gm-s2\nproduct: {name: p}\nlocation: out\n";
-        let outputs = |c: &RunConfig| build_outputs(c);
+        let outputs = build_outputs;
         // Asked for by an `rgba` override; gm-s2 with its default bands names B04, B03, B02.
         let c =
             RunConfig::from_yaml(&format!("{gm}cog_opts: {{overrides: {{rgba: {{compress: webp}}}}}}\n"), "t").unwrap();

@@ -55,12 +55,7 @@ pub fn write_preview(bands: &[&Path], dest: &Path) -> Result<()> {
         out.push(out[0].clone());
     }
     out.push(valid.iter().map(|ok| if *ok { 255 } else { 0 }).collect());
-    let mem = DriverManager::get_driver_by_name("MEM")?;
-    let ds = mem.create_with_band_type::<u8, _>("", pw, ph, 4)?;
-    for (i, plane) in out.into_iter().enumerate() {
-        let mut buf = gdal::raster::Buffer::new((pw, ph), plane);
-        ds.rasterband(i + 1)?.write((0, 0), (pw, ph), &mut buf)?;
-    }
+    let ds = crate::thumbnail::mem_u8(out, (pw, ph))?;
     let png = DriverManager::get_driver_by_name("PNG")?;
     ds.create_copy(&png, dest, &RasterCreationOptions::new())?;
     // PNG's sidecar (.aux.xml) is of no use next to a picture.

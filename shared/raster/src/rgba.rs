@@ -4,8 +4,8 @@
 
 use crate::cog::{copy_to_cog, CogOptions};
 use crate::error::{RasterError, Result};
-use gdal::raster::{Buffer, ColorInterpretation, GdalDataType};
-use gdal::{Dataset, DriverManager};
+use gdal::raster::{ColorInterpretation, GdalDataType};
+use gdal::Dataset;
 use std::path::Path;
 
 /// The stretch: values from `lo` to `hi` become 0 to 255. odc-algo's `to_u8` computes in
@@ -18,7 +18,8 @@ pub enum Clamp {
 }
 
 impl Clamp {
-    fn bounds(&self) -> (f64, f64) {
+    /// The bounds as numbers.
+    pub fn bounds(&self) -> (f64, f64) {
         match *self {
             Clamp::Int(lo, hi) => (lo as f64, hi as f64),
             Clamp::Float(lo, hi) => (lo, hi),
@@ -51,10 +52,7 @@ pub fn write_rgba_cog(bands: [&Path; 3], clamp: Clamp, dest: &Path, opts: &CogOp
     }
     let red = Dataset::open(bands[0])?;
     let (w, h) = red.raster_size();
-    let mem = DriverManager::get_driver_by_name("MEM")?;
-    let mut ds = mem.create_with_band_type::<u8, _>("", w, h, 4)?;
-    ds.set_geo_transform(&red.geo_transform()?)?;
-    ds.set_spatial_ref(&red.spatial_ref()?)?;
+    let mut planes = Vec::with_capacity(4);
     let mut alpha = vec![0u8; w * h];
     for (i, path) in bands.iter().enumerate() {
         let src = Dataset::open(path)?;
@@ -75,19 +73,16 @@ pub fn write_rgba_cog(bands: [&Path; 3], clamp: Clamp, dest: &Path, opts: &CogOp
                 *a = if valid { 255 } else { 0 };
             }
         }
-        let plane: Vec<u8> = data.iter().map(|&v| clamp.stretch(v, float32)).collect();
-        let mut out = ds.rasterband(i + 1)?;
-        out.write((0, 0), (w, h), &mut Buffer::new((w, h), plane))?;
-        let colour = match i {
-            0 => ColorInterpretation::RedBand,
-            1 => ColorInterpretation::GreenBand,
-            _ => ColorInterpretation::BlueBand,
-        };
-        out.set_color_interpretation(colour)?;
+        planes.push(data.iter().map(|&v| clamp.stretch(v, float32)).collect());
     }
-    let mut a = ds.rasterband(4)?;
-    a.write((0, 0), (w, h), &mut Buffer::new((w, h), alpha))?;
-    a.set_color_interpretation(ColorInterpretation::AlphaBand)?;
+    planes.push(alpha);
+    let mut ds = crate::thumbnail::mem_u8(planes, (w, h))?;
+    ds.set_geo_transform(&red.geo_transform()?)?;
+    ds.set_spatial_ref(&red.spatial_ref()?)?;
+    use ColorInterpretation::*;
+    for (i, colour) in [RedBand, GreenBand, BlueBand, AlphaBand].into_iter().enumerate() {
+        ds.rasterband(i + 1)?.set_color_interpretation(colour)?;
+    }
     copy_to_cog(&ds, dest, opts, false)
 }
 

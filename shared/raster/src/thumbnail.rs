@@ -28,6 +28,17 @@ pub fn thumbnail_size(path: &Path) -> Result<(usize, usize)> {
     Ok((w.div_ceil(THUMBNAIL_SCALE).max(1), h.div_ceil(THUMBNAIL_SCALE).max(1)))
 }
 
+/// An in-memory 8-bit raster of (width, height) holding `planes` as its bands, in order:
+/// what thumbnails, previews and RGBA bands are drawn into before their driver writes them.
+pub(crate) fn mem_u8(planes: Vec<Vec<u8>>, size: (usize, usize)) -> Result<Dataset> {
+    let (w, h) = size;
+    let ds = DriverManager::get_driver_by_name("MEM")?.create_with_band_type::<u8, _>("", w, h, planes.len())?;
+    for (i, plane) in planes.into_iter().enumerate() {
+        ds.rasterband(i + 1)?.write((0, 0), (w, h), &mut gdal::raster::Buffer::new((w, h), plane))?;
+    }
+    Ok(ds)
+}
+
 /// Write red, green and blue planes of (width, height) as a JPEG.
 pub fn write_jpeg(rgb: [Vec<u8>; 3], size: (usize, usize), dest: &Path) -> Result<()> {
     crate::init_gdal();
@@ -35,12 +46,7 @@ pub fn write_jpeg(rgb: [Vec<u8>; 3], size: (usize, usize), dest: &Path) -> Resul
     if rgb.iter().any(|p| p.len() != w * h) {
         return Err(RasterError::Output { path: dest.display().to_string(), why: "planes of the wrong size".into() });
     }
-    let mem = DriverManager::get_driver_by_name("MEM")?;
-    let ds = mem.create_with_band_type::<u8, _>("", w, h, 3)?;
-    for (i, plane) in rgb.into_iter().enumerate() {
-        let mut buf = gdal::raster::Buffer::new((w, h), plane);
-        ds.rasterband(i + 1)?.write((0, 0), (w, h), &mut buf)?;
-    }
+    let ds = mem_u8(rgb.into(), size)?;
     let jpeg = DriverManager::get_driver_by_name("JPEG")?;
     let mut opts = RasterCreationOptions::new();
     opts.set_name_value("QUALITY", "85")?;
