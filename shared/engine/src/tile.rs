@@ -21,7 +21,8 @@ use stratus_core::{Dataset, GeoBox, PixelWindow, TaskId, TilePart};
 use stratus_ports::BlobStore;
 use stratus_raster::paths::gdal_path;
 use stratus_raster::{
-    read_bands, read_float_band, BandRequest, BandWriter, GdalCrsTransform, OpenInputs, ReadMode, Resampling,
+    read_bands, read_bands_into, read_float_band, BandRequest, BandWriter, GdalCrsTransform, OpenInputs, ReadMode,
+    Resampling,
 };
 use stratus_stats::{OutputData, PixelType, Stack, Statistic};
 
@@ -714,8 +715,9 @@ fn read_chunk(
         .zip(float_data.axis_iter_mut(Axis(0)).into_par_iter())
         .zip(days.par_iter())
         .map(|((mut slot, mut float_slot), (_, members))| {
-            // filled[p]: the slot already has an observation at pixel p.
-            let mut filled = vec![false; npix];
+            // filled[p]: the slot already has an observation at pixel p (None: nothing
+            // written yet). Where it has none, the slot holds nodata.
+            let mut filled: Option<Vec<bool>> = None;
             for &i in members {
                 let p = &prepared[i];
                 if p.bounds.is_some_and(|b| !b.intersects(&wb)) {
@@ -742,6 +744,40 @@ fn read_chunk(
                     .collect();
                 let mode = job.mode.read_mode();
                 let max_error = job.cfg.warp_error_threshold;
+                // Baseline 04.00+ digital numbers carry +1000: remove it so composites
+                // mixing baselines are not shifted.
+                let harmonize = |planes: &mut [&mut [u16]]| {
+                    for (&b, v) in ints.iter().zip(planes.iter_mut()) {
+                        let b = &inputs[b];
+                        if b.harmonize_s2_offset && p.dataset.has_boa_offset() {
+                            for px in v.iter_mut().filter(|px| **px != b.nodata) {
+                                *px = px.saturating_sub(1000).max(1);
+                            }
+                        }
+                    }
+                };
+                let dst = slot.as_slice_mut().expect("a day of the stack is contiguous");
+                if filled.is_none() && floats.is_empty() && mode != ReadMode::DecodeOnly {
+                    // The day's first dataset is read straight into the slot (all bands
+                    // integer: the slot is one plane per band, in order).
+                    let mut planes: Vec<&mut [u16]> = dst.chunks_exact_mut(npix).collect();
+                    if let Err(f) =
+                        read_bands_into(open, &requests, &mut planes, window, tile_box, max_error, &operation, mode)
+                    {
+                        return Some(failure(ints[f.index], f.error));
+                    }
+                    harmonize(&mut planes);
+                    // Same-day rule: an observation is a pixel valid in every band.
+                    let mut valid = vec![true; npix];
+                    for (pl, nd) in planes.iter().zip(&nodata) {
+                        valid.iter_mut().zip(pl.iter()).for_each(|(t, v)| *t &= v != nd);
+                    }
+                    for (pl, &nd) in planes.iter_mut().zip(&nodata) {
+                        pl.iter_mut().zip(&valid).for_each(|(v, &t)| *v = if t { *v } else { nd });
+                    }
+                    filled = Some(valid);
+                    continue;
+                }
                 let mut planes = match read_bands(open, &requests, window, tile_box, max_error, &operation, mode) {
                     Ok(planes) => planes,
                     Err(f) => return Some(failure(ints[f.index], f.error)),
@@ -756,20 +792,12 @@ fn read_chunk(
                         Err(e) => return Some(failure(b, e)),
                     }
                 }
-                // Baseline 04.00+ digital numbers carry +1000: remove it so composites
-                // mixing baselines are not shifted.
-                for (&b, v) in ints.iter().zip(planes.iter_mut()) {
-                    let b = &inputs[b];
-                    if b.harmonize_s2_offset && p.dataset.has_boa_offset() {
-                        for px in v.iter_mut().filter(|px| **px != b.nodata) {
-                            *px = px.saturating_sub(1000).max(1);
-                        }
-                    }
-                }
+                harmonize(&mut planes.iter_mut().map(|p| p.as_mut_slice()).collect::<Vec<_>>());
                 // Same-day fusing: the first dataset valid (all bands) at a pixel wins.
-                let dst = slot.as_slice_mut().expect("a day of the stack is contiguous");
+                let filled = filled.get_or_insert_with(|| vec![false; npix]);
                 let float_dst = float_slot.as_slice_mut().expect("a day of the stack is contiguous");
-                // Plane by plane rather than pixel by pixel: the loops vectorise.
+                // Plane by plane rather than pixel by pixel, without branches: the loops
+                // vectorise.
                 let mut take: Vec<bool> = filled.iter().map(|f| !f).collect();
                 for (pl, &b) in planes.iter().zip(&ints) {
                     take.iter_mut().zip(pl).for_each(|(t, &v)| *t &= v != nodata[b]);
@@ -779,11 +807,11 @@ fn read_chunk(
                 }
                 for (pl, &b) in planes.iter().zip(&ints) {
                     let out = dst[b * npix..(b + 1) * npix].iter_mut();
-                    out.zip(pl).zip(&take).filter(|(_, &t)| t).for_each(|((o, &v), _)| *o = v);
+                    out.zip(pl).zip(&take).for_each(|((o, &v), &t)| *o = if t { v } else { *o });
                 }
                 for (fi, pl) in float_planes.iter().enumerate() {
                     let out = float_dst[fi * npix..(fi + 1) * npix].iter_mut();
-                    out.zip(pl).zip(&take).filter(|(_, &t)| t).for_each(|((o, &v), _)| *o = v);
+                    out.zip(pl).zip(&take).for_each(|((o, &v), &t)| *o = if t { v } else { *o });
                 }
                 filled.iter_mut().zip(&take).for_each(|(f, &t)| *f |= t);
             }

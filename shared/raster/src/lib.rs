@@ -20,7 +20,7 @@ pub mod warp;
 pub use cog::{write_cog, BandWriter, CogOptions};
 pub use crs::GdalCrsTransform;
 pub use error::RasterError;
-pub use read::{read_bands, read_float_band, BandRequest, OpenInputs, ReadMode};
+pub use read::{read_bands, read_bands_into, read_float_band, BandRequest, OpenInputs, ReadMode};
 pub use resampling::Resampling;
 pub use warp::{open_input, read_input_with_retries, read_warped};
 

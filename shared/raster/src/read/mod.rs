@@ -70,11 +70,34 @@ pub fn read_bands(
     op: &CrsOperation,
     mode: ReadMode,
 ) -> std::result::Result<Vec<Vec<u16>>, BandFailure> {
-    if mode == ReadMode::GdalWarp {
-        return gdal_warp_bands(requests, window, max_error);
-    }
     let npix = window.width * window.height;
     let mut planes: Vec<Vec<u16>> = requests.iter().map(|r| vec![r.nodata; npix]).collect();
+    let mut outs: Vec<&mut [u16]> = planes.iter_mut().map(|p| p.as_mut_slice()).collect();
+    read_bands_into(inputs, requests, &mut outs, window, tile, max_error, op, mode)?;
+    Ok(planes)
+}
+
+/// [`read_bands`] into planes the caller holds (a day of a chunk's stack), each
+/// `window`'s size and holding its request's `nodata` on entry; pixels with nothing valid
+/// are left as they are.
+#[allow(clippy::too_many_arguments)]
+pub fn read_bands_into(
+    inputs: &OpenInputs,
+    requests: &[BandRequest],
+    planes: &mut [&mut [u16]],
+    window: &GeoBox,
+    tile: &GeoBox,
+    max_error: f64,
+    op: &CrsOperation,
+    mode: ReadMode,
+) -> std::result::Result<(), BandFailure> {
+    debug_assert!(planes.len() == requests.len() && planes.iter().all(|p| p.len() == window.width * window.height));
+    if mode == ReadMode::GdalWarp {
+        for (plane, read) in planes.iter_mut().zip(gdal_warp_bands(requests, window, max_error)?) {
+            plane.copy_from_slice(&read);
+        }
+        return Ok(());
+    }
     // Group the bands by source grid: each group shares its coordinates.
     let mut groups: Vec<(Arc<SourceGrid>, Vec<usize>)> = Vec::new();
     for (i, r) in requests.iter().enumerate() {
@@ -108,24 +131,26 @@ pub fn read_bands(
         if mode == ReadMode::DecodeOnly {
             continue;
         }
+        // The group's planes, in member order (members ascend).
+        let outs = planes.iter_mut().enumerate().filter(|(i, _)| members.contains(i)).map(|(_, p)| &mut **p);
         let mut bands: Vec<GroupBand> = members
             .iter()
             .zip(&decoded)
-            .map(|(&i, (data, nodata))| GroupBand {
+            .zip(outs)
+            .map(|((&i, (data, nodata)), out)| GroupBand {
                 decoded: data,
                 nodata: *nodata,
                 method: requests[i].resampling,
-                out: std::mem::take(&mut planes[i]),
+                out,
                 dst_nodata: requests[i].nodata,
             })
             .collect();
         plan.resample(&mut bands);
         for (&i, b) in members.iter().zip(bands) {
-            planes[i] = b.out;
-            clamp_to_type(&mut planes[i], requests[i].dtype, requests[i].nodata);
+            clamp_to_type(b.out, requests[i].dtype, requests[i].nodata);
         }
     }
-    Ok(planes)
+    Ok(())
 }
 
 /// Read a float32 band (a summary of summaries) into `window` with GDAL's warper: NaN where
@@ -211,7 +236,7 @@ struct GroupBand<'a> {
     /// The source band's own nodata.
     nodata: Option<u16>,
     method: Resampling,
-    out: Vec<u16>,
+    out: &'a mut [u16],
     dst_nodata: u16,
 }
 

@@ -8,6 +8,8 @@
 use crate::resampling::Resampling;
 use stratus_core::SampleType;
 
+mod batched;
+
 /// A decoded window of a source band, in the pixel coordinates of the level it was read
 /// from. `bounds` is GDAL's source window for the resampling method (what its kernel may
 /// touch); the decoded data may extend past it.
@@ -170,6 +172,11 @@ pub fn resample_points(method: Resampling, bands: &mut [PointBand], points: &Poi
     let (b, x0, y0, w) = (first.src.bounds, first.src.x0, first.src.y0, first.src.w);
     debug_assert!(bands.iter().all(|p| p.src.bounds == b && (p.src.x0, p.src.y0, p.src.w) == (x0, y0, w)));
     let four = scale.0 >= FOUR_SAMPLE_MIN_SCALE && scale.1 >= FOUR_SAMPLE_MIN_SCALE;
+    let narrow = b.width() == 1 || b.height() == 1;
+    if method == Resampling::Nearest || (method == Resampling::Bilinear && four && !narrow) {
+        let simd = batched::simd_available();
+        return batched::batched_points(method == Resampling::Bilinear, bands, points, &b, simd);
+    }
     let kernel = Kernel::new(method, scale);
     let mut taps = Taps::default();
     // Offset of level pixel (x, y) in every band's data (`Window::index`, shared).
@@ -181,14 +188,7 @@ pub fn resample_points(method: Resampling, bands: &mut [PointBand], points: &Poi
         let centre = offset(ix, iy);
         // The pixel the point falls in must be valid, whatever the kernel.
         let valid = |p: &PointBand| p.src.valid(p.src.data[centre]);
-        if method == Resampling::Nearest {
-            for p in bands.iter_mut().filter(|p| valid(p)) {
-                // Written as read: no rounding or nodata nudge.
-                p.out[i] = p.src.data[centre];
-            }
-            continue;
-        }
-        let weights = if b.width() == 1 || b.height() == 1 {
+        let weights = if narrow {
             Weights::Centre
         } else {
             match method {
@@ -203,23 +203,6 @@ pub fn resample_points(method: Resampling, bands: &mut [PointBand], points: &Poi
                 }
             }
         };
-        if let Weights::Bilinear4(bl) = &weights {
-            if bl.interior(&b) {
-                // Nearly every pixel: the four taps inside the window. Where a band has
-                // all four valid (the centre is one of them), its value needs no checks.
-                let at = offset(bl.x, bl.y);
-                for p in bands.iter_mut() {
-                    if let Some(v) = bl.all_valid(&p.src, at) {
-                        p.out[i] = off_nodata(round_in_range(v), p.dst_nodata);
-                    } else if valid(p) {
-                        if let Some(v) = bl.apply(&p.src) {
-                            p.out[i] = to_u16(v, p.dst_nodata);
-                        }
-                    }
-                }
-                continue;
-            }
-        }
         for p in bands.iter_mut().filter(|p| valid(p)) {
             let v = match &weights {
                 Weights::Centre => Some(p.src.data[centre] as f64),
@@ -233,6 +216,9 @@ pub fn resample_points(method: Resampling, bands: &mut [PointBand], points: &Poi
         }
     }
 }
+
+/// GDAL's bilinear gives nothing when the valid weights sum below this.
+const WEIGHT_MIN: f64 = 1e-5;
 
 /// How a pixel's value is computed from its neighbours, shared by the bands.
 enum Weights {
@@ -340,7 +326,7 @@ impl Bilinear4 {
 /// renormalised unless they sum to exactly one.
 #[inline(always)]
 fn weighted(acc: f64, div: f64) -> Option<f64> {
-    if div < 1e-5 {
+    if div < WEIGHT_MIN {
         None
     } else if div == 1.0 {
         Some(acc)
