@@ -767,15 +767,7 @@ fn read_chunk(
                         return Some(failure(ints[f.index], f.error));
                     }
                     harmonize(&mut planes);
-                    // Same-day rule: an observation is a pixel valid in every band.
-                    let mut valid = vec![true; npix];
-                    for (pl, nd) in planes.iter().zip(&nodata) {
-                        valid.iter_mut().zip(pl.iter()).for_each(|(t, v)| *t &= v != nd);
-                    }
-                    for (pl, &nd) in planes.iter_mut().zip(&nodata) {
-                        pl.iter_mut().zip(&valid).for_each(|(v, &t)| *v = if t { *v } else { nd });
-                    }
-                    filled = Some(valid);
+                    filled = Some(keep_whole_observations(&mut planes, &nodata));
                     continue;
                 }
                 let mut planes = match read_bands(open, &requests, window, tile_box, max_error, &operation, mode) {
@@ -822,6 +814,21 @@ fn read_chunk(
         return Err(TileError::Input(f));
     }
     Ok(stack)
+}
+
+/// The same-day rule on one dataset's planes: an observation is a pixel valid in every
+/// band, so a pixel missing in any band becomes nodata in all. Returns where the planes
+/// hold an observation.
+fn keep_whole_observations(planes: &mut [&mut [u16]], nodata: &[u16]) -> Vec<bool> {
+    let mut valid = vec![true; planes.first().map_or(0, |p| p.len())];
+    for (pl, nd) in planes.iter().zip(nodata) {
+        valid.iter_mut().zip(pl.iter()).for_each(|(t, v)| *t &= v != nd);
+    }
+    // Without branches: the loops vectorise.
+    for (pl, &nd) in planes.iter_mut().zip(nodata) {
+        pl.iter_mut().zip(&valid).for_each(|(v, &t)| *v = if t { *v } else { nd });
+    }
+    valid
 }
 
 /// Write a chunk's result without its halo; `outside`: the area-of-interest mask of the
@@ -914,6 +921,15 @@ mod tests {
         store.put(&layout.stac_key(&task), item.to_string().as_bytes()).unwrap();
         assert_eq!(existing_outputs(&store, &layout, &task, "a").unwrap(), ExistingOutputs::Complete);
         assert_eq!(existing_outputs(&store, &layout, &task, "b").unwrap(), ExistingOutputs::OtherConfig);
+    }
+
+    /// A pixel a dataset has in some bands only is no observation: nodata in every band.
+    #[test]
+    fn a_pixel_missing_in_one_band_is_no_observation() {
+        let (mut a, mut b) = (vec![5u16, 0, 7, 0], vec![9u16, 3, 65535, 65535]);
+        let valid = keep_whole_observations(&mut [&mut a, &mut b], &[0, 65535]);
+        assert_eq!(valid, [true, false, false, false]);
+        assert_eq!((a, b), (vec![5, 0, 0, 0], vec![9, 65535, 65535, 65535]));
     }
 
     /// A dataset of one asset, for the checks below.
